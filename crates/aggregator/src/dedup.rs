@@ -1,0 +1,103 @@
+//! A bounded set of recently seen event ids.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// Remembers 64-bit hashes of event ids for `horizon_ms` of event time, at
+/// most `max_ids` of them; ids pushed out by the bound early are counted.
+pub(crate) struct Dedup {
+    horizon_ms: i64,
+    max_ids: usize,
+    ids: HashMap<u64, i64>,
+    order: VecDeque<(i64, u64)>,
+    evicted_early: u64,
+}
+
+fn id_hash(id: &str) -> u64 {
+    // SipHash with fixed keys: the same id hashes the same in every process.
+    let mut h = DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+impl Dedup {
+    pub(crate) fn new(horizon_ms: i64, max_ids: usize) -> Self {
+        Dedup {
+            horizon_ms,
+            max_ids: max_ids.max(1),
+            ids: HashMap::new(),
+            order: VecDeque::new(),
+            evicted_early: 0,
+        }
+    }
+
+    pub(crate) fn seen(&self, id: &str) -> bool {
+        self.ids.contains_key(&id_hash(id))
+    }
+
+    pub(crate) fn insert(&mut self, id: &str, ts: i64) {
+        let h = id_hash(id);
+        self.ids.insert(h, ts);
+        self.order.push_back((ts, h));
+        while self.ids.len() > self.max_ids {
+            if !self.pop_front() {
+                break;
+            }
+            self.evicted_early += 1;
+        }
+    }
+
+    /// Forgets ids older than the horizon behind `watermark_ms`.
+    pub(crate) fn expire(&mut self, watermark_ms: i64) {
+        let cutoff = watermark_ms.saturating_sub(self.horizon_ms);
+        while self.order.front().is_some_and(|(ts, _)| *ts < cutoff) {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) -> bool {
+        let Some((ts, h)) = self.order.pop_front() else {
+            return false;
+        };
+        if self.ids.get(&h) == Some(&ts) {
+            self.ids.remove(&h);
+        }
+        true
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn evicted_early(&self) -> u64 {
+        self.evicted_early
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_ids_for_the_horizon_then_forgets() {
+        let mut d = Dedup::new(1000, 10);
+        d.insert("a", 0);
+        assert!(d.seen("a"));
+        d.expire(1000);
+        assert!(d.seen("a"));
+        d.expire(1001);
+        assert!(!d.seen("a"));
+    }
+
+    #[test]
+    fn the_memory_bound_evicts_oldest_first_and_counts_it() {
+        let mut d = Dedup::new(1_000_000, 2);
+        d.insert("a", 0);
+        d.insert("b", 1);
+        d.insert("c", 2);
+        assert!(!d.seen("a"));
+        assert!(d.seen("b") && d.seen("c"));
+        assert_eq!(d.evicted_early(), 1);
+        assert_eq!(d.len(), 2);
+    }
+}

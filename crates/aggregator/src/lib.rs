@@ -1,0 +1,220 @@
+//! The pure core of the pipeline: events and watermarks in, rows out.
+//!
+//! [`Aggregator`] takes decoded events tagged with where they came from
+//! ([`Position`]) and watermark advances, and returns closed rows
+//! ([`Output`]) plus the lowest offset per source it still depends on
+//! ([`Aggregator::low_water`]). It has no I/O and never reads a clock: the
+//! same input gives the same rows.
+//!
+//! Events are held in an event-time ordered buffer until the watermark passes
+//! them, then applied in `(timestamp, event_id)` order. Any shuffle of the
+//! input inside the allowed lateness therefore yields the same rows.
+
+pub mod channel;
+mod config;
+mod dedup;
+mod offsets;
+pub mod rows;
+mod sessions;
+mod traffic;
+
+use std::collections::BTreeMap;
+
+use contract::{Device, Event};
+
+pub use channel::{Channel, ChannelRules};
+pub use config::AggregatorConfig;
+pub use rows::{SessionRow, TrafficRow};
+
+use dedup::Dedup;
+use offsets::HeldOffsets;
+use sessions::Sessionizer;
+use traffic::Traffic;
+
+/// A source of events: one partition of one input stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Source {
+    /// Index of the input stream (topic) as the caller numbers them.
+    pub stream: u8,
+    /// Kafka partition.
+    pub partition: i32,
+}
+
+/// Where one event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// Stream and partition.
+    pub source: Source,
+    /// Offset in that partition.
+    pub offset: i64,
+}
+
+/// Why an event was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Older than the watermark: must be dead-lettered with reason `late`.
+    Late {
+        /// The watermark it missed.
+        watermark_ms: i64,
+    },
+    /// A repeat of an `event_id` inside the dedup horizon: changes nothing.
+    Duplicate,
+}
+
+/// What an event did when pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Buffered until the watermark passes it.
+    Buffered,
+    /// A bot event: counted apart, kept out of business metrics.
+    Bot,
+}
+
+/// Rows made final (or updated) by a watermark advance.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Output {
+    /// Sessions closed by this advance.
+    pub sessions: Vec<SessionRow>,
+    /// Traffic windows changed by this advance, each with a higher version.
+    pub traffic: Vec<TrafficRow>,
+}
+
+impl Output {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty() && self.traffic.is_empty()
+    }
+}
+
+/// Counters the aggregator keeps about itself.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Late events rejected.
+    pub late: u64,
+    /// Bot events counted apart.
+    pub bots: u64,
+    /// Dedup ids evicted before their horizon because of the memory bound.
+    pub dedup_evicted_early: u64,
+}
+
+/// The event-time state machine. See the crate docs.
+pub struct Aggregator {
+    cfg: AggregatorConfig,
+    watermark_ms: i64,
+    dedup: Dedup,
+    pending: BTreeMap<(i64, String), (Event, Position)>,
+    held: HeldOffsets,
+    sessions: Sessionizer,
+    traffic: Traffic,
+    stats: Stats,
+}
+
+impl Aggregator {
+    /// A fresh aggregator with `cfg`.
+    pub fn new(cfg: AggregatorConfig) -> Self {
+        Aggregator {
+            dedup: Dedup::new(cfg.dedup_horizon_ms, cfg.dedup_max_ids),
+            sessions: Sessionizer::new(&cfg),
+            traffic: Traffic::new(cfg.window_ms),
+            cfg,
+            watermark_ms: i64::MIN,
+            pending: BTreeMap::new(),
+            held: HeldOffsets::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &AggregatorConfig {
+        &self.cfg
+    }
+
+    /// Offers one event. Duplicates and late events are rejected; the rest
+    /// is buffered until [`Aggregator::advance`] passes its timestamp.
+    pub fn push(&mut self, event: Event, pos: Position) -> Result<Accepted, Rejected> {
+        if self.dedup.seen(&event.event_id) {
+            self.stats.duplicates += 1;
+            return Err(Rejected::Duplicate);
+        }
+        if event.timestamp_ms < self.watermark_ms {
+            self.stats.late += 1;
+            return Err(Rejected::Late {
+                watermark_ms: self.watermark_ms,
+            });
+        }
+        self.dedup.insert(&event.event_id, event.timestamp_ms);
+        if event.device == Device::Bot {
+            self.stats.bots += 1;
+            return Ok(Accepted::Bot);
+        }
+        self.held.hold(pos.source, pos.offset);
+        self.pending
+            .insert((event.timestamp_ms, event.event_id.clone()), (event, pos));
+        Ok(Accepted::Buffered)
+    }
+
+    /// Moves the watermark to `watermark_ms` (never backwards): applies every
+    /// buffered event older than it in event-time order, closes sessions whose
+    /// inactivity gap or length cap it passes, and returns the rows made.
+    pub fn advance(&mut self, watermark_ms: i64) -> Output {
+        let mut out = Output::default();
+        if watermark_ms <= self.watermark_ms {
+            return out;
+        }
+        self.watermark_ms = watermark_ms;
+        let rest = self.pending.split_off(&(watermark_ms, String::new()));
+        let ready = std::mem::replace(&mut self.pending, rest);
+        for (_, (event, pos)) in ready {
+            self.held.release(pos.source, pos.offset);
+            let applied = self.sessions.apply(&event, pos, &mut self.held);
+            if let Some(closed) = applied.closed {
+                self.traffic.close(&closed);
+                out.sessions.push(closed);
+            }
+            if let Some(start) = applied.started {
+                self.traffic.open(start);
+            }
+        }
+        for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
+            self.traffic.close(&closed);
+            out.sessions.push(closed);
+        }
+        self.dedup.expire(watermark_ms);
+        self.stats.dedup_evicted_early = self.dedup.evicted_early();
+        out.traffic = self.traffic.flush(watermark_ms);
+        out
+    }
+
+    /// The watermark in force (events older than it are late).
+    pub fn watermark_ms(&self) -> i64 {
+        self.watermark_ms
+    }
+
+    /// The lowest offset of `source` that an open session or a buffered event
+    /// still depends on; `None` when nothing from it is held.
+    pub fn low_water(&self, source: Source) -> Option<i64> {
+        self.held.low(source)
+    }
+
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Events buffered ahead of the watermark.
+    pub fn buffered_events(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Ids held for deduplication.
+    pub fn dedup_ids(&self) -> usize {
+        self.dedup.len()
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+}

@@ -1,0 +1,207 @@
+//! Sessionization: one open session per visitor, split by inactivity,
+//! length cap or a new storefront session id.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use contract::{Event, EventKind};
+
+use crate::channel::{Channel, ChannelRules};
+use crate::config::AggregatorConfig;
+use crate::offsets::HeldOffsets;
+use crate::rows::SessionRow;
+use crate::{Position, Source};
+
+struct Open {
+    row: SessionRow,
+    storefront_id: Option<String>,
+    engaged: bool,
+    /// Lowest offset per source among this session's events.
+    held: Vec<(Source, i64)>,
+    /// `close_at` of this session's one live entry in the deadline heap.
+    queued_at: i64,
+}
+
+impl Open {
+    fn close_at(&self, gap: i64, max: i64) -> i64 {
+        (self.row.end_ms + gap + 1).min(self.row.start_ms + max)
+    }
+}
+
+/// What applying one event did.
+pub(crate) struct Applied {
+    /// A session this event ended (it started a new one).
+    pub closed: Option<SessionRow>,
+    /// Start time of the session this event opened, if it opened one.
+    pub started: Option<i64>,
+}
+
+pub(crate) struct Sessionizer {
+    gap_ms: i64,
+    max_ms: i64,
+    bounce_ms: i64,
+    rules: ChannelRules,
+    open: HashMap<String, Open>,
+    /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
+    deadlines: BinaryHeap<Reverse<(i64, String)>>,
+}
+
+impl Sessionizer {
+    pub(crate) fn new(cfg: &AggregatorConfig) -> Self {
+        Sessionizer {
+            gap_ms: cfg.session_gap_ms,
+            max_ms: cfg.session_max_ms,
+            bounce_ms: cfg.bounce_max_duration_ms,
+            rules: cfg.channels.clone(),
+            open: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Applies one event in event-time order.
+    pub(crate) fn apply(&mut self, e: &Event, pos: Position, held: &mut HeldOffsets) -> Applied {
+        let ts = e.timestamp_ms;
+        let mut closed = None;
+        if let Some(s) = self.open.get(&e.anonymous_id) {
+            let new_id = matches!((&e.session_id, &s.storefront_id), (Some(a), Some(b)) if a != b);
+            if new_id || ts >= s.close_at(self.gap_ms, self.max_ms) {
+                let s = self.open.remove(&e.anonymous_id).expect("present");
+                closed = Some(self.finish(s, held));
+            }
+        }
+        let mut started = None;
+        let s = match self.open.get_mut(&e.anonymous_id) {
+            Some(s) => s,
+            None => {
+                let mut s = self.start(e, pos);
+                started = Some(ts);
+                s.queued_at = s.close_at(self.gap_ms, self.max_ms);
+                self.deadlines
+                    .push(Reverse((s.queued_at, e.anonymous_id.clone())));
+                self.open.entry(e.anonymous_id.clone()).or_insert(s)
+            }
+        };
+        s.row.end_ms = ts;
+        s.row.events += 1;
+        if s.storefront_id.is_none() {
+            s.storefront_id.clone_from(&e.session_id);
+        }
+        if let Some(u) = &e.user_id {
+            s.row.user_id.clone_from(u);
+        }
+        if s.row.experiment_id.is_empty() {
+            if let Some(x) = &e.experiment {
+                s.row.experiment_id.clone_from(&x.id);
+                s.row.variant.clone_from(&x.variant);
+            }
+        }
+        if let (EventKind::PageView, Some(p)) = (&e.kind, &e.page) {
+            s.row.page_views += 1;
+            if s.row.entry_path.is_empty() {
+                s.row.entry_path.clone_from(&p.path);
+            }
+            s.row.exit_path.clone_from(&p.path);
+        }
+        s.engaged |= e.kind.is_engagement();
+        s.row.converted |= matches!(e.kind, EventKind::OrderPlaced { .. });
+        match s.held.iter_mut().find(|(src, _)| *src == pos.source) {
+            Some((_, off)) if pos.offset < *off => {
+                held.release(pos.source, *off);
+                held.hold(pos.source, pos.offset);
+                *off = pos.offset;
+            }
+            Some(_) => {}
+            None => {
+                held.hold(pos.source, pos.offset);
+                s.held.push((pos.source, pos.offset));
+            }
+        }
+        Applied { closed, started }
+    }
+
+    fn start(&self, e: &Event, pos: Position) -> Open {
+        let channel: Channel = self.rules.classify(&e.campaign, e.page.as_ref());
+        let source = e
+            .campaign
+            .source
+            .clone()
+            .or_else(|| e.page.as_ref().and_then(|p| p.referrer_host.clone()))
+            .unwrap_or_default();
+        let session_id = e
+            .session_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", e.anonymous_id, e.timestamp_ms));
+        Open {
+            row: SessionRow {
+                session_id,
+                anonymous_id: e.anonymous_id.clone(),
+                user_id: String::new(),
+                start_ms: e.timestamp_ms,
+                end_ms: e.timestamp_ms,
+                page_views: 0,
+                events: 0,
+                entry_path: String::new(),
+                exit_path: String::new(),
+                channel,
+                source,
+                medium: e.campaign.medium.clone().unwrap_or_default(),
+                campaign: e.campaign.name.clone().unwrap_or_default(),
+                device: e.device.as_str(),
+                experiment_id: String::new(),
+                variant: String::new(),
+                bounced: false,
+                converted: false,
+                partition: pos.source.partition,
+            },
+            storefront_id: e.session_id.clone(),
+            engaged: false,
+            held: Vec::new(),
+            queued_at: 0,
+        }
+    }
+
+    fn finish(&self, mut s: Open, held: &mut HeldOffsets) -> SessionRow {
+        for (src, off) in s.held.drain(..) {
+            held.release(src, off);
+        }
+        s.row.bounced = s.row.page_views < 2 && !s.engaged && s.row.duration_ms() < self.bounce_ms;
+        s.row
+    }
+
+    /// Closes every session that no event at or after `watermark_ms` can extend.
+    pub(crate) fn close_until(
+        &mut self,
+        watermark_ms: i64,
+        held: &mut HeldOffsets,
+    ) -> Vec<SessionRow> {
+        let mut out = Vec::new();
+        while let Some(Reverse((at, _))) = self.deadlines.peek() {
+            if *at > watermark_ms {
+                break;
+            }
+            let Reverse((at, visitor)) = self.deadlines.pop().expect("peeked");
+            let Some(s) = self.open.get_mut(&visitor) else {
+                continue; // closed earlier by a new session
+            };
+            if s.queued_at != at {
+                continue; // a stale entry of an earlier session of this visitor
+            }
+            let now_at = s.close_at(self.gap_ms, self.max_ms);
+            if now_at > at {
+                // Extended since queued: look again later.
+                s.queued_at = now_at;
+                self.deadlines.push(Reverse((now_at, visitor)));
+                continue;
+            }
+            let s = self.open.remove(&visitor).expect("present");
+            out.push(self.finish(s, held));
+        }
+        // Sessions closed in one advance come out in a stable order.
+        out.sort_by(|a, b| (a.start_ms, &a.anonymous_id).cmp(&(b.start_ms, &b.anonymous_id)));
+        out
+    }
+}

@@ -1,0 +1,371 @@
+//! Hand-computed session and traffic scenarios, and order-independence.
+
+use aggregator::{Aggregator, AggregatorConfig, Channel, Output, Position, Rejected, Source};
+use contract::{Campaign, Device, Event, EventKind, Page};
+
+const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
+const MIN: i64 = 60_000;
+const SRC: Source = Source {
+    stream: 0,
+    partition: 3,
+};
+
+fn ev(id: &str, visitor: &str, ts: i64, kind: EventKind, path: Option<&str>) -> Event {
+    Event {
+        event_id: id.into(),
+        timestamp_ms: ts,
+        anonymous_id: visitor.into(),
+        user_id: None,
+        session_id: None,
+        page: path.map(|p| Page {
+            path: p.into(),
+            host: "shop.example".into(),
+            referrer_host: None,
+        }),
+        campaign: Campaign::default(),
+        device: Device::Desktop,
+        experiment: None,
+        kind,
+    }
+}
+
+fn pv(id: &str, visitor: &str, ts: i64, path: &str) -> Event {
+    ev(id, visitor, ts, EventKind::PageView, Some(path))
+}
+
+fn at(offset: i64) -> Position {
+    Position {
+        source: SRC,
+        offset,
+    }
+}
+
+fn run(events: &[Event], watermarks: &[i64]) -> Output {
+    let mut agg = Aggregator::new(AggregatorConfig::default());
+    let mut out = Output::default();
+    for (i, e) in events.iter().enumerate() {
+        agg.push(e.clone(), at(i as i64)).unwrap();
+    }
+    for w in watermarks {
+        let o = agg.advance(*w);
+        out.sessions.extend(o.sessions);
+        out.traffic.extend(o.traffic);
+    }
+    out
+}
+
+#[test]
+fn a_30_minute_gap_splits_sessions_and_the_watermark_closes_them() {
+    let events = [
+        pv("1", "a", T0, "/"),
+        pv("2", "a", T0 + 5 * MIN, "/p/1"),
+        // 30 min + 1 ms after the last event: a new session.
+        pv("3", "a", T0 + 35 * MIN + 1, "/cart"),
+    ];
+    let mut agg = Aggregator::new(AggregatorConfig::default());
+    for (i, e) in events.iter().enumerate() {
+        agg.push(e.clone(), at(i as i64)).unwrap();
+    }
+    let out = agg.advance(T0 + 40 * MIN);
+    assert_eq!(out.sessions.len(), 1, "first session closed by the new one");
+    let s = &out.sessions[0];
+    assert_eq!(
+        (s.start_ms, s.end_ms, s.page_views, s.events),
+        (T0, T0 + 5 * MIN, 2, 2)
+    );
+    assert_eq!((s.entry_path.as_str(), s.exit_path.as_str()), ("/", "/p/1"));
+    assert!(!s.bounced);
+    assert_eq!(agg.open_sessions(), 1);
+    // The second session closes when the watermark passes last event + 30 min.
+    assert!(agg.advance(T0 + 65 * MIN + 1).sessions.is_empty());
+    let out = agg.advance(T0 + 65 * MIN + 2);
+    assert_eq!(out.sessions.len(), 1);
+    assert!(out.sessions[0].bounced, "one page view, no engagement, 0 s");
+    assert_eq!(agg.open_sessions(), 0);
+}
+
+#[test]
+fn exactly_30_minutes_of_silence_keeps_the_session() {
+    let out = run(
+        &[pv("1", "a", T0, "/"), pv("2", "a", T0 + 30 * MIN, "/x")],
+        &[T0 + 120 * MIN],
+    );
+    assert_eq!(out.sessions.len(), 1);
+    assert_eq!(out.sessions[0].page_views, 2);
+}
+
+#[test]
+fn bounce_follows_the_engaged_session_rule() {
+    let product = EventKind::ProductView {
+        product: contract::Product {
+            product_id: "p".into(),
+            category: None,
+            price: None,
+        },
+    };
+    let out = run(
+        &[
+            // one page view, 0 s: bounce
+            pv("1", "bounce", T0, "/"),
+            // one page view and a product view: engaged
+            pv("2", "engaged", T0, "/"),
+            ev("3", "engaged", T0 + 1000, product, None),
+            // one page view then a signal 10 s later: long enough
+            pv("4", "long", T0, "/"),
+            ev(
+                "5",
+                "long",
+                T0 + 10_000,
+                EventKind::ReferralSent {
+                    referral_code: "r".into(),
+                },
+                None,
+            ),
+            // one page view then a signal 9.999 s later: still a bounce
+            pv("6", "short", T0, "/"),
+            ev(
+                "7",
+                "short",
+                T0 + 9_999,
+                EventKind::ReferralSent {
+                    referral_code: "r".into(),
+                },
+                None,
+            ),
+            // two page views: engaged
+            pv("8", "two", T0, "/"),
+            pv("9", "two", T0 + 1, "/x"),
+        ],
+        &[T0 + 60 * MIN],
+    );
+    let bounced = |v: &str| {
+        out.sessions
+            .iter()
+            .find(|s| s.anonymous_id == v)
+            .unwrap()
+            .bounced
+    };
+    assert!(bounced("bounce"));
+    assert!(!bounced("engaged"));
+    assert!(!bounced("long"));
+    assert!(bounced("short"));
+    assert!(!bounced("two"));
+    // All five started in the first minute: one traffic row, final version 5.
+    let last = out.traffic.iter().max_by_key(|r| r.version).unwrap();
+    assert_eq!(
+        (last.window_start_ms, last.channel, last.partition),
+        (T0, Channel::Direct, 3)
+    );
+    assert_eq!((last.sessions, last.bounces, last.page_views), (5, 2, 6));
+}
+
+#[test]
+fn sessions_are_capped_at_24_hours() {
+    let events: Vec<Event> = (0..100)
+        .map(|i| pv(&i.to_string(), "busy", T0 + i * 20 * MIN, "/"))
+        .collect();
+    let out = run(&events, &[T0 + 100 * 20 * MIN + 31 * MIN]);
+    assert_eq!(out.sessions.len(), 2);
+    assert_eq!(out.sessions[0].start_ms, T0);
+    assert_eq!(out.sessions[0].page_views, 72, "events in [T0, T0+24h)");
+    assert_eq!(out.sessions[1].start_ms, T0 + 24 * 60 * MIN);
+}
+
+#[test]
+fn a_new_storefront_session_id_starts_a_new_session_and_orders_join_the_open_one() {
+    let mut a = pv("1", "v", T0, "/");
+    a.session_id = Some("s1".into());
+    let order = ev(
+        "2",
+        "v",
+        T0 + MIN,
+        EventKind::OrderPaid {
+            order_id: "o".into(),
+        },
+        None,
+    );
+    let mut b = pv("3", "v", T0 + 2 * MIN, "/");
+    b.session_id = Some("s2".into());
+    let out = run(&[a, order, b], &[T0 + 60 * MIN]);
+    let ids: Vec<_> = out
+        .sessions
+        .iter()
+        .map(|s| (s.session_id.as_str(), s.events))
+        .collect();
+    assert_eq!(ids, [("s1", 2), ("s2", 1)]);
+}
+
+#[test]
+fn late_events_are_rejected_and_duplicates_change_nothing() {
+    let mut agg = Aggregator::new(AggregatorConfig::default());
+    agg.push(pv("1", "a", T0 + 10 * MIN, "/"), at(0)).unwrap();
+    agg.advance(T0 + 5 * MIN);
+    assert_eq!(
+        agg.push(pv("2", "b", T0 + 5 * MIN - 1, "/"), at(1)),
+        Err(Rejected::Late {
+            watermark_ms: T0 + 5 * MIN
+        })
+    );
+    assert!(agg.push(pv("3", "b", T0 + 5 * MIN, "/"), at(2)).is_ok());
+    assert_eq!(
+        agg.push(pv("1", "a", T0 + 10 * MIN, "/"), at(3)),
+        Err(Rejected::Duplicate)
+    );
+    let out = agg.advance(T0 + 100 * MIN);
+    assert_eq!(out.sessions.len(), 2);
+    assert_eq!(agg.stats().late, 1);
+    assert_eq!(agg.stats().duplicates, 1);
+}
+
+#[test]
+fn bots_are_counted_apart() {
+    let mut agg = Aggregator::new(AggregatorConfig::default());
+    let mut bot = pv("1", "crawler", T0, "/");
+    bot.device = Device::Bot;
+    assert_eq!(agg.push(bot, at(0)), Ok(aggregator::Accepted::Bot));
+    assert!(agg.advance(T0 + 100 * MIN).sessions.is_empty());
+    assert_eq!(agg.stats().bots, 1);
+}
+
+#[test]
+fn low_water_is_the_oldest_offset_an_open_session_needs() {
+    let mut agg = Aggregator::new(AggregatorConfig::default());
+    agg.push(pv("1", "a", T0, "/"), at(10)).unwrap();
+    agg.push(pv("2", "b", T0 + MIN, "/"), at(11)).unwrap();
+    assert_eq!(agg.low_water(SRC), Some(10), "buffered events are held");
+    agg.advance(T0 + 2 * MIN);
+    assert_eq!(agg.low_water(SRC), Some(10), "open sessions are held");
+    agg.advance(T0 + 30 * MIN + 1);
+    assert_eq!(agg.low_water(SRC), Some(11), "a's session closed");
+    agg.advance(T0 + 32 * MIN);
+    assert_eq!(agg.low_water(SRC), None);
+}
+
+/// A small deterministic PRNG for shuffles (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn sample_events(rng: &mut Rng) -> Vec<Event> {
+    let mut events = Vec::new();
+    for v in 0..40 {
+        let mut t = T0 + (rng.next() % 120) as i64 * MIN;
+        for n in 0..(1 + rng.next() % 8) {
+            t += (rng.next() % (40 * MIN as u64)) as i64;
+            events.push(pv(&format!("{v}-{n}"), &format!("visitor{v}"), t, "/"));
+        }
+    }
+    events.sort_by_key(|e| e.timestamp_ms);
+    events
+}
+
+/// Final rows, independent of how they were batched.
+fn final_rows(out: Output) -> (Vec<aggregator::SessionRow>, Vec<aggregator::TrafficRow>) {
+    let mut sessions = out.sessions;
+    sessions.sort_by(|a, b| (a.start_ms, &a.anonymous_id).cmp(&(b.start_ms, &b.anonymous_id)));
+    let mut last = std::collections::BTreeMap::new();
+    for r in out.traffic {
+        let k = (r.window_start_ms, r.channel, r.partition);
+        let keep = last
+            .get(&k)
+            .is_none_or(|o: &aggregator::TrafficRow| o.version < r.version);
+        if keep {
+            last.insert(k, r);
+        }
+    }
+    (sessions, last.into_values().collect())
+}
+
+#[test]
+fn shuffling_inside_the_lateness_or_repeating_events_gives_the_same_rows() {
+    const LATENESS: i64 = MIN;
+    for seed in 1..30u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let events = sample_events(&mut rng);
+        let end = events.last().unwrap().timestamp_ms + 120 * MIN;
+
+        // Reference: in order, one advance per event.
+        let reference = {
+            let mut agg = Aggregator::new(AggregatorConfig::default());
+            let mut out = Output::default();
+            for (i, e) in events.iter().enumerate() {
+                agg.push(e.clone(), at(i as i64)).unwrap();
+                let o = agg.advance(e.timestamp_ms - LATENESS);
+                out.sessions.extend(o.sessions);
+                out.traffic.extend(o.traffic);
+            }
+            let o = agg.advance(end);
+            out.sessions.extend(o.sessions);
+            out.traffic.extend(o.traffic);
+            final_rows(out)
+        };
+
+        // Shuffled inside the lateness, with repeats, advancing irregularly.
+        let mut shuffled: Vec<(i64, Event)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.timestamp_ms + (rng.next() % LATENESS as u64) as i64,
+                    e.clone(),
+                )
+            })
+            .collect();
+        for i in 0..shuffled.len() / 5 {
+            let dup = shuffled[(i * 7) % shuffled.len()].clone();
+            shuffled.push((dup.0 + (rng.next() % 1000) as i64, dup.1));
+        }
+        shuffled.sort_by_key(|(arrival, _)| *arrival);
+        let mut agg = Aggregator::new(AggregatorConfig::default());
+        let mut out = Output::default();
+        let mut max_seen = i64::MIN;
+        for (i, (_, e)) in shuffled.into_iter().enumerate() {
+            max_seen = max_seen.max(e.timestamp_ms);
+            match agg.push(e, at(i as i64)) {
+                Ok(_) | Err(Rejected::Duplicate) => {}
+                Err(late) => panic!("seed {seed}: {late:?}"),
+            }
+            if rng.next() % 3 == 0 {
+                let o = agg.advance(max_seen - LATENESS);
+                out.sessions.extend(o.sessions);
+                out.traffic.extend(o.traffic);
+            }
+        }
+        let o = agg.advance(end);
+        out.sessions.extend(o.sessions);
+        out.traffic.extend(o.traffic);
+        assert_eq!(final_rows(out), reference, "seed {seed}");
+    }
+}
+
+#[test]
+fn traffic_sums_match_the_sessions() {
+    let mut rng = Rng(42);
+    let events = sample_events(&mut rng);
+    let end = events.last().unwrap().timestamp_ms + 120 * MIN;
+    let (sessions, traffic) = final_rows(run(&events, &[end]));
+    assert_eq!(
+        traffic.iter().map(|r| r.sessions).sum::<u64>(),
+        sessions.len() as u64
+    );
+    assert_eq!(
+        traffic.iter().map(|r| r.page_views).sum::<u64>(),
+        sessions
+            .iter()
+            .map(|s| u64::from(s.page_views))
+            .sum::<u64>()
+    );
+    assert_eq!(
+        traffic.iter().map(|r| r.bounces).sum::<u64>(),
+        sessions.iter().filter(|s| s.bounced).count() as u64
+    );
+    assert_eq!(
+        sessions.iter().map(|s| s.events as usize).sum::<usize>(),
+        events.len()
+    );
+}

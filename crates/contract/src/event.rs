@@ -1,0 +1,265 @@
+//! The decoded, validated event: what the aggregator consumes.
+
+use crate::money::Money;
+
+/// One valid storefront event, with event time already clock-skew corrected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Unique per event; repeats inside the dedup horizon are duplicates.
+    pub event_id: String,
+    /// Event time, UTC epoch milliseconds.
+    pub timestamp_ms: i64,
+    /// The visitor's cookie or device id (the Kafka key).
+    pub anonymous_id: String,
+    /// The customer's account id, once known.
+    pub user_id: Option<String>,
+    /// The storefront's own session id, when it sends one.
+    pub session_id: Option<String>,
+    /// Page context; required for `page_view`.
+    pub page: Option<Page>,
+    /// Campaign: `context.campaign`, else the URL's `utm_*` parameters.
+    pub campaign: Campaign,
+    /// Device class; `Bot` events are kept out of business metrics.
+    pub device: Device,
+    /// A/B test assignment.
+    pub experiment: Option<Experiment>,
+    /// The type and its properties.
+    pub kind: EventKind,
+}
+
+/// The page an event happened on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// Path of the URL, without query or fragment (at most 512 bytes).
+    pub path: String,
+    /// Host of the page URL, lower case.
+    pub host: String,
+    /// Host of the referrer, lower case, when there is a referrer.
+    pub referrer_host: Option<String>,
+}
+
+/// Campaign parameters, from `context.campaign` or the URL's `utm_*`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Campaign {
+    /// `utm_source`.
+    pub source: Option<String>,
+    /// `utm_medium`.
+    pub medium: Option<String>,
+    /// `utm_campaign` / `name`.
+    pub name: Option<String>,
+    /// Whether the URL carried an ad click id (gclid, yclid, fbclid, ...).
+    pub click_id: bool,
+}
+
+/// Device class of `context.device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Device {
+    /// No device given.
+    #[default]
+    Unknown,
+    /// Desktop browser.
+    Desktop,
+    /// Phone.
+    Mobile,
+    /// Tablet.
+    Tablet,
+    /// A crawler or bot, counted apart.
+    Bot,
+}
+
+impl Device {
+    /// Stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Unknown => "unknown",
+            Device::Desktop => "desktop",
+            Device::Mobile => "mobile",
+            Device::Tablet => "tablet",
+            Device::Bot => "bot",
+        }
+    }
+}
+
+/// A/B test assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Experiment {
+    /// Experiment id.
+    pub id: String,
+    /// Variant name.
+    pub variant: String,
+}
+
+/// A product as seen on a product view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    /// Product id.
+    pub product_id: String,
+    /// Category, when given.
+    pub category: Option<String>,
+    /// Unit price, when given.
+    pub price: Option<Money>,
+}
+
+/// A cart or order line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineItem {
+    /// Product id.
+    pub product_id: String,
+    /// Unit price.
+    pub price: Money,
+    /// Quantity, at least 1.
+    pub quantity: u32,
+}
+
+/// Which survey a response answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Survey {
+    /// Net Promoter Score, 0-10.
+    Nps,
+    /// Customer satisfaction, 1..=scale_max (default 5).
+    Csat,
+    /// Customer effort score, 1..=scale_max (default 7).
+    Ces,
+}
+
+/// The event type and its type-specific properties.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A page was viewed.
+    PageView,
+    /// A product detail was viewed.
+    ProductView {
+        /// The product.
+        product: Product,
+    },
+    /// Lines were added to a cart.
+    AddToCart {
+        /// Cart id.
+        cart_id: String,
+        /// The line.
+        line: LineItem,
+    },
+    /// Lines were removed from a cart.
+    RemoveFromCart {
+        /// Cart id.
+        cart_id: String,
+        /// The line.
+        line: LineItem,
+    },
+    /// Checkout began.
+    CheckoutStarted {
+        /// Cart id.
+        cart_id: String,
+        /// Cart value, when sent.
+        value: Option<Money>,
+    },
+    /// An account was created.
+    Signup,
+    /// A referral was sent.
+    ReferralSent {
+        /// Referral code.
+        referral_code: String,
+    },
+    /// A survey answer.
+    SurveyResponse {
+        /// Which survey.
+        survey: Survey,
+        /// The score as given.
+        score: f64,
+        /// The top of the scale.
+        scale_max: f64,
+    },
+    /// An order was placed.
+    OrderPlaced {
+        /// Order id.
+        order_id: String,
+        /// Cart it came from.
+        cart_id: Option<String>,
+        /// Order total.
+        total: Money,
+        /// Referral code used.
+        referral_code: Option<String>,
+        /// Lines.
+        products: Vec<LineItem>,
+    },
+    /// An order was paid.
+    OrderPaid {
+        /// Order id.
+        order_id: String,
+    },
+    /// An order was cancelled.
+    OrderCancelled {
+        /// Order id.
+        order_id: String,
+    },
+    /// An order was refunded, in part or whole.
+    OrderRefunded {
+        /// Order id.
+        order_id: String,
+        /// Refunded amount.
+        amount: Money,
+    },
+    /// Ad spend of a channel over a period.
+    AdSpend {
+        /// Channel the money was spent on.
+        channel: String,
+        /// Campaign, when given.
+        campaign: Option<String>,
+        /// Amount spent.
+        amount: Money,
+        /// Start of the period (epoch ms).
+        period_start_ms: i64,
+        /// End of the period (epoch ms).
+        period_end_ms: i64,
+    },
+}
+
+impl EventKind {
+    /// The contract's `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::PageView => "page_view",
+            EventKind::ProductView { .. } => "product_view",
+            EventKind::AddToCart { .. } => "add_to_cart",
+            EventKind::RemoveFromCart { .. } => "remove_from_cart",
+            EventKind::CheckoutStarted { .. } => "checkout_started",
+            EventKind::Signup => "signup",
+            EventKind::ReferralSent { .. } => "referral_sent",
+            EventKind::SurveyResponse { .. } => "survey_response",
+            EventKind::OrderPlaced { .. } => "order_placed",
+            EventKind::OrderPaid { .. } => "order_paid",
+            EventKind::OrderCancelled { .. } => "order_cancelled",
+            EventKind::OrderRefunded { .. } => "order_refunded",
+            EventKind::AdSpend { .. } => "ad_spend",
+        }
+    }
+
+    /// Whether this event makes a session engaged (not a bounce) by itself.
+    pub fn is_engagement(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ProductView { .. }
+                | EventKind::AddToCart { .. }
+                | EventKind::CheckoutStarted { .. }
+                | EventKind::OrderPlaced { .. }
+                | EventKind::Signup
+        )
+    }
+}
+
+/// Every `type` of the contract, in the order of the spec.
+pub const EVENT_TYPES: [&str; 13] = [
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_started",
+    "signup",
+    "referral_sent",
+    "survey_response",
+    "order_placed",
+    "order_paid",
+    "order_cancelled",
+    "order_refunded",
+    "ad_spend",
+];

@@ -1,0 +1,286 @@
+//! The decoder accepts every type of the contract and names the reason for each rejection.
+
+use contract::{Decoder, Device, EventKind, Reason, Stream, EVENT_TYPES, JSON_SCHEMA};
+
+fn decode(json: &str, stream: Stream) -> Result<contract::Event, contract::Invalid> {
+    Decoder::default().decode(json.as_bytes(), stream, None)
+}
+
+fn reason(json: &str, stream: Stream) -> Reason {
+    decode(json, stream).expect_err(json).reason
+}
+
+const PAGE: &str = r#"{"event_id":"e1","type":"page_view","timestamp":"2019-10-01T00:00:05Z","anonymous_id":"a1",
+  "session_id":"s1","context":{"page":{"url":"https://shop.example/p/42?utm_source=Newsletter&utm_medium=Email&utm_campaign=spring%20sale#x",
+  "referrer":"https://www.Google.com/search?q=x"},"device":"mobile","experiment":{"id":"exp1","variant":"B"}}}"#;
+
+#[test]
+fn page_view_carries_path_campaign_and_referrer() {
+    let e = decode(PAGE, Stream::Clickstream).unwrap();
+    assert_eq!(e.event_id, "e1");
+    assert_eq!(e.timestamp_ms, 1_569_888_005_000);
+    assert_eq!(e.session_id.as_deref(), Some("s1"));
+    let page = e.page.unwrap();
+    assert_eq!(page.path, "/p/42");
+    assert_eq!(page.host, "shop.example");
+    assert_eq!(page.referrer_host.as_deref(), Some("www.google.com"));
+    assert_eq!(e.campaign.source.as_deref(), Some("newsletter"));
+    assert_eq!(e.campaign.medium.as_deref(), Some("email"));
+    assert_eq!(e.campaign.name.as_deref(), Some("spring sale"));
+    assert_eq!(e.device, Device::Mobile);
+    assert_eq!(e.experiment.unwrap().variant, "B");
+    assert_eq!(e.kind, EventKind::PageView);
+}
+
+#[test]
+fn context_campaign_overrides_url_parameters() {
+    let json = r#"{"event_id":"e","type":"page_view","timestamp":1569888005000,"anonymous_id":"a",
+      "context":{"page":{"url":"/?utm_source=a&gclid=1"},"campaign":{"source":"B"}}}"#;
+    let e = decode(json, Stream::Clickstream).unwrap();
+    assert_eq!(e.campaign.source.as_deref(), Some("b"));
+    assert!(e.campaign.click_id);
+}
+
+#[test]
+fn money_is_exact_from_numbers_and_strings() {
+    let json = r#"{"event_id":"o","type":"order_placed","timestamp":1569888005000,"anonymous_id":"a",
+      "properties":{"order_id":"o1","total":"1234567.89","currency":"usd",
+      "products":[{"product_id":"p","price":0.1,"quantity":3},{"product_id":"q","price":"35.79"}]}}"#;
+    match decode(json, Stream::Orders).unwrap().kind {
+        EventKind::OrderPlaced {
+            total, products, ..
+        } => {
+            assert_eq!(total.minor, 123_456_789);
+            assert_eq!(products[0].price.minor, 10);
+            assert_eq!(products[0].quantity, 3);
+            assert_eq!(products[1].price.minor, 3579);
+            assert_eq!(products[1].quantity, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn clock_skew_is_corrected_from_sent_at_and_kafka_time() {
+    // The client clock is 2 hours behind: sent_at says 00:00:10, Kafka says 02:00:10.
+    let json = r#"{"event_id":"e","type":"signup","timestamp":"2019-10-01T00:00:05Z",
+      "sent_at":"2019-10-01T00:00:10Z","anonymous_id":"a"}"#;
+    let kafka = 1_569_888_010_000 + 7_200_000;
+    let e = Decoder::default()
+        .decode(json.as_bytes(), Stream::Clickstream, Some(kafka))
+        .unwrap();
+    assert_eq!(e.timestamp_ms, 1_569_888_005_000 + 7_200_000);
+    // Within the threshold nothing changes.
+    let e = Decoder::default()
+        .decode(
+            json.as_bytes(),
+            Stream::Clickstream,
+            Some(1_569_888_012_000),
+        )
+        .unwrap();
+    assert_eq!(e.timestamp_ms, 1_569_888_005_000);
+}
+
+#[test]
+fn every_type_decodes_on_its_topic() {
+    let cases = [
+        (
+            r#""product_view","properties":{"product":{"product_id":"p","price":"9.99","category":"x"}}"#,
+            Stream::Clickstream,
+        ),
+        (
+            r#""add_to_cart","properties":{"cart_id":"c","product":{"product_id":"p","price":9.99,"quantity":2}}"#,
+            Stream::Clickstream,
+        ),
+        (
+            r#""remove_from_cart","properties":{"cart_id":"c","product":{"product_id":"p","price":9.99}}"#,
+            Stream::Clickstream,
+        ),
+        (
+            r#""checkout_started","properties":{"cart_id":"c","value":"19.98"}"#,
+            Stream::Clickstream,
+        ),
+        (
+            r#""signup","properties":{"method":"email"}"#,
+            Stream::Clickstream,
+        ),
+        (
+            r#""referral_sent","properties":{"referral_code":"R1"}"#,
+            Stream::Clickstream,
+        ),
+        (
+            r#""survey_response","properties":{"survey":"nps","score":9}"#,
+            Stream::Clickstream,
+        ),
+        (
+            r#""survey_response","properties":{"survey":"csat","score":4,"scale_max":5}"#,
+            Stream::Clickstream,
+        ),
+        (
+            r#""order_paid","properties":{"order_id":"o"}"#,
+            Stream::Orders,
+        ),
+        (
+            r#""order_cancelled","properties":{"order_id":"o"}"#,
+            Stream::Orders,
+        ),
+        (
+            r#""order_refunded","properties":{"order_id":"o","amount":"5"}"#,
+            Stream::Orders,
+        ),
+        (
+            r#""ad_spend","properties":{"channel":"Paid Search","amount":"100.00","period_start":"2019-10-01T00:00:00Z","period_end":"2019-10-02T00:00:00Z"}"#,
+            Stream::Spend,
+        ),
+    ];
+    for (rest, stream) in cases {
+        let json = format!(
+            r#"{{"event_id":"e","timestamp":1569888005000,"anonymous_id":"a","type":{rest}}}"#
+        );
+        let e = decode(&json, stream).unwrap_or_else(|err| panic!("{json}: {err}"));
+        assert!(json.contains(e.kind.type_name()));
+    }
+}
+
+#[test]
+fn each_rejection_names_its_reason() {
+    let cs = Stream::Clickstream;
+    let base = |extra: &str| {
+        format!(
+            r#"{{"event_id":"e","type":"signup","timestamp":1569888005000,"anonymous_id":"a"{extra}}}"#
+        )
+    };
+    assert_eq!(reason("{not json", cs), Reason::NotJson);
+    assert_eq!(
+        Decoder::default()
+            .decode(&[0xff, 0xfe], cs, None)
+            .unwrap_err()
+            .reason,
+        Reason::NotJson
+    );
+    assert_eq!(reason("[1,2,3]", cs), Reason::NotObject);
+    assert_eq!(reason("\"text\"", cs), Reason::NotObject);
+    assert_eq!(
+        reason(r#"{"type":"signup","timestamp":1,"anonymous_id":"a"}"#, cs),
+        Reason::MissingField
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":5,"type":"signup","timestamp":1569888005000,"anonymous_id":"a"}"#,
+            cs
+        ),
+        Reason::WrongType
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":"","type":"signup","timestamp":1569888005000,"anonymous_id":"a"}"#,
+            cs
+        ),
+        Reason::WrongType
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":"e","type":"teleport","timestamp":1569888005000,"anonymous_id":"a"}"#,
+            cs
+        ),
+        Reason::UnknownType
+    );
+    assert_eq!(reason(&base(""), Stream::Orders), Reason::WrongTopic);
+    assert_eq!(
+        reason(
+            r#"{"event_id":"e","type":"signup","timestamp":"yesterday","anonymous_id":"a"}"#,
+            cs
+        ),
+        Reason::BadTimestamp
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":"e","type":"signup","timestamp":12,"anonymous_id":"a"}"#,
+            cs
+        ),
+        Reason::BadTimestamp
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":"e","type":"order_refunded","timestamp":1569888005000,"anonymous_id":"a","properties":{"order_id":"o","amount":-3}}"#,
+            Stream::Orders
+        ),
+        Reason::BadAmount
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":"e","type":"order_refunded","timestamp":1569888005000,"anonymous_id":"a","properties":{"order_id":"o","amount":"1e99"}}"#,
+            Stream::Orders
+        ),
+        Reason::BadAmount
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":"e","type":"order_refunded","timestamp":1569888005000,"anonymous_id":"a","properties":{"order_id":"o","amount":"1","currency":"XTS"}}"#,
+            Stream::Orders
+        ),
+        Reason::BadCurrency
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":"e","type":"survey_response","timestamp":1569888005000,"anonymous_id":"a","properties":{"survey":"nps","score":11}}"#,
+            cs
+        ),
+        Reason::OutOfRange
+    );
+    assert_eq!(
+        reason(&base(r#","context":{"device":"toaster"}"#), cs),
+        Reason::OutOfRange
+    );
+    assert_eq!(
+        reason(
+            r#"{"event_id":"e","type":"page_view","timestamp":1569888005000,"anonymous_id":"a"}"#,
+            cs
+        ),
+        Reason::MissingField
+    );
+    let huge = base(&format!(r#","pad":"{}""#, "x".repeat(70_000)));
+    assert_eq!(reason(&huge, cs), Reason::Oversized);
+}
+
+#[test]
+fn unknown_fields_and_nulls_are_ignored() {
+    let json = r#"{"event_id":"e","type":"signup","timestamp":1569888005000,"anonymous_id":"a",
+      "user_id":null,"extra":{"deep":[1,2]},"context":{"page":null}}"#;
+    let e = decode(json, Stream::Clickstream).unwrap();
+    assert_eq!(e.user_id, None);
+    assert_eq!(e.page, None);
+}
+
+#[test]
+fn no_input_panics_the_decoder() {
+    let d = Decoder::default();
+    let seeds: [&[u8]; 6] = [
+        PAGE.as_bytes(),
+        b"{}",
+        b"null",
+        b"{\"event_id\":\"\\ud800\"}",
+        b"",
+        b"{\"a\":1e999999}",
+    ];
+    for seed in seeds {
+        for cut in 0..seed.len().min(400) {
+            let _ = d.decode(&seed[..cut], Stream::Clickstream, Some(0));
+            let mut flipped = seed.to_vec();
+            flipped[cut] ^= 0x20;
+            let _ = d.decode(&flipped, Stream::Orders, Some(i64::MAX));
+        }
+    }
+}
+
+#[test]
+fn schema_lists_every_type() {
+    let schema: serde_json::Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+    let listed = &schema["properties"]["type"]["enum"];
+    for t in EVENT_TYPES {
+        assert!(
+            listed.as_array().unwrap().iter().any(|v| v == t),
+            "{t} missing from schema"
+        );
+    }
+}
