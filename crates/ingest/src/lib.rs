@@ -1,1 +1,18 @@
+//! Kafka reading: the consumer, decoding into the contract, dead-lettering,
+//! per-partition watermarks with idleness and alignment, and the offsets that
+//! may be committed.
+//!
+//! The event-time logic here ([`watermark`]) takes the wall clock as an
+//! argument, so it is tested without Kafka or sleeps.
 
+pub mod consumer;
+pub mod dead_letter;
+pub mod settings;
+pub mod streams;
+pub mod watermark;
+
+pub use consumer::{build_consumer, build_producer, KafkaError};
+pub use dead_letter::{DeadLetter, Rejection};
+pub use settings::{KafkaSettings, TopicNames, WatermarkSettings};
+pub use streams::Streams;
+pub use watermark::WatermarkTracker;

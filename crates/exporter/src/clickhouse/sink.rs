@@ -1,0 +1,114 @@
+//! The durable writer: one insert per table per batch, retried with backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aggregator::Output;
+use clickhouse::Client;
+use tracing::{debug, warn};
+
+use super::records::{SessionRecord, TrafficRecord};
+use super::ClickHouseSettings;
+use crate::http::Health;
+use crate::metrics::Metrics;
+
+/// Why rows could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// ClickHouse answered with an error or could not be reached.
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    /// The settings are unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Writes aggregator output to ClickHouse and returns only once it is durable.
+pub struct ClickHouseSink {
+    client: Client,
+    settings: ClickHouseSettings,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+impl ClickHouseSink {
+    /// A sink for `settings`, reporting to `metrics` and `health`.
+    pub fn new(settings: ClickHouseSettings, metrics: Arc<Metrics>, health: Arc<Health>) -> Self {
+        ClickHouseSink {
+            client: settings.client(),
+            settings,
+            metrics,
+            health,
+        }
+    }
+
+    /// Applies the migrations.
+    pub async fn migrate(&self) -> Result<Vec<u32>, SinkError> {
+        super::migrate(&self.client, &self.settings.database).await
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("{}.{}", self.settings.database, name)
+    }
+
+    /// Writes every row of `out`, retrying each table's insert with
+    /// exponential backoff until it succeeds. Readiness is false while
+    /// inserts fail. Cancel the future to give up (nothing is committed then).
+    pub async fn write(&self, out: &Output) {
+        if !out.sessions.is_empty() {
+            let rows: Vec<SessionRecord<'_>> = out.sessions.iter().map(Into::into).collect();
+            self.retry("sessions", rows.len(), || {
+                self.insert::<SessionRecord<'_>>("sessions", &rows)
+            })
+            .await;
+        }
+        if !out.traffic.is_empty() {
+            let rows: Vec<TrafficRecord<'_>> = out.traffic.iter().map(Into::into).collect();
+            self.retry("traffic_1m", rows.len(), || {
+                self.insert::<TrafficRecord<'_>>("traffic_1m", &rows)
+            })
+            .await;
+        }
+    }
+
+    async fn insert<T>(&self, table: &str, rows: &[T::Value<'_>]) -> Result<(), SinkError>
+    where
+        T: clickhouse::RowWrite,
+    {
+        let mut insert = self.client.insert::<T>(&self.table(table)).await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+        Ok(())
+    }
+
+    async fn retry<F, Fut>(&self, table: &str, rows: usize, mut attempt: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), SinkError>>,
+    {
+        let mut delay = Duration::from_millis(self.settings.retry_initial_ms.max(1));
+        let max = Duration::from_millis(self.settings.retry_max_ms.max(1));
+        loop {
+            let started = Instant::now();
+            match attempt().await {
+                Ok(()) => {
+                    let secs = started.elapsed().as_secs_f64();
+                    self.metrics.insert_duration.with_label_values(&[table]).observe(secs);
+                    self.metrics.rows_written.with_label_values(&[table]).inc_by(rows as u64);
+                    self.health.set_sink_ok(true);
+                    debug!(table, secs, "inserted");
+                    return;
+                }
+                Err(error) => {
+                    self.metrics.insert_failures.with_label_values(&[table]).inc();
+                    self.health.set_sink_ok(false);
+                    warn!(table, %error, retry_in_ms = delay.as_millis() as u64, "insert failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(max);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! librdkafka clients configured for this pipeline.
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+
+use crate::settings::KafkaSettings;
+use crate::streams::Streams;
+
+/// Kafka client errors.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// librdkafka refused the configuration or the operation.
+    #[error("kafka: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+}
+
+fn base(settings: &KafkaSettings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &settings.brokers);
+    c
+}
+
+fn apply_overrides(c: &mut ClientConfig, settings: &KafkaSettings) {
+    for (k, v) in &settings.librdkafka {
+        c.set(k, v);
+    }
+}
+
+/// A consumer in the group, subscribed to the input topics, with manual
+/// commits: offsets move only when the results behind them are durable.
+pub fn build_consumer(settings: &KafkaSettings, streams: &Streams) -> Result<StreamConsumer, KafkaError> {
+    let mut c = base(settings);
+    c.set("group.id", &settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+        .set("fetch.queue.backoff.ms", settings.fetch_queue_backoff_ms.to_string())
+        .set("enable.partition.eof", "false");
+    apply_overrides(&mut c, settings);
+    let consumer: StreamConsumer = c.create()?;
+    consumer.subscribe(&streams.topics())?;
+    Ok(consumer)
+}
+
+/// A producer for the dead-letter and trigger topics, and for load
+/// generation. Keys are partitioned with murmur2, as Java clients do, so
+/// co-partitioning holds whichever client produced.
+pub fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
+    let mut c = base(settings);
+    c.set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "false")
+        .set("message.timeout.ms", "30000");
+    apply_overrides(&mut c, settings);
+    Ok(c.create()?)
+}

@@ -1,0 +1,91 @@
+//! Kafka and event-time settings.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Topic names of the contract.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TopicNames {
+    /// Page views and other storefront behaviour.
+    pub clickstream: String,
+    /// Orders and payments (co-partitioned with clickstream).
+    pub orders: String,
+    /// Marketing spend, keyed by channel (optional).
+    pub spend: String,
+    /// Where rejected messages go, unchanged, with reason headers.
+    pub dead_letter: String,
+    /// Where the pipeline writes triggers (abandoned carts, overdue orders).
+    pub triggers: String,
+}
+
+impl Default for TopicNames {
+    fn default() -> Self {
+        TopicNames {
+            clickstream: "storefront.clickstream".into(),
+            orders: "storefront.orders".into(),
+            spend: "marketing.spend".into(),
+            dead_letter: "storefront.dead-letter".into(),
+            triggers: "storefront.triggers".into(),
+        }
+    }
+}
+
+/// How to reach Kafka and how to consume.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Consumer group shared by every instance.
+    pub group_id: String,
+    /// Topic names.
+    pub topics: TopicNames,
+    /// `session.timeout.ms`: how fast a dead instance's partitions move.
+    pub session_timeout_ms: u32,
+    /// `fetch.wait.max.ms`: low values keep brokers that wait per fetch fast.
+    pub fetch_wait_max_ms: u32,
+    /// `fetch.queue.backoff.ms`.
+    pub fetch_queue_backoff_ms: u32,
+    /// Any other librdkafka property, applied last.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "shoplens".into(),
+            topics: TopicNames::default(),
+            session_timeout_ms: 6000,
+            fetch_wait_max_ms: 10,
+            fetch_queue_backoff_ms: 20,
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+/// Event-time settings of the spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WatermarkSettings {
+    /// Allowed lateness: watermark = max event time seen - this (60 s).
+    pub allowed_lateness_ms: i64,
+    /// A partition without messages for this long (wall clock) stops holding
+    /// the watermark back (30 s).
+    pub idle_timeout_ms: u64,
+    /// A partition whose watermark runs further than this ahead of the
+    /// pipeline's is paused until the others catch up (alignment).
+    pub max_drift_ms: i64,
+}
+
+impl Default for WatermarkSettings {
+    fn default() -> Self {
+        WatermarkSettings {
+            allowed_lateness_ms: 60_000,
+            idle_timeout_ms: 30_000,
+            max_drift_ms: 120_000,
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Per-partition watermarks, idleness and alignment.
+//!
+//! Each partition's watermark is the largest event time it delivered minus
+//! the allowed lateness. The pipeline's watermark is the minimum over the
+//! assigned partitions that are not idle. A partition that delivered nothing
+//! for the idle timeout (wall clock) stops holding it back; one that runs
+//! further ahead than the allowed drift is reported for pausing, as Flink's
+//! watermark alignment does, and for resuming once the rest catch up.
+
+use std::collections::BTreeMap;
+
+use aggregator::Source;
+
+use crate::settings::WatermarkSettings;
+
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    max_event_ms: Option<i64>,
+    last_seen_ms: u64,
+    paused: bool,
+}
+
+/// Tracks watermarks of the assigned partitions. Wall-clock times are
+/// passed in (`now_ms`), never read here.
+#[derive(Debug)]
+pub struct WatermarkTracker {
+    cfg: WatermarkSettings,
+    parts: BTreeMap<Source, Part>,
+    current: i64,
+}
+
+/// What to do with partitions after an update.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Alignment {
+    /// Pause these: they run ahead.
+    pub pause: Vec<Source>,
+    /// Resume these: the rest caught up.
+    pub resume: Vec<Source>,
+}
+
+impl WatermarkTracker {
+    /// A tracker with no partitions.
+    pub fn new(cfg: WatermarkSettings) -> Self {
+        WatermarkTracker {
+            cfg,
+            parts: BTreeMap::new(),
+            current: i64::MIN,
+        }
+    }
+
+    /// Sets the assigned partitions. New ones hold the watermark until they
+    /// deliver or go idle; revoked ones are forgotten.
+    pub fn assign(&mut self, sources: impl IntoIterator<Item = Source>, now_ms: u64) {
+        let new: BTreeMap<Source, Part> = sources
+            .into_iter()
+            .map(|s| {
+                let part = self.parts.get(&s).copied().unwrap_or(Part {
+                    max_event_ms: None,
+                    last_seen_ms: now_ms,
+                    paused: false,
+                });
+                (s, part)
+            })
+            .collect();
+        self.parts = new;
+    }
+
+    /// A message from `source` at `now_ms` carrying event time `event_ms`
+    /// (`None` for a message that was not a valid event).
+    pub fn observe(&mut self, source: Source, event_ms: Option<i64>, now_ms: u64) {
+        let p = self.parts.entry(source).or_insert(Part {
+            max_event_ms: None,
+            last_seen_ms: now_ms,
+            paused: false,
+        });
+        p.last_seen_ms = now_ms;
+        if let Some(t) = event_ms {
+            p.max_event_ms = Some(p.max_event_ms.map_or(t, |m| m.max(t)));
+        }
+    }
+
+    fn partition_wm(&self, p: &Part) -> Option<i64> {
+        p.max_event_ms.map(|m| m - self.cfg.allowed_lateness_ms)
+    }
+
+    fn active(&self, p: &Part, now_ms: u64) -> bool {
+        // A paused partition is held back by us, not idle.
+        p.paused || now_ms.saturating_sub(p.last_seen_ms) < self.cfg.idle_timeout_ms
+    }
+
+    /// The pipeline watermark at `now_ms`: never moves backwards, and stays
+    /// where it is while an active partition has delivered nothing yet.
+    pub fn watermark(&mut self, now_ms: u64) -> i64 {
+        let mut min: Option<i64> = None;
+        for p in self.parts.values() {
+            if !self.active(p, now_ms) {
+                continue;
+            }
+            match self.partition_wm(p) {
+                None => return self.current, // an active partition we know nothing of
+                Some(w) => min = Some(min.map_or(w, |m| m.min(w))),
+            }
+        }
+        if let Some(m) = min {
+            self.current = self.current.max(m);
+        }
+        self.current
+    }
+
+    /// Partitions to pause (ahead of the watermark by more than the drift)
+    /// and to resume (back within half of it). Call after [`Self::watermark`].
+    pub fn align(&mut self) -> Alignment {
+        let mut out = Alignment::default();
+        let wm = self.current;
+        if wm == i64::MIN {
+            return out;
+        }
+        let drift = self.cfg.max_drift_ms;
+        let lateness = self.cfg.allowed_lateness_ms;
+        for (src, p) in self.parts.iter_mut() {
+            let Some(max) = p.max_event_ms else { continue };
+            let ahead = max - lateness - wm;
+            if !p.paused && ahead > drift {
+                p.paused = true;
+                out.pause.push(*src);
+            } else if p.paused && ahead <= drift / 2 {
+                p.paused = false;
+                out.resume.push(*src);
+            }
+        }
+        out
+    }
+
+    /// Partitions paused now.
+    pub fn paused(&self) -> usize {
+        self.parts.values().filter(|p| p.paused).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Source = Source { stream: 0, partition: 0 };
+    const B: Source = Source { stream: 0, partition: 1 };
+
+    fn tracker() -> WatermarkTracker {
+        WatermarkTracker::new(WatermarkSettings {
+            allowed_lateness_ms: 60_000,
+            idle_timeout_ms: 30_000,
+            max_drift_ms: 120_000,
+        })
+    }
+
+    #[test]
+    fn the_slowest_active_partition_sets_the_watermark() {
+        let mut t = tracker();
+        t.assign([A, B], 0);
+        t.observe(A, Some(1_000_000), 0);
+        assert_eq!(t.watermark(0), i64::MIN, "B has delivered nothing yet");
+        t.observe(B, Some(900_000), 0);
+        assert_eq!(t.watermark(0), 840_000);
+        t.observe(B, Some(2_000_000), 1);
+        assert_eq!(t.watermark(1), 940_000);
+    }
+
+    #[test]
+    fn idle_partitions_stop_holding_it_back_and_it_never_regresses() {
+        let mut t = tracker();
+        t.assign([A, B], 0);
+        t.observe(A, Some(1_000_000), 0);
+        t.observe(B, Some(500_000), 0);
+        assert_eq!(t.watermark(29_999), 440_000);
+        t.observe(A, Some(1_100_000), 30_000);
+        assert_eq!(t.watermark(30_000), 1_040_000, "B idle for 30 s");
+        t.observe(B, Some(600_000), 30_001);
+        assert_eq!(t.watermark(30_001), 1_040_000, "never backwards");
+    }
+
+    #[test]
+    fn partitions_running_ahead_are_paused_then_resumed() {
+        let mut t = tracker();
+        t.assign([A, B], 0);
+        t.observe(A, Some(1_000_000), 0);
+        t.observe(B, Some(1_000_000 + 121_000), 0);
+        t.watermark(0);
+        assert_eq!(t.align(), Alignment { pause: vec![B], resume: vec![] });
+        // B is paused: it stays active however long it is silent.
+        t.observe(A, Some(1_000_000 + 62_000), 60_000);
+        assert_eq!(t.watermark(60_000), 1_002_000);
+        assert_eq!(t.align(), Alignment { pause: vec![], resume: vec![B] });
+        assert_eq!(t.paused(), 0);
+    }
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The local stack: a Kafka-protocol broker (tansu), ClickHouse and Prometheus
+# as plain processes with project-owned configs and data under $STATE.
+#
+#   stack.sh install   install what is missing (apt packages, tansu binary; cached)
+#   stack.sh up        install, start the services, create topics, apply migrations
+#   stack.sh down      stop the services
+#   stack.sh status    show what runs
+#
+# Environment: SHOPLENS_STATE (default <repo>/.stack), KAFKA_PORT (9092),
+# CLICKHOUSE_HTTP_PORT (8123), CLICKHOUSE_TCP_PORT (9000), PROMETHEUS_PORT (9090),
+# METRICS_TARGET (127.0.0.1:9464), PARTITIONS (4).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE=${SHOPLENS_STATE:-$ROOT/.stack}
+CACHE=${SHOPLENS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shoplens}
+TANSU_VERSION=0.6.0
+TANSU=$CACHE/tansu-$TANSU_VERSION/bin/tansu
+KAFKA_PORT=${KAFKA_PORT:-9092}
+CH_HTTP=${CLICKHOUSE_HTTP_PORT:-8123}
+CH_TCP=${CLICKHOUSE_TCP_PORT:-9000}
+PROM_PORT=${PROMETHEUS_PORT:-9090}
+METRICS_TARGET=${METRICS_TARGET:-127.0.0.1:9464}
+PARTITIONS=${PARTITIONS:-4}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+
+need_apt() {
+    local missing=()
+    command -v clickhouse-server >/dev/null || missing+=(clickhouse-server)
+    command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
+    command -v prometheus >/dev/null || missing+=(prometheus)
+    command -v promtool >/dev/null || missing+=(prometheus)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]} from Debian"
+        apt-get update -qq
+        # The packages' init scripts must not start system-wide services.
+        DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    fi
+}
+
+need_tansu() {
+    if [ ! -x "$TANSU" ]; then
+        log "building tansu $TANSU_VERSION once into $CACHE (about 10 minutes)"
+        cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore \
+            --root "$CACHE/tansu-$TANSU_VERSION" --quiet
+    fi
+}
+
+install() {
+    need_apt
+    need_tansu
+}
+
+wait_port() { # name port seconds
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    log "$1 did not open port $2 in $3 s; see $STATE/logs/$1.log"
+    tail -n 20 "$STATE/logs/$1.log" >&2 || true
+    return 1
+}
+
+running() { [ -f "$STATE/run/$1.pid" ] && kill -0 "$(cat "$STATE/run/$1.pid")" 2>/dev/null; }
+
+start() { # name command...
+    local name=$1
+    shift
+    if running "$name"; then
+        log "$name already running"
+        return 0
+    fi
+    nohup "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
+    echo $! >"$STATE/run/$name.pid"
+}
+
+render() { # template output
+    sed -e "s|@STATE@|$STATE|g" -e "s|@HTTP_PORT@|$CH_HTTP|g" -e "s|@TCP_PORT@|$CH_TCP|g" \
+        -e "s|@TARGET@|$METRICS_TARGET|g" "$1" >"$2"
+}
+
+up() {
+    install
+    mkdir -p "$STATE"/{logs,run,clickhouse/log,clickhouse/data,clickhouse/tmp,prometheus}
+    start tansu "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/
+    render "$ROOT/deploy/local/clickhouse/config.xml" "$STATE/clickhouse/config.xml"
+    render "$ROOT/deploy/local/clickhouse/users.xml" "$STATE/clickhouse/users.xml"
+    start clickhouse clickhouse-server --config-file="$STATE/clickhouse/config.xml"
+    render "$ROOT/deploy/prometheus/prometheus.yml" "$STATE/prometheus/prometheus.yml"
+    start prometheus prometheus --config.file="$STATE/prometheus/prometheus.yml" \
+        --storage.tsdb.path="$STATE/prometheus/data" --web.listen-address="127.0.0.1:$PROM_PORT"
+    wait_port tansu "$KAFKA_PORT" 30
+    wait_port clickhouse "$CH_HTTP" 60
+    wait_port prometheus "$PROM_PORT" 30
+    log "building shoplens"
+    cargo build --quiet --bin shoplens
+    local bin=$CARGO_TARGET_DIR/debug/shoplens
+    KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT "$bin" topics --partitions "$PARTITIONS"
+    CLICKHOUSE__URL=http://127.0.0.1:$CH_HTTP "$bin" migrate
+    log "up: kafka 127.0.0.1:$KAFKA_PORT, clickhouse http://127.0.0.1:$CH_HTTP, prometheus http://127.0.0.1:$PROM_PORT (state $STATE)"
+}
+
+down() {
+    local name pid
+    for name in prometheus clickhouse tansu; do
+        if running "$name"; then
+            pid=$(cat "$STATE/run/$name.pid")
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+            log "stopped $name"
+        fi
+        rm -f "$STATE/run/$name.pid"
+    done
+}
+
+status() {
+    local name
+    for name in tansu clickhouse prometheus; do
+        if running "$name"; then echo "$name: running (pid $(cat "$STATE/run/$name.pid"))"; else echo "$name: stopped"; fi
+    done
+}
+
+case "${1:-}" in
+    install) install ;;
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    *) echo "usage: $0 install|up|down|status" >&2; exit 2 ;;
+esac
