@@ -33,6 +33,7 @@ need_apt() {
     command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
     command -v prometheus >/dev/null || missing+=(prometheus)
     command -v promtool >/dev/null || missing+=(prometheus)
+    command -v docker-compose >/dev/null || missing+=(docker-compose)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} from Debian"
         apt-get update -qq
@@ -81,7 +82,7 @@ start() { # name command...
 
 render() { # template output
     sed -e "s|@STATE@|$STATE|g" -e "s|@HTTP_PORT@|$CH_HTTP|g" -e "s|@TCP_PORT@|$CH_TCP|g" \
-        -e "s|@TARGET@|$METRICS_TARGET|g" "$1" >"$2"
+        -e "s|shoplens:9464|$METRICS_TARGET|g" "$1" >"$2"
 }
 
 up() {

@@ -1,1 +1,141 @@
+//! Helpers for end-to-end tests: isolated names per test, service addresses,
+//! a Prometheus server of the test's own, and waiting on conditions.
+//!
+//! The services come from `deploy/local/stack.sh up` (the test command starts
+//! them). Addresses can be changed with `SHOPLENS_TEST_KAFKA` and
+//! `SHOPLENS_TEST_CLICKHOUSE`.
 
+#![warn(missing_docs)]
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shoplens::Settings;
+
+/// Kafka bootstrap address for tests.
+pub fn kafka() -> String {
+    std::env::var("SHOPLENS_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// ClickHouse HTTP URL for tests.
+pub fn clickhouse() -> String {
+    std::env::var("SHOPLENS_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+/// A suffix unique to this test run, for topics, groups and databases.
+pub fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{name}_{}_{nanos}", std::process::id())
+}
+
+/// Settings pointing at the test services with names of their own, fast
+/// ticks and a short idle timeout, and an ephemeral metrics port.
+pub fn settings(id: &str) -> Settings {
+    let mut s = Settings::default();
+    s.kafka.brokers = kafka();
+    s.kafka.group_id = format!("g-{id}");
+    let t = &mut s.kafka.topics;
+    t.clickstream = format!("{id}.clickstream");
+    t.orders = format!("{id}.orders");
+    t.spend = format!("{id}.spend");
+    t.dead_letter = format!("{id}.dead-letter");
+    t.triggers = format!("{id}.triggers");
+    s.clickhouse.url = clickhouse();
+    s.clickhouse.database = id.to_string();
+    s.http.listen = "127.0.0.1:0".into();
+    s.watermark.idle_timeout_ms = 2_000;
+    s.pipeline.tick_ms = 50;
+    s
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `limit`
+/// with `what` and the last value seen.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let started = Instant::now();
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        interval.tick().await;
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if started.elapsed() > limit => {
+                panic!("{what}: not reached in {limit:?}; last: {last}")
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// A Prometheus server of the test's own, scraping one target every second.
+/// Killed on drop.
+pub struct Prometheus {
+    child: Child,
+    /// `host:port` of its HTTP API.
+    pub addr: String,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts `prometheus` scraping `target` (`host:port`) at `/metrics`.
+    pub fn start(target: &str) -> Prometheus {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(unique("prometheus"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: shoplens\n    static_configs:\n      - targets: [\"{target}\"]\n"
+            ),
+        )
+        .expect("write config");
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus must be installed (deploy/local/stack.sh install)");
+        Prometheus { child, addr, dir }
+    }
+
+    /// The value of an instant query that returns one sample.
+    pub async fn query(&self, promql: &str) -> Result<f64, String> {
+        let (status, body) =
+            shoplens::http_get::get(&self.addr, &format!("/api/v1/query?query={promql}"))
+                .await
+                .map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("status {status}: {body}"));
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("no sample in {body}"))
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -10,6 +10,8 @@
 //! them, then applied in `(timestamp, event_id)` order. Any shuffle of the
 //! input inside the allowed lateness therefore yields the same rows.
 
+#![warn(missing_docs)]
+
 pub mod channel;
 mod config;
 mod dedup;

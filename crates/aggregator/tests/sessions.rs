@@ -330,7 +330,7 @@ fn shuffling_inside_the_lateness_or_repeating_events_gives_the_same_rows() {
                 Ok(_) | Err(Rejected::Duplicate) => {}
                 Err(late) => panic!("seed {seed}: {late:?}"),
             }
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 let o = agg.advance(max_seen - LATENESS);
                 out.sessions.extend(o.sessions);
                 out.traffic.extend(o.traffic);

@@ -431,10 +431,8 @@ impl Decoder {
         if let Some(s) = opt_str(cr.name, "context.campaign.name", 256)? {
             c.name = Some(s.into_owned());
         }
-        for v in [&mut c.source, &mut c.medium] {
-            if let Some(s) = v {
-                *s = s.to_lowercase();
-            }
+        for s in [&mut c.source, &mut c.medium].into_iter().flatten() {
+            *s = s.to_lowercase();
         }
         Ok(c)
     }

@@ -7,6 +7,8 @@
 //! It does no I/O. The human-readable contract lives in `docs/contract.md`
 //! and the machine-readable one in `schema/event.v1.schema.json`.
 
+#![warn(missing_docs)]
+
 pub mod decode;
 pub mod event;
 pub mod money;

@@ -58,10 +58,18 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics, health: &Health) -> st
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
     let (status, ctype, body) = match (method, path) {
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
         ("GET", "/livez") => ("200 OK", "text/plain", "ok\n".to_string()),
         ("GET", "/readyz") if health.ready() => ("200 OK", "text/plain", "ready\n".to_string()),
-        ("GET", "/readyz") => ("503 Service Unavailable", "text/plain", "not ready\n".to_string()),
+        ("GET", "/readyz") => (
+            "503 Service Unavailable",
+            "text/plain",
+            "not ready\n".to_string(),
+        ),
         ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
         _ => ("405 Method Not Allowed", "text/plain", String::new()),
     };
@@ -86,11 +94,9 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Hea
         };
         let (metrics, health) = (metrics.clone(), health.clone());
         tokio::spawn(async move {
-            let served = tokio::time::timeout(
-                Duration::from_secs(10),
-                handle(stream, &metrics, &health),
-            )
-            .await;
+            let served =
+                tokio::time::timeout(Duration::from_secs(10), handle(stream, &metrics, &health))
+                    .await;
             if !matches!(served, Ok(Ok(()))) {
                 debug!(%peer, "http request failed or timed out");
             }

@@ -5,6 +5,8 @@
 //! - [`metrics`]: the Prometheus registry of business and pipeline series.
 //! - [`http`]: a small HTTP endpoint serving `/metrics`, `/livez`, `/readyz`.
 
+#![warn(missing_docs)]
+
 pub mod clickhouse;
 pub mod http;
 pub mod metrics;

@@ -80,23 +80,28 @@ impl Metrics {
             "The pipeline's event-time watermark as Unix seconds.",
         )
         .expect("valid metric");
-        r.register(Box::new(watermark.clone())).expect("unique metric");
+        r.register(Box::new(watermark.clone()))
+            .expect("unique metric");
         let insert_duration = HistogramVec::new(
             HistogramOpts::new(
                 "shoplens_clickhouse_insert_duration_seconds",
                 "Duration of successful ClickHouse inserts.",
             )
-            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["table"],
         )
         .expect("valid metric");
-        r.register(Box::new(insert_duration.clone())).expect("unique metric");
+        r.register(Box::new(insert_duration.clone()))
+            .expect("unique metric");
         let batch_events = Histogram::with_opts(
             HistogramOpts::new("shoplens_batch_events", "Events per consumed batch.")
                 .buckets(prometheus::exponential_buckets(1.0, 4.0, 9).expect("valid buckets")),
         )
         .expect("valid metric");
-        r.register(Box::new(batch_events.clone())).expect("unique metric");
+        r.register(Box::new(batch_events.clone()))
+            .expect("unique metric");
 
         let m = Metrics {
             events_consumed: counter_vec(
@@ -116,7 +121,11 @@ impl Metrics {
                 "shoplens_events_duplicate_total",
                 "Duplicate event ids dropped inside the dedup horizon.",
             ),
-            events_bot: counter(&r, "shoplens_events_bot_total", "Bot events, kept out of business metrics."),
+            events_bot: counter(
+                &r,
+                "shoplens_events_bot_total",
+                "Bot events, kept out of business metrics.",
+            ),
             dedup_evicted_early: counter(
                 &r,
                 "shoplens_dedup_evicted_early_total",
@@ -129,15 +138,27 @@ impl Metrics {
                 "Closed sessions by acquisition channel.",
                 "channel",
             ),
-            page_views: counter(&r, "shoplens_page_views_total", "Page views of closed sessions."),
-            bounces: counter(&r, "shoplens_bounces_total", "Closed sessions that bounced."),
+            page_views: counter(
+                &r,
+                "shoplens_page_views_total",
+                "Page views of closed sessions.",
+            ),
+            bounces: counter(
+                &r,
+                "shoplens_bounces_total",
+                "Closed sessions that bounced.",
+            ),
             sessions_open: gauge(&r, "shoplens_sessions_open", "Sessions open now."),
             buffered_events: gauge(
                 &r,
                 "shoplens_buffered_events",
                 "Events buffered ahead of the watermark.",
             ),
-            dedup_ids: gauge(&r, "shoplens_dedup_ids", "Event ids held for deduplication."),
+            dedup_ids: gauge(
+                &r,
+                "shoplens_dedup_ids",
+                "Event ids held for deduplication.",
+            ),
             watermark,
             partitions_paused: gauge(
                 &r,
@@ -186,7 +207,9 @@ impl Metrics {
     pub fn record_sessions(&self, sessions: &[aggregator::SessionRow]) {
         for s in sessions {
             self.sessions.inc();
-            self.sessions_by_channel.with_label_values(&[s.channel.as_str()]).inc();
+            self.sessions_by_channel
+                .with_label_values(&[s.channel.as_str()])
+                .inc();
             self.page_views.inc_by(u64::from(s.page_views));
             if s.bounced {
                 self.bounces.inc();

@@ -29,15 +29,24 @@ fn apply_overrides(c: &mut ClientConfig, settings: &KafkaSettings) {
 
 /// A consumer in the group, subscribed to the input topics, with manual
 /// commits: offsets move only when the results behind them are durable.
-pub fn build_consumer(settings: &KafkaSettings, streams: &Streams) -> Result<StreamConsumer, KafkaError> {
+pub fn build_consumer(
+    settings: &KafkaSettings,
+    streams: &Streams,
+) -> Result<StreamConsumer, KafkaError> {
     let mut c = base(settings);
     c.set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
-        .set("fetch.queue.backoff.ms", settings.fetch_queue_backoff_ms.to_string())
+        .set(
+            "fetch.queue.backoff.ms",
+            settings.fetch_queue_backoff_ms.to_string(),
+        )
         .set("enable.partition.eof", "false");
     apply_overrides(&mut c, settings);
     let consumer: StreamConsumer = c.create()?;

@@ -53,13 +53,31 @@ impl DeadLetter {
         let partition = why.partition.to_string();
         let offset = why.offset.to_string();
         let mut headers = OwnedHeaders::new()
-            .insert(Header { key: "reason", value: Some(why.reason) })
-            .insert(Header { key: "detail", value: Some(why.detail) })
-            .insert(Header { key: "source_topic", value: Some(why.topic) })
-            .insert(Header { key: "source_partition", value: Some(&partition) })
-            .insert(Header { key: "source_offset", value: Some(&offset) });
+            .insert(Header {
+                key: "reason",
+                value: Some(why.reason),
+            })
+            .insert(Header {
+                key: "detail",
+                value: Some(why.detail),
+            })
+            .insert(Header {
+                key: "source_topic",
+                value: Some(why.topic),
+            })
+            .insert(Header {
+                key: "source_partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "source_offset",
+                value: Some(&offset),
+            });
         if let Some(field) = why.field {
-            headers = headers.insert(Header { key: "field", value: Some(field) });
+            headers = headers.insert(Header {
+                key: "field",
+                value: Some(field),
+            });
         }
         let topic = self.topic.clone();
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);

@@ -5,6 +5,8 @@
 //! The event-time logic here ([`watermark`]) takes the wall clock as an
 //! argument, so it is tested without Kafka or sleeps.
 
+#![warn(missing_docs)]
+
 pub mod consumer;
 pub mod dead_letter;
 pub mod settings;

@@ -65,6 +65,11 @@ impl WatermarkTracker {
         self.parts = new;
     }
 
+    /// Whether `source` is among the assigned partitions.
+    pub fn is_assigned(&self, source: Source) -> bool {
+        self.parts.contains_key(&source)
+    }
+
     /// A message from `source` at `now_ms` carrying event time `event_ms`
     /// (`None` for a message that was not a valid event).
     pub fn observe(&mut self, source: Source, event_ms: Option<i64>, now_ms: u64) {
@@ -141,8 +146,14 @@ impl WatermarkTracker {
 mod tests {
     use super::*;
 
-    const A: Source = Source { stream: 0, partition: 0 };
-    const B: Source = Source { stream: 0, partition: 1 };
+    const A: Source = Source {
+        stream: 0,
+        partition: 0,
+    };
+    const B: Source = Source {
+        stream: 0,
+        partition: 1,
+    };
 
     fn tracker() -> WatermarkTracker {
         WatermarkTracker::new(WatermarkSettings {
@@ -184,11 +195,23 @@ mod tests {
         t.observe(A, Some(1_000_000), 0);
         t.observe(B, Some(1_000_000 + 121_000), 0);
         t.watermark(0);
-        assert_eq!(t.align(), Alignment { pause: vec![B], resume: vec![] });
+        assert_eq!(
+            t.align(),
+            Alignment {
+                pause: vec![B],
+                resume: vec![]
+            }
+        );
         // B is paused: it stays active however long it is silent.
         t.observe(A, Some(1_000_000 + 62_000), 60_000);
         assert_eq!(t.watermark(60_000), 1_002_000);
-        assert_eq!(t.align(), Alignment { pause: vec![], resume: vec![B] });
+        assert_eq!(
+            t.align(),
+            Alignment {
+                pause: vec![],
+                resume: vec![B]
+            }
+        );
         assert_eq!(t.paused(), 0);
     }
 }

@@ -28,7 +28,11 @@ fn statements(sql: &str) -> impl Iterator<Item = String> + '_ {
 /// Creates `database` and applies the migrations it has not recorded yet.
 /// Returns the versions applied now.
 pub async fn migrate(client: &Client, database: &str) -> Result<Vec<u32>, SinkError> {
-    if !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || database.is_empty() {
+    if !database
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || database.is_empty()
+    {
         return Err(SinkError::Config(format!("bad database name {database:?}")));
     }
     let run = |sql: String| async move { client.query(&sql).execute().await };

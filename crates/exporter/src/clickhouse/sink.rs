@@ -35,7 +35,7 @@ impl ClickHouseSink {
     /// A sink for `settings`, reporting to `metrics` and `health`.
     pub fn new(settings: ClickHouseSettings, metrics: Arc<Metrics>, health: Arc<Health>) -> Self {
         ClickHouseSink {
-            client: settings.client(),
+            client: settings.client().with_database(&settings.database),
             settings,
             metrics,
             health,
@@ -44,11 +44,7 @@ impl ClickHouseSink {
 
     /// Applies the migrations.
     pub async fn migrate(&self) -> Result<Vec<u32>, SinkError> {
-        super::migrate(&self.client, &self.settings.database).await
-    }
-
-    fn table(&self, name: &str) -> String {
-        format!("{}.{}", self.settings.database, name)
+        super::migrate(&self.settings.client(), &self.settings.database).await
     }
 
     /// Writes every row of `out`, retrying each table's insert with
@@ -75,7 +71,7 @@ impl ClickHouseSink {
     where
         T: clickhouse::RowWrite,
     {
-        let mut insert = self.client.insert::<T>(&self.table(table)).await?;
+        let mut insert = self.client.insert::<T>(table).await?;
         for row in rows {
             insert.write(row).await?;
         }
@@ -95,14 +91,23 @@ impl ClickHouseSink {
             match attempt().await {
                 Ok(()) => {
                     let secs = started.elapsed().as_secs_f64();
-                    self.metrics.insert_duration.with_label_values(&[table]).observe(secs);
-                    self.metrics.rows_written.with_label_values(&[table]).inc_by(rows as u64);
+                    self.metrics
+                        .insert_duration
+                        .with_label_values(&[table])
+                        .observe(secs);
+                    self.metrics
+                        .rows_written
+                        .with_label_values(&[table])
+                        .inc_by(rows as u64);
                     self.health.set_sink_ok(true);
                     debug!(table, secs, "inserted");
                     return;
                 }
                 Err(error) => {
-                    self.metrics.insert_failures.with_label_values(&[table]).inc();
+                    self.metrics
+                        .insert_failures
+                        .with_label_values(&[table])
+                        .inc();
                     self.health.set_sink_ok(false);
                     warn!(table, %error, retry_in_ms = delay.as_millis() as u64, "insert failed");
                     tokio::time::sleep(delay).await;

@@ -1,0 +1,162 @@
+//! The load generator: realistic storefront traffic produced to Kafka.
+
+mod model;
+mod rng;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use contract::time::format_rfc3339;
+use contract::Stream;
+use ingest::{build_producer, KafkaError, KafkaSettings};
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use serde_json::json;
+use tokio::time::Instant;
+use tracing::info;
+
+pub use model::{GenConfig, GenStats, Generator, Message};
+pub use rng::Rng;
+
+/// How to send.
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    /// Event-time milliseconds per wall-clock millisecond; `None` sends as
+    /// fast as the broker takes it.
+    pub speed: Option<f64>,
+    /// After the traffic, send one page view per clickstream partition far
+    /// enough ahead (session gap + lateness + 2 min) that every generated
+    /// session can close.
+    pub flush_after_ms: Option<i64>,
+}
+
+/// What was produced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProduceReport {
+    /// What the generator made.
+    pub generated: GenStats,
+    /// Flush messages sent after it.
+    pub flush_messages: u64,
+}
+
+const MAX_IN_FLIGHT: usize = 100_000;
+
+struct Sender {
+    producer: FutureProducer,
+    in_flight: VecDeque<DeliveryFuture>,
+}
+
+impl Sender {
+    async fn settle_one(&mut self) -> Result<(), KafkaError> {
+        if let Some(d) = self.in_flight.pop_front() {
+            match d.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(e.into()),
+                Err(_) => return Err(RdKafkaError::Canceled.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &mut self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        partition: Option<i32>,
+    ) -> Result<(), KafkaError> {
+        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        loop {
+            if self.in_flight.len() >= MAX_IN_FLIGHT {
+                self.settle_one().await?;
+            }
+            match self.producer.send_result(record) {
+                Ok(d) => {
+                    self.in_flight.push_back(d);
+                    return Ok(());
+                }
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.settle_one().await?;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn finish(&mut self) -> Result<(), KafkaError> {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Produces everything `generator` makes, keyed by anonymous id, paced by
+/// event time when `opts.speed` is set.
+pub async fn produce(
+    settings: &KafkaSettings,
+    mut generator: Generator,
+    start_ms: i64,
+    opts: &ProduceOptions,
+) -> Result<ProduceReport, KafkaError> {
+    let producer = build_producer(settings)?;
+    let mut sender = Sender {
+        producer: producer.clone(),
+        in_flight: VecDeque::new(),
+    };
+    let topics = &settings.topics;
+    let wall_start = Instant::now();
+    let mut last_log = Instant::now();
+    for (n, msg) in generator.by_ref().enumerate() {
+        if let Some(speed) = opts.speed {
+            let due = Duration::from_millis(((msg.ts_ms - start_ms).max(0) as f64 / speed) as u64);
+            if wall_start.elapsed() + Duration::from_millis(5) < due {
+                tokio::time::sleep_until(wall_start + due).await;
+            }
+        }
+        let topic = match msg.stream {
+            Stream::Clickstream => &topics.clickstream,
+            Stream::Orders => &topics.orders,
+            Stream::Spend => &topics.spend,
+        };
+        sender.send(topic, &msg.key, &msg.payload, None).await?;
+        if last_log.elapsed() >= Duration::from_secs(5) {
+            last_log = Instant::now();
+            info!(messages = n + 1, event_time = %format_rfc3339(msg.ts_ms), "producing");
+        }
+    }
+    let generated = generator.stats();
+    let mut flush_messages = 0;
+    if let Some(ahead) = opts.flush_after_ms {
+        let meta = producer
+            .client()
+            .fetch_metadata(Some(&topics.clickstream), Duration::from_secs(10))?;
+        let partitions = meta.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+        let ts = generated.max_event_ms + ahead;
+        for p in 0..partitions {
+            let key = format!("flush-{p}");
+            let payload = json!({
+                "event_id": format!("flush-{ts}-{p}"),
+                "type": "page_view",
+                "timestamp": ts,
+                "anonymous_id": key,
+                "context": { "page": { "url": "/flush" } },
+            });
+            let bytes = serde_json::to_vec(&payload).expect("json");
+            sender
+                .send(&topics.clickstream, &key, &bytes, Some(p))
+                .await?;
+            flush_messages += 1;
+        }
+    }
+    sender.finish().await?;
+    producer.flush(Duration::from_secs(30))?;
+    Ok(ProduceReport {
+        generated,
+        flush_messages,
+    })
+}

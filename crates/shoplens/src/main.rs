@@ -1,0 +1,230 @@
+//! `shoplens`: the storefront metrics pipeline and its tools.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
+use shoplens::{http_get, summary, Pipeline, Settings};
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    name = "shoplens",
+    version,
+    about = "Storefront event-stream metrics: Kafka in, ClickHouse and Prometheus out"
+)]
+struct Cli {
+    /// Configuration file (TOML); `SECTION__KEY` environment variables override it.
+    #[arg(long, global = true, env = "SHOPLENS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline until SIGTERM or Ctrl-C.
+    Run,
+    /// Produce realistic storefront traffic to Kafka.
+    Generate(GenerateArgs),
+    /// Create the contract's topics (clickstream and orders co-partitioned).
+    Topics {
+        /// Partitions of each input topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Replication factor.
+        #[arg(long, default_value_t = 1)]
+        replication: i32,
+    },
+    /// Apply the ClickHouse migrations.
+    Migrate,
+    /// Print live figures from a running pipeline's /metrics.
+    Summary {
+        /// host:port of the pipeline's HTTP endpoint.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics: String,
+        /// Seconds between lines.
+        #[arg(long, default_value_t = 5)]
+        every: u64,
+        /// Seconds to watch; 0 prints once.
+        #[arg(long = "for", default_value_t = 0)]
+        watch_for: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Target events per second (wall clock).
+    #[arg(long, default_value_t = 2000.0)]
+    rate: f64,
+    /// Seconds to run (wall clock).
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Event time runs this many times faster than the wall clock, so that
+    /// sessions (30-minute gap) close within a short run.
+    #[arg(long, default_value_t = 60.0)]
+    speed: f64,
+    /// Send as fast as possible instead of pacing by event time.
+    #[arg(long)]
+    fast: bool,
+    /// PRNG seed: the same seed gives the same traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Share of carts abandoned.
+    #[arg(long, default_value_t = 0.7)]
+    abandon_ratio: f64,
+    /// Extra invalid messages per event.
+    #[arg(long, default_value_t = 0.005)]
+    invalid_ratio: f64,
+    /// Share of events sent twice.
+    #[arg(long, default_value_t = 0.01)]
+    duplicate_ratio: f64,
+    /// Largest out-of-order delay in milliseconds (keep under the allowed lateness).
+    #[arg(long, default_value_t = 5000)]
+    max_disorder_ms: i64,
+    /// Do not send the closing page views that let every session close.
+    #[arg(long)]
+    no_flush: bool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let config = cli.config.or_else(|| {
+        let default = PathBuf::from("config/shoplens.toml");
+        default.exists().then_some(default)
+    });
+    let settings = Settings::load(config.as_deref())?;
+    match cli.command {
+        Command::Run => {
+            let pipeline = Pipeline::start(settings).await?;
+            pipeline
+                .run_until(async {
+                    shutdown_signal().await;
+                    info!("shutting down");
+                })
+                .await?;
+        }
+        Command::Generate(a) => {
+            let avg_events_per_session = 9.0;
+            let sim_ms = (a.duration as f64 * 1000.0 * a.speed) as i64;
+            let start_ms = now_ms() - sim_ms;
+            let cfg = GenConfig {
+                seed: a.seed,
+                start_ms,
+                duration_ms: sim_ms,
+                sessions_per_minute: a.rate * 60.0 / a.speed / avg_events_per_session,
+                cart_abandon_ratio: a.abandon_ratio,
+                invalid_ratio: a.invalid_ratio,
+                duplicate_ratio: a.duplicate_ratio,
+                max_disorder_ms: a.max_disorder_ms,
+                ..GenConfig::default()
+            };
+            let opts = ProduceOptions {
+                speed: (!a.fast).then_some(a.speed),
+                flush_after_ms: (!a.no_flush).then(|| {
+                    settings.aggregator.session_gap_ms
+                        + settings.watermark.allowed_lateness_ms
+                        + 120_000
+                }),
+            };
+            let report = produce(&settings.kafka, Generator::new(cfg), start_ms, &opts).await?;
+            let g = report.generated;
+            let _ = writeln!(
+                std::io::stdout(),
+                "produced {} messages: {} valid events ({} from bots), {} duplicates, {} invalid, {} flush; {} sessions, {} page views, {} bounces, {} orders",
+                g.messages + report.flush_messages, g.valid_events + g.bot_events, g.bot_events, g.duplicates,
+                g.invalid, report.flush_messages, g.sessions, g.page_views, g.bounces, g.orders
+            );
+        }
+        Command::Topics {
+            partitions,
+            replication,
+        } => {
+            shoplens::topics::create_topics(&settings.kafka, partitions, replication).await?;
+        }
+        Command::Migrate => {
+            let applied = exporter::clickhouse::migrate(
+                &settings.clickhouse.client(),
+                &settings.clickhouse.database,
+            )
+            .await?;
+            info!(?applied, "migrations applied");
+        }
+        Command::Summary {
+            metrics,
+            every,
+            watch_for,
+        } => {
+            let started = std::time::Instant::now();
+            loop {
+                let (status, body) = http_get::get(&metrics, "/metrics").await?;
+                if status != 200 {
+                    return Err(format!("GET /metrics answered {status}").into());
+                }
+                // A closed pipe (e.g. `| head`) ends the summary quietly.
+                let mut out = std::io::stdout().lock();
+                if writeln!(out, "{}", summary::line(&body, now_ms() as f64 / 1000.0)).is_err() {
+                    break;
+                }
+                if started.elapsed().as_secs() >= watch_for {
+                    let _ = write!(out, "{}", summary::table(&body));
+                    break;
+                }
+                drop(out);
+                tokio::time::sleep(Duration::from_secs(every.max(1))).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "failed");
+            ExitCode::FAILURE
+        }
+    }
+}

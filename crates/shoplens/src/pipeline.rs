@@ -1,0 +1,497 @@
+//! The running pipeline: Kafka -> ingest -> aggregator -> exporter, wired
+//! with a bounded channel so a slow ClickHouse slows consumption.
+//!
+//! One task consumes, decodes, dead-letters and feeds the aggregator; on every
+//! tick it advances the watermark and hands the closed rows, with the offsets
+//! they allow to commit, to the writer task. The writer makes the rows durable
+//! in ClickHouse, counts them in Prometheus, and acknowledges; only then are
+//! the offsets committed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aggregator::{Accepted, Aggregator, Output, Position, Rejected, Source};
+use contract::{Decoder, Reason};
+use exporter::{ClickHouseSink, Health, Metrics};
+use ingest::{build_consumer, build_producer, DeadLetter, Rejection, Streams, WatermarkTracker};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::settings::{Settings, SettingsError};
+
+/// Why the pipeline stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// Kafka refused.
+    #[error(transparent)]
+    Kafka(#[from] ingest::KafkaError),
+    /// ClickHouse refused.
+    #[error(transparent)]
+    Sink(#[from] exporter::SinkError),
+    /// The metrics endpoint could not listen.
+    #[error("http listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A task panicked or was cancelled.
+    #[error("task failed: {0}")]
+    Task(String),
+}
+
+/// Rows with the offsets that may be committed once they are durable.
+struct Batch {
+    out: Output,
+    commits: Vec<(Source, i64)>,
+}
+
+/// A started pipeline.
+pub struct Pipeline {
+    metrics_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: watch::Sender<bool>,
+    consume: JoinHandle<Result<(), PipelineError>>,
+    http: JoinHandle<()>,
+}
+
+impl Pipeline {
+    /// Applies migrations, binds the HTTP endpoint, joins the consumer group
+    /// and starts consuming.
+    pub async fn start(settings: Settings) -> Result<Pipeline, PipelineError> {
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::default());
+        let sink =
+            ClickHouseSink::new(settings.clickhouse.clone(), metrics.clone(), health.clone());
+        let applied = sink.migrate().await?;
+        health.set_sink_ok(true);
+        info!(?applied, database = %settings.clickhouse.database, "clickhouse schema ready");
+
+        let listener = TcpListener::bind(&settings.http.listen)
+            .await
+            .map_err(|source| PipelineError::Listen {
+                addr: settings.http.listen.clone(),
+                source,
+            })?;
+        let metrics_addr = listener
+            .local_addr()
+            .map_err(|source| PipelineError::Listen {
+                addr: settings.http.listen.clone(),
+                source,
+            })?;
+        let http = tokio::spawn(exporter::serve(listener, metrics.clone(), health.clone()));
+        info!(%metrics_addr, "serving /metrics, /livez, /readyz");
+
+        let streams = Streams::new(&settings.kafka.topics);
+        let consumer = build_consumer(&settings.kafka, &streams)?;
+        let dead_letter = DeadLetter::new(
+            build_producer(&settings.kafka)?,
+            settings.kafka.topics.dead_letter.clone(),
+        );
+        let decoder = Decoder::new(settings.decode_options()?);
+        let (stop, stop_rx) = watch::channel(false);
+        let (batch_tx, batch_rx) = mpsc::channel(settings.pipeline.max_batches_in_flight.max(1));
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_loop(sink, metrics.clone(), batch_rx, ack_tx));
+        let ingest = Ingest {
+            aggregator: Aggregator::new(settings.aggregator.clone()),
+            tracker: WatermarkTracker::new(settings.watermark.clone()),
+            settings,
+            consumer: Arc::new(consumer),
+            streams,
+            dead_letter,
+            decoder,
+            metrics: metrics.clone(),
+            health: health.clone(),
+            next: HashMap::new(),
+            sent: HashMap::new(),
+            committed: HashMap::new(),
+            clock: Instant::now(),
+            since_step: 0,
+            evicted_seen: 0,
+            last_assignment_check: None,
+        };
+        let consume = tokio::spawn(ingest.run(stop_rx, batch_tx, ack_rx, writer));
+        Ok(Pipeline {
+            metrics_addr,
+            metrics,
+            health,
+            stop,
+            consume,
+            http,
+        })
+    }
+
+    /// The bound address of `/metrics`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The metrics registry (for in-process summaries).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Readiness as `/readyz` reports it.
+    pub fn ready(&self) -> bool {
+        self.health.ready()
+    }
+
+    /// Runs until `signal` completes (then stops cleanly) or the pipeline
+    /// fails by itself.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), PipelineError> {
+        tokio::select! {
+            _ = signal => self.stop().await,
+            joined = &mut self.consume => {
+                self.http.abort();
+                joined.map_err(|e| PipelineError::Task(e.to_string()))?
+            }
+        }
+    }
+
+    /// Stops: flushes what is closed, writes it, commits, and returns.
+    pub async fn stop(self) -> Result<(), PipelineError> {
+        let _ = self.stop.send(true);
+        let result = self
+            .consume
+            .await
+            .map_err(|e| PipelineError::Task(e.to_string()))?;
+        self.http.abort();
+        result
+    }
+}
+
+async fn write_loop(
+    sink: ClickHouseSink,
+    metrics: Arc<Metrics>,
+    mut batches: mpsc::Receiver<Batch>,
+    acks: mpsc::UnboundedSender<Vec<(Source, i64)>>,
+) {
+    while let Some(batch) = batches.recv().await {
+        sink.write(&batch.out).await;
+        metrics.record_sessions(&batch.out.sessions);
+        if acks.send(batch.commits).is_err() {
+            break;
+        }
+    }
+}
+
+struct Ingest {
+    settings: Settings,
+    consumer: Arc<StreamConsumer>,
+    streams: Streams,
+    dead_letter: DeadLetter,
+    decoder: Decoder,
+    aggregator: Aggregator,
+    tracker: WatermarkTracker,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    /// Next offset to read, per source.
+    next: HashMap<Source, i64>,
+    /// Highest commit position handed to the writer, per source.
+    sent: HashMap<Source, i64>,
+    /// Highest commit position sent to Kafka, per source.
+    committed: HashMap<Source, i64>,
+    clock: Instant,
+    since_step: usize,
+    evicted_seen: u64,
+    last_assignment_check: Option<Instant>,
+}
+
+impl Ingest {
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        batches: mpsc::Sender<Batch>,
+        mut acks: mpsc::UnboundedReceiver<Vec<(Source, i64)>>,
+        writer: JoinHandle<()>,
+    ) -> Result<(), PipelineError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            self.settings.pipeline.tick_ms.max(10),
+        ));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        info!(group = %self.settings.kafka.group_id, "consuming");
+        let consumer = self.consumer.clone();
+        let result = loop {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => break Ok(()),
+                Some(commits) = acks.recv() => self.commit(&commits, CommitMode::Async),
+                _ = tick.tick() => {
+                    if let Err(e) = self.step(&batches).await {
+                        break Err(e);
+                    }
+                }
+                msg = consumer.recv() => {
+                    match msg {
+                        Ok(m) => {
+                            if let Err(e) = self.handle(&m).await {
+                                break Err(e);
+                            }
+                        }
+                        Err(error) => warn!(%error, "kafka consumer error"),
+                    }
+                    if self.since_step >= self.settings.pipeline.max_batch_events {
+                        if let Err(e) = self.step(&batches).await {
+                            break Err(e);
+                        }
+                    }
+                }
+            }
+        };
+        // Flush what is closed, wait for the writer, commit what it acknowledged.
+        let deadline = Duration::from_millis(self.settings.pipeline.shutdown_timeout_ms);
+        let flushed = tokio::time::timeout(deadline, async {
+            if result.is_ok() {
+                self.step(&batches).await?;
+            }
+            drop(batches);
+            let _ = writer.await;
+            while let Some(commits) = acks.recv().await {
+                self.commit(&commits, CommitMode::Sync);
+            }
+            Ok::<(), PipelineError>(())
+        })
+        .await;
+        match flushed {
+            Ok(r) => r?,
+            Err(_) => warn!("shutdown timed out; uncommitted work will be replayed"),
+        }
+        self.health.set_consumer_ok(false);
+        info!("stopped");
+        result
+    }
+
+    async fn handle(
+        &mut self,
+        m: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> Result<(), PipelineError> {
+        let Some((index, stream)) = self.streams.of(m.topic()) else {
+            return Ok(());
+        };
+        let source = Source {
+            stream: index,
+            partition: m.partition(),
+        };
+        let offset = m.offset();
+        self.next.insert(source, offset + 1);
+        self.since_step += 1;
+        self.metrics
+            .events_consumed
+            .with_label_values(&[stream.as_str()])
+            .inc();
+        if !self.tracker.is_assigned(source) {
+            // A partition we have not seen assigned: learn the whole assignment
+            // before this partition alone can move the watermark.
+            self.last_assignment_check = None;
+            self.refresh_assignment();
+        }
+        let now = self.now_ms();
+        let payload = m.payload().unwrap_or_default();
+        match self
+            .decoder
+            .decode(payload, stream, m.timestamp().to_millis())
+        {
+            Err(invalid) => {
+                self.tracker.observe(source, None, now);
+                debug!(reason = %invalid.reason, topic = m.topic(), partition = m.partition(), offset, "invalid event");
+                self.metrics
+                    .events_invalid
+                    .with_label_values(&[invalid.reason.as_str()])
+                    .inc();
+                let why = Rejection {
+                    reason: invalid.reason.as_str(),
+                    field: invalid.field,
+                    detail: &invalid.detail,
+                    topic: m.topic(),
+                    partition: m.partition(),
+                    offset,
+                };
+                self.dead_letter.send(m.key(), m.payload(), why).await?;
+            }
+            Ok(event) => {
+                let event_ms = event.timestamp_ms;
+                self.tracker.observe(source, Some(event_ms), now);
+                match self.aggregator.push(event, Position { source, offset }) {
+                    Ok(Accepted::Buffered) => {}
+                    Ok(Accepted::Bot) => self.metrics.events_bot.inc(),
+                    Err(Rejected::Duplicate) => self.metrics.events_duplicate.inc(),
+                    Err(Rejected::Late { watermark_ms }) => {
+                        self.metrics
+                            .events_invalid
+                            .with_label_values(&[Reason::Late.as_str()])
+                            .inc();
+                        let detail = format!(
+                            "event time {event_ms} ms is before the watermark {watermark_ms} ms"
+                        );
+                        let why = Rejection {
+                            reason: Reason::Late.as_str(),
+                            field: Some("timestamp"),
+                            detail: &detail,
+                            topic: m.topic(),
+                            partition: m.partition(),
+                            offset,
+                        };
+                        self.dead_letter.send(m.key(), m.payload(), why).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_assignment(&mut self) {
+        let due = self
+            .last_assignment_check
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if !due {
+            return;
+        }
+        self.last_assignment_check = Some(Instant::now());
+        match self.consumer.assignment() {
+            Ok(tpl) => {
+                let sources: Vec<Source> = tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|e| {
+                        self.streams.of(e.topic()).map(|(stream, _)| Source {
+                            stream,
+                            partition: e.partition(),
+                        })
+                    })
+                    .collect();
+                self.health.set_consumer_ok(!sources.is_empty());
+                let now = self.now_ms();
+                self.tracker.assign(sources, now);
+            }
+            Err(error) => warn!(%error, "cannot read the assignment"),
+        }
+    }
+
+    fn tpl(&self, sources: &[Source]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for s in sources {
+            if let Some(topic) = self.streams.topic(s.stream) {
+                tpl.add_partition(topic, s.partition);
+            }
+        }
+        tpl
+    }
+
+    async fn step(&mut self, batches: &mpsc::Sender<Batch>) -> Result<(), PipelineError> {
+        self.since_step = 0;
+        self.refresh_assignment();
+        let now = self.now_ms();
+        let watermark = self.tracker.watermark(now);
+        let out = self.aggregator.advance(watermark);
+        let align = self.tracker.align();
+        if !align.pause.is_empty() {
+            debug!(partitions = ?align.pause, "pausing partitions ahead of the watermark");
+            if let Err(error) = self.consumer.pause(&self.tpl(&align.pause)) {
+                warn!(%error, "pause failed");
+            }
+        }
+        if !align.resume.is_empty() {
+            debug!(partitions = ?align.resume, "resuming partitions");
+            if let Err(error) = self.consumer.resume(&self.tpl(&align.resume)) {
+                warn!(%error, "resume failed");
+            }
+        }
+        // Dead letters must be durable before the offsets behind them move.
+        self.dead_letter.flush().await?;
+
+        let mut commits = Vec::new();
+        for (source, next) in &self.next {
+            let position = self
+                .aggregator
+                .low_water(*source)
+                .map_or(*next, |low| low.min(*next));
+            if self.sent.get(source).is_none_or(|s| position > *s) {
+                commits.push((*source, position));
+            }
+        }
+        for (source, position) in &commits {
+            self.sent.insert(*source, *position);
+        }
+
+        let m = &self.metrics;
+        m.sessions_open.set(self.aggregator.open_sessions() as i64);
+        m.buffered_events
+            .set(self.aggregator.buffered_events() as i64);
+        m.dedup_ids.set(self.aggregator.dedup_ids() as i64);
+        m.partitions_paused.set(self.tracker.paused() as i64);
+        if watermark != i64::MIN {
+            m.watermark.set(watermark as f64 / 1000.0);
+        }
+        let evicted = self.aggregator.stats().dedup_evicted_early;
+        m.dedup_evicted_early.inc_by(evicted - self.evicted_seen);
+        self.evicted_seen = evicted;
+
+        if out.is_empty() && commits.is_empty() {
+            return Ok(());
+        }
+        debug!(
+            watermark,
+            sessions = out.sessions.len(),
+            traffic = out.traffic.len(),
+            "flushing"
+        );
+        batches
+            .send(Batch { out, commits })
+            .await
+            .map_err(|_| PipelineError::Task("writer stopped".into()))
+    }
+
+    fn commit(&mut self, commits: &[(Source, i64)], mode: CommitMode) {
+        let mut tpl = TopicPartitionList::new();
+        for (source, position) in commits {
+            if self.committed.get(source).is_some_and(|c| c >= position) {
+                continue;
+            }
+            let Some(topic) = self.streams.topic(source.stream) else {
+                continue;
+            };
+            if let Err(error) =
+                tpl.add_partition_offset(topic, source.partition, Offset::Offset(*position))
+            {
+                error!(%error, "bad commit position");
+                continue;
+            }
+            self.committed.insert(*source, *position);
+            if let Some((_, stream)) = self.streams.of(topic) {
+                self.metrics
+                    .offsets_committed
+                    .with_label_values(&[stream.as_str()])
+                    .inc();
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(error) = self.consumer.commit(&tpl, mode) {
+            warn!(%error, "offset commit failed; it will be retried with the next batch");
+            for (source, _) in commits {
+                self.committed.remove(source);
+            }
+        }
+    }
+}

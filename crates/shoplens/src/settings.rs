@@ -1,0 +1,143 @@
+//! Configuration: a TOML file plus `SECTION__KEY` environment overrides.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use aggregator::AggregatorConfig;
+use contract::{Currency, DecodeOptions};
+use exporter::ClickHouseSettings;
+use ingest::{KafkaSettings, WatermarkSettings};
+use serde::Deserialize;
+
+/// Everything the pipeline reads from configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Kafka connection, group and topics.
+    pub kafka: KafkaSettings,
+    /// Lateness, idleness and alignment.
+    pub watermark: WatermarkSettings,
+    /// Metric definitions' thresholds.
+    pub aggregator: AggregatorConfig,
+    /// ClickHouse connection.
+    pub clickhouse: ClickHouseSettings,
+    /// The contract's configurable parts.
+    pub contract: ContractSettings,
+    /// The HTTP endpoint.
+    pub http: HttpSettings,
+    /// Batching and channel sizes.
+    pub pipeline: PipelineSettings,
+}
+
+/// Currencies and clock skew.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ContractSettings {
+    /// Currency of amounts that name none.
+    pub default_currency: String,
+    /// Accepted currencies.
+    pub currencies: Vec<String>,
+    /// Skew above which event time is corrected from `sent_at`.
+    pub skew_threshold_ms: i64,
+}
+
+impl Default for ContractSettings {
+    fn default() -> Self {
+        ContractSettings {
+            default_currency: "USD".into(),
+            currencies: vec!["USD".into()],
+            skew_threshold_ms: 60_000,
+        }
+    }
+}
+
+/// Where `/metrics`, `/livez` and `/readyz` listen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Listen address; port 0 picks a free port.
+    pub listen: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// How work moves between the stages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PipelineSettings {
+    /// How often the watermark is advanced and rows are flushed (wall clock).
+    pub tick_ms: u64,
+    /// Events after which a flush happens even before the tick.
+    pub max_batch_events: usize,
+    /// Batches waiting for ClickHouse before consumption pauses.
+    pub max_batches_in_flight: usize,
+    /// Longest time to flush and commit on shutdown.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            tick_ms: 200,
+            max_batch_events: 50_000,
+            max_batches_in_flight: 4,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file or the environment could not be read.
+    #[error("config: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is not acceptable.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Reads `file` (if given) and then `SECTION__KEY` variables, e.g.
+    /// `KAFKA__BROKERS=host:9092` or `CLICKHOUSE__URL=http://ch:8123`.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let mut b = config::Config::builder();
+        if let Some(f) = file {
+            b = b.add_source(config::File::from(f).required(true));
+        }
+        let env = config::Environment::default()
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("contract.currencies");
+        let settings: Settings = b.add_source(env).build()?.try_deserialize()?;
+        settings.decode_options()?;
+        Ok(settings)
+    }
+
+    /// Decoder options from the contract settings.
+    pub fn decode_options(&self) -> Result<DecodeOptions, SettingsError> {
+        let parse = |c: &str| {
+            Currency::parse(c).ok_or_else(|| SettingsError::Invalid(format!("bad currency {c:?}")))
+        };
+        let default_currency = parse(&self.contract.default_currency)?;
+        let mut currencies: HashSet<Currency> = self
+            .contract
+            .currencies
+            .iter()
+            .map(|c| parse(c))
+            .collect::<Result<_, _>>()?;
+        currencies.insert(default_currency);
+        Ok(DecodeOptions {
+            default_currency,
+            currencies,
+            skew_threshold_ms: self.contract.skew_threshold_ms,
+        })
+    }
+}
