@@ -365,8 +365,10 @@ impl Generator {
             user_id: v.user_id.clone(),
             anonymous_id: anon.clone(),
             device,
-            experiment: (!vi.is_multiple_of(3))
-                .then_some(("exp_checkout_button", if vi.is_multiple_of(2) { "A" } else { "B" })),
+            experiment: (!vi.is_multiple_of(3)).then_some((
+                "exp_checkout_button",
+                if vi.is_multiple_of(2) { "A" } else { "B" },
+            )),
             bot,
         };
         if !bot {
