@@ -52,6 +52,9 @@ enum Command {
         /// Seconds to watch; 0 prints once.
         #[arg(long = "for", default_value_t = 0)]
         watch_for: u64,
+        /// host:port of a Prometheus scraping the pipeline: also print what it holds.
+        #[arg(long)]
+        prometheus: Option<String>,
     },
 }
 
@@ -88,6 +91,11 @@ struct GenerateArgs {
     /// Do not send the closing page views that let every session close.
     #[arg(long)]
     no_flush: bool,
+}
+
+/// Prints a line; a closed stdout is not an error for a report.
+fn println_quiet(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn now_ms() -> i64 {
@@ -179,6 +187,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             metrics,
             every,
             watch_for,
+            prometheus,
         } => {
             let started = std::time::Instant::now();
             loop {
@@ -197,6 +206,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 drop(out);
                 tokio::time::sleep(Duration::from_secs(every.max(1))).await;
+            }
+            if let Some(prom) = prometheus {
+                println_quiet("prometheus holds (sum over instances):");
+                for series in summary::PROMETHEUS_SERIES {
+                    let value = summary::prometheus_value(&prom, &format!("sum({series})")).await;
+                    println_quiet(&format!("  {series:<42} {}", value.unwrap_or_else(|e| e)));
+                }
             }
         }
     }

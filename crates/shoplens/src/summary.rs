@@ -2,7 +2,30 @@
 
 use std::fmt::Write;
 
-use crate::http_get::metric_sum;
+use crate::http_get::{get, metric_sum};
+
+/// Series the demo reads back from Prometheus.
+pub const PROMETHEUS_SERIES: [&str; 4] = [
+    "shoplens_events_consumed_total",
+    "shoplens_sessions_total",
+    "shoplens_page_views_total",
+    "shoplens_clickhouse_rows_written_total",
+];
+
+/// The single value of an instant query against Prometheus at `addr`.
+pub async fn prometheus_value(addr: &str, promql: &str) -> Result<String, String> {
+    let (status, body) = get(addr, &format!("/api/v1/query?query={promql}"))
+        .await
+        .map_err(|e| format!("unreachable: {e}"))?;
+    if status != 200 {
+        return Err(format!("status {status}"));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    v["data"]["result"][0]["value"][1]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "no sample yet".to_string())
+}
 
 /// One line of the key figures from a `/metrics` text.
 pub fn line(metrics: &str, now_s: f64) -> String {
