@@ -29,4 +29,4 @@ docker-compose -f docker-compose.yml config --quiet
 echo "docker-compose.yml is valid"
 
 step "tests"
-cargo test --workspace
+cargo test --workspace --no-fail-fast

@@ -587,7 +587,7 @@ mod tests {
         let (mut valid, mut invalid) = (0u64, 0u64);
         let mut ids = std::collections::HashSet::new();
         let mut max_disorder = 0i64;
-        let mut max_seen = i64::MIN;
+        let mut max_seen = 0;
         for m in g.by_ref() {
             match d.decode(&m.payload, m.stream, None) {
                 Ok(e) => {
