@@ -8,6 +8,7 @@ use e2e::{eventually, settings, unique, Prometheus};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Deserialize;
 use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
 use shoplens::http_get::{get, metric_sum};
 use shoplens::Pipeline;
@@ -75,9 +76,7 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     });
     let opts = ProduceOptions {
         speed: None,
-        flush_after_ms: Some(
-            settings.aggregator.session_gap_ms + settings.watermark.allowed_lateness_ms + 120_000,
-        ),
+        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(&settings)),
     };
     let report = produce(&settings.kafka, generator, start_ms, &opts)
         .await
@@ -88,19 +87,45 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
         "{g:?}"
     );
 
-    // Every session the generator made closes and is counted once.
+    // Every session the generator made closes and is counted once; every
+    // cart with items is converted by its order or abandoned (one trigger
+    // each); every unpaid order becomes overdue (one trigger each). The
+    // counters move only after rows are durable.
+    let settled = |text: &str| {
+        let n = |name: &str, label: &str| metric_sum(text, name, label) as u64;
+        (
+            n("shoplens_sessions_total", ""),
+            n("shoplens_carts_total", "status=\"converted\"")
+                + n("shoplens_triggers_total", "kind=\"abandoned_cart\""),
+            n("shoplens_triggers_total", "kind=\"overdue_order\""),
+        )
+    };
+    let expected = (g.sessions, g.carts, g.orders - g.paid);
     let text = eventually(
-        "all sessions closed and written",
-        Duration::from_secs(120),
+        "sessions, carts and orders settled and written",
+        Duration::from_secs(30),
         || async {
             let (_, text) = get(&metrics_addr, "/metrics")
                 .await
                 .map_err(|e| e.to_string())?;
-            let closed = metric_sum(&text, "shoplens_sessions_total", "");
-            if closed as u64 == g.sessions {
+            let got = settled(&text);
+            if got == expected {
                 Ok(text)
             } else {
-                Err(format!("{closed} of {} sessions", g.sessions))
+                let state: Vec<String> = [
+                    "shoplens_watermark_timestamp_seconds",
+                    "shoplens_partitions_paused",
+                    "shoplens_buffered_events",
+                    "shoplens_carts_open",
+                    "shoplens_sessions_open",
+                ]
+                .iter()
+                .map(|n| format!("{n}={}", metric_sum(&text, n, "")))
+                .collect();
+                Err(format!(
+                    "(sessions, carts, overdue) = {got:?}, want {expected:?}; {}",
+                    state.join(" ")
+                ))
             }
         },
     )
@@ -157,6 +182,116 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
         channels >= 6,
         "the generator's channel mix shows up: {channels}"
     );
+
+    // The funnel starts at every session and never grows down the stages.
+    #[derive(Deserialize, clickhouse::Row)]
+    struct Stage {
+        stage: String,
+        sequential: u64,
+        any_order: u64,
+    }
+    let funnel: Vec<Stage> = ch
+        .query("SELECT stage, sum(sequential) AS sequential, sum(any_order) AS any_order FROM funnel_1m_final GROUP BY stage, stage_index ORDER BY stage_index")
+        .fetch_all()
+        .await
+        .expect("funnel query");
+    let names: Vec<&str> = funnel.iter().map(|s| s.stage.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "session",
+            "product_view",
+            "add_to_cart",
+            "checkout_started",
+            "order_placed"
+        ]
+    );
+    assert_eq!(funnel[0].sequential, g.sessions);
+    assert!(funnel
+        .windows(2)
+        .all(|p| p[0].sequential >= p[1].sequential));
+    assert!(funnel.iter().all(|s| s.any_order >= s.sequential));
+    assert_eq!(
+        m("shoplens_funnel_sessions_total", "stage=\"product_view\""),
+        funnel[1].sequential
+    );
+
+    // Orders and revenue are exact to the cent.
+    let (orders, paid, gross): (u64, u64, i64) = ch
+        .query("SELECT sum(orders), sum(paid), sum(gross_minor) FROM revenue_1m_final")
+        .fetch_one()
+        .await
+        .expect("revenue query");
+    assert_eq!((orders, paid, gross), (g.orders, g.paid, g.revenue_minor));
+    let product_revenue: i64 = ch
+        .query("SELECT sum(revenue_minor) FROM products_1m FINAL")
+        .fetch_one()
+        .await
+        .expect("products query");
+    assert_eq!(
+        product_revenue, g.revenue_minor,
+        "order lines add up to order totals"
+    );
+    assert_eq!(m("shoplens_orders_total", ""), g.orders);
+
+    // Every cart with items is converted by its order or abandoned; every
+    // unpaid order becomes overdue; each makes one trigger.
+    let (converted, abandoned_or_recovered): (u64, u64) = ch
+        .query(
+            "SELECT countIf(status = 'converted'), countIf(status != 'converted') FROM carts FINAL",
+        )
+        .fetch_one()
+        .await
+        .expect("carts query");
+    assert_eq!(converted, g.orders);
+    assert_eq!(converted + abandoned_or_recovered, g.carts);
+    assert_eq!(
+        m("shoplens_triggers_total", "kind=\"abandoned_cart\""),
+        abandoned_or_recovered
+    );
+    assert_eq!(
+        m("shoplens_triggers_total", "kind=\"overdue_order\""),
+        g.orders - g.paid
+    );
+
+    // Pages: one entrance and one exit per session.
+    let (page_views, entrances, exits): (u64, u64, u64) = ch
+        .query("SELECT sum(page_views), sum(entrances), sum(exits) FROM pages_1m_final")
+        .fetch_one()
+        .await
+        .expect("pages query");
+    assert_eq!(
+        (page_views, entrances, exits),
+        (g.page_views, g.sessions, g.sessions)
+    );
+
+    // Feedback and experiments.
+    let nps: u64 = ch
+        .query("SELECT sum(nps_responses) FROM feedback_1m_final")
+        .fetch_one()
+        .await
+        .expect("feedback query");
+    assert_eq!(nps, g.surveys);
+    #[derive(Deserialize, clickhouse::Row)]
+    struct Variant {
+        variant: String,
+        sessions: u64,
+        p_value: f64,
+    }
+    let variants: Vec<Variant> = ch
+        .query("SELECT variant, sessions, p_value FROM experiments_final ORDER BY variant")
+        .fetch_all()
+        .await
+        .expect("experiments query");
+    assert_eq!(
+        variants
+            .iter()
+            .map(|v| v.variant.as_str())
+            .collect::<Vec<_>>(),
+        ["A", "B"]
+    );
+    assert_eq!(variants[0].p_value, 1.0, "the control against itself");
+    assert!((0.0..=1.0).contains(&variants[1].p_value) && variants.iter().all(|v| v.sessions > 0));
 
     // Every invalid message is in the dead-letter topic with its reason and source.
     let dead = read_dead_letters(

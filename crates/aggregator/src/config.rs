@@ -18,6 +18,26 @@ pub struct AggregatorConfig {
     pub dedup_horizon_ms: i64,
     /// Memory bound of the dedup set, in ids (about 40 bytes each).
     pub dedup_max_ids: usize,
+    /// Funnel stages after `session`, as event types, in order.
+    pub funnel_stages: Vec<String>,
+    /// Distinct paths kept per window; the rest count as `(other)`.
+    pub max_paths_per_window: usize,
+    /// Distinct products kept per window; the rest count as `(other)`.
+    pub max_products_per_window: usize,
+    /// A cart with no activity and no order for this long is abandoned (60 minutes).
+    pub cart_timeout_ms: i64,
+    /// An abandoned cart is recovered by an order within this time (7 days).
+    pub recovery_window_ms: i64,
+    /// An order not paid within this time is overdue (60 minutes).
+    pub payment_timeout_ms: i64,
+    /// How long order ids are remembered for payments, cancellations and refunds (30 days).
+    pub order_retention_ms: i64,
+    /// Memory bound of remembered orders.
+    pub max_orders: usize,
+    /// Memory bound of the set of visitors seen (new vs returning), in visitors.
+    pub max_visitors: usize,
+    /// Currency whose order totals are summed per session (experiments, AOV per variant).
+    pub reporting_currency: String,
     /// Channel grouping rules.
     pub channels: ChannelRules,
 }
@@ -31,6 +51,23 @@ impl Default for AggregatorConfig {
             bounce_max_duration_ms: 10_000,
             dedup_horizon_ms: 3_600_000,
             dedup_max_ids: 2_000_000,
+            funnel_stages: [
+                "product_view",
+                "add_to_cart",
+                "checkout_started",
+                "order_placed",
+            ]
+            .map(String::from)
+            .to_vec(),
+            max_paths_per_window: 1000,
+            max_products_per_window: 10_000,
+            cart_timeout_ms: 60 * 60_000,
+            recovery_window_ms: 7 * 24 * 3_600_000,
+            payment_timeout_ms: 60 * 60_000,
+            order_retention_ms: 30 * 24 * 3_600_000,
+            max_orders: 1_000_000,
+            max_visitors: 5_000_000,
+            reporting_currency: "USD".into(),
             channels: ChannelRules::default(),
         }
     }

@@ -12,13 +12,15 @@
 
 #![warn(missing_docs)]
 
+mod carts;
 pub mod channel;
 mod config;
 mod dedup;
+mod event_windows;
 mod offsets;
 pub mod rows;
+mod session_windows;
 mod sessions;
-mod traffic;
 
 use std::collections::BTreeMap;
 
@@ -26,12 +28,18 @@ use contract::{Device, Event};
 
 pub use channel::{Channel, ChannelRules};
 pub use config::AggregatorConfig;
-pub use rows::{SessionRow, TrafficRow};
+pub use event_windows::OTHER;
+pub use rows::{
+    CartRow, CartStatus, FeedbackRow, Item, OrderWindowRow, PageRow, ProductRow, SessionRow,
+    SessionWindowRow, Trigger,
+};
 
+use carts::Carts;
 use dedup::Dedup;
+use event_windows::{Commerce, Pages};
 use offsets::HeldOffsets;
+use session_windows::SessionWindows;
 use sessions::Sessionizer;
-use traffic::Traffic;
 
 /// A source of events: one partition of one input stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,14 +85,45 @@ pub enum Accepted {
 pub struct Output {
     /// Sessions closed by this advance.
     pub sessions: Vec<SessionRow>,
-    /// Traffic windows changed by this advance, each with a higher version.
-    pub traffic: Vec<TrafficRow>,
+    /// Session windows changed by this advance, each with a higher version.
+    pub session_windows: Vec<SessionWindowRow>,
+    /// Page windows changed by this advance.
+    pub pages: Vec<PageRow>,
+    /// Product windows closed by this advance.
+    pub products: Vec<ProductRow>,
+    /// Order windows closed by this advance.
+    pub orders: Vec<OrderWindowRow>,
+    /// Feedback windows closed by this advance.
+    pub feedback: Vec<FeedbackRow>,
+    /// Cart outcomes.
+    pub carts: Vec<CartRow>,
+    /// Abandoned carts and overdue orders to act on.
+    pub triggers: Vec<Trigger>,
 }
 
 impl Output {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty() && self.traffic.is_empty()
+        self.sessions.is_empty()
+            && self.session_windows.is_empty()
+            && self.pages.is_empty()
+            && self.products.is_empty()
+            && self.orders.is_empty()
+            && self.feedback.is_empty()
+            && self.carts.is_empty()
+            && self.triggers.is_empty()
+    }
+
+    /// Appends `other`.
+    pub fn extend(&mut self, other: Output) {
+        self.sessions.extend(other.sessions);
+        self.session_windows.extend(other.session_windows);
+        self.pages.extend(other.pages);
+        self.products.extend(other.products);
+        self.orders.extend(other.orders);
+        self.feedback.extend(other.feedback);
+        self.carts.extend(other.carts);
+        self.triggers.extend(other.triggers);
     }
 }
 
@@ -109,17 +148,28 @@ pub struct Aggregator {
     pending: BTreeMap<(i64, String), (Event, Position)>,
     held: HeldOffsets,
     sessions: Sessionizer,
-    traffic: Traffic,
+    session_windows: SessionWindows,
+    pages: Pages,
+    commerce: Commerce,
+    carts: Carts,
     stats: Stats,
 }
 
 impl Aggregator {
     /// A fresh aggregator with `cfg`.
     pub fn new(cfg: AggregatorConfig) -> Self {
+        let sessions = Sessionizer::new(&cfg);
         Aggregator {
             dedup: Dedup::new(cfg.dedup_horizon_ms, cfg.dedup_max_ids),
-            sessions: Sessionizer::new(&cfg),
-            traffic: Traffic::new(cfg.window_ms),
+            session_windows: SessionWindows::new(cfg.window_ms, sessions.stage_names().len()),
+            sessions,
+            pages: Pages::new(cfg.window_ms, cfg.max_paths_per_window),
+            commerce: Commerce::new(
+                cfg.window_ms,
+                cfg.max_products_per_window,
+                &cfg.reporting_currency,
+            ),
+            carts: Carts::new(&cfg),
             cfg,
             watermark_ms: i64::MIN,
             pending: BTreeMap::new(),
@@ -168,25 +218,68 @@ impl Aggregator {
         self.watermark_ms = watermark_ms;
         let rest = self.pending.split_off(&(watermark_ms, String::new()));
         let ready = std::mem::replace(&mut self.pending, rest);
-        for (_, (event, pos)) in ready {
+        for ((ts, _), (event, pos)) in ready {
             self.held.release(pos.source, pos.offset);
-            let applied = self.sessions.apply(&event, pos, &mut self.held);
-            if let Some(closed) = applied.closed {
-                self.traffic.close(&closed);
-                out.sessions.push(closed);
-            }
-            if let Some(start) = applied.started {
-                self.traffic.open(start);
-            }
+            // Carts and payments that expired before this event expire first,
+            // so outcomes follow event time, not how advances were batched.
+            self.carts
+                .advance(ts, &mut self.held, &mut out.carts, &mut out.triggers);
+            self.apply(&event, pos, &mut out);
         }
         for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
-            self.traffic.close(&closed);
-            out.sessions.push(closed);
+            self.close_session(closed, &mut out);
         }
+        self.carts.advance(
+            watermark_ms,
+            &mut self.held,
+            &mut out.carts,
+            &mut out.triggers,
+        );
         self.dedup.expire(watermark_ms);
         self.stats.dedup_evicted_early = self.dedup.evicted_early();
-        out.traffic = self.traffic.flush(watermark_ms);
+        out.session_windows = self.session_windows.flush(watermark_ms);
+        out.pages = self.pages.flush(watermark_ms);
+        let finished = self.commerce.flush(watermark_ms);
+        out.products = finished.products;
+        out.orders = finished.orders;
+        out.feedback = finished.feedback;
         out
+    }
+
+    fn apply(&mut self, event: &Event, pos: Position, out: &mut Output) {
+        let applied = self.sessions.apply(event, pos, &mut self.held);
+        if let Some(closed) = applied.closed {
+            self.close_session(closed, out);
+        }
+        if let Some(start) = applied.started {
+            self.session_windows.open(start);
+        }
+        if let (contract::EventKind::PageView, Some(page)) = (&event.kind, &event.page) {
+            self.pages.page_view(
+                &event.anonymous_id,
+                event.timestamp_ms,
+                &page.path,
+                pos.source.partition,
+            );
+        }
+        let channel = self
+            .sessions
+            .channel_of(&event.anonymous_id)
+            .unwrap_or(Channel::Direct);
+        let order_total = match &event.kind {
+            contract::EventKind::OrderPaid { order_id }
+            | contract::EventKind::OrderCancelled { order_id } => self.carts.order_total(order_id),
+            _ => None,
+        };
+        self.commerce
+            .event(event, pos.source.partition, channel, order_total);
+        self.carts.apply(event, pos, &mut self.held, &mut out.carts);
+    }
+
+    fn close_session(&mut self, closed: SessionRow, out: &mut Output) {
+        self.session_windows.close(&closed);
+        self.pages.close(&closed.anonymous_id);
+        out.sessions.push(closed);
     }
 
     /// The watermark in force (events older than it are late).
@@ -203,6 +296,16 @@ impl Aggregator {
     /// Sessions open now.
     pub fn open_sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Carts open now.
+    pub fn open_carts(&self) -> usize {
+        self.carts.open_carts()
+    }
+
+    /// The funnel stage names, `session` first, as rows index them.
+    pub fn funnel_stages(&self) -> Vec<String> {
+        self.sessions.stage_names()
     }
 
     /// Events buffered ahead of the watermark.

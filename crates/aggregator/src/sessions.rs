@@ -2,7 +2,8 @@
 //! length cap or a new storefront session id.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use contract::{Event, EventKind};
 
@@ -36,10 +37,39 @@ pub(crate) struct Applied {
     pub started: Option<i64>,
 }
 
+/// Visitors seen before, as 64-bit digests, bounded (oldest forgotten first).
+struct Visitors {
+    max: usize,
+    seen: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Visitors {
+    /// Records `visitor`; true when it was not known.
+    fn first_time(&mut self, visitor: &str) -> bool {
+        let mut h = DefaultHasher::new();
+        visitor.hash(&mut h);
+        let h = h.finish();
+        if !self.seen.insert(h) {
+            return false;
+        }
+        self.order.push_back(h);
+        while self.order.len() > self.max {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
 pub(crate) struct Sessionizer {
     gap_ms: i64,
     max_ms: i64,
     bounce_ms: i64,
+    stages: Vec<String>,
+    currency: String,
+    visitors: Visitors,
     rules: ChannelRules,
     open: HashMap<String, Open>,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
@@ -52,6 +82,13 @@ impl Sessionizer {
             gap_ms: cfg.session_gap_ms,
             max_ms: cfg.session_max_ms,
             bounce_ms: cfg.bounce_max_duration_ms,
+            stages: cfg.funnel_stages.iter().take(31).cloned().collect(),
+            currency: cfg.reporting_currency.to_ascii_uppercase(),
+            visitors: Visitors {
+                max: cfg.max_visitors.max(1),
+                seen: HashSet::new(),
+                order: VecDeque::new(),
+            },
             rules: cfg.channels.clone(),
             open: HashMap::new(),
             deadlines: BinaryHeap::new(),
@@ -60,6 +97,18 @@ impl Sessionizer {
 
     pub(crate) fn len(&self) -> usize {
         self.open.len()
+    }
+
+    /// The channel of the visitor's open session.
+    pub(crate) fn channel_of(&self, visitor: &str) -> Option<Channel> {
+        self.open.get(visitor).map(|s| s.row.channel)
+    }
+
+    /// The funnel stage names, `session` first.
+    pub(crate) fn stage_names(&self) -> Vec<String> {
+        std::iter::once("session".to_string())
+            .chain(self.stages.iter().cloned())
+            .collect()
     }
 
     /// Applies one event in event-time order.
@@ -78,6 +127,7 @@ impl Sessionizer {
             Some(s) => s,
             None => {
                 let mut s = self.start(e, pos);
+                s.row.new_visitor = self.visitors.first_time(&e.anonymous_id);
                 started = Some(ts);
                 s.queued_at = s.close_at(self.gap_ms, self.max_ms);
                 self.deadlines
@@ -107,7 +157,30 @@ impl Sessionizer {
             s.row.exit_path.clone_from(&p.path);
         }
         s.engaged |= e.kind.is_engagement();
-        s.row.converted |= matches!(e.kind, EventKind::OrderPlaced { .. });
+        let type_name = e.kind.type_name();
+        if let Some(i) = self.stages.iter().position(|st| st == type_name) {
+            s.row.stages_any |= 1 << i;
+            if i == usize::from(s.row.stage_reached) {
+                s.row.stage_reached += 1;
+            }
+        }
+        match &e.kind {
+            EventKind::OrderPlaced {
+                total,
+                referral_code,
+                ..
+            } => {
+                s.row.converted = true;
+                s.row.orders += 1;
+                if total.currency.as_str() == self.currency {
+                    s.row.revenue_minor = s.row.revenue_minor.saturating_add(total.minor);
+                }
+                s.row.referral |= referral_code.is_some();
+            }
+            EventKind::Signup => s.row.signups += 1,
+            EventKind::ReferralSent { .. } => s.row.referral = true,
+            _ => {}
+        }
         match s.held.iter_mut().find(|(src, _)| *src == pos.source) {
             Some((_, off)) if pos.offset < *off => {
                 held.release(pos.source, *off);
@@ -155,6 +228,13 @@ impl Sessionizer {
                 variant: String::new(),
                 bounced: false,
                 converted: false,
+                new_visitor: false,
+                stage_reached: 0,
+                stages_any: 0,
+                orders: 0,
+                revenue_minor: 0,
+                signups: 0,
+                referral: false,
                 partition: pos.source.partition,
             },
             storefront_id: e.session_id.clone(),

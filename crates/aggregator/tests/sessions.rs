@@ -1,4 +1,4 @@
-//! Hand-computed session and traffic scenarios, and order-independence.
+//! Hand-computed session scenarios, and order-independence of every row.
 
 use aggregator::{Aggregator, AggregatorConfig, Channel, Output, Position, Rejected, Source};
 use contract::{Campaign, Device, Event, EventKind, Page};
@@ -48,8 +48,7 @@ fn run(events: &[Event], watermarks: &[i64]) -> Output {
     }
     for w in watermarks {
         let o = agg.advance(*w);
-        out.sessions.extend(o.sessions);
-        out.traffic.extend(o.traffic);
+        out.extend(o);
     }
     out
 }
@@ -151,7 +150,11 @@ fn bounce_follows_the_engaged_session_rule() {
     assert!(bounced("short"));
     assert!(!bounced("two"));
     // All five started in the first minute: one traffic row, final version 5.
-    let last = out.traffic.iter().max_by_key(|r| r.version).unwrap();
+    let last = out
+        .session_windows
+        .iter()
+        .max_by_key(|r| r.version)
+        .unwrap();
     assert_eq!(
         (last.window_start_ms, last.channel, last.partition),
         (T0, Channel::Direct, 3)
@@ -253,33 +256,109 @@ impl Rng {
 }
 
 fn sample_events(rng: &mut Rng) -> Vec<Event> {
+    let usd = |minor: i64| contract::Money {
+        minor,
+        currency: contract::Currency::parse("USD").unwrap(),
+    };
+    let line = |p: u64| contract::LineItem {
+        product_id: format!("p{p}"),
+        price: usd(100 + p as i64),
+        quantity: 1,
+    };
     let mut events = Vec::new();
     for v in 0..40 {
+        let visitor = format!("visitor{v}");
         let mut t = T0 + (rng.next() % 120) as i64 * MIN;
         for n in 0..(1 + rng.next() % 8) {
             t += (rng.next() % (40 * MIN as u64)) as i64;
-            events.push(pv(&format!("{v}-{n}"), &format!("visitor{v}"), t, "/"));
+            let path = ["/", "/a", "/b"][(rng.next() % 3) as usize];
+            events.push(pv(&format!("{v}-{n}"), &visitor, t, path));
+            let kind = match rng.next() % 6 {
+                0 => EventKind::AddToCart {
+                    cart_id: format!("cart{v}"),
+                    line: line(rng.next() % 3),
+                },
+                1 => EventKind::OrderPlaced {
+                    order_id: format!("order{v}-{n}"),
+                    cart_id: None,
+                    total: usd(500),
+                    referral_code: None,
+                    products: vec![line(1)],
+                },
+                2 => EventKind::SurveyResponse {
+                    survey: contract::Survey::Nps,
+                    score: (rng.next() % 11) as f64,
+                    scale_max: 10.0,
+                },
+                _ => continue,
+            };
+            let e = ev(&format!("{v}-{n}-x"), &visitor, t + 1000, kind, None);
+            events.push(e);
         }
     }
     events.sort_by_key(|e| e.timestamp_ms);
     events
 }
 
-/// Final rows, independent of how they were batched.
-fn final_rows(out: Output) -> (Vec<aggregator::SessionRow>, Vec<aggregator::TrafficRow>) {
+/// Final rows of every kind, independent of how advances were batched:
+/// the last version per key for re-emitted rows, everything else sorted.
+#[derive(Debug, PartialEq)]
+struct Final {
+    sessions: Vec<aggregator::SessionRow>,
+    windows: Vec<aggregator::SessionWindowRow>,
+    rest: Vec<String>,
+}
+
+fn final_rows(out: Output) -> Final {
     let mut sessions = out.sessions;
     sessions.sort_by(|a, b| (a.start_ms, &a.anonymous_id).cmp(&(b.start_ms, &b.anonymous_id)));
     let mut last = std::collections::BTreeMap::new();
-    for r in out.traffic {
-        let k = (r.window_start_ms, r.channel, r.partition);
+    for r in out.session_windows {
+        let k = (
+            r.window_start_ms,
+            r.channel,
+            r.experiment_id.clone(),
+            r.variant.clone(),
+            r.partition,
+        );
         let keep = last
             .get(&k)
-            .is_none_or(|o: &aggregator::TrafficRow| o.version < r.version);
+            .is_none_or(|o: &aggregator::SessionWindowRow| o.version < r.version);
         if keep {
             last.insert(k, r);
         }
     }
-    (sessions, last.into_values().collect())
+    let mut pages = std::collections::BTreeMap::new();
+    for p in out.pages {
+        let k = (p.window_start_ms, p.path.clone(), p.partition);
+        if pages
+            .get(&k)
+            .is_none_or(|o: &aggregator::PageRow| o.version < p.version)
+        {
+            pages.insert(k, p);
+        }
+    }
+    let mut carts = std::collections::BTreeMap::new();
+    for c in out.carts {
+        if carts
+            .get(&c.cart_id)
+            .is_none_or(|o: &aggregator::CartRow| o.version < c.version)
+        {
+            carts.insert(c.cart_id.clone(), c);
+        }
+    }
+    let mut rest: Vec<String> = pages.values().map(|r| format!("{r:?}")).collect();
+    rest.extend(carts.values().map(|r| format!("{r:?}")));
+    rest.extend(out.products.iter().map(|r| format!("{r:?}")));
+    rest.extend(out.orders.iter().map(|r| format!("{r:?}")));
+    rest.extend(out.feedback.iter().map(|r| format!("{r:?}")));
+    rest.extend(out.triggers.iter().map(|r| format!("{r:?}")));
+    rest.sort();
+    Final {
+        sessions,
+        windows: last.into_values().collect(),
+        rest,
+    }
 }
 
 #[test]
@@ -297,12 +376,10 @@ fn shuffling_inside_the_lateness_or_repeating_events_gives_the_same_rows() {
             for (i, e) in events.iter().enumerate() {
                 agg.push(e.clone(), at(i as i64)).unwrap();
                 let o = agg.advance(e.timestamp_ms - LATENESS);
-                out.sessions.extend(o.sessions);
-                out.traffic.extend(o.traffic);
+                out.extend(o);
             }
             let o = agg.advance(end);
-            out.sessions.extend(o.sessions);
-            out.traffic.extend(o.traffic);
+            out.extend(o);
             final_rows(out)
         };
 
@@ -332,13 +409,10 @@ fn shuffling_inside_the_lateness_or_repeating_events_gives_the_same_rows() {
             }
             if rng.next().is_multiple_of(3) {
                 let o = agg.advance(max_seen - LATENESS);
-                out.sessions.extend(o.sessions);
-                out.traffic.extend(o.traffic);
+                out.extend(o);
             }
         }
-        let o = agg.advance(end);
-        out.sessions.extend(o.sessions);
-        out.traffic.extend(o.traffic);
+        out.extend(agg.advance(end));
         assert_eq!(final_rows(out), reference, "seed {seed}");
     }
 }
@@ -348,7 +422,8 @@ fn traffic_sums_match_the_sessions() {
     let mut rng = Rng(42);
     let events = sample_events(&mut rng);
     let end = events.last().unwrap().timestamp_ms + 120 * MIN;
-    let (sessions, traffic) = final_rows(run(&events, &[end]));
+    let f = final_rows(run(&events, &[end]));
+    let (sessions, traffic) = (f.sessions, f.windows);
     assert_eq!(
         traffic.iter().map(|r| r.sessions).sum::<u64>(),
         sessions.len() as u64
@@ -367,5 +442,9 @@ fn traffic_sums_match_the_sessions() {
     assert_eq!(
         sessions.iter().map(|s| s.events as usize).sum::<usize>(),
         events.len()
+    );
+    assert!(
+        !f.rest.is_empty(),
+        "pages, carts, orders and feedback rows were made"
     );
 }

@@ -10,6 +10,7 @@
 pub mod clickhouse;
 pub mod http;
 pub mod metrics;
+pub mod triggers;
 
 pub use crate::clickhouse::{ClickHouseSettings, ClickHouseSink, SinkError};
 pub use crate::http::{serve, Health};

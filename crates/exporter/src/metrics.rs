@@ -50,7 +50,37 @@ pub struct Metrics {
     pub rows_written: IntCounterVec,
     /// Events per batch handed from ingest to the aggregator.
     pub batch_events: Histogram,
+    /// Closed sessions that were a visitor's first.
+    pub new_visitors: IntCounter,
+    /// Closed sessions reaching each funnel stage in order.
+    pub funnel_sessions: IntCounterVec,
+    /// Orders placed, by currency.
+    pub orders: IntCounterVec,
+    /// Gross revenue of orders placed, in major currency units, by currency.
+    pub revenue: prometheus::CounterVec,
+    /// Refunded amounts, in major currency units, by currency.
+    pub refunds: prometheus::CounterVec,
+    /// Cart outcomes, by status.
+    pub carts: IntCounterVec,
+    /// Carts open now.
+    pub carts_open: IntGauge,
+    /// Triggers sent, by kind.
+    pub triggers: IntCounterVec,
+    /// Survey answers, by survey and class.
+    pub survey_responses: IntCounterVec,
 }
+
+/// Tables the pipeline writes, for pre-registered series.
+pub const TABLES: [&str; 8] = [
+    "sessions",
+    "session_windows_1m",
+    "pages_1m",
+    "products_1m",
+    "orders_1m",
+    "feedback_1m",
+    "carts",
+    "triggers",
+];
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
@@ -60,6 +90,12 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
 
 fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn float_counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> prometheus::CounterVec {
+    let c = prometheus::CounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
 }
@@ -185,8 +221,48 @@ impl Metrics {
                 "table",
             ),
             batch_events,
+            new_visitors: counter(
+                &r,
+                "shoplens_new_visitors_total",
+                "Closed sessions that were the visitor's first.",
+            ),
+            funnel_sessions: counter_vec(
+                &r,
+                "shoplens_funnel_sessions_total",
+                "Closed sessions that reached each funnel stage in order.",
+                "stage",
+            ),
+            orders: counter_vec(&r, "shoplens_orders_total", "Orders placed, by currency.", "currency"),
+            revenue: float_counter_vec(
+                &r,
+                "shoplens_revenue_total",
+                "Gross revenue of orders placed, in major units of the currency (exact sums are in ClickHouse).",
+                "currency",
+            ),
+            refunds: float_counter_vec(
+                &r,
+                "shoplens_refunds_total",
+                "Refunded amounts, in major units of the currency.",
+                "currency",
+            ),
+            carts: counter_vec(&r, "shoplens_carts_total", "Cart outcomes, by status.", "status"),
+            carts_open: gauge(&r, "shoplens_carts_open", "Carts open now."),
+            triggers: counter_vec(
+                &r,
+                "shoplens_triggers_total",
+                "Triggers sent to the triggers topic, by kind.",
+                "kind",
+            ),
+            survey_responses: IntCounterVec::new(
+                Opts::new("shoplens_survey_responses_total", "Survey answers, by survey and class."),
+                &["survey", "class"],
+            )
+            .expect("valid metric"),
             registry: r,
         };
+        m.registry
+            .register(Box::new(m.survey_responses.clone()))
+            .expect("unique metric");
         for reason in contract::Reason::ALL {
             m.events_invalid.with_label_values(&[reason.as_str()]);
         }
@@ -196,16 +272,32 @@ impl Metrics {
         for channel in aggregator::Channel::ALL {
             m.sessions_by_channel.with_label_values(&[channel.as_str()]);
         }
-        for table in ["sessions", "traffic_1m"] {
+        for status in ["abandoned", "converted", "recovered"] {
+            m.carts.with_label_values(&[status]);
+        }
+        for kind in ["abandoned_cart", "overdue_order"] {
+            m.triggers.with_label_values(&[kind]);
+        }
+        for (survey, class) in [
+            ("nps", "promoter"),
+            ("nps", "passive"),
+            ("nps", "detractor"),
+            ("csat", "satisfied"),
+            ("csat", "unsatisfied"),
+            ("ces", "answered"),
+        ] {
+            m.survey_responses.with_label_values(&[survey, class]);
+        }
+        for table in TABLES {
             m.insert_failures.with_label_values(&[table]);
             m.rows_written.with_label_values(&[table]);
         }
         m
     }
 
-    /// Counts closed sessions from one batch of aggregator output.
-    pub fn record_sessions(&self, sessions: &[aggregator::SessionRow]) {
-        for s in sessions {
+    /// Counts the business figures of one durable batch of aggregator output.
+    pub fn record(&self, out: &aggregator::Output, stages: &[String]) {
+        for s in &out.sessions {
             self.sessions.inc();
             self.sessions_by_channel
                 .with_label_values(&[s.channel.as_str()])
@@ -214,6 +306,45 @@ impl Metrics {
             if s.bounced {
                 self.bounces.inc();
             }
+            if s.new_visitor {
+                self.new_visitors.inc();
+            }
+            for stage in stages.iter().skip(1).take(usize::from(s.stage_reached)) {
+                self.funnel_sessions.with_label_values(&[stage]).inc();
+            }
+        }
+        let major = |minor: i64, currency: &str| {
+            let exp = contract::Currency::parse(currency).map_or(2, |c| c.exponent());
+            minor as f64 / 10f64.powi(exp as i32)
+        };
+        for o in &out.orders {
+            self.orders
+                .with_label_values(&[&o.currency])
+                .inc_by(o.orders);
+            self.revenue
+                .with_label_values(&[&o.currency])
+                .inc_by(major(o.gross_minor, &o.currency));
+            self.refunds
+                .with_label_values(&[&o.currency])
+                .inc_by(major(o.refunded_minor, &o.currency));
+        }
+        for c in &out.carts {
+            self.carts.with_label_values(&[c.status.as_str()]).inc();
+        }
+        for f in &out.feedback {
+            let s = &self.survey_responses;
+            s.with_label_values(&["nps", "promoter"])
+                .inc_by(f.nps_promoters);
+            s.with_label_values(&["nps", "passive"])
+                .inc_by(f.nps_passives);
+            s.with_label_values(&["nps", "detractor"])
+                .inc_by(f.nps_detractors);
+            s.with_label_values(&["csat", "satisfied"])
+                .inc_by(f.csat_satisfied);
+            s.with_label_values(&["csat", "unsatisfied"])
+                .inc_by(f.csat_responses - f.csat_satisfied);
+            s.with_label_values(&["ces", "answered"])
+                .inc_by(f.ces_responses);
         }
     }
 

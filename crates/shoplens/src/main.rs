@@ -154,19 +154,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             };
             let opts = ProduceOptions {
                 speed: (!a.fast).then_some(a.speed),
-                flush_after_ms: (!a.no_flush).then(|| {
-                    settings.aggregator.session_gap_ms
-                        + settings.watermark.allowed_lateness_ms
-                        + 120_000
-                }),
+                flush_after_ms: (!a.no_flush)
+                    .then(|| shoplens::generate::flush_horizon_ms(&settings)),
             };
             let report = produce(&settings.kafka, Generator::new(cfg), start_ms, &opts).await?;
             let g = report.generated;
             let _ = writeln!(
                 std::io::stdout(),
-                "produced {} messages: {} valid events ({} from bots), {} duplicates, {} invalid, {} flush; {} sessions, {} page views, {} bounces, {} orders",
+                "produced {} messages: {} valid events ({} from bots), {} duplicates, {} invalid, {} flush; {} sessions, {} page views, {} bounces, {} carts, {} orders ({} paid), revenue {}.{:02}",
                 g.messages + report.flush_messages, g.valid_events + g.bot_events, g.bot_events, g.duplicates,
-                g.invalid, report.flush_messages, g.sessions, g.page_views, g.bounces, g.orders
+                g.invalid, report.flush_messages, g.sessions, g.page_views, g.bounces, g.carts, g.orders, g.paid,
+                g.revenue_minor / 100, g.revenue_minor % 100
             );
         }
         Command::Topics {

@@ -18,6 +18,7 @@ use exporter::{ClickHouseSink, Health, Metrics};
 use ingest::{build_consumer, build_producer, DeadLetter, Rejection, Streams, WatermarkTracker};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -104,9 +105,17 @@ impl Pipeline {
         let (stop, stop_rx) = watch::channel(false);
         let (batch_tx, batch_rx) = mpsc::channel(settings.pipeline.max_batches_in_flight.max(1));
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_loop(sink, metrics.clone(), batch_rx, ack_tx));
+        let aggregator = Aggregator::new(settings.aggregator.clone());
+        let writer = Writer {
+            sink,
+            metrics: metrics.clone(),
+            stages: aggregator.funnel_stages(),
+            producer: build_producer(&settings.kafka)?,
+            triggers_topic: settings.kafka.topics.triggers.clone(),
+        };
+        let writer = tokio::spawn(writer.run(batch_rx, ack_tx));
         let ingest = Ingest {
-            aggregator: Aggregator::new(settings.aggregator.clone()),
+            aggregator,
             tracker: WatermarkTracker::new(settings.watermark.clone()),
             settings,
             consumer: Arc::new(consumer),
@@ -176,17 +185,54 @@ impl Pipeline {
     }
 }
 
-async fn write_loop(
+/// The writer task: makes each batch durable, then acknowledges it.
+struct Writer {
     sink: ClickHouseSink,
     metrics: Arc<Metrics>,
-    mut batches: mpsc::Receiver<Batch>,
-    acks: mpsc::UnboundedSender<Vec<(Source, i64)>>,
-) {
-    while let Some(batch) = batches.recv().await {
-        sink.write(&batch.out).await;
-        metrics.record_sessions(&batch.out.sessions);
-        if acks.send(batch.commits).is_err() {
-            break;
+    stages: Vec<String>,
+    producer: FutureProducer,
+    triggers_topic: String,
+}
+
+impl Writer {
+    async fn run(
+        self,
+        mut batches: mpsc::Receiver<Batch>,
+        acks: mpsc::UnboundedSender<Vec<(Source, i64)>>,
+    ) {
+        while let Some(batch) = batches.recv().await {
+            self.sink.write(&batch.out, &self.stages).await;
+            self.send_triggers(&batch.out.triggers).await;
+            self.metrics.record(&batch.out, &self.stages);
+            if acks.send(batch.commits).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Sends each trigger and waits for the broker, retrying with backoff:
+    /// the offsets behind a trigger move only once it is in Kafka.
+    async fn send_triggers(&self, triggers: &[aggregator::Trigger]) {
+        for t in triggers {
+            let (key, payload) = exporter::triggers::encode(t);
+            let mut delay = Duration::from_millis(200);
+            loop {
+                let record = FutureRecord::to(&self.triggers_topic)
+                    .key(&key)
+                    .payload(&payload);
+                match self.producer.send(record, Duration::from_secs(30)).await {
+                    Ok(_) => break,
+                    Err((error, _)) => {
+                        warn!(%error, "trigger not delivered; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+            self.metrics
+                .triggers
+                .with_label_values(&[exporter::triggers::kind(t)])
+                .inc();
         }
     }
 }
@@ -435,6 +481,7 @@ impl Ingest {
 
         let m = &self.metrics;
         m.sessions_open.set(self.aggregator.open_sessions() as i64);
+        m.carts_open.set(self.aggregator.open_carts() as i64);
         m.buffered_events
             .set(self.aggregator.buffered_events() as i64);
         m.dedup_ids.set(self.aggregator.dedup_ids() as i64);
@@ -452,7 +499,8 @@ impl Ingest {
         debug!(
             watermark,
             sessions = out.sessions.len(),
-            traffic = out.traffic.len(),
+            windows = out.session_windows.len(),
+            carts = out.carts.len(),
             "flushing"
         );
         batches

@@ -6,11 +6,18 @@ use tracing::info;
 use super::SinkError;
 
 /// Every migration: (version, name, SQL with `{db}` for the database).
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "sessions_and_traffic",
-    include_str!("../../migrations/0001_sessions_and_traffic.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "sessions_and_traffic",
+        include_str!("../../migrations/0001_sessions_and_traffic.sql"),
+    ),
+    (
+        2,
+        "metric_set",
+        include_str!("../../migrations/0002_metric_set.sql"),
+    ),
+];
 
 /// Splits a migration file into statements (`;` at the end of a line).
 fn statements(sql: &str) -> impl Iterator<Item = String> + '_ {
@@ -53,7 +60,17 @@ pub async fn migrate(client: &Client, database: &str) -> Result<Vec<u32>, SinkEr
             continue;
         }
         for stmt in statements(&sql.replace("{db}", database)) {
-            run(stmt).await?;
+            let add_column = stmt.starts_with("ALTER TABLE") && stmt.contains("ADD COLUMN");
+            match run(stmt).await {
+                // ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: a column
+                // left by an interrupted earlier run counts as applied.
+                Err(clickhouse::error::Error::BadResponse(msg))
+                    if add_column && msg.contains("already exists") =>
+                {
+                    info!(database, version, "column already added");
+                }
+                other => other?,
+            }
         }
         run(format!(
             "INSERT INTO {database}.schema_migrations (version, name) VALUES ({version}, '{name}')"

@@ -7,7 +7,10 @@ mod sink;
 use serde::Deserialize;
 
 pub use migrate::{migrate, MIGRATIONS};
-pub use records::{SessionRecord, TrafficRecord};
+pub use records::{
+    CartRecord, FeedbackRecord, OrderRecord, PageRecord, ProductRecord, SessionRecord,
+    SessionWindowRecord,
+};
 pub use sink::{ClickHouseSink, SinkError};
 
 /// How to reach ClickHouse and how hard to try.

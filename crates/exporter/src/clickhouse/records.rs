@@ -1,6 +1,8 @@
 //! Row encodings for ClickHouse (RowBinary): one struct per table.
 
-use aggregator::{SessionRow, TrafficRow};
+use aggregator::{
+    CartRow, FeedbackRow, OrderWindowRow, PageRow, ProductRow, SessionRow, SessionWindowRow,
+};
 use clickhouse::Row;
 use serde::Serialize;
 
@@ -32,6 +34,12 @@ pub struct SessionRecord<'a> {
     converted: u8,
     partition: i32,
     version: u64,
+    new_visitor: u8,
+    stage_reached: u8,
+    orders: u32,
+    revenue_minor: i64,
+    signups: u32,
+    referral: u8,
 }
 
 impl<'a> From<&'a SessionRow> for SessionRecord<'a> {
@@ -58,36 +66,231 @@ impl<'a> From<&'a SessionRow> for SessionRecord<'a> {
             converted: u8::from(s.converted),
             partition: s.partition,
             version: u64::from(s.events),
+            new_visitor: u8::from(s.new_visitor),
+            stage_reached: s.stage_reached,
+            orders: s.orders,
+            revenue_minor: s.revenue_minor,
+            signups: s.signups,
+            referral: u8::from(s.referral),
         }
     }
 }
 
-/// A row of `traffic_1m`.
+/// A row of `session_windows_1m`.
 #[derive(Debug, Row, Serialize)]
-pub struct TrafficRecord<'a> {
+pub struct SessionWindowRecord<'a> {
     window_start: u32,
     channel: &'a str,
+    experiment_id: &'a str,
+    variant: &'a str,
     partition: i32,
     sessions: u64,
+    visitors: u64,
+    new_visitors: u64,
     page_views: u64,
     bounces: u64,
     conversions: u64,
+    orders: u64,
+    revenue_minor: i64,
     duration_ms: u64,
+    signups: u64,
+    referral_sessions: u64,
+    stages: &'a [String],
+    reached: &'a [u64],
+    reached_any: &'a [u64],
     version: u64,
 }
 
-impl<'a> From<&'a TrafficRow> for TrafficRecord<'a> {
-    fn from(t: &'a TrafficRow) -> Self {
-        TrafficRecord {
-            window_start: secs(t.window_start_ms),
-            channel: t.channel.as_str(),
-            partition: t.partition,
-            sessions: t.sessions,
-            page_views: t.page_views,
-            bounces: t.bounces,
-            conversions: t.conversions,
-            duration_ms: t.duration_ms,
-            version: t.version,
+impl<'a> SessionWindowRecord<'a> {
+    /// Encodes `w` with the funnel's stage names.
+    pub fn new(w: &'a SessionWindowRow, stages: &'a [String]) -> Self {
+        SessionWindowRecord {
+            window_start: secs(w.window_start_ms),
+            channel: w.channel.as_str(),
+            experiment_id: &w.experiment_id,
+            variant: &w.variant,
+            partition: w.partition,
+            sessions: w.sessions,
+            visitors: w.visitors,
+            new_visitors: w.new_visitors,
+            page_views: w.page_views,
+            bounces: w.bounces,
+            conversions: w.conversions,
+            orders: w.orders,
+            revenue_minor: w.revenue_minor,
+            duration_ms: w.duration_ms,
+            signups: w.signups,
+            referral_sessions: w.referral_sessions,
+            stages,
+            reached: &w.reached,
+            reached_any: &w.reached_any,
+            version: w.version,
+        }
+    }
+}
+
+/// A row of `pages_1m`.
+#[derive(Debug, Row, Serialize)]
+pub struct PageRecord<'a> {
+    window_start: u32,
+    path: &'a str,
+    partition: i32,
+    page_views: u64,
+    entrances: u64,
+    exits: u64,
+    sessions: u64,
+    version: u64,
+}
+
+impl<'a> From<&'a PageRow> for PageRecord<'a> {
+    fn from(p: &'a PageRow) -> Self {
+        PageRecord {
+            window_start: secs(p.window_start_ms),
+            path: &p.path,
+            partition: p.partition,
+            page_views: p.page_views,
+            entrances: p.entrances,
+            exits: p.exits,
+            sessions: p.sessions,
+            version: p.version,
+        }
+    }
+}
+
+/// A row of `products_1m`.
+#[derive(Debug, Row, Serialize)]
+pub struct ProductRecord<'a> {
+    window_start: u32,
+    product_id: &'a str,
+    currency: &'a str,
+    partition: i32,
+    views: u64,
+    cart_adds: u64,
+    purchases: u64,
+    revenue_minor: i64,
+}
+
+impl<'a> From<&'a ProductRow> for ProductRecord<'a> {
+    fn from(p: &'a ProductRow) -> Self {
+        ProductRecord {
+            window_start: secs(p.window_start_ms),
+            product_id: &p.product_id,
+            currency: &p.currency,
+            partition: p.partition,
+            views: p.views,
+            cart_adds: p.cart_adds,
+            purchases: p.purchases,
+            revenue_minor: p.revenue_minor,
+        }
+    }
+}
+
+/// A row of `orders_1m`.
+#[derive(Debug, Row, Serialize)]
+pub struct OrderRecord<'a> {
+    window_start: u32,
+    currency: &'a str,
+    channel: &'a str,
+    partition: i32,
+    orders: u64,
+    paid: u64,
+    cancelled: u64,
+    refunds: u64,
+    gross_minor: i64,
+    cancelled_minor: i64,
+    refunded_minor: i64,
+    referral_orders: u64,
+    referral_minor: i64,
+}
+
+impl<'a> From<&'a OrderWindowRow> for OrderRecord<'a> {
+    fn from(o: &'a OrderWindowRow) -> Self {
+        OrderRecord {
+            window_start: secs(o.window_start_ms),
+            currency: &o.currency,
+            channel: o.channel.as_str(),
+            partition: o.partition,
+            orders: o.orders,
+            paid: o.paid,
+            cancelled: o.cancelled,
+            refunds: o.refunds,
+            gross_minor: o.gross_minor,
+            cancelled_minor: o.cancelled_minor,
+            refunded_minor: o.refunded_minor,
+            referral_orders: o.referral_orders,
+            referral_minor: o.referral_minor,
+        }
+    }
+}
+
+/// A row of `feedback_1m`.
+#[derive(Debug, Row, Serialize)]
+pub struct FeedbackRecord {
+    window_start: u32,
+    partition: i32,
+    nps_responses: u64,
+    nps_promoters: u64,
+    nps_passives: u64,
+    nps_detractors: u64,
+    csat_responses: u64,
+    csat_satisfied: u64,
+    csat_score_milli: u64,
+    ces_responses: u64,
+    ces_score_milli: u64,
+}
+
+impl From<&FeedbackRow> for FeedbackRecord {
+    fn from(f: &FeedbackRow) -> Self {
+        FeedbackRecord {
+            window_start: secs(f.window_start_ms),
+            partition: f.partition,
+            nps_responses: f.nps_responses,
+            nps_promoters: f.nps_promoters,
+            nps_passives: f.nps_passives,
+            nps_detractors: f.nps_detractors,
+            csat_responses: f.csat_responses,
+            csat_satisfied: f.csat_satisfied,
+            csat_score_milli: f.csat_score_milli,
+            ces_responses: f.ces_responses,
+            ces_score_milli: f.ces_score_milli,
+        }
+    }
+}
+
+/// A row of `carts`.
+#[derive(Debug, Row, Serialize)]
+pub struct CartRecord<'a> {
+    cart_id: &'a str,
+    anonymous_id: &'a str,
+    user_id: &'a str,
+    status: &'a str,
+    opened: u32,
+    last_activity: u32,
+    at: u32,
+    value_minor: i64,
+    currency: &'a str,
+    items: u32,
+    order_id: &'a str,
+    partition: i32,
+    version: u64,
+}
+
+impl<'a> From<&'a CartRow> for CartRecord<'a> {
+    fn from(c: &'a CartRow) -> Self {
+        CartRecord {
+            cart_id: &c.cart_id,
+            anonymous_id: &c.anonymous_id,
+            user_id: &c.user_id,
+            status: c.status.as_str(),
+            opened: secs(c.opened_ms),
+            last_activity: secs(c.last_activity_ms),
+            at: secs(c.at_ms),
+            value_minor: c.value_minor,
+            currency: &c.currency,
+            items: c.items.len() as u32,
+            order_id: &c.order_id,
+            partition: c.partition,
+            version: c.version,
         }
     }
 }

@@ -7,7 +7,10 @@ use aggregator::Output;
 use clickhouse::Client;
 use tracing::{debug, warn};
 
-use super::records::{SessionRecord, TrafficRecord};
+use super::records::{
+    CartRecord, FeedbackRecord, OrderRecord, PageRecord, ProductRecord, SessionRecord,
+    SessionWindowRecord,
+};
 use super::ClickHouseSettings;
 use crate::http::Health;
 use crate::metrics::Metrics;
@@ -50,7 +53,7 @@ impl ClickHouseSink {
     /// Writes every row of `out`, retrying each table's insert with
     /// exponential backoff until it succeeds. Readiness is false while
     /// inserts fail. Cancel the future to give up (nothing is committed then).
-    pub async fn write(&self, out: &Output) {
+    pub async fn write(&self, out: &Output, stages: &[String]) {
         if !out.sessions.is_empty() {
             let rows: Vec<SessionRecord<'_>> = out.sessions.iter().map(Into::into).collect();
             self.retry("sessions", rows.len(), || {
@@ -58,10 +61,49 @@ impl ClickHouseSink {
             })
             .await;
         }
-        if !out.traffic.is_empty() {
-            let rows: Vec<TrafficRecord<'_>> = out.traffic.iter().map(Into::into).collect();
-            self.retry("traffic_1m", rows.len(), || {
-                self.insert::<TrafficRecord<'_>>("traffic_1m", &rows)
+        if !out.session_windows.is_empty() {
+            let rows: Vec<SessionWindowRecord<'_>> = out
+                .session_windows
+                .iter()
+                .map(|w| SessionWindowRecord::new(w, stages))
+                .collect();
+            self.retry("session_windows_1m", rows.len(), || {
+                self.insert::<SessionWindowRecord<'_>>("session_windows_1m", &rows)
+            })
+            .await;
+        }
+        if !out.pages.is_empty() {
+            let rows: Vec<PageRecord<'_>> = out.pages.iter().map(Into::into).collect();
+            self.retry("pages_1m", rows.len(), || {
+                self.insert::<PageRecord<'_>>("pages_1m", &rows)
+            })
+            .await;
+        }
+        if !out.products.is_empty() {
+            let rows: Vec<ProductRecord<'_>> = out.products.iter().map(Into::into).collect();
+            self.retry("products_1m", rows.len(), || {
+                self.insert::<ProductRecord<'_>>("products_1m", &rows)
+            })
+            .await;
+        }
+        if !out.orders.is_empty() {
+            let rows: Vec<OrderRecord<'_>> = out.orders.iter().map(Into::into).collect();
+            self.retry("orders_1m", rows.len(), || {
+                self.insert::<OrderRecord<'_>>("orders_1m", &rows)
+            })
+            .await;
+        }
+        if !out.feedback.is_empty() {
+            let rows: Vec<FeedbackRecord> = out.feedback.iter().map(Into::into).collect();
+            self.retry("feedback_1m", rows.len(), || {
+                self.insert::<FeedbackRecord>("feedback_1m", &rows)
+            })
+            .await;
+        }
+        if !out.carts.is_empty() {
+            let rows: Vec<CartRecord<'_>> = out.carts.iter().map(Into::into).collect();
+            self.retry("carts", rows.len(), || {
+                self.insert::<CartRecord<'_>>("carts", &rows)
             })
             .await;
         }

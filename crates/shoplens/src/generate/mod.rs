@@ -24,9 +24,9 @@ pub struct ProduceOptions {
     /// Event-time milliseconds per wall-clock millisecond; `None` sends as
     /// fast as the broker takes it.
     pub speed: Option<f64>,
-    /// After the traffic, send one page view per clickstream partition far
-    /// enough ahead (session gap + lateness + 2 min) that every generated
-    /// session can close.
+    /// After the traffic, send one page view per clickstream partition this
+    /// far ahead of the last event (see [`flush_horizon_ms`]), so that every
+    /// generated session, cart and payment deadline passes.
     pub flush_after_ms: Option<i64>,
 }
 
@@ -40,6 +40,17 @@ pub struct ProduceReport {
 }
 
 const MAX_IN_FLIGHT: usize = 100_000;
+
+/// How far past the last event the closing page views go: far enough that
+/// every session, cart and payment deadline of the traffic has passed.
+pub fn flush_horizon_ms(settings: &crate::Settings) -> i64 {
+    let a = &settings.aggregator;
+    a.session_gap_ms
+        .max(a.cart_timeout_ms)
+        .max(a.payment_timeout_ms)
+        + settings.watermark.allowed_lateness_ms
+        + 120_000
+}
 
 struct Sender {
     producer: FutureProducer,

@@ -97,8 +97,16 @@ pub struct GenStats {
     pub page_views: u64,
     /// Sessions that bounced by the spec's rule.
     pub bounces: u64,
-    /// Orders placed.
+    /// Orders placed (by humans).
     pub orders: u64,
+    /// Of those, orders paid.
+    pub paid: u64,
+    /// Their gross revenue, minor units (USD).
+    pub revenue_minor: i64,
+    /// Carts with items (by humans); each is ordered or abandoned.
+    pub carts: u64,
+    /// Survey answers (by humans).
+    pub surveys: u64,
     /// Largest event time of any valid event.
     pub max_event_ms: i64,
 }
@@ -448,6 +456,7 @@ impl Generator {
                 json!({ "properties": { "cart_id": cart_id, "product": line } }),
             );
         }
+        self.stats.carts += u64::from(!bot && !cart.is_empty());
         if !cart.is_empty() && !self.rng.chance(self.cfg.cart_abandon_ratio) {
             let total: i64 = cart
                 .iter()
@@ -472,6 +481,9 @@ impl Generator {
                     })
                     .collect();
                 self.stats.orders += u64::from(!bot);
+                if !bot {
+                    self.stats.revenue_minor += total;
+                }
                 self.event(
                     &ctx,
                     t,
@@ -480,6 +492,7 @@ impl Generator {
                     json!({ "properties": { "order_id": order_id, "cart_id": cart_id, "total": cents(total), "currency": "USD", "products": lines } }),
                 );
                 if self.rng.chance(0.9) {
+                    self.stats.paid += u64::from(!bot);
                     t += self.rng.range(10_000, 600_000);
                     self.event(
                         &ctx,
@@ -516,6 +529,7 @@ impl Generator {
         if self.rng.chance(0.03) {
             t += self.rng.range(2_000, 30_000);
             let score = self.rng.range(0, 10);
+            self.stats.surveys += u64::from(!bot);
             self.event(
                 &ctx,
                 t,

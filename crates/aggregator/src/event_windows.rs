@@ -1,0 +1,355 @@
+//! Windows by event time: pages, products, orders and revenue, feedback.
+//!
+//! Each window is emitted once the watermark passes its end. Pages are the
+//! exception: exits are known only when a session closes, so a page window
+//! is re-emitted (with a higher version) while sessions whose exit page lies
+//! in it are still open.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use contract::time::window_start;
+use contract::{Event, EventKind, Survey};
+
+use crate::channel::Channel;
+use crate::rows::{FeedbackRow, OrderWindowRow, PageRow, ProductRow};
+
+/// The label that collects what exceeds a per-window cardinality cap.
+pub const OTHER: &str = "(other)";
+
+#[derive(Default, Clone, Copy)]
+struct PageAcc {
+    page_views: u64,
+    entrances: u64,
+    exits: u64,
+    sessions: u64,
+}
+
+#[derive(Default)]
+struct PageWindow {
+    paths: BTreeMap<String, PageAcc>,
+    dirty: BTreeSet<String>,
+    /// Open sessions whose current exit page lies in this window.
+    pending_exits: u64,
+}
+
+type PageKey = (i64, i32);
+
+#[derive(Default)]
+struct VisitPages {
+    seen: HashSet<(i64, String)>,
+    exit: Option<(PageKey, String)>,
+}
+
+/// Page views, entrances, exits and sessions per window and path.
+pub(crate) struct Pages {
+    window_ms: i64,
+    max_paths: usize,
+    windows: BTreeMap<PageKey, PageWindow>,
+    visits: HashMap<String, VisitPages>,
+}
+
+impl Pages {
+    pub(crate) fn new(window_ms: i64, max_paths: usize) -> Self {
+        Pages {
+            window_ms,
+            max_paths: max_paths.max(1),
+            windows: BTreeMap::new(),
+            visits: HashMap::new(),
+        }
+    }
+
+    fn path_in(&mut self, w: PageKey, path: &str) -> String {
+        let win = self.windows.entry(w).or_default();
+        if win.paths.contains_key(path) || win.paths.len() < self.max_paths {
+            path.to_string()
+        } else {
+            OTHER.to_string()
+        }
+    }
+
+    /// A page view of the visitor's open session.
+    pub(crate) fn page_view(&mut self, visitor: &str, ts: i64, path: &str, partition: i32) {
+        let w = (window_start(ts, self.window_ms), partition);
+        let path = self.path_in(w, path);
+        let visit = self.visits.entry(visitor.to_string()).or_default();
+        let entrance = visit.exit.is_none();
+        let first_in_window = visit.seen.insert((w.0, path.clone()));
+        let old_exit = visit.exit.replace((w, path.clone()));
+        if let Some((ow, _)) = old_exit {
+            if let Some(win) = self.windows.get_mut(&ow) {
+                win.pending_exits -= 1;
+            }
+        }
+        let win = self.windows.entry(w).or_default();
+        win.pending_exits += 1;
+        let acc = win.paths.entry(path.clone()).or_default();
+        acc.page_views += 1;
+        acc.entrances += u64::from(entrance);
+        acc.sessions += u64::from(first_in_window);
+        win.dirty.insert(path);
+    }
+
+    /// The visitor's session closed: its last page view is an exit.
+    pub(crate) fn close(&mut self, visitor: &str) {
+        let Some(visit) = self.visits.remove(visitor) else {
+            return;
+        };
+        if let Some((w, path)) = visit.exit {
+            if let Some(win) = self.windows.get_mut(&w) {
+                win.pending_exits -= 1;
+                win.paths.entry(path.clone()).or_default().exits += 1;
+                win.dirty.insert(path);
+            }
+        }
+    }
+
+    /// Rows of windows the watermark passed that changed since last emitted.
+    pub(crate) fn flush(&mut self, watermark_ms: i64) -> Vec<PageRow> {
+        let mut rows = Vec::new();
+        let window_ms = self.window_ms;
+        for ((w, partition), win) in self.windows.iter_mut() {
+            if w + window_ms > watermark_ms {
+                break;
+            }
+            for path in std::mem::take(&mut win.dirty) {
+                let a = win.paths[&path];
+                rows.push(PageRow {
+                    window_start_ms: *w,
+                    path,
+                    partition: *partition,
+                    page_views: a.page_views,
+                    entrances: a.entrances,
+                    exits: a.exits,
+                    sessions: a.sessions,
+                    version: a.page_views + a.entrances + a.exits + a.sessions,
+                });
+            }
+        }
+        self.windows
+            .retain(|(w, _), win| w + window_ms > watermark_ms || win.pending_exits > 0);
+        rows
+    }
+}
+
+#[derive(Default)]
+struct ProductAcc {
+    views: u64,
+    cart_adds: u64,
+    purchases: u64,
+    revenue_minor: i64,
+}
+
+type OrderKey = (String, Channel, i32);
+type ProductKey = (String, String, i32);
+
+/// Products, orders and feedback per event-time window.
+pub(crate) struct Commerce {
+    window_ms: i64,
+    max_products: usize,
+    default_currency: String,
+    products: BTreeMap<i64, BTreeMap<ProductKey, ProductAcc>>,
+    orders: BTreeMap<i64, BTreeMap<OrderKey, OrderWindowRow>>,
+    feedback: BTreeMap<(i64, i32), FeedbackRow>,
+}
+
+/// Every window row made final by one flush.
+#[derive(Default)]
+pub(crate) struct Finished {
+    pub products: Vec<ProductRow>,
+    pub orders: Vec<OrderWindowRow>,
+    pub feedback: Vec<FeedbackRow>,
+}
+
+impl Commerce {
+    pub(crate) fn new(window_ms: i64, max_products: usize, default_currency: &str) -> Self {
+        Commerce {
+            window_ms,
+            max_products: max_products.max(1),
+            default_currency: default_currency.to_ascii_uppercase(),
+            products: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            feedback: BTreeMap::new(),
+        }
+    }
+
+    fn product(
+        &mut self,
+        w: i64,
+        product_id: &str,
+        currency: &str,
+        partition: i32,
+    ) -> &mut ProductAcc {
+        let win = self.products.entry(w).or_default();
+        let distinct = win.len();
+        let mut key = (product_id.to_string(), currency.to_string(), partition);
+        if !win.contains_key(&key) && distinct >= self.max_products {
+            key.0 = OTHER.to_string();
+        }
+        win.entry(key).or_default()
+    }
+
+    fn order_row(
+        &mut self,
+        w: i64,
+        currency: &str,
+        channel: Channel,
+        partition: i32,
+    ) -> &mut OrderWindowRow {
+        self.orders
+            .entry(w)
+            .or_default()
+            .entry((currency.to_string(), channel, partition))
+            .or_insert_with(|| OrderWindowRow {
+                window_start_ms: w,
+                currency: currency.to_string(),
+                channel,
+                partition,
+                orders: 0,
+                paid: 0,
+                cancelled: 0,
+                refunds: 0,
+                gross_minor: 0,
+                cancelled_minor: 0,
+                refunded_minor: 0,
+                referral_orders: 0,
+                referral_minor: 0,
+            })
+    }
+
+    /// Counts one event. `channel` is that of the visitor's open session;
+    /// `order_total` is what an `order_cancelled` cancels, when known.
+    pub(crate) fn event(
+        &mut self,
+        e: &Event,
+        partition: i32,
+        channel: Channel,
+        order_total: Option<(i64, String)>,
+    ) {
+        let w = window_start(e.timestamp_ms, self.window_ms);
+        match &e.kind {
+            EventKind::ProductView { product } => {
+                let cur = product.price.map_or(self.default_currency.clone(), |p| {
+                    p.currency.as_str().to_string()
+                });
+                self.product(w, &product.product_id, &cur, partition).views += 1;
+            }
+            EventKind::AddToCart { line, .. } => {
+                let cur = line.price.currency.as_str().to_string();
+                self.product(w, &line.product_id, &cur, partition).cart_adds +=
+                    u64::from(line.quantity);
+            }
+            EventKind::OrderPlaced {
+                total,
+                products,
+                referral_code,
+                ..
+            } => {
+                for line in products {
+                    let cur = line.price.currency.as_str().to_string();
+                    let p = self.product(w, &line.product_id, &cur, partition);
+                    p.purchases += u64::from(line.quantity);
+                    p.revenue_minor = p
+                        .revenue_minor
+                        .saturating_add(line.price.minor.saturating_mul(i64::from(line.quantity)));
+                }
+                let r = self.order_row(w, total.currency.as_str(), channel, partition);
+                r.orders += 1;
+                r.gross_minor = r.gross_minor.saturating_add(total.minor);
+                if referral_code.is_some() {
+                    r.referral_orders += 1;
+                    r.referral_minor = r.referral_minor.saturating_add(total.minor);
+                }
+            }
+            EventKind::OrderPaid { .. } => {
+                let cur = order_total.map_or(self.default_currency.clone(), |(_, c)| c);
+                self.order_row(w, &cur, channel, partition).paid += 1;
+            }
+            EventKind::OrderCancelled { .. } => {
+                let (minor, cur) = order_total.unwrap_or((0, self.default_currency.clone()));
+                let r = self.order_row(w, &cur, channel, partition);
+                r.cancelled += 1;
+                r.cancelled_minor = r.cancelled_minor.saturating_add(minor);
+            }
+            EventKind::OrderRefunded { amount, .. } => {
+                let r = self.order_row(w, amount.currency.as_str(), channel, partition);
+                r.refunds += 1;
+                r.refunded_minor = r.refunded_minor.saturating_add(amount.minor);
+            }
+            EventKind::SurveyResponse {
+                survey,
+                score,
+                scale_max,
+            } => {
+                let f = self
+                    .feedback
+                    .entry((w, partition))
+                    .or_insert_with(|| FeedbackRow {
+                        window_start_ms: w,
+                        partition,
+                        ..FeedbackRow::default()
+                    });
+                let milli = (score * 1000.0).round() as u64;
+                match survey {
+                    Survey::Nps => {
+                        f.nps_responses += 1;
+                        match *score as u32 {
+                            9..=10 => f.nps_promoters += 1,
+                            7..=8 => f.nps_passives += 1,
+                            _ => f.nps_detractors += 1,
+                        }
+                    }
+                    Survey::Csat => {
+                        f.csat_responses += 1;
+                        // Satisfied: the top 40% of the scale (4-5 of 5).
+                        let satisfied = if *scale_max == 5.0 {
+                            *score >= 4.0
+                        } else {
+                            (score - 1.0) / (scale_max - 1.0) >= 0.6
+                        };
+                        f.csat_satisfied += u64::from(satisfied);
+                        // Normalised to 1..=5 so means are comparable.
+                        let on5 = 1.0 + (score - 1.0) * 4.0 / (scale_max - 1.0);
+                        f.csat_score_milli += (on5 * 1000.0).round() as u64;
+                    }
+                    Survey::Ces => {
+                        f.ces_responses += 1;
+                        f.ces_score_milli += milli;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Rows of every window the watermark has passed, once each.
+    pub(crate) fn flush(&mut self, watermark_ms: i64) -> Finished {
+        let mut out = Finished::default();
+        let cut = watermark_ms
+            .saturating_sub(self.window_ms)
+            .saturating_add(1);
+        let keep = self.products.split_off(&cut);
+        for (w, win) in std::mem::replace(&mut self.products, keep) {
+            for ((product_id, currency, partition), a) in win {
+                out.products.push(ProductRow {
+                    window_start_ms: w,
+                    product_id,
+                    currency,
+                    partition,
+                    views: a.views,
+                    cart_adds: a.cart_adds,
+                    purchases: a.purchases,
+                    revenue_minor: a.revenue_minor,
+                });
+            }
+        }
+        let keep = self.orders.split_off(&cut);
+        for (_, win) in std::mem::replace(&mut self.orders, keep) {
+            out.orders.extend(win.into_values());
+        }
+        let keep = self.feedback.split_off(&(cut, i32::MIN));
+        out.feedback = std::mem::replace(&mut self.feedback, keep)
+            .into_values()
+            .collect();
+        out
+    }
+}

@@ -1,0 +1,471 @@
+//! Hand-computed scenarios for each metric family: funnel, pages, orders and
+//! revenue, feedback, carts and unpaid orders.
+
+use aggregator::{
+    Aggregator, AggregatorConfig, CartStatus, Output, Position, Source, Trigger, OTHER,
+};
+use contract::{
+    Campaign, Currency, Device, Event, EventKind, LineItem, Money, Page, Product, Survey,
+};
+
+const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z, a window start
+const MIN: i64 = 60_000;
+const SRC: Source = Source {
+    stream: 0,
+    partition: 0,
+};
+
+fn usd(minor: i64) -> Money {
+    Money {
+        minor,
+        currency: Currency::parse("USD").unwrap(),
+    }
+}
+
+fn ev(visitor: &str, ts: i64, kind: EventKind) -> Event {
+    Event {
+        event_id: format!("{visitor}-{ts}-{}", kind.type_name()),
+        timestamp_ms: ts,
+        anonymous_id: visitor.into(),
+        user_id: None,
+        session_id: None,
+        page: None,
+        campaign: Campaign::default(),
+        device: Device::Desktop,
+        experiment: None,
+        kind,
+    }
+}
+
+fn pv(visitor: &str, ts: i64, path: &str) -> Event {
+    let mut e = ev(visitor, ts, EventKind::PageView);
+    e.event_id = format!("{visitor}-{ts}-{path}");
+    e.page = Some(Page {
+        path: path.into(),
+        host: "shop.example".into(),
+        referrer_host: None,
+    });
+    e
+}
+
+fn product_view(visitor: &str, ts: i64, id: &str) -> Event {
+    ev(
+        visitor,
+        ts,
+        EventKind::ProductView {
+            product: Product {
+                product_id: id.into(),
+                category: None,
+                price: Some(usd(1000)),
+            },
+        },
+    )
+}
+
+fn line(id: &str, price: i64, quantity: u32) -> LineItem {
+    LineItem {
+        product_id: id.into(),
+        price: usd(price),
+        quantity,
+    }
+}
+
+fn add(visitor: &str, ts: i64, cart: &str, l: LineItem) -> Event {
+    ev(
+        visitor,
+        ts,
+        EventKind::AddToCart {
+            cart_id: cart.into(),
+            line: l,
+        },
+    )
+}
+
+fn order(
+    visitor: &str,
+    ts: i64,
+    id: &str,
+    cart: Option<&str>,
+    total: i64,
+    lines: Vec<LineItem>,
+) -> Event {
+    ev(
+        visitor,
+        ts,
+        EventKind::OrderPlaced {
+            order_id: id.into(),
+            cart_id: cart.map(String::from),
+            total: usd(total),
+            referral_code: None,
+            products: lines,
+        },
+    )
+}
+
+fn run(cfg: AggregatorConfig, events: Vec<Event>, end: i64) -> Output {
+    let mut agg = Aggregator::new(cfg);
+    let mut out = Output::default();
+    for (i, e) in events.into_iter().enumerate() {
+        agg.push(
+            e,
+            Position {
+                source: SRC,
+                offset: i as i64,
+            },
+        )
+        .unwrap();
+    }
+    out.extend(agg.advance(end));
+    out
+}
+
+#[test]
+fn funnel_counts_sequential_and_any_order_stages() {
+    let events = vec![
+        // a: view -> product -> cart -> order (no checkout): sequential up to add_to_cart.
+        pv("a", T0, "/"),
+        product_view("a", T0 + 1000, "p1"),
+        add("a", T0 + 2000, "ca", line("p1", 1000, 1)),
+        order(
+            "a",
+            T0 + 3000,
+            "o1",
+            Some("ca"),
+            1000,
+            vec![line("p1", 1000, 1)],
+        ),
+        // b: cart before product view: sequential stops at product_view.
+        pv("b", T0, "/"),
+        add("b", T0 + 1000, "cb", line("p2", 500, 1)),
+        product_view("b", T0 + 2000, "p2"),
+        // c: just a page view.
+        pv("c", T0, "/"),
+    ];
+    let out = run(AggregatorConfig::default(), events, T0 + 200 * MIN);
+    let w = out
+        .session_windows
+        .iter()
+        .max_by_key(|r| r.version)
+        .unwrap();
+    assert_eq!(w.sessions, 3);
+    // stages: session, product_view, add_to_cart, checkout_started, order_placed
+    assert_eq!(w.reached, vec![3, 2, 1, 0, 0]);
+    assert_eq!(w.reached_any, vec![3, 2, 2, 0, 1]);
+    assert_eq!((w.conversions, w.orders, w.revenue_minor), (1, 1, 1000));
+    assert_eq!((w.visitors, w.new_visitors), (3, 3));
+    assert!(
+        w.reached.windows(2).all(|p| p[0] >= p[1]),
+        "never increases down the stages"
+    );
+}
+
+#[test]
+fn a_store_without_checkout_drops_the_stage() {
+    let cfg = AggregatorConfig {
+        funnel_stages: ["product_view", "add_to_cart", "order_placed"]
+            .map(String::from)
+            .to_vec(),
+        ..AggregatorConfig::default()
+    };
+    let events = vec![
+        pv("a", T0, "/"),
+        product_view("a", T0 + 1000, "p1"),
+        add("a", T0 + 2000, "ca", line("p1", 1000, 1)),
+        order(
+            "a",
+            T0 + 3000,
+            "o1",
+            Some("ca"),
+            1000,
+            vec![line("p1", 1000, 1)],
+        ),
+    ];
+    let out = run(cfg, events, T0 + 200 * MIN);
+    assert_eq!(
+        out.session_windows.last().unwrap().reached,
+        vec![1, 1, 1, 1]
+    );
+}
+
+#[test]
+fn pages_count_views_entrances_exits_and_sessions_with_both_exit_rates() {
+    let events = vec![
+        pv("a", T0, "/a"),
+        pv("a", T0 + 1000, "/b"),
+        pv("b", T0, "/a"),
+        pv("c", T0, "/a"),
+        pv("c", T0 + 1000, "/a"),
+    ];
+    let out = run(AggregatorConfig::default(), events, T0 + 200 * MIN);
+    let page = |path: &str| {
+        out.pages
+            .iter()
+            .filter(|p| p.path == path)
+            .max_by_key(|p| p.version)
+            .unwrap()
+            .clone()
+    };
+    let a = page("/a");
+    assert_eq!(
+        (a.page_views, a.entrances, a.exits, a.sessions),
+        (4, 3, 2, 3)
+    );
+    let b = page("/b");
+    assert_eq!(
+        (b.page_views, b.entrances, b.exits, b.sessions),
+        (1, 0, 1, 1)
+    );
+    // Exits of closed sessions sum to their count.
+    let exits: u64 = ["/a", "/b"].iter().map(|p| page(p).exits).sum();
+    assert_eq!(exits, out.sessions.len() as u64);
+}
+
+#[test]
+fn distinct_paths_are_capped_per_window() {
+    let cfg = AggregatorConfig {
+        max_paths_per_window: 2,
+        ..AggregatorConfig::default()
+    };
+    let events = vec![
+        pv("a", T0, "/1"),
+        pv("b", T0, "/2"),
+        pv("c", T0, "/3"),
+        pv("d", T0, "/4"),
+        pv("e", T0 + MIN, "/3"),
+    ];
+    let out = run(cfg, events, T0 + 200 * MIN);
+    let last = |path: &str, w: i64| {
+        out.pages
+            .iter()
+            .filter(|p| p.path == path && p.window_start_ms == w)
+            .max_by_key(|p| p.version)
+            .map(|p| p.page_views)
+    };
+    assert_eq!(last(OTHER, T0), Some(2));
+    assert_eq!(last("/3", T0), None);
+    assert_eq!(last("/3", T0 + MIN), Some(1), "the cap is per window");
+}
+
+#[test]
+fn orders_and_revenue_are_exact_and_net_of_refunds_and_cancellations() {
+    let events = vec![
+        pv("a", T0, "/"),
+        order(
+            "a",
+            T0 + 1000,
+            "o1",
+            None,
+            10_000,
+            vec![line("p1", 5_000, 2)],
+        ),
+        ev(
+            "a",
+            T0 + 2000,
+            EventKind::OrderPaid {
+                order_id: "o1".into(),
+            },
+        ),
+        order(
+            "a",
+            T0 + 3000,
+            "o2",
+            None,
+            5_005,
+            vec![line("p2", 5_005, 1)],
+        ),
+        ev(
+            "a",
+            T0 + MIN,
+            EventKind::OrderCancelled {
+                order_id: "o2".into(),
+            },
+        ),
+        ev(
+            "a",
+            T0 + MIN + 1,
+            EventKind::OrderRefunded {
+                order_id: "o1".into(),
+                amount: usd(1_001),
+            },
+        ),
+    ];
+    let out = run(AggregatorConfig::default(), events, T0 + 200 * MIN);
+    let w0 = out.orders.iter().find(|o| o.window_start_ms == T0).unwrap();
+    assert_eq!((w0.orders, w0.paid, w0.gross_minor), (2, 1, 15_005));
+    let w1 = out
+        .orders
+        .iter()
+        .find(|o| o.window_start_ms == T0 + MIN)
+        .unwrap();
+    assert_eq!(
+        (
+            w1.cancelled,
+            w1.cancelled_minor,
+            w1.refunds,
+            w1.refunded_minor
+        ),
+        (1, 5_005, 1, 1_001)
+    );
+    let net: i64 = out
+        .orders
+        .iter()
+        .map(|o| o.gross_minor - o.cancelled_minor - o.refunded_minor)
+        .sum();
+    assert_eq!(net, 8_999);
+    let p1 = out.products.iter().find(|p| p.product_id == "p1").unwrap();
+    assert_eq!((p1.purchases, p1.revenue_minor), (2, 10_000));
+}
+
+#[test]
+fn feedback_scores_nps_csat_and_ces() {
+    let survey = |v: &str, ts: i64, survey: Survey, score: f64, scale_max: f64| {
+        ev(
+            v,
+            ts,
+            EventKind::SurveyResponse {
+                survey,
+                score,
+                scale_max,
+            },
+        )
+    };
+    let events = vec![
+        survey("a", T0, Survey::Nps, 10.0, 10.0),
+        survey("b", T0, Survey::Nps, 9.0, 10.0),
+        survey("c", T0, Survey::Nps, 7.0, 10.0),
+        survey("d", T0, Survey::Nps, 3.0, 10.0),
+        survey("e", T0, Survey::Csat, 4.0, 5.0),
+        survey("f", T0, Survey::Csat, 2.0, 5.0),
+        survey("g", T0, Survey::Csat, 10.0, 10.0),
+        survey("h", T0, Survey::Ces, 3.0, 7.0),
+    ];
+    let out = run(AggregatorConfig::default(), events, T0 + 200 * MIN);
+    let f = &out.feedback[0];
+    assert_eq!(
+        (
+            f.nps_responses,
+            f.nps_promoters,
+            f.nps_passives,
+            f.nps_detractors
+        ),
+        (4, 2, 1, 1)
+    );
+    // NPS = 50% promoters - 25% detractors = 25.
+    assert_eq!(
+        100 * (f.nps_promoters as i64 - f.nps_detractors as i64) / f.nps_responses as i64,
+        25
+    );
+    assert_eq!((f.csat_responses, f.csat_satisfied), (3, 2));
+    assert_eq!(f.csat_score_milli, 4000 + 2000 + 5000);
+    assert_eq!((f.ces_responses, f.ces_score_milli), (1, 3000));
+}
+
+#[test]
+fn carts_are_abandoned_converted_recovered_or_ignored_when_emptied() {
+    let remove = |v: &str, ts: i64, cart: &str, l: LineItem| {
+        ev(
+            v,
+            ts,
+            EventKind::RemoveFromCart {
+                cart_id: cart.into(),
+                line: l,
+            },
+        )
+    };
+    let events = vec![
+        // a abandons a cart worth 2 x 10.00, then orders 2 days later: recovered.
+        add("a", T0, "ca", line("p1", 1000, 2)),
+        order(
+            "a",
+            T0 + 2 * 24 * 60 * MIN,
+            "oa",
+            None,
+            2000,
+            vec![line("p1", 1000, 2)],
+        ),
+        // b empties the cart: not abandoned.
+        add("b", T0, "cb", line("p1", 1000, 1)),
+        remove("b", T0 + 1000, "cb", line("p1", 1000, 1)),
+        // c orders the cart 59 minutes after the last activity: converted.
+        add("c", T0, "cc", line("p2", 300, 1)),
+        order(
+            "c",
+            T0 + 59 * MIN,
+            "oc",
+            Some("cc"),
+            300,
+            vec![line("p2", 300, 1)],
+        ),
+        ev(
+            "c",
+            T0 + 60 * MIN,
+            EventKind::OrderPaid {
+                order_id: "oc".into(),
+            },
+        ),
+    ];
+    let out = run(AggregatorConfig::default(), events, T0 + 10 * 24 * 60 * MIN);
+    let cart = |id: &str| {
+        out.carts
+            .iter()
+            .filter(|c| c.cart_id == id)
+            .max_by_key(|c| c.version)
+            .cloned()
+    };
+    let ca = cart("ca").unwrap();
+    assert_eq!(
+        (ca.status, ca.value_minor, ca.version, ca.order_id.as_str()),
+        (CartStatus::Recovered, 2000, 2, "oa")
+    );
+    assert!(out.carts.iter().any(|c| c.cart_id == "ca"
+        && c.status == CartStatus::Abandoned
+        && c.at_ms == T0 + 60 * MIN));
+    assert_eq!(cart("cb"), None);
+    assert_eq!(cart("cc").unwrap().status, CartStatus::Converted);
+    // One trigger for the abandoned cart, one for the never-paid order "oa".
+    let kinds: Vec<String> = out
+        .triggers
+        .iter()
+        .map(|t| match t {
+            Trigger::AbandonedCart(c) => format!("cart {}", c.cart_id),
+            Trigger::OverdueOrder { order_id, .. } => format!("order {order_id}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["cart ca", "order oa"]);
+}
+
+#[test]
+fn an_order_after_the_timeout_recovers_rather_than_converts_however_advances_are_batched() {
+    let events = vec![
+        add("a", T0, "ca", line("p1", 1000, 1)),
+        order(
+            "a",
+            T0 + 61 * MIN,
+            "oa",
+            None,
+            1000,
+            vec![line("p1", 1000, 1)],
+        ),
+    ];
+    // One big advance and many small ones give the same outcome.
+    let big = run(AggregatorConfig::default(), events.clone(), T0 + 200 * MIN);
+    let mut agg = Aggregator::new(AggregatorConfig::default());
+    let mut small = Output::default();
+    for (i, e) in events.into_iter().enumerate() {
+        agg.push(
+            e,
+            Position {
+                source: SRC,
+                offset: i as i64,
+            },
+        )
+        .unwrap();
+    }
+    for m in 0..200 {
+        small.extend(agg.advance(T0 + m * MIN));
+    }
+    for out in [big, small] {
+        let statuses: Vec<_> = out.carts.iter().map(|c| c.status).collect();
+        assert_eq!(statuses, [CartStatus::Abandoned, CartStatus::Recovered]);
+    }
+}
