@@ -1,5 +1,6 @@
 -- Closed sessions, one row each. A re-emission of the same session replaces
--- the row with the most events (version).
+-- the row with the most events (version). The start is part of the key: one
+-- storefront session id split by the inactivity gap makes two sessions.
 CREATE TABLE IF NOT EXISTS {db}.sessions
 (
     session_id    String,
@@ -26,7 +27,7 @@ CREATE TABLE IF NOT EXISTS {db}.sessions
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(start)
-ORDER BY (toDate(start), anonymous_id, session_id);
+ORDER BY (toDate(start), anonymous_id, session_id, start);
 
 -- Traffic per minute of session start, channel and source partition.
 -- Rows are re-emitted with a growing version as sessions close; readers take

@@ -258,6 +258,7 @@ FROM
 GROUP BY window_start;
 
 -- One row per cart outcome; a recovery replaces the abandonment (version 2).
+-- A cart id used again after its order is a new cart: `opened` is in the key.
 CREATE TABLE IF NOT EXISTS {db}.carts
 (
     cart_id          String,
@@ -276,4 +277,4 @@ CREATE TABLE IF NOT EXISTS {db}.carts
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(opened)
-ORDER BY (cart_id);
+ORDER BY (cart_id, opened);

@@ -7,6 +7,7 @@
 pub mod generate;
 pub mod http_get;
 pub mod pipeline;
+pub mod replay;
 pub mod settings;
 pub mod summary;
 pub mod topics;

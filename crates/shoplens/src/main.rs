@@ -30,6 +30,16 @@ enum Command {
     Run,
     /// Produce realistic storefront traffic to Kafka.
     Generate(GenerateArgs),
+    /// Produce events from JSON lines (a file, or stdin) to their topics, for backfills.
+    Replay {
+        /// The file to read; stdin when absent or `-`.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Afterwards, send one page view per partition past every deadline,
+        /// so the replayed history closes completely.
+        #[arg(long)]
+        flush: bool,
+    },
     /// Create the contract's topics (clickstream and orders co-partitioned).
     Topics {
         /// Partitions of each input topic.
@@ -166,6 +176,26 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 g.invalid, report.flush_messages, g.sessions, g.page_views, g.bounces, g.carts, g.orders, g.paid,
                 g.revenue_minor / 100, g.revenue_minor % 100
             );
+        }
+        Command::Replay { input, flush } => {
+            let opts = ProduceOptions {
+                speed: None,
+                flush_after_ms: flush.then(|| shoplens::generate::flush_horizon_ms(&settings)),
+            };
+            let report = match input.filter(|p| p.as_os_str() != "-") {
+                Some(path) => {
+                    let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+                    shoplens::replay::replay(&settings.kafka, file, &opts).await?
+                }
+                None => {
+                    shoplens::replay::replay(&settings.kafka, std::io::stdin().lock(), &opts)
+                        .await?
+                }
+            };
+            println_quiet(&format!(
+                "replayed {} messages (+{} flush)",
+                report.generated.messages, report.flush_messages
+            ));
         }
         Command::Topics {
             partitions,

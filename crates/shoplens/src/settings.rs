@@ -115,7 +115,9 @@ impl Settings {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("contract.currencies");
+            .with_list_parse_key("contract.currencies")
+            .with_list_parse_key("aggregator.funnel_stages")
+            .with_list_parse_key("aggregator.channels.own_domains");
         let settings: Settings = b.add_source(env).build()?.try_deserialize()?;
         settings.decode_options()?;
         Ok(settings)

@@ -72,11 +72,14 @@ impl Sender {
     async fn send(
         &mut self,
         topic: &str,
-        key: &str,
+        key: Option<&str>,
         payload: &[u8],
         partition: Option<i32>,
     ) -> Result<(), KafkaError> {
-        let mut record = FutureRecord::to(topic).key(key).payload(payload);
+        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
         if let Some(p) = partition {
             record = record.partition(p);
         }
@@ -114,6 +117,19 @@ pub async fn produce(
     start_ms: i64,
     opts: &ProduceOptions,
 ) -> Result<ProduceReport, KafkaError> {
+    let mut report = produce_messages(settings, generator.by_ref(), start_ms, opts).await?;
+    report.generated = generator.stats();
+    Ok(report)
+}
+
+/// Produces `messages` in order to their contract topics, paced by event
+/// time when `opts.speed` is set, then the flush page views if asked.
+pub async fn produce_messages(
+    settings: &KafkaSettings,
+    messages: impl IntoIterator<Item = Message>,
+    start_ms: i64,
+    opts: &ProduceOptions,
+) -> Result<ProduceReport, KafkaError> {
     let producer = build_producer(settings)?;
     let mut sender = Sender {
         producer: producer.clone(),
@@ -122,7 +138,9 @@ pub async fn produce(
     let topics = &settings.topics;
     let wall_start = Instant::now();
     let mut last_log = Instant::now();
-    for (n, msg) in generator.by_ref().enumerate() {
+    let mut max_event_ms = 0;
+    let mut sent = 0u64;
+    for msg in messages {
         if let Some(speed) = opts.speed {
             let due = Duration::from_millis(((msg.ts_ms - start_ms).max(0) as f64 / speed) as u64);
             if wall_start.elapsed() + Duration::from_millis(5) < due {
@@ -134,20 +152,22 @@ pub async fn produce(
             Stream::Orders => &topics.orders,
             Stream::Spend => &topics.spend,
         };
-        sender.send(topic, &msg.key, &msg.payload, None).await?;
+        let key = (!msg.key.is_empty()).then_some(msg.key.as_str());
+        sender.send(topic, key, &msg.payload, None).await?;
+        max_event_ms = max_event_ms.max(msg.ts_ms);
+        sent += 1;
         if last_log.elapsed() >= Duration::from_secs(5) {
             last_log = Instant::now();
-            info!(messages = n + 1, event_time = %format_rfc3339(msg.ts_ms), "producing");
+            info!(messages = sent, event_time = %format_rfc3339(msg.ts_ms), "producing");
         }
     }
-    let generated = generator.stats();
     let mut flush_messages = 0;
     if let Some(ahead) = opts.flush_after_ms {
         let meta = producer
             .client()
             .fetch_metadata(Some(&topics.clickstream), Duration::from_secs(10))?;
         let partitions = meta.topics().first().map_or(0, |t| t.partitions().len()) as i32;
-        let ts = generated.max_event_ms + ahead;
+        let ts = max_event_ms + ahead;
         for p in 0..partitions {
             let key = format!("flush-{p}");
             let payload = json!({
@@ -159,7 +179,7 @@ pub async fn produce(
             });
             let bytes = serde_json::to_vec(&payload).expect("json");
             sender
-                .send(&topics.clickstream, &key, &bytes, Some(p))
+                .send(&topics.clickstream, Some(&key), &bytes, Some(p))
                 .await?;
             flush_messages += 1;
         }
@@ -167,7 +187,10 @@ pub async fn produce(
     sender.finish().await?;
     producer.flush(Duration::from_secs(30))?;
     Ok(ProduceReport {
-        generated,
+        generated: GenStats {
+            messages: sent,
+            ..GenStats::default()
+        },
         flush_messages,
     })
 }
