@@ -94,6 +94,7 @@ up() {
     render "$ROOT/deploy/local/clickhouse/users.xml" "$STATE/clickhouse/users.xml"
     start clickhouse clickhouse-server --config-file="$STATE/clickhouse/config.xml"
     render "$ROOT/deploy/prometheus/prometheus.yml" "$STATE/prometheus/prometheus.yml"
+    rm -rf "$STATE/prometheus/rules" && cp -r "$ROOT/deploy/prometheus/rules" "$STATE/prometheus/rules"
     start prometheus prometheus --config.file="$STATE/prometheus/prometheus.yml" \
         --storage.tsdb.path="$STATE/prometheus/data" --web.listen-address="127.0.0.1:$PROM_PORT"
     wait_port tansu "$KAFKA_PORT" 30

@@ -25,6 +25,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "deploy files"
 promtool check config "${SHOPLENS_STATE:-$ROOT/.stack}/prometheus/prometheus.yml"
+promtool check rules deploy/prometheus/rules/*.yml
+promtool test rules deploy/prometheus/tests/*.yml
 docker-compose -f docker-compose.yml config --quiet
 echo "docker-compose.yml is valid"
 

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub batch_events: Histogram,
     /// Closed sessions that were a visitor's first.
     pub new_visitors: IntCounter,
+    /// Closed sessions that placed an order.
+    pub conversions: IntCounter,
     /// Closed sessions reaching each funnel stage in order.
     pub funnel_sessions: IntCounterVec,
     /// Orders placed, by currency.
@@ -226,6 +228,11 @@ impl Metrics {
                 "shoplens_new_visitors_total",
                 "Closed sessions that were the visitor's first.",
             ),
+            conversions: counter(
+                &r,
+                "shoplens_conversions_total",
+                "Closed sessions that placed an order.",
+            ),
             funnel_sessions: counter_vec(
                 &r,
                 "shoplens_funnel_sessions_total",
@@ -308,6 +315,9 @@ impl Metrics {
             }
             if s.new_visitor {
                 self.new_visitors.inc();
+            }
+            if s.converted {
+                self.conversions.inc();
             }
             for stage in stages.iter().skip(1).take(usize::from(s.stage_reached)) {
                 self.funnel_sessions.with_label_values(&[stage]).inc();

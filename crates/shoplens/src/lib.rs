@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod generate;
 pub mod http_get;
 pub mod pipeline;

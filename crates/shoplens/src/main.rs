@@ -51,6 +51,12 @@ enum Command {
     },
     /// Apply the ClickHouse migrations.
     Migrate,
+    /// Measure decode + validate + every aggregate in process on one core.
+    Bench {
+        /// Messages of the generator's mix to process.
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+    },
     /// Print live figures from a running pipeline's /metrics.
     Summary {
         /// host:port of the pipeline's HTTP endpoint.
@@ -202,6 +208,23 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             replication,
         } => {
             shoplens::topics::create_topics(&settings.kafka, partitions, replication).await?;
+        }
+        Command::Bench { messages } => {
+            let r = shoplens::bench::run(
+                messages,
+                settings.aggregator.clone(),
+                settings.watermark.allowed_lateness_ms,
+            );
+            println_quiet(&format!(
+                "{} messages ({:.0} bytes each): decode {:.0}/s; decode + aggregate {:.0}/s ({:.1} s); {} rows; peak RSS {:.0} MiB",
+                r.messages,
+                r.bytes as f64 / r.messages.max(1) as f64,
+                r.messages as f64 / r.decode_secs,
+                r.messages as f64 / r.total_secs,
+                r.total_secs,
+                r.rows,
+                r.peak_rss_bytes as f64 / 1048576.0
+            ));
         }
         Command::Migrate => {
             let applied = exporter::clickhouse::migrate(

@@ -54,58 +54,38 @@ impl ClickHouseSink {
     /// exponential backoff until it succeeds. Readiness is false while
     /// inserts fail. Cancel the future to give up (nothing is committed then).
     pub async fn write(&self, out: &Output, stages: &[String]) {
-        if !out.sessions.is_empty() {
-            let rows: Vec<SessionRecord<'_>> = out.sessions.iter().map(Into::into).collect();
-            self.retry("sessions", rows.len(), || {
-                self.insert::<SessionRecord<'_>>("sessions", &rows)
-            })
-            .await;
+        fn encode<'a, R, T: From<&'a R>>(rows: &'a [R]) -> Vec<T> {
+            rows.iter().map(T::from).collect()
         }
-        if !out.session_windows.is_empty() {
-            let rows: Vec<SessionWindowRecord<'_>> = out
-                .session_windows
-                .iter()
-                .map(|w| SessionWindowRecord::new(w, stages))
-                .collect();
-            self.retry("session_windows_1m", rows.len(), || {
-                self.insert::<SessionWindowRecord<'_>>("session_windows_1m", &rows)
-            })
+        let windows: Vec<SessionWindowRecord<'_>> = out
+            .session_windows
+            .iter()
+            .map(|w| SessionWindowRecord::new(w, stages))
+            .collect();
+        self.table::<SessionRecord<'_>>("sessions", &encode(&out.sessions))
             .await;
-        }
-        if !out.pages.is_empty() {
-            let rows: Vec<PageRecord<'_>> = out.pages.iter().map(Into::into).collect();
-            self.retry("pages_1m", rows.len(), || {
-                self.insert::<PageRecord<'_>>("pages_1m", &rows)
-            })
+        self.table::<SessionWindowRecord<'_>>("session_windows_1m", &windows)
             .await;
-        }
-        if !out.products.is_empty() {
-            let rows: Vec<ProductRecord<'_>> = out.products.iter().map(Into::into).collect();
-            self.retry("products_1m", rows.len(), || {
-                self.insert::<ProductRecord<'_>>("products_1m", &rows)
-            })
+        self.table::<PageRecord<'_>>("pages_1m", &encode(&out.pages))
             .await;
-        }
-        if !out.orders.is_empty() {
-            let rows: Vec<OrderRecord<'_>> = out.orders.iter().map(Into::into).collect();
-            self.retry("orders_1m", rows.len(), || {
-                self.insert::<OrderRecord<'_>>("orders_1m", &rows)
-            })
+        self.table::<ProductRecord<'_>>("products_1m", &encode(&out.products))
             .await;
-        }
-        if !out.feedback.is_empty() {
-            let rows: Vec<FeedbackRecord> = out.feedback.iter().map(Into::into).collect();
-            self.retry("feedback_1m", rows.len(), || {
-                self.insert::<FeedbackRecord>("feedback_1m", &rows)
-            })
+        self.table::<OrderRecord<'_>>("orders_1m", &encode(&out.orders))
             .await;
-        }
-        if !out.carts.is_empty() {
-            let rows: Vec<CartRecord<'_>> = out.carts.iter().map(Into::into).collect();
-            self.retry("carts", rows.len(), || {
-                self.insert::<CartRecord<'_>>("carts", &rows)
-            })
+        self.table::<FeedbackRecord>("feedback_1m", &encode(&out.feedback))
             .await;
+        self.table::<CartRecord<'_>>("carts", &encode(&out.carts))
+            .await;
+    }
+
+    /// Writes `rows` to `table` (nothing when empty), retrying until durable.
+    async fn table<T>(&self, table: &str, rows: &[T::Value<'_>])
+    where
+        T: clickhouse::RowWrite,
+    {
+        if !rows.is_empty() {
+            self.retry(table, rows.len(), || self.insert::<T>(table, rows))
+                .await;
         }
     }
 
