@@ -36,6 +36,11 @@ pub fn unique(name: &str) -> String {
 /// Settings pointing at the test services with names of their own, fast
 /// ticks and a short idle timeout, and an ephemeral metrics port.
 pub fn settings(id: &str) -> Settings {
+    // Logs of the in-process pipeline, when RUST_LOG asks for them.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut s = Settings::default();
     s.kafka.brokers = kafka();
     s.kafka.group_id = format!("g-{id}");
@@ -45,10 +50,11 @@ pub fn settings(id: &str) -> Settings {
     t.spend = format!("{id}.spend");
     t.dead_letter = format!("{id}.dead-letter");
     t.triggers = format!("{id}.triggers");
+    t.customer_facts = format!("{id}.customer-facts");
     s.clickhouse.url = clickhouse();
     s.clickhouse.database = id.to_string();
     s.http.listen = "127.0.0.1:0".into();
-    s.watermark.idle_timeout_ms = 2_000;
+    s.watermark.idle_timeout_ms = 5_000;
     s.pipeline.tick_ms = 50;
     s
 }

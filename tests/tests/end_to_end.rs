@@ -74,14 +74,34 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
         sessions_per_minute: 40.0,
         ..GenConfig::default()
     });
-    let opts = ProduceOptions {
+    let no_flush = ProduceOptions {
         speed: None,
-        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(&settings)),
+        flush_after_ms: None,
     };
-    let report = produce(&settings.kafka, generator, start_ms, &opts)
+    let report = produce(&settings.kafka, generator, start_ms, &no_flush)
         .await
         .expect("produce");
     let g = report.generated;
+    assert!(
+        g.sessions > 500 && g.invalid > 0 && g.duplicates > 0 && g.bot_events > 0,
+        "{g:?}"
+    );
+
+    // Two days of paid-search spend, 240.00 over 48 hours, reported (as ad
+    // platforms do) after the period, at the end of the traffic. Then one
+    // page view per partition far enough ahead to close everything.
+    let spend = format!(
+        r#"{{"event_id":"spend-1","type":"ad_spend","timestamp":{},"anonymous_id":"ads","properties":{{"channel":"Paid Search","amount":"240.00","period_start":"2023-11-14T00:00:00Z","period_end":"2023-11-16T00:00:00Z"}}}}"#,
+        g.max_event_ms
+    );
+    let flush = ProduceOptions {
+        speed: None,
+        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(&settings)),
+    };
+    let sent = shoplens::replay::replay(&settings.kafka, std::io::Cursor::new(spend), &flush)
+        .await
+        .expect("spend replay");
+    assert_eq!(sent.generated.messages, 1);
     assert!(
         g.sessions > 500 && g.invalid > 0 && g.duplicates > 0 && g.bot_events > 0,
         "{g:?}"
@@ -133,7 +153,8 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     let m = |name: &str, label: &str| metric_sum(&text, name, label) as u64;
     assert_eq!(
         m("shoplens_events_consumed_total", ""),
-        g.messages + report.flush_messages
+        g.messages + sent.flush_messages + 1,
+        "the generated traffic, the flush and the spend event"
     );
     assert_eq!(m("shoplens_events_invalid_total", ""), g.invalid);
     assert_eq!(m("shoplens_events_invalid_total", "reason=\"late\""), 0);
@@ -252,6 +273,59 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     assert_eq!(
         m("shoplens_triggers_total", "kind=\"overdue_order\""),
         g.orders - g.paid
+    );
+
+    // Customers, re-keyed by customer through the internal topic: every
+    // customer who ordered is new once; the rest of their orders repeat.
+    let facts_done = eventually(
+        "customer facts applied",
+        Duration::from_secs(60),
+        || async {
+            let (_, text) = get(&metrics_addr, "/metrics")
+                .await
+                .map_err(|e| e.to_string())?;
+            let new = metric_sum(&text, "shoplens_new_customers_total", "") as u64;
+            let repeat = metric_sum(&text, "shoplens_repeat_orders_total", "") as u64;
+            if (new, repeat) == (g.customers, g.orders - g.customers) {
+                Ok(text)
+            } else {
+                Err(format!(
+                    "new {new}/{}, repeat {repeat}/{}",
+                    g.customers,
+                    g.orders - g.customers
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        metric_sum(&facts_done, "shoplens_customer_facts_total", "") as u64,
+        g.orders
+    );
+    let (customers, customer_orders, customer_net): (u64, u64, i64) = ch
+        .query("SELECT count(), sum(orders), sum(net_minor) FROM customers FINAL")
+        .fetch_one()
+        .await
+        .expect("customers query");
+    assert_eq!(
+        (customers, customer_orders, customer_net),
+        (g.customers, g.orders, g.revenue_minor)
+    );
+    // CAC: 240.00 of paid-search spend split over two days, against that day's new customers.
+    let (spend_days, spend_total): (u64, i64) = ch
+        .query("SELECT uniqExact(day), sum(spend_minor) FROM cac_daily_final WHERE channel = 'Paid Search' AND spend_minor > 0")
+        .fetch_one()
+        .await
+        .expect("cac query");
+    assert_eq!(
+        (spend_days, spend_total),
+        (2, 24_000),
+        "spend consumed: {}",
+        metric_sum(
+            &facts_done,
+            "shoplens_events_consumed_total",
+            "topic=\"spend\""
+        )
     );
 
     // Pages: one entrance and one exit per session.

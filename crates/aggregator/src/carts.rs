@@ -105,6 +105,17 @@ impl Carts {
         self.open.len()
     }
 
+    /// The customer (user id, else visitor) of a remembered order.
+    pub(crate) fn order_customer(&self, order_id: &str) -> Option<String> {
+        self.orders.get(order_id).map(|o| {
+            if o.user_id.is_empty() {
+                o.anonymous_id.clone()
+            } else {
+                o.user_id.clone()
+            }
+        })
+    }
+
     /// Total and currency of a remembered order.
     pub(crate) fn order_total(&self, order_id: &str) -> Option<(i64, String)> {
         self.orders

@@ -15,6 +15,7 @@
 mod carts;
 pub mod channel;
 mod config;
+pub mod customers;
 mod dedup;
 mod event_windows;
 mod offsets;
@@ -28,10 +29,13 @@ use contract::{Device, Event};
 
 pub use channel::{Channel, ChannelRules};
 pub use config::AggregatorConfig;
+pub use customers::{
+    CustomerBook, CustomerDayRow, CustomerFact, CustomerOutput, CustomerRow, FactKind,
+};
 pub use event_windows::OTHER;
 pub use rows::{
-    CartRow, CartStatus, FeedbackRow, Item, OrderWindowRow, PageRow, ProductRow, SessionRow,
-    SessionWindowRow, Trigger,
+    split_by_day, CartRow, CartStatus, FeedbackRow, Item, OrderWindowRow, PageRow, ProductRow,
+    SessionRow, SessionWindowRow, SpendRow, Trigger,
 };
 
 use carts::Carts;
@@ -99,6 +103,10 @@ pub struct Output {
     pub carts: Vec<CartRow>,
     /// Abandoned carts and overdue orders to act on.
     pub triggers: Vec<Trigger>,
+    /// Customer facts to re-key by customer.
+    pub customer_facts: Vec<CustomerFact>,
+    /// Ad spend by day.
+    pub spend: Vec<SpendRow>,
 }
 
 impl Output {
@@ -112,6 +120,8 @@ impl Output {
             && self.feedback.is_empty()
             && self.carts.is_empty()
             && self.triggers.is_empty()
+            && self.customer_facts.is_empty()
+            && self.spend.is_empty()
     }
 
     /// Appends `other`.
@@ -124,6 +134,8 @@ impl Output {
         self.feedback.extend(other.feedback);
         self.carts.extend(other.carts);
         self.triggers.extend(other.triggers);
+        self.customer_facts.extend(other.customer_facts);
+        self.spend.extend(other.spend);
     }
 }
 
@@ -247,6 +259,11 @@ impl Aggregator {
     }
 
     fn apply(&mut self, event: &Event, pos: Position, out: &mut Output) {
+        if matches!(event.kind, contract::EventKind::AdSpend { .. }) {
+            // Marketing data, not a visitor's behaviour: spend rows only.
+            self.customer_fact(event, Channel::Direct, None, out);
+            return;
+        }
         let applied = self.sessions.apply(event, pos, &mut self.held);
         if let Some(closed) = applied.closed {
             self.close_session(closed, out);
@@ -272,8 +289,83 @@ impl Aggregator {
             _ => None,
         };
         self.commerce
-            .event(event, pos.source.partition, channel, order_total);
+            .event(event, pos.source.partition, channel, order_total.clone());
+        self.customer_fact(event, channel, order_total, out);
         self.carts.apply(event, pos, &mut self.held, &mut out.carts);
+    }
+
+    /// Orders, cancellations and refunds become facts about their customer:
+    /// the user id of the event or of the visitor's session, else the visitor.
+    fn customer_fact(
+        &self,
+        e: &Event,
+        channel: Channel,
+        order_total: Option<(i64, String)>,
+        out: &mut Output,
+    ) {
+        use contract::EventKind as K;
+        let customer = |order_id: Option<&str>| {
+            e.user_id
+                .clone()
+                .or_else(|| order_id.and_then(|o| self.carts.order_customer(o)))
+                .or_else(|| self.sessions.user_of(&e.anonymous_id))
+                .unwrap_or_else(|| e.anonymous_id.clone())
+        };
+        let (kind, order_id, amount, currency) = match &e.kind {
+            K::OrderPlaced {
+                order_id, total, ..
+            } => (
+                FactKind::Order,
+                order_id,
+                total.minor,
+                total.currency.as_str().to_string(),
+            ),
+            K::OrderCancelled { order_id } => {
+                let (minor, currency) =
+                    order_total.unwrap_or((0, self.cfg.reporting_currency.clone()));
+                (FactKind::Cancel, order_id, minor, currency)
+            }
+            K::OrderRefunded { order_id, amount } => (
+                FactKind::Refund,
+                order_id,
+                amount.minor,
+                amount.currency.as_str().to_string(),
+            ),
+            K::AdSpend {
+                channel,
+                campaign,
+                amount,
+                period_start_ms,
+                period_end_ms,
+            } => {
+                for (day_ms, share) in split_by_day(amount.minor, *period_start_ms, *period_end_ms)
+                {
+                    out.spend.push(SpendRow {
+                        day_ms,
+                        channel: channel.clone(),
+                        campaign: campaign.clone().unwrap_or_default(),
+                        event_id: e.event_id.clone(),
+                        amount_minor: share,
+                        currency: amount.currency.as_str().to_string(),
+                    });
+                }
+                return;
+            }
+            _ => return,
+        };
+        let customer_id = match kind {
+            FactKind::Order => customer(None),
+            _ => customer(Some(order_id)),
+        };
+        out.customer_facts.push(CustomerFact {
+            customer_id,
+            kind,
+            order_id: order_id.clone(),
+            ts_ms: e.timestamp_ms,
+            amount_minor: amount,
+            currency,
+            channel,
+        });
     }
 
     fn close_session(&mut self, closed: SessionRow, out: &mut Output) {

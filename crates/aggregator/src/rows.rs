@@ -305,3 +305,42 @@ pub enum Trigger {
         partition: i32,
     },
 }
+
+/// Ad spend allocated to one day of its period (exactly: the remainder of
+/// the integer split goes to the last day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendRow {
+    /// Day start (UTC).
+    pub day_ms: i64,
+    /// Channel the money was spent on, as sent.
+    pub channel: String,
+    /// Campaign, empty when none.
+    pub campaign: String,
+    /// The `ad_spend` event this share comes from.
+    pub event_id: String,
+    /// The day's share, minor units.
+    pub amount_minor: i64,
+    /// Currency.
+    pub currency: String,
+}
+
+/// Splits `amount` over the UTC days of `[start, end)` in proportion to the
+/// time in each day; the shares add up to `amount` exactly.
+pub fn split_by_day(amount: i64, start_ms: i64, end_ms: i64) -> Vec<(i64, i64)> {
+    const DAY: i64 = 86_400_000;
+    let total = (end_ms - start_ms).max(1) as i128;
+    let mut out = Vec::new();
+    let mut day = start_ms - start_ms.rem_euclid(DAY);
+    let mut given = 0i64;
+    while day < end_ms {
+        let overlap = (end_ms.min(day + DAY) - start_ms.max(day)).max(0) as i128;
+        let share = (i128::from(amount) * overlap / total) as i64;
+        out.push((day, share));
+        given += share;
+        day += DAY;
+    }
+    if let Some(last) = out.last_mut() {
+        last.1 += amount - given;
+    }
+    out
+}

@@ -99,6 +99,14 @@ impl Sessionizer {
         self.open.len()
     }
 
+    /// The user id known in the visitor's open session.
+    pub(crate) fn user_of(&self, visitor: &str) -> Option<String> {
+        self.open
+            .get(visitor)
+            .map(|s| s.row.user_id.clone())
+            .filter(|u| !u.is_empty())
+    }
+
     /// The channel of the visitor's open session.
     pub(crate) fn channel_of(&self, visitor: &str) -> Option<Channel> {
         self.open.get(visitor).map(|s| s.row.channel)

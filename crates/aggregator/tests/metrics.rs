@@ -469,3 +469,47 @@ fn an_order_after_the_timeout_recovers_rather_than_converts_however_advances_are
         assert_eq!(statuses, [CartStatus::Abandoned, CartStatus::Recovered]);
     }
 }
+
+#[test]
+fn ad_spend_splits_exactly_over_the_days_of_its_period() {
+    let shares = aggregator::split_by_day(100_001, T0 + 12 * 60 * MIN, T0 + 3 * 24 * 60 * MIN);
+    // Half a day, then two whole days: 1/5, 2/5, 2/5, the remainder on the last.
+    assert_eq!(
+        shares.iter().map(|s| s.1).collect::<Vec<_>>(),
+        vec![20_000, 40_000, 40_001]
+    );
+    assert_eq!(shares[0].0, T0);
+    assert_eq!(shares.iter().map(|s| s.1).sum::<i64>(), 100_001);
+}
+
+#[test]
+fn orders_cancellations_and_refunds_become_customer_facts() {
+    let mut placed = order("v", T0 + 1000, "o1", None, 5000, vec![line("p", 5000, 1)]);
+    placed.user_id = Some("u1".into());
+    let events = vec![
+        pv("v", T0, "/"),
+        placed,
+        ev(
+            "v",
+            T0 + 2000,
+            EventKind::OrderCancelled {
+                order_id: "o1".into(),
+            },
+        ),
+        order("w", T0 + 3000, "o2", None, 700, vec![line("p", 700, 1)]),
+    ];
+    let out = run(AggregatorConfig::default(), events, T0 + 200 * MIN);
+    let facts: Vec<(String, aggregator::FactKind, i64)> = out
+        .customer_facts
+        .iter()
+        .map(|f| (f.customer_id.clone(), f.kind, f.amount_minor))
+        .collect();
+    assert_eq!(
+        facts,
+        vec![
+            ("u1".to_string(), aggregator::FactKind::Order, 5000),
+            ("u1".to_string(), aggregator::FactKind::Cancel, 5000),
+            ("w".to_string(), aggregator::FactKind::Order, 700),
+        ]
+    );
+}

@@ -70,10 +70,18 @@ pub struct Metrics {
     pub triggers: IntCounterVec,
     /// Survey answers, by survey and class.
     pub survey_responses: IntCounterVec,
+    /// Customers whose first order was seen.
+    pub new_customers: IntCounter,
+    /// Orders from customers with an earlier order.
+    pub repeat_orders: IntCounter,
+    /// Customers that lapsed.
+    pub lapsed_customers: IntCounter,
+    /// Customer facts re-keyed through the internal topic.
+    pub customer_facts: IntCounter,
 }
 
 /// Tables the pipeline writes, for pre-registered series.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 11] = [
     "sessions",
     "session_windows_1m",
     "pages_1m",
@@ -82,6 +90,9 @@ pub const TABLES: [&str; 8] = [
     "feedback_1m",
     "carts",
     "triggers",
+    "customers",
+    "customers_daily",
+    "ad_spend_daily",
 ];
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -265,6 +276,26 @@ impl Metrics {
                 &["survey", "class"],
             )
             .expect("valid metric"),
+            new_customers: counter(
+                &r,
+                "shoplens_new_customers_total",
+                "Customers whose first order was seen.",
+            ),
+            repeat_orders: counter(
+                &r,
+                "shoplens_repeat_orders_total",
+                "Orders from customers with an earlier order.",
+            ),
+            lapsed_customers: counter(
+                &r,
+                "shoplens_lapsed_customers_total",
+                "Customers that lapsed (at least 2 orders, silent beyond twice their median gap and 30 days).",
+            ),
+            customer_facts: counter(
+                &r,
+                "shoplens_customer_facts_total",
+                "Customer facts re-keyed by customer through the internal topic.",
+            ),
             registry: r,
         };
         m.registry
@@ -282,7 +313,7 @@ impl Metrics {
         for status in ["abandoned", "converted", "recovered"] {
             m.carts.with_label_values(&[status]);
         }
-        for kind in ["abandoned_cart", "overdue_order"] {
+        for kind in ["abandoned_cart", "overdue_order", "lapsed_customer"] {
             m.triggers.with_label_values(&[kind]);
         }
         for (survey, class) in [
@@ -356,6 +387,13 @@ impl Metrics {
             s.with_label_values(&["ces", "answered"])
                 .inc_by(f.ces_responses);
         }
+    }
+
+    /// Counts the customer side's figures of one durable batch.
+    pub fn record_customers(&self, out: &aggregator::CustomerOutput) {
+        self.new_customers.inc_by(out.new_customers);
+        self.repeat_orders.inc_by(out.repeat_orders);
+        self.lapsed_customers.inc_by(out.lapsed.len() as u64);
     }
 
     /// The text exposition of every series.

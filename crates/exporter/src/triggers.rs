@@ -14,6 +14,24 @@ fn items(items: &[Item]) -> Value {
     )
 }
 
+/// The key and payload of a lapsed-customer trigger.
+pub fn encode_lapsed(c: &aggregator::CustomerRow) -> (String, Vec<u8>) {
+    let v = json!({
+        "trigger_id": format!("lapsed_customer:{}:{}", c.customer_id, c.orders),
+        "kind": "lapsed_customer",
+        "customer_id": c.customer_id,
+        "orders": c.orders,
+        "net_minor": c.net_minor,
+        "first_order": format_rfc3339(c.first_order_ms),
+        "last_order": format_rfc3339(c.last_order_ms),
+        "median_gap_days": c.median_gap_ms as f64 / 86_400_000.0,
+    });
+    (
+        c.customer_id.clone(),
+        serde_json::to_vec(&v).unwrap_or_default(),
+    )
+}
+
 /// The kind label of a trigger (also its metric label).
 pub fn kind(t: &Trigger) -> &'static str {
     match t {

@@ -27,7 +27,8 @@ fn apply_overrides(c: &mut ClientConfig, settings: &KafkaSettings) {
     }
 }
 
-/// A consumer in the group, subscribed to the input topics, with manual
+/// A consumer in the group, subscribed to the input topics and the internal
+/// customer-facts topic, with manual
 /// commits: offsets move only when the results behind them are durable.
 pub fn build_consumer(
     settings: &KafkaSettings,
@@ -50,7 +51,9 @@ pub fn build_consumer(
         .set("enable.partition.eof", "false");
     apply_overrides(&mut c, settings);
     let consumer: StreamConsumer = c.create()?;
-    consumer.subscribe(&streams.topics())?;
+    let mut topics = streams.topics();
+    topics.push(&settings.topics.customer_facts);
+    consumer.subscribe(&topics)?;
     Ok(consumer)
 }
 
@@ -65,4 +68,30 @@ pub fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaE
         .set("message.timeout.ms", "30000");
     apply_overrides(&mut c, settings);
     Ok(c.create()?)
+}
+
+/// The high watermark of `topic`/`partition` from librdkafka's local cache
+/// (updated by every fetch response; no network round trip), or `None` when
+/// it is not known yet.
+pub fn cached_high_watermark(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime, the
+    // topic is a NUL-terminated string that outlives the call, and the out
+    // parameters are valid i64s. librdkafka only reads its local cache here.
+    let err = unsafe {
+        rdkafka_sys::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
 }

@@ -18,6 +18,8 @@ pub struct TopicNames {
     pub dead_letter: String,
     /// Where the pipeline writes triggers (abandoned carts, overdue orders).
     pub triggers: String,
+    /// Internal: customer facts re-keyed by customer.
+    pub customer_facts: String,
 }
 
 impl Default for TopicNames {
@@ -28,6 +30,7 @@ impl Default for TopicNames {
             spend: "marketing.spend".into(),
             dead_letter: "storefront.dead-letter".into(),
             triggers: "storefront.triggers".into(),
+            customer_facts: "shoplens.customer-facts".into(),
         }
     }
 }

@@ -65,6 +65,19 @@ impl WatermarkTracker {
         self.parts = new;
     }
 
+    /// `source` has data waiting to be read: it is not idle, whatever the
+    /// wall clock says (a broker may starve a partition for a while).
+    pub fn has_backlog(&mut self, source: Source, now_ms: u64) {
+        if let Some(p) = self.parts.get_mut(&source) {
+            p.last_seen_ms = now_ms;
+        }
+    }
+
+    /// Assigned partitions.
+    pub fn sources(&self) -> Vec<Source> {
+        self.parts.keys().copied().collect()
+    }
+
     /// Whether `source` is among the assigned partitions.
     pub fn is_assigned(&self, source: Source) -> bool {
         self.parts.contains_key(&source)
@@ -114,7 +127,9 @@ impl WatermarkTracker {
 
     /// Partitions to pause (ahead of the watermark by more than the drift)
     /// and to resume (back within half of it). Call after [`Self::watermark`].
-    pub fn align(&mut self) -> Alignment {
+    /// A resumed partition's idle clock restarts: the time it spent paused
+    /// by us is not silence.
+    pub fn align(&mut self, now_ms: u64) -> Alignment {
         let mut out = Alignment::default();
         let wm = self.current;
         if wm == i64::MIN {
@@ -130,10 +145,16 @@ impl WatermarkTracker {
                 out.pause.push(*src);
             } else if p.paused && ahead <= drift / 2 {
                 p.paused = false;
+                p.last_seen_ms = now_ms;
                 out.resume.push(*src);
             }
         }
         out
+    }
+
+    /// Whether no assigned partition is active (all caught up and silent).
+    pub fn all_idle(&self, now_ms: u64) -> bool {
+        !self.parts.values().any(|p| self.active(p, now_ms))
     }
 
     /// Partitions paused now.
@@ -196,7 +217,7 @@ mod tests {
         t.observe(B, Some(1_000_000 + 121_000), 0);
         t.watermark(0);
         assert_eq!(
-            t.align(),
+            t.align(0),
             Alignment {
                 pause: vec![B],
                 resume: vec![]
@@ -206,12 +227,26 @@ mod tests {
         t.observe(A, Some(1_000_000 + 62_000), 60_000);
         assert_eq!(t.watermark(60_000), 1_002_000);
         assert_eq!(
-            t.align(),
+            t.align(60_000),
             Alignment {
                 pause: vec![],
                 resume: vec![B]
             }
         );
         assert_eq!(t.paused(), 0);
+        // Resumed after a minute paused, B is not idle: it holds the watermark.
+        t.observe(A, Some(1_000_000 + 500_000), 60_001);
+        assert_eq!(t.watermark(60_001), 1_061_000);
+    }
+
+    #[test]
+    fn a_partition_with_a_backlog_is_never_idle() {
+        let mut t = tracker();
+        t.assign([A, B], 0);
+        t.observe(A, Some(1_000_000), 0);
+        t.observe(B, Some(500_000), 0);
+        t.has_backlog(B, 40_000);
+        t.observe(A, Some(1_100_000), 40_000);
+        assert_eq!(t.watermark(40_000), 440_000, "B is starved, not idle");
     }
 }

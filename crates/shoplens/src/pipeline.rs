@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aggregator::{Accepted, Aggregator, Output, Position, Rejected, Source};
+use aggregator::{
+    Accepted, Aggregator, CustomerBook, CustomerOutput, Output, Position, Rejected, Source,
+};
 use contract::{Decoder, Reason};
 use exporter::{ClickHouseSink, Health, Metrics};
 use ingest::{build_consumer, build_producer, DeadLetter, Rejection, Streams, WatermarkTracker};
@@ -52,10 +54,22 @@ pub enum PipelineError {
     Task(String),
 }
 
+/// The stream index of the internal customer-facts topic in [`Source`].
+const FACTS: u8 = 3;
+
 /// Rows with the offsets that may be committed once they are durable.
 struct Batch {
     out: Output,
+    customers: CustomerOutput,
     commits: Vec<(Source, i64)>,
+    /// The main watermark this batch's rows were closed at.
+    watermark_ms: i64,
+}
+
+/// What the writer reports once a batch is durable.
+struct Ack {
+    commits: Vec<(Source, i64)>,
+    watermark_ms: i64,
 }
 
 /// A started pipeline.
@@ -112,11 +126,16 @@ impl Pipeline {
             stages: aggregator.funnel_stages(),
             producer: build_producer(&settings.kafka)?,
             triggers_topic: settings.kafka.topics.triggers.clone(),
+            facts_topic: settings.kafka.topics.customer_facts.clone(),
         };
         let writer = tokio::spawn(writer.run(batch_rx, ack_tx));
         let ingest = Ingest {
             aggregator,
             tracker: WatermarkTracker::new(settings.watermark.clone()),
+            customers: CustomerBook::new(30 * 86_400_000, &settings.aggregator.reporting_currency),
+            facts_tracker: WatermarkTracker::new(settings.watermark.clone()),
+            facts_pending: HashMap::new(),
+            durable_watermark: i64::MIN,
             settings,
             consumer: Arc::new(consumer),
             streams,
@@ -192,47 +211,66 @@ struct Writer {
     stages: Vec<String>,
     producer: FutureProducer,
     triggers_topic: String,
+    facts_topic: String,
 }
 
 impl Writer {
-    async fn run(
-        self,
-        mut batches: mpsc::Receiver<Batch>,
-        acks: mpsc::UnboundedSender<Vec<(Source, i64)>>,
-    ) {
+    async fn run(self, mut batches: mpsc::Receiver<Batch>, acks: mpsc::UnboundedSender<Ack>) {
         while let Some(batch) = batches.recv().await {
             self.sink.write(&batch.out, &self.stages).await;
+            self.sink.write_customers(&batch.customers).await;
             self.send_triggers(&batch.out.triggers).await;
+            for c in &batch.customers.lapsed {
+                let (key, payload) = exporter::triggers::encode_lapsed(c);
+                self.send(&self.triggers_topic, &key, &payload).await;
+                self.metrics
+                    .triggers
+                    .with_label_values(&["lapsed_customer"])
+                    .inc();
+            }
+            for f in &batch.out.customer_facts {
+                let (key, payload) = exporter::facts::encode(f);
+                self.send(&self.facts_topic, &key, &payload).await;
+                self.metrics.customer_facts.inc();
+            }
             self.metrics.record(&batch.out, &self.stages);
-            if acks.send(batch.commits).is_err() {
+            self.metrics.record_customers(&batch.customers);
+            let ack = Ack {
+                commits: batch.commits,
+                watermark_ms: batch.watermark_ms,
+            };
+            if acks.send(ack).is_err() {
                 break;
             }
         }
     }
 
-    /// Sends each trigger and waits for the broker, retrying with backoff:
-    /// the offsets behind a trigger move only once it is in Kafka.
+    /// Sends each trigger and waits for the broker: the offsets behind a
+    /// trigger move only once it is in Kafka.
     async fn send_triggers(&self, triggers: &[aggregator::Trigger]) {
         for t in triggers {
             let (key, payload) = exporter::triggers::encode(t);
-            let mut delay = Duration::from_millis(200);
-            loop {
-                let record = FutureRecord::to(&self.triggers_topic)
-                    .key(&key)
-                    .payload(&payload);
-                match self.producer.send(record, Duration::from_secs(30)).await {
-                    Ok(_) => break,
-                    Err((error, _)) => {
-                        warn!(%error, "trigger not delivered; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(30));
-                    }
-                }
-            }
+            self.send(&self.triggers_topic, &key, &payload).await;
             self.metrics
                 .triggers
                 .with_label_values(&[exporter::triggers::kind(t)])
                 .inc();
+        }
+    }
+
+    /// Produces one message and waits for the broker, retrying with backoff.
+    async fn send(&self, topic: &str, key: &str, payload: &[u8]) {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let record = FutureRecord::to(topic).key(key).payload(payload);
+            match self.producer.send(record, Duration::from_secs(30)).await {
+                Ok(_) => return,
+                Err((error, _)) => {
+                    warn!(%error, topic, "not delivered; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
         }
     }
 }
@@ -245,6 +283,16 @@ struct Ingest {
     decoder: Decoder,
     aggregator: Aggregator,
     tracker: WatermarkTracker,
+    /// The customer side: histories re-keyed by customer.
+    customers: CustomerBook,
+    /// Watermarks of the facts partitions (a separate clock: facts are
+    /// produced only after the main watermark passes their events).
+    facts_tracker: WatermarkTracker,
+    /// Facts pushed but not yet applied, by partition: offset -> event time.
+    facts_pending: HashMap<i32, std::collections::BTreeMap<i64, i64>>,
+    /// The main watermark of the last durable batch: every customer fact of
+    /// an event before it has been produced.
+    durable_watermark: i64,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     /// Next offset to read, per source.
@@ -268,7 +316,7 @@ impl Ingest {
         mut self,
         mut stop: watch::Receiver<bool>,
         batches: mpsc::Sender<Batch>,
-        mut acks: mpsc::UnboundedReceiver<Vec<(Source, i64)>>,
+        mut acks: mpsc::UnboundedReceiver<Ack>,
         writer: JoinHandle<()>,
     ) -> Result<(), PipelineError> {
         let mut tick = tokio::time::interval(Duration::from_millis(
@@ -281,7 +329,7 @@ impl Ingest {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break Ok(()),
-                Some(commits) = acks.recv() => self.commit(&commits, CommitMode::Async),
+                Some(ack) = acks.recv() => self.acknowledged(ack, CommitMode::Async),
                 _ = tick.tick() => {
                     if let Err(e) = self.step(&batches).await {
                         break Err(e);
@@ -312,8 +360,8 @@ impl Ingest {
             }
             drop(batches);
             let _ = writer.await;
-            while let Some(commits) = acks.recv().await {
-                self.commit(&commits, CommitMode::Sync);
+            while let Some(ack) = acks.recv().await {
+                self.acknowledged(ack, CommitMode::Sync);
             }
             Ok::<(), PipelineError>(())
         })
@@ -331,6 +379,9 @@ impl Ingest {
         &mut self,
         m: &rdkafka::message::BorrowedMessage<'_>,
     ) -> Result<(), PipelineError> {
+        if m.topic() == self.settings.kafka.topics.customer_facts {
+            return self.handle_fact(m).await;
+        }
         let Some((index, stream)) = self.streams.of(m.topic()) else {
             return Ok(());
         };
@@ -405,6 +456,69 @@ impl Ingest {
         Ok(())
     }
 
+    async fn handle_fact(
+        &mut self,
+        m: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> Result<(), PipelineError> {
+        let source = Source {
+            stream: FACTS,
+            partition: m.partition(),
+        };
+        let offset = m.offset();
+        self.next.insert(source, offset + 1);
+        if !self.facts_tracker.is_assigned(source) {
+            self.last_assignment_check = None;
+            self.refresh_assignment();
+        }
+        let now = self.now_ms();
+        let fact = m.payload().and_then(exporter::facts::decode);
+        let Some(fact) = fact else {
+            self.facts_tracker.observe(source, None, now);
+            warn!(
+                partition = m.partition(),
+                offset, "unreadable customer fact"
+            );
+            return Ok(());
+        };
+        let ts = fact.ts_ms;
+        self.facts_tracker.observe(source, Some(ts), now);
+        match self.customers.push(fact, m.partition()) {
+            Ok(()) => {
+                self.facts_pending
+                    .entry(m.partition())
+                    .or_default()
+                    .insert(offset, ts);
+            }
+            Err(watermark_ms) => {
+                self.metrics
+                    .events_invalid
+                    .with_label_values(&[Reason::Late.as_str()])
+                    .inc();
+                let detail = format!(
+                    "customer fact at {ts} ms is before the customer watermark {watermark_ms} ms"
+                );
+                let why = Rejection {
+                    reason: Reason::Late.as_str(),
+                    field: Some("ts_ms"),
+                    detail: &detail,
+                    topic: m.topic(),
+                    partition: m.partition(),
+                    offset,
+                };
+                self.dead_letter.send(m.key(), m.payload(), why).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn topic_of(&self, source: Source) -> Option<&str> {
+        if source.stream == FACTS {
+            Some(&self.settings.kafka.topics.customer_facts)
+        } else {
+            self.streams.topic(source.stream)
+        }
+    }
+
     fn refresh_assignment(&mut self) {
         let due = self
             .last_assignment_check
@@ -425,9 +539,19 @@ impl Ingest {
                         })
                     })
                     .collect();
+                let facts: Vec<Source> = tpl
+                    .elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.settings.kafka.topics.customer_facts)
+                    .map(|e| Source {
+                        stream: FACTS,
+                        partition: e.partition(),
+                    })
+                    .collect();
                 self.health.set_consumer_ok(!sources.is_empty());
                 let now = self.now_ms();
                 self.tracker.assign(sources, now);
+                self.facts_tracker.assign(facts, now);
             }
             Err(error) => warn!(%error, "cannot read the assignment"),
         }
@@ -447,11 +571,25 @@ impl Ingest {
         self.since_step = 0;
         self.refresh_assignment();
         let now = self.now_ms();
+        // A partition with unread messages (position below the high
+        // watermark librdkafka last saw) is starved, not idle.
+        for source in self.tracker.sources() {
+            let Some(topic) = self.topic_of(source) else {
+                continue;
+            };
+            if let Some(high) =
+                ingest::cached_high_watermark(&self.consumer, topic, source.partition)
+            {
+                if high > self.next.get(&source).copied().unwrap_or(0) {
+                    self.tracker.has_backlog(source, now);
+                }
+            }
+        }
         let watermark = self.tracker.watermark(now);
         let out = self.aggregator.advance(watermark);
-        let align = self.tracker.align();
+        let align = self.tracker.align(now);
         if !align.pause.is_empty() {
-            debug!(partitions = ?align.pause, "pausing partitions ahead of the watermark");
+            debug!(watermark, partitions = ?align.pause, "pausing partitions ahead of the watermark");
             if let Err(error) = self.consumer.pause(&self.tpl(&align.pause)) {
                 warn!(%error, "pause failed");
             }
@@ -462,15 +600,28 @@ impl Ingest {
                 warn!(%error, "resume failed");
             }
         }
+        let mut facts_watermark = self.facts_tracker.watermark(now);
+        if self.facts_tracker.all_idle(now) {
+            // Caught up on facts: all of those before the last durable batch are read.
+            facts_watermark = facts_watermark.max(self.durable_watermark);
+        }
+        let customers = self.customers.advance(facts_watermark);
+        for pending in self.facts_pending.values_mut() {
+            pending.retain(|_, ts| *ts >= facts_watermark);
+        }
         // Dead letters must be durable before the offsets behind them move.
         self.dead_letter.flush().await?;
 
         let mut commits = Vec::new();
         for (source, next) in &self.next {
-            let position = self
-                .aggregator
-                .low_water(*source)
-                .map_or(*next, |low| low.min(*next));
+            let low = if source.stream == FACTS {
+                self.facts_pending
+                    .get(&source.partition)
+                    .and_then(|p| p.keys().next().copied())
+            } else {
+                self.aggregator.low_water(*source)
+            };
+            let position = low.map_or(*next, |low| low.min(*next));
             if self.sent.get(source).is_none_or(|s| position > *s) {
                 commits.push((*source, position));
             }
@@ -493,7 +644,8 @@ impl Ingest {
         m.dedup_evicted_early.inc_by(evicted - self.evicted_seen);
         self.evicted_seen = evicted;
 
-        if out.is_empty() && commits.is_empty() {
+        let customers_empty = customers.customers.is_empty() && customers.days.is_empty();
+        if out.is_empty() && customers_empty && commits.is_empty() {
             return Ok(());
         }
         debug!(
@@ -504,9 +656,19 @@ impl Ingest {
             "flushing"
         );
         batches
-            .send(Batch { out, commits })
+            .send(Batch {
+                out,
+                customers,
+                commits,
+                watermark_ms: watermark,
+            })
             .await
             .map_err(|_| PipelineError::Task("writer stopped".into()))
+    }
+
+    fn acknowledged(&mut self, ack: Ack, mode: CommitMode) {
+        self.durable_watermark = self.durable_watermark.max(ack.watermark_ms);
+        self.commit(&ack.commits, mode);
     }
 
     fn commit(&mut self, commits: &[(Source, i64)], mode: CommitMode) {
@@ -515,22 +677,24 @@ impl Ingest {
             if self.committed.get(source).is_some_and(|c| c >= position) {
                 continue;
             }
-            let Some(topic) = self.streams.topic(source.stream) else {
+            let Some(topic) = self.topic_of(*source).map(str::to_string) else {
                 continue;
             };
             if let Err(error) =
-                tpl.add_partition_offset(topic, source.partition, Offset::Offset(*position))
+                tpl.add_partition_offset(&topic, source.partition, Offset::Offset(*position))
             {
                 error!(%error, "bad commit position");
                 continue;
             }
             self.committed.insert(*source, *position);
-            if let Some((_, stream)) = self.streams.of(topic) {
-                self.metrics
-                    .offsets_committed
-                    .with_label_values(&[stream.as_str()])
-                    .inc();
-            }
+            let label = self
+                .streams
+                .of(&topic)
+                .map_or("customer_facts", |(_, s)| s.as_str());
+            self.metrics
+                .offsets_committed
+                .with_label_values(&[label])
+                .inc();
         }
         if tpl.count() == 0 {
             return;

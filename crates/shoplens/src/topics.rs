@@ -55,6 +55,11 @@ pub async fn create_topics(
             partitions,
             TopicReplication::Fixed(replication),
         ),
+        NewTopic::new(
+            &t.customer_facts,
+            partitions,
+            TopicReplication::Fixed(replication),
+        ),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&topics, &opts).await? {

@@ -17,6 +17,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "metric_set",
         include_str!("../../migrations/0002_metric_set.sql"),
     ),
+    (
+        3,
+        "customers",
+        include_str!("../../migrations/0003_customers.sql"),
+    ),
 ];
 
 /// Splits a migration file into statements (`;` at the end of a line).

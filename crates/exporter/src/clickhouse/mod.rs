@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 pub use migrate::{migrate, MIGRATIONS};
 pub use records::{
-    CartRecord, FeedbackRecord, OrderRecord, PageRecord, ProductRecord, SessionRecord,
-    SessionWindowRecord,
+    CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord, OrderRecord, PageRecord,
+    ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord,
 };
 pub use sink::{ClickHouseSink, SinkError};
 

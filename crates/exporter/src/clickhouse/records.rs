@@ -1,10 +1,15 @@
 //! Row encodings for ClickHouse (RowBinary): one struct per table.
 
 use aggregator::{
-    CartRow, FeedbackRow, OrderWindowRow, PageRow, ProductRow, SessionRow, SessionWindowRow,
+    CartRow, CustomerDayRow, CustomerRow, FeedbackRow, OrderWindowRow, PageRow, ProductRow,
+    SessionRow, SessionWindowRow, SpendRow,
 };
 use clickhouse::Row;
 use serde::Serialize;
+
+fn days(ms: i64) -> u16 {
+    u16::try_from(ms.div_euclid(86_400_000)).unwrap_or(0)
+}
 
 fn secs(ms: i64) -> u32 {
     u32::try_from(ms.div_euclid(1000)).unwrap_or(0)
@@ -291,6 +296,86 @@ impl<'a> From<&'a CartRow> for CartRecord<'a> {
             order_id: &c.order_id,
             partition: c.partition,
             version: c.version,
+        }
+    }
+}
+
+/// A row of `customers`.
+#[derive(Debug, Row, Serialize)]
+pub struct CustomerRecord<'a> {
+    customer_id: &'a str,
+    first_order: u32,
+    last_order: u32,
+    orders: u64,
+    net_minor: i64,
+    median_gap_days: f64,
+    first_channel: &'a str,
+    lapsed: u8,
+    version: u64,
+}
+
+impl<'a> From<&'a CustomerRow> for CustomerRecord<'a> {
+    fn from(c: &'a CustomerRow) -> Self {
+        CustomerRecord {
+            customer_id: &c.customer_id,
+            first_order: secs(c.first_order_ms),
+            last_order: secs(c.last_order_ms),
+            orders: c.orders,
+            net_minor: c.net_minor,
+            median_gap_days: c.median_gap_ms as f64 / 86_400_000.0,
+            first_channel: c.first_channel.as_str(),
+            lapsed: u8::from(c.lapsed),
+            version: c.version,
+        }
+    }
+}
+
+/// A row of `customers_daily`.
+#[derive(Debug, Row, Serialize)]
+pub struct CustomerDayRecord<'a> {
+    day: u16,
+    channel: &'a str,
+    partition: i32,
+    new_customers: u64,
+    repeat_orders: u64,
+    orders: u64,
+    version: u64,
+}
+
+impl<'a> From<&'a CustomerDayRow> for CustomerDayRecord<'a> {
+    fn from(d: &'a CustomerDayRow) -> Self {
+        CustomerDayRecord {
+            day: days(d.day_ms),
+            channel: d.channel.as_str(),
+            partition: d.partition,
+            new_customers: d.new_customers,
+            repeat_orders: d.repeat_orders,
+            orders: d.orders,
+            version: d.version,
+        }
+    }
+}
+
+/// A row of `ad_spend_daily`.
+#[derive(Debug, Row, Serialize)]
+pub struct SpendRecord<'a> {
+    day: u16,
+    channel: &'a str,
+    campaign: &'a str,
+    event_id: &'a str,
+    amount_minor: i64,
+    currency: &'a str,
+}
+
+impl<'a> From<&'a SpendRow> for SpendRecord<'a> {
+    fn from(s: &'a SpendRow) -> Self {
+        SpendRecord {
+            day: days(s.day_ms),
+            channel: &s.channel,
+            campaign: &s.campaign,
+            event_id: &s.event_id,
+            amount_minor: s.amount_minor,
+            currency: &s.currency,
         }
     }
 }

@@ -8,8 +8,8 @@ use clickhouse::Client;
 use tracing::{debug, warn};
 
 use super::records::{
-    CartRecord, FeedbackRecord, OrderRecord, PageRecord, ProductRecord, SessionRecord,
-    SessionWindowRecord,
+    CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord, OrderRecord, PageRecord,
+    ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord,
 };
 use super::ClickHouseSettings;
 use crate::http::Health;
@@ -75,6 +75,19 @@ impl ClickHouseSink {
         self.table::<FeedbackRecord>("feedback_1m", &encode(&out.feedback))
             .await;
         self.table::<CartRecord<'_>>("carts", &encode(&out.carts))
+            .await;
+        self.table::<SpendRecord<'_>>("ad_spend_daily", &encode(&out.spend))
+            .await;
+    }
+
+    /// Writes the customer side's rows, retrying until durable.
+    pub async fn write_customers(&self, out: &aggregator::CustomerOutput) {
+        fn encode<'a, R, T: From<&'a R>>(rows: &'a [R]) -> Vec<T> {
+            rows.iter().map(T::from).collect()
+        }
+        self.table::<CustomerRecord<'_>>("customers", &encode(&out.customers))
+            .await;
+        self.table::<CustomerDayRecord<'_>>("customers_daily", &encode(&out.days))
             .await;
     }
 

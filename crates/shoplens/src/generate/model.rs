@@ -107,6 +107,8 @@ pub struct GenStats {
     pub carts: u64,
     /// Survey answers (by humans).
     pub surveys: u64,
+    /// Distinct customers (user id once known, else visitor) with an order.
+    pub customers: u64,
     /// Largest event time of any valid event.
     pub max_event_ms: i64,
 }
@@ -167,6 +169,7 @@ pub struct Generator {
     queue: BinaryHeap<Reverse<Queued>>,
     seq: u64,
     next_visitor: u64,
+    customers: std::collections::HashSet<String>,
     stats: GenStats,
 }
 
@@ -200,6 +203,7 @@ impl Generator {
             queue: BinaryHeap::new(),
             seq: 0,
             next_visitor: 0,
+            customers: std::collections::HashSet::new(),
             stats: GenStats::default(),
         }
     }
@@ -483,6 +487,13 @@ impl Generator {
                 self.stats.orders += u64::from(!bot);
                 if !bot {
                     self.stats.revenue_minor += total;
+                    let customer = ctx
+                        .user_id
+                        .clone()
+                        .unwrap_or_else(|| ctx.anonymous_id.clone());
+                    if self.customers.insert(customer) {
+                        self.stats.customers += 1;
+                    }
                 }
                 self.event(
                     &ctx,

@@ -1,0 +1,438 @@
+//! Customers: history, new and repeat customers, lapsed customers.
+//!
+//! Fed by customer facts (orders, cancellations, refunds) re-keyed by
+//! customer through an internal topic, so that exactly one owner holds each
+//! customer's history, whatever devices (anonymous ids) they used. Pure:
+//! facts and watermarks in, rows out. Facts are applied in event-time order
+//! once the (facts) watermark passes them.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+
+use contract::time::window_start;
+
+use crate::channel::Channel;
+
+const DAY_MS: i64 = 86_400_000;
+/// Gaps kept per customer for the median (the most recent ones).
+const MAX_GAPS: usize = 64;
+
+/// What happened to a customer's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FactKind {
+    /// An order was placed.
+    Order,
+    /// An order was cancelled (its total is subtracted).
+    Cancel,
+    /// An amount was refunded.
+    Refund,
+}
+
+impl FactKind {
+    /// Stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactKind::Order => "order",
+            FactKind::Cancel => "cancel",
+            FactKind::Refund => "refund",
+        }
+    }
+
+    /// The kind of a label.
+    pub fn parse(s: &str) -> Option<FactKind> {
+        match s {
+            "order" => Some(FactKind::Order),
+            "cancel" => Some(FactKind::Cancel),
+            "refund" => Some(FactKind::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// One customer-level fact, keyed by `customer_id` on the internal topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerFact {
+    /// `user_id`, else the anonymous id.
+    pub customer_id: String,
+    /// What happened.
+    pub kind: FactKind,
+    /// The order.
+    pub order_id: String,
+    /// Event time.
+    pub ts_ms: i64,
+    /// Order total, cancelled total or refunded amount, minor units.
+    pub amount_minor: i64,
+    /// Currency of the amount.
+    pub currency: String,
+    /// Channel of the session the order was placed in.
+    pub channel: Channel,
+}
+
+/// A customer's history as of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRow {
+    /// Customer.
+    pub customer_id: String,
+    /// First order.
+    pub first_order_ms: i64,
+    /// Latest order.
+    pub last_order_ms: i64,
+    /// Orders placed.
+    pub orders: u64,
+    /// Net revenue in the reporting currency, minor units.
+    pub net_minor: i64,
+    /// Median days between orders, in ms (0 with fewer than 2 orders).
+    pub median_gap_ms: i64,
+    /// Channel of the first order.
+    pub first_channel: Channel,
+    /// Lapsed now (emitted once, again only after a new order).
+    pub lapsed: bool,
+    /// Grows with every change.
+    pub version: u64,
+}
+
+/// New and repeat customers per day and channel of acquisition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerDayRow {
+    /// Day start (UTC).
+    pub day_ms: i64,
+    /// Channel of the order.
+    pub channel: Channel,
+    /// Partition of the facts topic.
+    pub partition: i32,
+    /// Customers whose first order this was.
+    pub new_customers: u64,
+    /// Orders from customers with an earlier order.
+    pub repeat_orders: u64,
+    /// All orders.
+    pub orders: u64,
+    /// Grows with each re-emission (the orders counted).
+    pub version: u64,
+}
+
+/// Rows made by one advance.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CustomerOutput {
+    /// Customers that changed.
+    pub customers: Vec<CustomerRow>,
+    /// Days that changed (re-emitted with a higher version until they close).
+    pub days: Vec<CustomerDayRow>,
+    /// Customers that lapsed (also in `customers`, with `lapsed` set).
+    pub lapsed: Vec<CustomerRow>,
+    /// First orders applied by this advance.
+    pub new_customers: u64,
+    /// Repeat orders applied by this advance.
+    pub repeat_orders: u64,
+}
+
+struct History {
+    row: CustomerRow,
+    gaps: VecDeque<i64>,
+    queued_at: i64,
+}
+
+/// Customer histories of the facts partitions this instance owns.
+pub struct CustomerBook {
+    lapse_min_ms: i64,
+    currency: String,
+    watermark_ms: i64,
+    pending: BTreeMap<(i64, String, FactKind), (CustomerFact, i32)>,
+    histories: HashMap<String, History>,
+    lapse: BinaryHeap<Reverse<(i64, String)>>,
+    days: BTreeMap<(i64, Channel, i32), CustomerDayRow>,
+    dirty_days: BTreeSet<(i64, Channel, i32)>,
+    new_customers: u64,
+    repeat_orders: u64,
+    dirty: BTreeSet<String>,
+}
+
+fn median(gaps: &VecDeque<i64>) -> i64 {
+    if gaps.is_empty() {
+        return 0;
+    }
+    let mut v: Vec<i64> = gaps.iter().copied().collect();
+    v.sort_unstable();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2
+    }
+}
+
+impl CustomerBook {
+    /// A book where a customer lapses after at least `lapse_min_ms` (30 days)
+    /// and twice their median gap, summing net revenue in `currency`.
+    pub fn new(lapse_min_ms: i64, currency: &str) -> Self {
+        CustomerBook {
+            lapse_min_ms,
+            currency: currency.to_ascii_uppercase(),
+            watermark_ms: i64::MIN,
+            pending: BTreeMap::new(),
+            histories: HashMap::new(),
+            lapse: BinaryHeap::new(),
+            days: BTreeMap::new(),
+            dirty_days: BTreeSet::new(),
+            new_customers: 0,
+            repeat_orders: 0,
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// Offers one fact from facts partition `partition`. A fact older than the
+    /// watermark is late and returned as an error; a repeat changes nothing.
+    pub fn push(&mut self, fact: CustomerFact, partition: i32) -> Result<(), i64> {
+        if fact.ts_ms < self.watermark_ms {
+            return Err(self.watermark_ms);
+        }
+        let key = (
+            fact.ts_ms,
+            format!("{}:{}", fact.customer_id, fact.order_id),
+            fact.kind,
+        );
+        self.pending.entry(key).or_insert((fact, partition));
+        Ok(())
+    }
+
+    /// Customers known.
+    pub fn len(&self) -> usize {
+        self.histories.len()
+    }
+
+    /// Whether no customer is known.
+    pub fn is_empty(&self) -> bool {
+        self.histories.is_empty()
+    }
+
+    fn lapse_at(&self, h: &History) -> Option<i64> {
+        (h.row.orders >= 2 && !h.row.lapsed)
+            .then(|| h.row.last_order_ms + (2 * h.row.median_gap_ms).max(self.lapse_min_ms) + 1)
+    }
+
+    fn apply(&mut self, f: CustomerFact, partition: i32) {
+        let same_currency = f.currency == self.currency;
+        match f.kind {
+            FactKind::Order => {
+                let day = (window_start(f.ts_ms, DAY_MS), f.channel, partition);
+                let d = self.days.entry(day).or_insert_with(|| CustomerDayRow {
+                    day_ms: day.0,
+                    channel: f.channel,
+                    partition,
+                    new_customers: 0,
+                    repeat_orders: 0,
+                    orders: 0,
+                    version: 0,
+                });
+                d.orders += 1;
+                d.version = d.orders;
+                self.dirty_days.insert(day);
+                let h = self
+                    .histories
+                    .entry(f.customer_id.clone())
+                    .or_insert_with(|| History {
+                        row: CustomerRow {
+                            customer_id: f.customer_id.clone(),
+                            first_order_ms: f.ts_ms,
+                            last_order_ms: f.ts_ms,
+                            orders: 0,
+                            net_minor: 0,
+                            median_gap_ms: 0,
+                            first_channel: f.channel,
+                            lapsed: false,
+                            version: 0,
+                        },
+                        gaps: VecDeque::new(),
+                        queued_at: i64::MIN,
+                    });
+                if h.row.orders == 0 {
+                    d.new_customers += 1;
+                    self.new_customers += 1;
+                } else {
+                    d.repeat_orders += 1;
+                    self.repeat_orders += 1;
+                    h.gaps.push_back(f.ts_ms - h.row.last_order_ms);
+                    if h.gaps.len() > MAX_GAPS {
+                        h.gaps.pop_front();
+                    }
+                    h.row.median_gap_ms = median(&h.gaps);
+                }
+                h.row.orders += 1;
+                h.row.last_order_ms = f.ts_ms;
+                h.row.lapsed = false;
+                if same_currency {
+                    h.row.net_minor = h.row.net_minor.saturating_add(f.amount_minor);
+                }
+                h.row.version += 1;
+            }
+            FactKind::Cancel | FactKind::Refund => {
+                let Some(h) = self.histories.get_mut(&f.customer_id) else {
+                    return;
+                };
+                if same_currency {
+                    h.row.net_minor = h.row.net_minor.saturating_sub(f.amount_minor);
+                }
+                h.row.version += 1;
+            }
+        }
+        let id = f.customer_id;
+        if let Some(at) = self.histories.get(&id).and_then(|h| self.lapse_at(h)) {
+            let h = self.histories.get_mut(&id).expect("present");
+            if h.queued_at != at {
+                h.queued_at = at;
+                self.lapse.push(Reverse((at, id.clone())));
+            }
+        }
+        self.dirty.insert(id);
+    }
+
+    /// Applies every fact older than `watermark_ms`, marks customers that
+    /// lapsed by then, and returns changed customers and closed days.
+    pub fn advance(&mut self, watermark_ms: i64) -> CustomerOutput {
+        let mut out = CustomerOutput::default();
+        if watermark_ms <= self.watermark_ms {
+            return out;
+        }
+        self.watermark_ms = watermark_ms;
+        let rest = self
+            .pending
+            .split_off(&(watermark_ms, String::new(), FactKind::Order));
+        for ((ts, ..), (fact, partition)) in std::mem::replace(&mut self.pending, rest) {
+            self.lapse_until(ts, &mut out);
+            self.apply(fact, partition);
+        }
+        self.lapse_until(watermark_ms, &mut out);
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(h) = self.histories.get(&id) {
+                out.customers.push(h.row.clone());
+            }
+        }
+        for key in std::mem::take(&mut self.dirty_days) {
+            if let Some(d) = self.days.get(&key) {
+                out.days.push(d.clone());
+            }
+        }
+        // Days the watermark has passed can no longer change.
+        let keep = self
+            .days
+            .split_off(&(watermark_ms - DAY_MS + 1, Channel::PaidSearch, i32::MIN));
+        self.days = keep;
+        out.new_customers = std::mem::take(&mut self.new_customers);
+        out.repeat_orders = std::mem::take(&mut self.repeat_orders);
+        out
+    }
+
+    /// Marks customers whose lapse time is at or before `ts`.
+    fn lapse_until(&mut self, ts: i64, out: &mut CustomerOutput) {
+        while let Some(Reverse((at, _))) = self.lapse.peek() {
+            if *at > ts {
+                break;
+            }
+            let Reverse((at, id)) = self.lapse.pop().expect("peeked");
+            let Some(h) = self.histories.get_mut(&id) else {
+                continue;
+            };
+            if h.queued_at != at || h.row.lapsed {
+                continue;
+            }
+            h.row.lapsed = true;
+            h.row.version += 1;
+            out.lapsed.push(h.row.clone());
+            self.dirty.insert(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = DAY_MS;
+    const T0: i64 = 1_569_888_000_000;
+
+    fn order(customer: &str, id: &str, ts: i64, minor: i64) -> CustomerFact {
+        CustomerFact {
+            customer_id: customer.into(),
+            kind: FactKind::Order,
+            order_id: id.into(),
+            ts_ms: ts,
+            amount_minor: minor,
+            currency: "USD".into(),
+            channel: Channel::Email,
+        }
+    }
+
+    #[test]
+    fn new_and_repeat_customers_net_revenue_and_median_gap() {
+        let mut b = CustomerBook::new(30 * DAY, "USD");
+        b.push(order("c1", "o1", T0, 1000), 0).unwrap();
+        b.push(order("c1", "o2", T0 + 10 * DAY, 2000), 0).unwrap();
+        b.push(order("c1", "o3", T0 + 40 * DAY, 3000), 0).unwrap();
+        let mut refund = order("c1", "o3", T0 + 41 * DAY, 500);
+        refund.kind = FactKind::Refund;
+        b.push(refund, 0).unwrap();
+        b.push(order("c2", "o4", T0 + DAY, 700), 0).unwrap();
+        let out = b.advance(T0 + 42 * DAY);
+        let c1 = out
+            .customers
+            .iter()
+            .find(|c| c.customer_id == "c1")
+            .unwrap();
+        assert_eq!(
+            (c1.orders, c1.net_minor, c1.median_gap_ms),
+            (3, 5500, 20 * DAY)
+        );
+        assert_eq!(c1.first_order_ms, T0);
+        let new: u64 = out.days.iter().map(|d| d.new_customers).sum();
+        let repeat: u64 = out.days.iter().map(|d| d.repeat_orders).sum();
+        assert_eq!((new, repeat), (2, 2));
+    }
+
+    #[test]
+    fn a_customer_lapses_once_after_twice_the_median_gap_and_30_days() {
+        let mut b = CustomerBook::new(30 * DAY, "USD");
+        // Monthly buyer: gaps of 30 days, so lapsed after 60 days of silence.
+        for (i, id) in ["o1", "o2", "o3"].iter().enumerate() {
+            b.push(order("c1", id, T0 + i as i64 * 30 * DAY, 1000), 0)
+                .unwrap();
+        }
+        // A one-time buyer never lapses.
+        b.push(order("c2", "o9", T0, 1000), 0).unwrap();
+        let last = T0 + 60 * DAY;
+        assert!(
+            b.advance(last + 60 * DAY).lapsed.is_empty(),
+            "exactly 60 days is not beyond"
+        );
+        let out = b.advance(last + 60 * DAY + 2);
+        assert_eq!(out.lapsed.len(), 1);
+        assert_eq!(out.lapsed[0].customer_id, "c1");
+        assert!(
+            b.advance(last + 200 * DAY).lapsed.is_empty(),
+            "emitted once"
+        );
+        // A new order resets it; silence lapses it again.
+        b.push(order("c1", "o4", last + 201 * DAY, 1000), 0)
+            .unwrap();
+        let out = b.advance(last + 201 * DAY + 1);
+        assert!(!out.customers[0].lapsed);
+        assert_eq!(b.advance(last + 1000 * DAY).lapsed.len(), 1);
+    }
+
+    #[test]
+    fn short_gaps_still_wait_30_days() {
+        let mut b = CustomerBook::new(30 * DAY, "USD");
+        b.push(order("c", "a", T0, 1), 0).unwrap();
+        b.push(order("c", "b", T0 + DAY, 1), 0).unwrap();
+        assert!(b.advance(T0 + 31 * DAY).lapsed.is_empty());
+        assert_eq!(b.advance(T0 + 31 * DAY + 2).lapsed.len(), 1);
+    }
+
+    #[test]
+    fn late_facts_are_refused_and_repeats_change_nothing() {
+        let mut b = CustomerBook::new(30 * DAY, "USD");
+        b.push(order("c", "a", T0, 1), 0).unwrap();
+        b.push(order("c", "a", T0, 1), 0).unwrap();
+        let out = b.advance(T0 + 1);
+        assert_eq!(out.customers[0].orders, 1);
+        assert_eq!(b.push(order("c", "b", T0, 1), 0), Err(T0 + 1));
+    }
+}
