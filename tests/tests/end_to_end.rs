@@ -366,6 +366,11 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     );
     assert_eq!(variants[0].p_value, 1.0, "the control against itself");
     assert!((0.0..=1.0).contains(&variants[1].p_value) && variants.iter().all(|v| v.sessions > 0));
+    let experiment_sessions: u64 = variants.iter().map(|v| v.sessions).sum();
+    assert_eq!(
+        m("shoplens_experiment_sessions_total", ""),
+        experiment_sessions
+    );
 
     // Every invalid message is in the dead-letter topic with its reason and source.
     let dead = read_dead_letters(

@@ -36,6 +36,8 @@ pub struct AggregatorConfig {
     pub max_orders: usize,
     /// Memory bound of the set of visitors seen (new vs returning), in visitors.
     pub max_visitors: usize,
+    /// Memory bound of customer histories; the least recently ordering go first.
+    pub max_customers: usize,
     /// Currency whose order totals are summed per session (experiments, AOV per variant).
     pub reporting_currency: String,
     /// Channel grouping rules.
@@ -67,6 +69,7 @@ impl Default for AggregatorConfig {
             order_retention_ms: 30 * 24 * 3_600_000,
             max_orders: 1_000_000,
             max_visitors: 5_000_000,
+            max_customers: 2_000_000,
             reporting_currency: "USD".into(),
             channels: ChannelRules::default(),
         }

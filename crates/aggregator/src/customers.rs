@@ -134,6 +134,10 @@ struct History {
 /// Customer histories of the facts partitions this instance owns.
 pub struct CustomerBook {
     lapse_min_ms: i64,
+    max_customers: usize,
+    /// Customers by last order time, oldest first (lazily cleaned).
+    recency: BinaryHeap<Reverse<(i64, String)>>,
+    evicted: u64,
     currency: String,
     watermark_ms: i64,
     pending: BTreeMap<(i64, String, FactKind), (CustomerFact, i32)>,
@@ -164,8 +168,18 @@ impl CustomerBook {
     /// A book where a customer lapses after at least `lapse_min_ms` (30 days)
     /// and twice their median gap, summing net revenue in `currency`.
     pub fn new(lapse_min_ms: i64, currency: &str) -> Self {
+        Self::bounded(lapse_min_ms, currency, usize::MAX)
+    }
+
+    /// As [`CustomerBook::new`], holding at most `max_customers` histories:
+    /// past that, the customer whose last order is oldest is forgotten (and
+    /// counted in [`CustomerBook::evicted`]).
+    pub fn bounded(lapse_min_ms: i64, currency: &str, max_customers: usize) -> Self {
         CustomerBook {
             lapse_min_ms,
+            max_customers: max_customers.max(1),
+            recency: BinaryHeap::new(),
+            evicted: 0,
             currency: currency.to_ascii_uppercase(),
             watermark_ms: i64::MIN,
             pending: BTreeMap::new(),
@@ -197,6 +211,11 @@ impl CustomerBook {
     /// Customers known.
     pub fn len(&self) -> usize {
         self.histories.len()
+    }
+
+    /// Histories forgotten because of the memory bound.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// Whether no customer is known.
@@ -275,6 +294,10 @@ impl CustomerBook {
             }
         }
         let id = f.customer_id;
+        if f.kind == FactKind::Order {
+            self.recency.push(Reverse((f.ts_ms, id.clone())));
+            self.evict();
+        }
         if let Some(at) = self.histories.get(&id).and_then(|h| self.lapse_at(h)) {
             let h = self.histories.get_mut(&id).expect("present");
             if h.queued_at != at {
@@ -283,6 +306,32 @@ impl CustomerBook {
             }
         }
         self.dirty.insert(id);
+    }
+
+    /// Forgets the least recently ordering customers beyond the bound.
+    fn evict(&mut self) {
+        while self.histories.len() > self.max_customers {
+            let Some(Reverse((ts, id))) = self.recency.pop() else {
+                break;
+            };
+            let current = self
+                .histories
+                .get(&id)
+                .is_some_and(|h| h.row.last_order_ms == ts);
+            if current {
+                self.histories.remove(&id);
+                self.evicted += 1;
+            }
+        }
+        // Keep the recency heap from growing past a few entries per customer.
+        if self.recency.len() > 4 * self.histories.len() + 1024 {
+            let live: Vec<Reverse<(i64, String)>> = self
+                .histories
+                .values()
+                .map(|h| Reverse((h.row.last_order_ms, h.row.customer_id.clone())))
+                .collect();
+            self.recency = live.into_iter().collect();
+        }
     }
 
     /// Applies every fact older than `watermark_ms`, marks customers that
@@ -424,6 +473,20 @@ mod tests {
         b.push(order("c", "b", T0 + DAY, 1), 0).unwrap();
         assert!(b.advance(T0 + 31 * DAY).lapsed.is_empty());
         assert_eq!(b.advance(T0 + 31 * DAY + 2).lapsed.len(), 1);
+    }
+
+    #[test]
+    fn the_memory_bound_forgets_the_least_recent_customer() {
+        let mut b = CustomerBook::bounded(30 * DAY, "USD", 2);
+        b.push(order("old", "a", T0, 1), 0).unwrap();
+        b.push(order("mid", "b", T0 + DAY, 1), 0).unwrap();
+        b.push(order("old", "c", T0 + 2 * DAY, 1), 0).unwrap();
+        b.push(order("new", "d", T0 + 3 * DAY, 1), 0).unwrap();
+        b.advance(T0 + 4 * DAY);
+        assert_eq!((b.len(), b.evicted()), (2, 1), "mid ordered least recently");
+        // "mid" ordering again is a new customer to the book.
+        b.push(order("mid", "e", T0 + 5 * DAY, 1), 0).unwrap();
+        assert_eq!(b.advance(T0 + 6 * DAY).new_customers, 1);
     }
 
     #[test]

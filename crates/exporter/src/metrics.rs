@@ -78,7 +78,17 @@ pub struct Metrics {
     pub lapsed_customers: IntCounter,
     /// Customer facts re-keyed through the internal topic.
     pub customer_facts: IntCounter,
+    /// Closed sessions in an experiment, by experiment and variant.
+    pub experiment_sessions: IntCounterVec,
+    /// Of those, sessions that placed an order.
+    pub experiment_conversions: IntCounterVec,
+    /// Experiment/variant pairs with series of their own (bounded).
+    experiment_labels: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
+
+/// Most experiment/variant pairs with series of their own; later ones are
+/// counted under `experiment="(other)"` so labels stay bounded.
+pub const MAX_EXPERIMENT_SERIES: usize = 50;
 
 /// Tables the pipeline writes, for pre-registered series.
 pub const TABLES: [&str; 11] = [
@@ -296,8 +306,31 @@ impl Metrics {
                 "shoplens_customer_facts_total",
                 "Customer facts re-keyed by customer through the internal topic.",
             ),
+            experiment_sessions: IntCounterVec::new(
+                Opts::new(
+                    "shoplens_experiment_sessions_total",
+                    "Closed sessions in an experiment, by experiment and variant.",
+                ),
+                &["experiment", "variant"],
+            )
+            .expect("valid metric"),
+            experiment_conversions: IntCounterVec::new(
+                Opts::new(
+                    "shoplens_experiment_conversions_total",
+                    "Closed sessions in an experiment that placed an order.",
+                ),
+                &["experiment", "variant"],
+            )
+            .expect("valid metric"),
+            experiment_labels: std::sync::Mutex::new(std::collections::HashSet::new()),
             registry: r,
         };
+        m.registry
+            .register(Box::new(m.experiment_sessions.clone()))
+            .expect("unique metric");
+        m.registry
+            .register(Box::new(m.experiment_conversions.clone()))
+            .expect("unique metric");
         m.registry
             .register(Box::new(m.survey_responses.clone()))
             .expect("unique metric");
@@ -350,6 +383,15 @@ impl Metrics {
             if s.converted {
                 self.conversions.inc();
             }
+            if !s.experiment_id.is_empty() {
+                let (e, v) = self.experiment_label(&s.experiment_id, &s.variant);
+                self.experiment_sessions.with_label_values(&[&e, &v]).inc();
+                if s.converted {
+                    self.experiment_conversions
+                        .with_label_values(&[&e, &v])
+                        .inc();
+                }
+            }
             for stage in stages.iter().skip(1).take(usize::from(s.stage_reached)) {
                 self.funnel_sessions.with_label_values(&[stage]).inc();
             }
@@ -386,6 +428,22 @@ impl Metrics {
                 .inc_by(f.csat_responses - f.csat_satisfied);
             s.with_label_values(&["ces", "answered"])
                 .inc_by(f.ces_responses);
+        }
+    }
+
+    /// The labels for an experiment variant: its own while fewer than
+    /// [`MAX_EXPERIMENT_SERIES`] pairs exist, else `(other)`.
+    fn experiment_label(&self, experiment: &str, variant: &str) -> (String, String) {
+        let key = (experiment.to_string(), variant.to_string());
+        let mut known = self
+            .experiment_labels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if known.contains(&key) || known.len() < MAX_EXPERIMENT_SERIES {
+            known.insert(key.clone());
+            key
+        } else {
+            ("(other)".to_string(), "(other)".to_string())
         }
     }
 

@@ -132,7 +132,11 @@ impl Pipeline {
         let ingest = Ingest {
             aggregator,
             tracker: WatermarkTracker::new(settings.watermark.clone()),
-            customers: CustomerBook::new(30 * 86_400_000, &settings.aggregator.reporting_currency),
+            customers: CustomerBook::bounded(
+                30 * 86_400_000,
+                &settings.aggregator.reporting_currency,
+                settings.aggregator.max_customers,
+            ),
             facts_tracker: WatermarkTracker::new(settings.watermark.clone()),
             facts_pending: HashMap::new(),
             durable_watermark: i64::MIN,
