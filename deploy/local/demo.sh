@@ -29,7 +29,10 @@ echo "[demo] building the release binary"
 cargo build --release --quiet --bin shoplens
 BIN=$CARGO_TARGET_DIR/release/shoplens
 
-"$BIN" run >"$STATE/logs/pipeline.log" 2>&1 &
+# A demo's traffic ends: a 5 s idle timeout (30 s in production) lets the
+# partitions that fall silent stop holding the watermark, so the last
+# sessions and carts close while you watch.
+WATERMARK__IDLE_TIMEOUT_MS=${WATERMARK__IDLE_TIMEOUT_MS:-5000} "$BIN" run >"$STATE/logs/pipeline.log" 2>&1 &
 PIPELINE=$!
 trap 'kill $PIPELINE 2>/dev/null || true' EXIT
 for _ in $(seq 300); do
@@ -44,7 +47,7 @@ echo "[demo] pipeline up: http://127.0.0.1:9464/metrics (log: $STATE/logs/pipeli
 GENERATOR=$!
 
 echo "[demo] generator: $RATE events/s for $SECONDS_TO_RUN s, event time x$SPEED"
-"$BIN" summary --every 5 --for "$((SECONDS_TO_RUN + 15))" --prometheus "127.0.0.1:$PROM_PORT"
+"$BIN" summary --every 5 --for "$((SECONDS_TO_RUN + 25))" --prometheus "127.0.0.1:$PROM_PORT"
 wait $GENERATOR
 echo
 echo "[demo] generator: $(cat "$STATE/logs/generator.out")"
@@ -52,11 +55,18 @@ echo "[demo] generator: $(cat "$STATE/logs/generator.out")"
 echo
 echo "[demo] ClickHouse, sessions by channel (shoplens.traffic_1m_final):"
 clickhouse-client --port "${CLICKHOUSE_TCP_PORT:-9000}" --query "
-    SELECT channel, sum(sessions) AS sessions, sum(page_views) AS page_views,
-           round(sum(bounces) / sum(sessions), 3) AS bounce_rate,
-           round(sum(conversions) / sum(sessions), 4) AS conversion_rate
-    FROM shoplens.traffic_1m_final GROUP BY channel ORDER BY sessions DESC
+    SELECT channel, sum(sessions) AS s, sum(page_views) AS pv,
+           round(sum(bounces) / s, 3) AS bounce_rate, round(sum(conversions) / s, 4) AS conversion_rate
+    FROM shoplens.traffic_1m_final GROUP BY channel ORDER BY s DESC
     FORMAT PrettyCompactMonoBlock"
+echo
+echo "[demo] ClickHouse, revenue and carts:"
+clickhouse-client --port "${CLICKHOUSE_TCP_PORT:-9000}" --query "
+    SELECT currency, sum(orders) AS o, sum(net_minor) / 100 AS net_revenue, round(sum(net_minor) / o / 100, 2) AS aov
+    FROM shoplens.revenue_1m_final GROUP BY currency FORMAT PrettyCompactMonoBlock"
+clickhouse-client --port "${CLICKHOUSE_TCP_PORT:-9000}" --query "
+    SELECT status, count() AS carts, sum(value_minor) / 100 AS value FROM shoplens.carts FINAL
+    GROUP BY status FORMAT PrettyCompactMonoBlock"
 
 
 kill -TERM $PIPELINE

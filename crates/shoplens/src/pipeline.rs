@@ -415,19 +415,8 @@ impl Ingest {
             Err(invalid) => {
                 self.tracker.observe(source, None, now);
                 debug!(reason = %invalid.reason, topic = m.topic(), partition = m.partition(), offset, "invalid event");
-                self.metrics
-                    .events_invalid
-                    .with_label_values(&[invalid.reason.as_str()])
-                    .inc();
-                let why = Rejection {
-                    reason: invalid.reason.as_str(),
-                    field: invalid.field,
-                    detail: &invalid.detail,
-                    topic: m.topic(),
-                    partition: m.partition(),
-                    offset,
-                };
-                self.dead_letter.send(m.key(), m.payload(), why).await?;
+                self.reject(m, invalid.reason, invalid.field, &invalid.detail)
+                    .await?;
             }
             Ok(event) => {
                 let event_ms = event.timestamp_ms;
@@ -437,22 +426,11 @@ impl Ingest {
                     Ok(Accepted::Bot) => self.metrics.events_bot.inc(),
                     Err(Rejected::Duplicate) => self.metrics.events_duplicate.inc(),
                     Err(Rejected::Late { watermark_ms }) => {
-                        self.metrics
-                            .events_invalid
-                            .with_label_values(&[Reason::Late.as_str()])
-                            .inc();
                         let detail = format!(
                             "event time {event_ms} ms is before the watermark {watermark_ms} ms"
                         );
-                        let why = Rejection {
-                            reason: Reason::Late.as_str(),
-                            field: Some("timestamp"),
-                            detail: &detail,
-                            topic: m.topic(),
-                            partition: m.partition(),
-                            offset,
-                        };
-                        self.dead_letter.send(m.key(), m.payload(), why).await?;
+                        self.reject(m, Reason::Late, Some("timestamp"), &detail)
+                            .await?;
                     }
                 }
             }
@@ -482,7 +460,14 @@ impl Ingest {
                 partition = m.partition(),
                 offset, "unreadable customer fact"
             );
-            return Ok(());
+            return self
+                .reject(
+                    m,
+                    Reason::NotJson,
+                    None,
+                    "not a customer fact of this version",
+                )
+                .await;
         };
         let ts = fact.ts_ms;
         self.facts_tracker.observe(source, Some(ts), now);
@@ -494,25 +479,36 @@ impl Ingest {
                     .insert(offset, ts);
             }
             Err(watermark_ms) => {
-                self.metrics
-                    .events_invalid
-                    .with_label_values(&[Reason::Late.as_str()])
-                    .inc();
                 let detail = format!(
                     "customer fact at {ts} ms is before the customer watermark {watermark_ms} ms"
                 );
-                let why = Rejection {
-                    reason: Reason::Late.as_str(),
-                    field: Some("ts_ms"),
-                    detail: &detail,
-                    topic: m.topic(),
-                    partition: m.partition(),
-                    offset,
-                };
-                self.dead_letter.send(m.key(), m.payload(), why).await?;
+                self.reject(m, Reason::Late, Some("ts_ms"), &detail).await?;
             }
         }
         Ok(())
+    }
+
+    /// Dead-letters `m` unchanged with `reason` and counts it.
+    async fn reject(
+        &mut self,
+        m: &rdkafka::message::BorrowedMessage<'_>,
+        reason: Reason,
+        field: Option<&str>,
+        detail: &str,
+    ) -> Result<(), PipelineError> {
+        self.metrics
+            .events_invalid
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        let why = Rejection {
+            reason: reason.as_str(),
+            field,
+            detail,
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+        };
+        Ok(self.dead_letter.send(m.key(), m.payload(), why).await?)
     }
 
     fn topic_of(&self, source: Source) -> Option<&str> {
