@@ -25,6 +25,9 @@ CH_HTTP=${CLICKHOUSE_HTTP_PORT:-8123}
 deploy/local/stack.sh down >/dev/null 2>&1 || true
 deploy/local/stack.sh up
 
+# The demo's tables show this run only (the broker restarted empty too).
+clickhouse-client --port "${CLICKHOUSE_TCP_PORT:-9000}" --query "DROP DATABASE IF EXISTS shoplens"
+
 echo "[demo] building the release binary"
 cargo build --release --quiet --bin shoplens
 BIN=$CARGO_TARGET_DIR/release/shoplens
@@ -47,7 +50,7 @@ echo "[demo] pipeline up: http://127.0.0.1:9464/metrics (log: $STATE/logs/pipeli
 GENERATOR=$!
 
 echo "[demo] generator: $RATE events/s for $SECONDS_TO_RUN s, event time x$SPEED"
-"$BIN" summary --every 5 --for "$((SECONDS_TO_RUN + 25))" --prometheus "127.0.0.1:$PROM_PORT"
+"$BIN" summary --every 5 --for "$((SECONDS_TO_RUN + 45))" --prometheus "127.0.0.1:$PROM_PORT"
 wait $GENERATOR
 echo
 echo "[demo] generator: $(cat "$STATE/logs/generator.out")"
