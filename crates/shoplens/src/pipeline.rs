@@ -223,20 +223,38 @@ impl Writer {
         while let Some(batch) = batches.recv().await {
             self.sink.write(&batch.out, &self.stages).await;
             self.sink.write_customers(&batch.customers).await;
-            self.send_triggers(&batch.out.triggers).await;
-            for c in &batch.customers.lapsed {
-                let (key, payload) = exporter::triggers::encode_lapsed(c);
-                self.send(&self.triggers_topic, &key, &payload).await;
+            let mut triggers: Vec<(String, Vec<u8>)> = batch
+                .out
+                .triggers
+                .iter()
+                .map(exporter::triggers::encode)
+                .collect();
+            triggers.extend(
+                batch
+                    .customers
+                    .lapsed
+                    .iter()
+                    .map(exporter::triggers::encode_lapsed),
+            );
+            self.send_all(&self.triggers_topic, &triggers).await;
+            for t in &batch.out.triggers {
                 self.metrics
                     .triggers
-                    .with_label_values(&["lapsed_customer"])
+                    .with_label_values(&[exporter::triggers::kind(t)])
                     .inc();
             }
-            for f in &batch.out.customer_facts {
-                let (key, payload) = exporter::facts::encode(f);
-                self.send(&self.facts_topic, &key, &payload).await;
-                self.metrics.customer_facts.inc();
-            }
+            self.metrics
+                .triggers
+                .with_label_values(&["lapsed_customer"])
+                .inc_by(batch.customers.lapsed.len() as u64);
+            let facts: Vec<(String, Vec<u8>)> = batch
+                .out
+                .customer_facts
+                .iter()
+                .map(exporter::facts::encode)
+                .collect();
+            self.send_all(&self.facts_topic, &facts).await;
+            self.metrics.customer_facts.inc_by(facts.len() as u64);
             self.metrics.record(&batch.out, &self.stages);
             self.metrics.record_customers(&batch.customers);
             let ack = Ack {
@@ -249,32 +267,35 @@ impl Writer {
         }
     }
 
-    /// Sends each trigger and waits for the broker: the offsets behind a
-    /// trigger move only once it is in Kafka.
-    async fn send_triggers(&self, triggers: &[aggregator::Trigger]) {
-        for t in triggers {
-            let (key, payload) = exporter::triggers::encode(t);
-            self.send(&self.triggers_topic, &key, &payload).await;
-            self.metrics
-                .triggers
-                .with_label_values(&[exporter::triggers::kind(t)])
-                .inc();
-        }
-    }
-
-    /// Produces one message and waits for the broker, retrying with backoff.
-    async fn send(&self, topic: &str, key: &str, payload: &[u8]) {
+    /// Enqueues every message, then waits for the broker to have them all,
+    /// retrying the failed ones with backoff: the offsets behind them move
+    /// only once all are in Kafka.
+    async fn send_all(&self, topic: &str, messages: &[(String, Vec<u8>)]) {
+        let mut pending: Vec<usize> = (0..messages.len()).collect();
         let mut delay = Duration::from_millis(200);
-        loop {
-            let record = FutureRecord::to(topic).key(key).payload(payload);
-            match self.producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => return,
-                Err((error, _)) => {
-                    warn!(%error, topic, "not delivered; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
+        while !pending.is_empty() {
+            let mut deliveries = Vec::with_capacity(pending.len());
+            for &i in &pending {
+                let (key, payload) = &messages[i];
+                let record = FutureRecord::to(topic).key(key).payload(payload);
+                deliveries.push((i, self.producer.send_result(record).ok()));
+            }
+            let mut failed = Vec::new();
+            for (i, delivery) in deliveries {
+                let delivered = match delivery {
+                    Some(d) => matches!(d.await, Ok(Ok(_))),
+                    None => false,
+                };
+                if !delivered {
+                    failed.push(i);
                 }
             }
+            if !failed.is_empty() {
+                warn!(topic, failed = failed.len(), "not delivered; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            pending = failed;
         }
     }
 }
