@@ -59,6 +59,64 @@ pub fn settings(id: &str) -> Settings {
     s
 }
 
+/// A path in the repository (the tests crate lives at `<repo>/tests`).
+pub fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
+/// Every query of every provisioned Grafana dashboard: `(dashboard, panel,
+/// datasource uid, query)`.
+pub fn dashboard_queries() -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    let dir = repo_path("deploy/grafana/dashboards");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dashboards dir")
+        .flatten()
+        .collect();
+    files.sort_by_key(|f| f.path());
+    for file in files {
+        let text = std::fs::read_to_string(file.path()).expect("dashboard");
+        let d: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+        let title = d["title"].as_str().unwrap_or_default().to_string();
+        for panel in d["panels"].as_array().expect("panels") {
+            let uid = panel["datasource"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            for t in panel["targets"].as_array().expect("targets") {
+                let q = t["expr"]
+                    .as_str()
+                    .or(t["rawSql"].as_str())
+                    .expect("a query");
+                out.push((
+                    title.clone(),
+                    panel["title"].as_str().unwrap_or_default().to_string(),
+                    uid.clone(),
+                    q.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The `shoplens_*` and `shoplens:*` names a PromQL expression uses.
+pub fn promql_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("shoplens") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `limit`
 /// with `what` and the last value seen.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
@@ -99,10 +157,12 @@ impl Prometheus {
         let dir = std::env::temp_dir().join(unique("prometheus"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join("prometheus.yml");
+        let rules = repo_path("deploy/prometheus/rules/shoplens.yml");
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: shoplens\n    static_configs:\n      - targets: [\"{target}\"]\n"
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: shoplens\n    static_configs:\n      - targets: [\"{target}\"]\n",
+                rules.display()
             ),
         )
         .expect("write config");
@@ -119,6 +179,28 @@ impl Prometheus {
             .spawn()
             .expect("prometheus must be installed (deploy/local/stack.sh install)");
         Prometheus { child, addr, dir }
+    }
+
+    /// Whether `promql` is a valid query here (status success), whatever it returns.
+    pub async fn valid(&self, promql: &str) -> Result<(), String> {
+        let encoded: String = promql
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) =
+            shoplens::http_get::get(&self.addr, &format!("/api/v1/query?query={encoded}"))
+                .await
+                .map_err(|e| e.to_string())?;
+        if status == 200 && body.contains("\"status\":\"success\"") {
+            Ok(())
+        } else {
+            Err(format!("{promql}: {status} {body}"))
+        }
     }
 
     /// The value of an instant query that returns one sample.

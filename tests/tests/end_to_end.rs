@@ -406,6 +406,53 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     let up = prometheus.query("up").await.expect("up");
     assert_eq!(up, 1.0);
 
+    // Every Grafana panel's query runs against this stack: a renamed metric,
+    // recording rule, table or column breaks the build.
+    let (_, live) = get(&metrics_addr, "/metrics").await.expect("metrics");
+    let rules = std::fs::read_to_string(e2e::repo_path("deploy/prometheus/rules/shoplens.yml"))
+        .expect("rules");
+    let queries = e2e::dashboard_queries();
+    assert!(queries.len() >= 30, "{} queries", queries.len());
+    for (board, panel, uid, query) in &queries {
+        match uid.as_str() {
+            "prometheus" => {
+                for name in e2e::promql_names(query) {
+                    let known = if name.contains(':') {
+                        rules.contains(&format!("record: {name}\n"))
+                    } else {
+                        live.lines().any(|l| {
+                            l.strip_prefix(name.as_str())
+                                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+                        })
+                    };
+                    assert!(
+                        known,
+                        "{board} / {panel}: {name} is neither exported nor recorded"
+                    );
+                }
+                prometheus
+                    .valid(query)
+                    .await
+                    .unwrap_or_else(|e| panic!("{board} / {panel}: {e}"));
+            }
+            "clickhouse" => {
+                let sql = query
+                    .replace("shoplens.", &format!("{id}."))
+                    .replace("$__timeFilter(window_start)", "1 = 1")
+                    .replace("$__timeFilter(opened)", "1 = 1");
+                assert!(
+                    !sql.contains('$'),
+                    "{board} / {panel}: unhandled macro in {sql}"
+                );
+                ch.query(&sql)
+                    .execute()
+                    .await
+                    .unwrap_or_else(|e| panic!("{board} / {panel}: {e}"));
+            }
+            other => panic!("{board} / {panel}: unknown datasource {other}"),
+        }
+    }
+
     let (ready, _) = get(&metrics_addr, "/readyz").await.expect("readyz");
     assert_eq!(ready, 200);
     pipeline.stop().await.expect("clean stop");
