@@ -15,3 +15,11 @@ pub mod topics;
 
 pub use pipeline::{Pipeline, PipelineError};
 pub use settings::Settings;
+
+/// Rows written to ClickHouse so far, over every table.
+pub fn metrics_rows(metrics: &exporter::Metrics) -> u64 {
+    exporter::metrics::TABLES
+        .iter()
+        .map(|t| metrics.rows_written.with_label_values(&[t]).get())
+        .sum()
+}

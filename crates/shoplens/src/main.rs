@@ -56,6 +56,13 @@ enum Command {
         /// Messages of the generator's mix to process.
         #[arg(long, default_value_t = 1_000_000)]
         messages: usize,
+        /// Instead, pre-load fresh topics with this many minutes of traffic
+        /// and time broker -> pipeline -> ClickHouse.
+        #[arg(long)]
+        end_to_end_minutes: Option<i64>,
+        /// Sessions per minute of the pre-loaded traffic (about 10 events each).
+        #[arg(long, default_value_t = 1000.0)]
+        sessions_per_minute: f64,
     },
     /// Print live figures from a running pipeline's /metrics.
     Summary {
@@ -209,7 +216,28 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         } => {
             shoplens::topics::create_topics(&settings.kafka, partitions, replication).await?;
         }
-        Command::Bench { messages } => {
+        Command::Bench {
+            end_to_end_minutes: Some(minutes),
+            sessions_per_minute,
+            ..
+        } => {
+            let suffix = format!(".bench{}", now_ms());
+            let r = shoplens::bench::end_to_end(settings, &suffix, minutes, sessions_per_minute)
+                .await?;
+            println_quiet(&format!(
+                "{} messages pre-loaded in {:.1} s; consumed in {:.1} s ({:.0}/s); all {} sessions written in {:.1} s ({:.0} events/s end to end); {} rows; peak RSS {:.0} MiB",
+                r.messages,
+                r.produce_secs,
+                r.consume_secs,
+                r.messages as f64 / r.consume_secs.max(1e-9),
+                r.sessions,
+                r.settled_secs,
+                r.messages as f64 / r.settled_secs.max(1e-9),
+                r.rows,
+                r.peak_rss_bytes as f64 / 1048576.0
+            ));
+        }
+        Command::Bench { messages, .. } => {
             let r = shoplens::bench::run(
                 messages,
                 settings.aggregator.clone(),
