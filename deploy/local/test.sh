@@ -17,7 +17,7 @@ cargo fmt --all -- --check
 step "local stack"
 deploy/local/stack.sh up
 started_here=1
-cleanup() { [ -n "${started_here:-}" ] && deploy/local/stack.sh down || true; }
+cleanup() { [ -n "${started_here:-}" ] && deploy/local/stack.sh down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 step "lints"
@@ -31,4 +31,17 @@ docker-compose -f docker-compose.yml config --quiet
 echo "docker-compose.yml is valid"
 
 step "tests"
-cargo test --workspace --no-fail-fast
+log=$(mktemp)
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+cleanup
+started_here=
+# One closing line with the totals of every test binary.
+passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+rm -f "$log"
+echo
+echo "cargo: $passed passed, $failed failed"
+exit "$status"

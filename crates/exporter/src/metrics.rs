@@ -155,8 +155,11 @@ impl Metrics {
         r.register(Box::new(insert_duration.clone()))
             .expect("unique metric");
         let batch_events = Histogram::with_opts(
-            HistogramOpts::new("shoplens_batch_events", "Events per consumed batch.")
-                .buckets(prometheus::exponential_buckets(1.0, 4.0, 9).expect("valid buckets")),
+            HistogramOpts::new(
+                "shoplens_batch_events",
+                "Messages consumed between two watermark advances.",
+            )
+            .buckets(prometheus::exponential_buckets(1.0, 4.0, 9).expect("valid buckets")),
         )
         .expect("valid metric");
         r.register(Box::new(batch_events.clone()))

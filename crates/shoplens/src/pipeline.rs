@@ -589,6 +589,7 @@ impl Ingest {
     }
 
     async fn step(&mut self, batches: &mpsc::Sender<Batch>) -> Result<(), PipelineError> {
+        self.metrics.batch_events.observe(self.since_step as f64);
         self.since_step = 0;
         self.refresh_assignment();
         let now = self.now_ms();
