@@ -183,19 +183,10 @@ impl Prometheus {
 
     /// Whether `promql` is a valid query here (status success), whatever it returns.
     pub async fn valid(&self, promql: &str) -> Result<(), String> {
-        let encoded: String = promql
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let (status, body) =
-            shoplens::http_get::get(&self.addr, &format!("/api/v1/query?query={encoded}"))
-                .await
-                .map_err(|e| e.to_string())?;
+        let path = shoplens::http_get::prometheus_query_path(promql);
+        let (status, body) = shoplens::http_get::get(&self.addr, &path)
+            .await
+            .map_err(|e| e.to_string())?;
         if status == 200 && body.contains("\"status\":\"success\"") {
             Ok(())
         } else {
@@ -205,18 +196,8 @@ impl Prometheus {
 
     /// The value of an instant query that returns one sample.
     pub async fn query(&self, promql: &str) -> Result<f64, String> {
-        let (status, body) =
-            shoplens::http_get::get(&self.addr, &format!("/api/v1/query?query={promql}"))
-                .await
-                .map_err(|e| e.to_string())?;
-        if status != 200 {
-            return Err(format!("status {status}: {body}"));
-        }
-        let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
-        v["data"]["result"][0]["value"][1]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("no sample in {body}"))
+        let value = shoplens::summary::prometheus_value(&self.addr, promql).await?;
+        value.parse().map_err(|_| format!("not a number: {value}"))
     }
 }
 

@@ -259,9 +259,25 @@ impl Aggregator {
     }
 
     fn apply(&mut self, event: &Event, pos: Position, out: &mut Output) {
-        if matches!(event.kind, contract::EventKind::AdSpend { .. }) {
+        if let contract::EventKind::AdSpend {
+            channel,
+            campaign,
+            amount,
+            period_start_ms,
+            period_end_ms,
+        } = &event.kind
+        {
             // Marketing data, not a visitor's behaviour: spend rows only.
-            self.customer_fact(event, Channel::Direct, None, out);
+            for (day_ms, share) in split_by_day(amount.minor, *period_start_ms, *period_end_ms) {
+                out.spend.push(SpendRow {
+                    day_ms,
+                    channel: channel.clone(),
+                    campaign: campaign.clone().unwrap_or_default(),
+                    event_id: event.event_id.clone(),
+                    amount_minor: share,
+                    currency: amount.currency.as_str().to_string(),
+                });
+            }
             return;
         }
         let applied = self.sessions.apply(event, pos, &mut self.held);
@@ -331,26 +347,6 @@ impl Aggregator {
                 amount.minor,
                 amount.currency.as_str().to_string(),
             ),
-            K::AdSpend {
-                channel,
-                campaign,
-                amount,
-                period_start_ms,
-                period_end_ms,
-            } => {
-                for (day_ms, share) in split_by_day(amount.minor, *period_start_ms, *period_end_ms)
-                {
-                    out.spend.push(SpendRow {
-                        day_ms,
-                        channel: channel.clone(),
-                        campaign: campaign.clone().unwrap_or_default(),
-                        event_id: e.event_id.clone(),
-                        amount_minor: share,
-                        currency: amount.currency.as_str().to_string(),
-                    });
-                }
-                return;
-            }
             _ => return,
         };
         let customer_id = match kind {

@@ -33,6 +33,18 @@ pub async fn get(addr: &str, path: &str) -> io::Result<(u16, String)> {
     Ok((status, body))
 }
 
+/// The path of a Prometheus instant query, with `promql` percent-encoded.
+pub fn prometheus_query_path(promql: &str) -> String {
+    let encoded: String = promql
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("/api/v1/query?query={encoded}")
+}
+
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
@@ -71,5 +83,9 @@ mod tests {
         assert_eq!(metric_sum(text, "x_total", ""), 5.0);
         assert_eq!(metric_sum(text, "x_total", "topic=\"b\""), 3.0);
         assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
+        assert_eq!(
+            prometheus_query_path("sum(x) > 1"),
+            "/api/v1/query?query=sum%28x%29%20%3E%201"
+        );
     }
 }

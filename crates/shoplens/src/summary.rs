@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::http_get::{get, metric_sum};
+use crate::http_get::{get, metric_sum, prometheus_query_path};
 
 /// Series the demo reads back from Prometheus.
 pub const PROMETHEUS_SERIES: [&str; 4] = [
@@ -14,7 +14,7 @@ pub const PROMETHEUS_SERIES: [&str; 4] = [
 
 /// The single value of an instant query against Prometheus at `addr`.
 pub async fn prometheus_value(addr: &str, promql: &str) -> Result<String, String> {
-    let (status, body) = get(addr, &format!("/api/v1/query?query={promql}"))
+    let (status, body) = get(addr, &prometheus_query_path(promql))
         .await
         .map_err(|e| format!("unreachable: {e}"))?;
     if status != 200 {

@@ -26,6 +26,11 @@ pub enum SinkError {
     Config(String),
 }
 
+/// Encodes rows for their table.
+fn encode<'a, R, T: From<&'a R>>(rows: &'a [R]) -> Vec<T> {
+    rows.iter().map(T::from).collect()
+}
+
 /// Writes aggregator output to ClickHouse and returns only once it is durable.
 pub struct ClickHouseSink {
     client: Client,
@@ -54,9 +59,6 @@ impl ClickHouseSink {
     /// exponential backoff until it succeeds. Readiness is false while
     /// inserts fail. Cancel the future to give up (nothing is committed then).
     pub async fn write(&self, out: &Output, stages: &[String]) {
-        fn encode<'a, R, T: From<&'a R>>(rows: &'a [R]) -> Vec<T> {
-            rows.iter().map(T::from).collect()
-        }
         let windows: Vec<SessionWindowRecord<'_>> = out
             .session_windows
             .iter()
@@ -82,9 +84,6 @@ impl ClickHouseSink {
 
     /// Writes the customer side's rows, retrying until durable.
     pub async fn write_customers(&self, out: &aggregator::CustomerOutput) {
-        fn encode<'a, R, T: From<&'a R>>(rows: &'a [R]) -> Vec<T> {
-            rows.iter().map(T::from).collect()
-        }
         self.table::<CustomerRecord<'_>>("customers", &encode(&out.customers))
             .await;
         self.table::<CustomerDayRecord<'_>>("customers_daily", &encode(&out.days))
