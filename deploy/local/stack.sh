@@ -6,10 +6,15 @@
 #   stack.sh up        install, start the services, create topics, apply migrations
 #   stack.sh down      stop the services
 #   stack.sh status    show what runs
+#   stack.sh pytools   print the Python of the deploy-check tools (installed)
 #
 # Environment: SHOPLENS_STATE (default <repo>/.stack), KAFKA_PORT (9092),
 # CLICKHOUSE_HTTP_PORT (8123), CLICKHOUSE_TCP_PORT (9000), PROMETHEUS_PORT (9090),
-# METRICS_TARGET (127.0.0.1:9464), PARTITIONS (4).
+# METRICS_TARGET (127.0.0.1:9464), PARTITIONS (4), ZOOKEEPER_PORT (2181).
+#
+# Besides the main ClickHouse server, a second one (HTTP port + 1, TCP port + 1)
+# and ZooKeeper run, so that the two servers form `shoplens_cluster` (two
+# shards) for the cluster layout's tests. Nothing uses them otherwise.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,6 +26,8 @@ KAFKA_PORT=${KAFKA_PORT:-9092}
 CH_HTTP=${CLICKHOUSE_HTTP_PORT:-8123}
 CH_TCP=${CLICKHOUSE_TCP_PORT:-9000}
 PROM_PORT=${PROMETHEUS_PORT:-9090}
+ZK_PORT=${ZOOKEEPER_PORT:-2181}
+ZK_SERVER=/usr/share/zookeeper/bin/zkServer.sh
 METRICS_TARGET=${METRICS_TARGET:-127.0.0.1:9464}
 PARTITIONS=${PARTITIONS:-4}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -34,6 +41,7 @@ need_apt() {
     command -v prometheus >/dev/null || missing+=(prometheus)
     command -v promtool >/dev/null || missing+=(prometheus)
     command -v docker-compose >/dev/null || missing+=(docker-compose)
+    [ -x "$ZK_SERVER" ] || missing+=(zookeeper)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} from Debian"
         apt-get update -qq
@@ -51,9 +59,22 @@ need_tansu() {
     fi
 }
 
+# Python tools for the deploy checks: chdb (current ClickHouse, embedded) and
+# kubernetes-validate (the manifests against the Kubernetes schemas).
+PYTOOLS=$CACHE/pytools-1
+need_pytools() {
+    if ! "$PYTOOLS/bin/python" -c 'import chdb, kubernetes_validate' 2>/dev/null; then
+        log "installing chdb and kubernetes-validate into $PYTOOLS"
+        python3 -m venv "$PYTOOLS"
+        "$PYTOOLS/bin/pip" install --quiet --disable-pip-version-check \
+            chdb==4.4.0 kubernetes-validate==1.37.0
+    fi
+}
+
 install() {
     need_apt
     need_tansu
+    need_pytools
 }
 
 wait_port() { # name port seconds
@@ -80,25 +101,55 @@ start() { # name command...
     echo $! >"$STATE/run/$name.pid"
 }
 
-render() { # template output
-    sed -e "s|@STATE@|$STATE|g" -e "s|@HTTP_PORT@|$CH_HTTP|g" -e "s|@TCP_PORT@|$CH_TCP|g" \
+render() { # template output [node]
+    local node=${3:-1}
+    sed -e "s|@STATE@|$STATE|g" -e "s|@HTTP_PORT@|$((CH_HTTP + node - 1))|g" \
+        -e "s|@TCP_PORT@|$((CH_TCP + node - 1))|g" -e "s|@TCP_PORT_1@|$CH_TCP|g" \
+        -e "s|@TCP_PORT_2@|$((CH_TCP + 1))|g" -e "s|@INTERSERVER_PORT@|$((CH_TCP + 8 + node))|g" \
+        -e "s|@SHARD@|0$node|g" -e "s|@ZK_PORT@|$ZK_PORT|g" -e "s|@NODE@|$node|g" \
         -e "s|shoplens:9464|$METRICS_TARGET|g" "$1" >"$2"
+}
+
+clickhouse_node() { # node: state dir, configs, process
+    local node=$1 dir=$STATE/clickhouse
+    [ "$node" = 1 ] || dir=$STATE/clickhouse$node
+    mkdir -p "$dir"/{log,data,tmp}
+    render "$ROOT/deploy/local/clickhouse/config.xml" "$dir/config.xml" "$node"
+    sed -i "s|$STATE/clickhouse/|$dir/|g" "$dir/config.xml"
+    render "$ROOT/deploy/local/clickhouse/users.xml" "$dir/users.xml" "$node"
+    if [ "$node" = 1 ]; then
+        start clickhouse clickhouse-server --config-file="$dir/config.xml"
+    else
+        start "clickhouse$node" clickhouse-server --config-file="$dir/config.xml"
+    fi
+}
+
+zookeeper() {
+    mkdir -p "$STATE/zookeeper/conf" "$STATE/zookeeper/data"
+    printf 'tickTime=2000\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n' \
+        "$STATE/zookeeper/data" "$ZK_PORT" >"$STATE/zookeeper/conf/zoo.cfg"
+    cp /etc/zookeeper/conf_example/log4j.properties "$STATE/zookeeper/conf/" 2>/dev/null || true
+    ZOOCFGDIR=$STATE/zookeeper/conf ZOO_LOG_DIR=$STATE/zookeeper start zookeeper "$ZK_SERVER" start-foreground
 }
 
 up() {
     install
-    mkdir -p "$STATE"/{logs,run,clickhouse/log,clickhouse/data,clickhouse/tmp,prometheus}
+    mkdir -p "$STATE"/{logs,run,prometheus}
     start tansu "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/
-    render "$ROOT/deploy/local/clickhouse/config.xml" "$STATE/clickhouse/config.xml"
-    render "$ROOT/deploy/local/clickhouse/users.xml" "$STATE/clickhouse/users.xml"
-    start clickhouse clickhouse-server --config-file="$STATE/clickhouse/config.xml"
+    zookeeper
+    # ClickHouse 18.16 can abort at start when its replicated tables find no
+    # ZooKeeper yet.
+    wait_port zookeeper "$ZK_PORT" 60
+    clickhouse_node 1
+    clickhouse_node 2
     render "$ROOT/deploy/prometheus/prometheus.yml" "$STATE/prometheus/prometheus.yml"
     rm -rf "$STATE/prometheus/rules" && cp -r "$ROOT/deploy/prometheus/rules" "$STATE/prometheus/rules"
     start prometheus prometheus --config.file="$STATE/prometheus/prometheus.yml" \
         --storage.tsdb.path="$STATE/prometheus/data" --web.listen-address="127.0.0.1:$PROM_PORT"
     wait_port tansu "$KAFKA_PORT" 30
     wait_port clickhouse "$CH_HTTP" 60
+    wait_port clickhouse2 $((CH_HTTP + 1)) 60
     wait_port prometheus "$PROM_PORT" 30
     log "building shoplens"
     cargo build --quiet --bin shoplens
@@ -110,7 +161,7 @@ up() {
 
 down() {
     local name pid
-    for name in prometheus clickhouse tansu; do
+    for name in prometheus clickhouse clickhouse2 zookeeper tansu; do
         if running "$name"; then
             pid=$(cat "$STATE/run/$name.pid")
             kill "$pid" 2>/dev/null || true
@@ -124,7 +175,7 @@ down() {
 
 status() {
     local name
-    for name in tansu clickhouse prometheus; do
+    for name in tansu clickhouse clickhouse2 zookeeper prometheus; do
         if running "$name"; then echo "$name: running (pid $(cat "$STATE/run/$name.pid"))"; else echo "$name: stopped"; fi
     done
 }
@@ -134,5 +185,6 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) status ;;
+    pytools) need_pytools >&2 && echo "$PYTOOLS/bin/python" ;;
     *) echo "usage: $0 install|up|down|status" >&2; exit 2 ;;
 esac

@@ -29,6 +29,13 @@ promtool check rules deploy/prometheus/rules/*.yml
 promtool test rules deploy/prometheus/tests/*.yml
 docker-compose -f docker-compose.yml config --quiet
 echo "docker-compose.yml is valid"
+py=$(deploy/local/stack.sh pytools)
+(cd deploy/kubernetes && "$py" -m kubernetes_validate --strict --quiet \
+    $(sed -n 's/^  - \([a-z-]*\.yaml\)$/\1/p' kustomization.yaml))
+echo "deploy/kubernetes is valid (Kubernetes schemas, strict)"
+
+step "SQL on current ClickHouse"
+"$py" deploy/local/current_clickhouse.py "$CARGO_TARGET_DIR/debug/shoplens"
 
 step "tests"
 log=$(mktemp)

@@ -119,7 +119,7 @@ FROM
         FROM {db}.session_windows_1m_final
         WHERE experiment_id != ''
         GROUP BY experiment_id, variant
-    )
+    ) AS totals
     ANY LEFT JOIN
     (
         SELECT experiment_id, argMin(variant, variant) AS control_variant,
@@ -132,7 +132,7 @@ FROM
             GROUP BY experiment_id, variant
         )
         GROUP BY experiment_id
-    ) USING experiment_id
+    ) AS control USING experiment_id
 );
 
 CREATE TABLE IF NOT EXISTS {db}.pages_1m

@@ -46,6 +46,8 @@ ORDER BY (day, channel, campaign, event_id);
 
 -- CAC = spend / new customers; profit per customer = (net revenue - spend) /
 -- new customers; per day and channel (spend channels use the channel names).
+-- Both sides are aggregated to one row per key, so ALL FULL JOIN is exact
+-- (current ClickHouse has no ANY FULL JOIN).
 CREATE VIEW IF NOT EXISTS {db}.cac_daily_final AS
 SELECT
     day, channel, currency, spend_minor, net_revenue_minor, new_customers,
@@ -59,17 +61,17 @@ FROM
         SELECT day, channel, currency, sum(amount_minor) AS spend_minor
         FROM {db}.ad_spend_daily FINAL
         GROUP BY day, channel, currency
-    )
-    ANY FULL JOIN
+    ) AS spend
+    ALL FULL JOIN
     (
         SELECT toDate(window_start) AS day, channel, currency, sum(net_minor) AS net_revenue_minor
         FROM {db}.revenue_1m_final
         GROUP BY day, channel, currency
-    ) USING (day, channel, currency)
-)
+    ) AS revenue USING (day, channel, currency)
+) AS money
 ANY LEFT JOIN
 (
     SELECT day, channel, sum(new_customers) AS new_customers
     FROM {db}.customers_daily FINAL
     GROUP BY day, channel
-) USING (day, channel);
+) AS customers USING (day, channel);

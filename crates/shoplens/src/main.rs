@@ -49,8 +49,13 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         replication: i32,
     },
-    /// Apply the ClickHouse migrations.
-    Migrate,
+    /// Apply the ClickHouse migrations (as a user allowed to run DDL).
+    Migrate {
+        /// Print every statement a first migration runs, for the configured
+        /// layout (one server or `clickhouse.cluster`), and apply nothing.
+        #[arg(long)]
+        print: bool,
+    },
     /// Measure decode + validate + every aggregate in process on one core.
     Bench {
         /// Messages of the generator's mix to process.
@@ -254,13 +259,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 r.peak_rss_bytes as f64 / 1048576.0
             ));
         }
-        Command::Migrate => {
-            let applied = exporter::clickhouse::migrate(
-                &settings.clickhouse.client(),
-                &settings.clickhouse.database,
-            )
-            .await?;
-            info!(?applied, "migrations applied");
+        Command::Migrate { print } => {
+            if print {
+                for stmt in exporter::clickhouse::plan(&settings.clickhouse)? {
+                    println!("{stmt};\n");
+                }
+            } else {
+                let applied = exporter::clickhouse::migrate(&settings.clickhouse).await?;
+                info!(?applied, "migrations applied");
+            }
         }
         Command::Summary {
             metrics,

@@ -143,3 +143,19 @@ impl Settings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_file_states_the_defaults() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/shoplens.toml");
+        let loaded = Settings::load(Some(&file)).expect("config/shoplens.toml loads");
+        let mut expected = Settings::default();
+        // The two keys the file marks as examples.
+        expected.aggregator.channels.own_domains = vec!["shop.example".into()];
+        expected.contract.currencies = ["USD", "EUR", "GBP", "RUB"].map(String::from).to_vec();
+        assert_eq!(format!("{loaded:?}"), format!("{expected:?}"));
+    }
+}

@@ -50,9 +50,21 @@ impl ClickHouseSink {
         }
     }
 
-    /// Applies the migrations.
+    /// Applies the migrations, or, when `migrate_on_start` is off, checks
+    /// that someone has: a schema older than this build needs is an error.
     pub async fn migrate(&self) -> Result<Vec<u32>, SinkError> {
-        super::migrate(&self.settings.client(), &self.settings.database).await
+        if self.settings.migrate_on_start {
+            return super::migrate(&self.settings).await;
+        }
+        let found = super::schema_version(&self.settings).await?;
+        let needed = super::latest_version();
+        if found < needed {
+            return Err(SinkError::Config(format!(
+                "schema of {} is at version {found}, this build needs {needed}: run `shoplens migrate` as an administrator",
+                self.settings.database
+            )));
+        }
+        Ok(Vec::new())
     }
 
     /// Writes every row of `out`, retrying each table's insert with
