@@ -50,6 +50,36 @@ fn read_dead_letters(brokers: &str, topic: &str, want: usize) -> Vec<BTreeMap<St
     out
 }
 
+/// What `promtool check metrics` reports about an exposition (empty: clean).
+fn promtool_check_metrics(text: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (deploy/local/stack.sh install)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && report.trim().is_empty() {
+        String::new()
+    } else {
+        format!("{}: {report}", out.status)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     let id = unique("e2e");
@@ -169,6 +199,14 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
         "flush events are still ahead of the watermark"
     );
     assert_eq!(m("shoplens_clickhouse_insert_failures_total", ""), 0);
+    // Everything is read: the consumer lag is reported, and it is zero.
+    assert!(
+        text.contains("shoplens_consumer_lag_messages{topic=\"clickstream\"} 0\n"),
+        "clickstream lag reported as 0"
+    );
+    // The live exposition passes Prometheus's own lint.
+    let lint = promtool_check_metrics(&text);
+    assert!(lint.is_empty(), "promtool check metrics: {lint}");
 
     // ClickHouse holds the same numbers, by session and by window.
     let ch = settings.clickhouse.client().with_database(&id);

@@ -6,6 +6,7 @@
 //! in it are still open.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use contract::time::window_start;
 use contract::{Event, EventKind, Survey};
@@ -26,8 +27,10 @@ struct PageAcc {
 
 #[derive(Default)]
 struct PageWindow {
-    paths: BTreeMap<String, PageAcc>,
-    dirty: BTreeSet<String>,
+    /// Paths are shared (`Arc<str>`) by the window, its dirty set and the
+    /// visits, so a page view allocates no path copies.
+    paths: BTreeMap<Arc<str>, PageAcc>,
+    dirty: BTreeSet<Arc<str>>,
     /// Open sessions whose current exit page lies in this window.
     pending_exits: u64,
 }
@@ -36,8 +39,8 @@ type PageKey = (i64, i32);
 
 #[derive(Default)]
 struct VisitPages {
-    seen: HashSet<(i64, String)>,
-    exit: Option<(PageKey, String)>,
+    seen: HashSet<(i64, Arc<str>)>,
+    exit: Option<(PageKey, Arc<str>)>,
 }
 
 /// Page views, entrances, exits and sessions per window and path.
@@ -58,12 +61,18 @@ impl Pages {
         }
     }
 
-    fn path_in(&mut self, w: PageKey, path: &str) -> String {
+    /// The window's shared copy of `path`, or of `(other)` once the window
+    /// holds `max_paths` distinct paths.
+    fn path_in(&mut self, w: PageKey, path: &str) -> Arc<str> {
         let win = self.windows.entry(w).or_default();
-        if win.paths.contains_key(path) || win.paths.len() < self.max_paths {
-            path.to_string()
+        let name = if win.paths.contains_key(path) || win.paths.len() < self.max_paths {
+            path
         } else {
-            OTHER.to_string()
+            OTHER
+        };
+        match win.paths.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(name),
         }
     }
 
@@ -71,7 +80,11 @@ impl Pages {
     pub(crate) fn page_view(&mut self, visitor: &str, ts: i64, path: &str, partition: i32) {
         let w = (window_start(ts, self.window_ms), partition);
         let path = self.path_in(w, path);
-        let visit = self.visits.entry(visitor.to_string()).or_default();
+        if !self.visits.contains_key(visitor) {
+            self.visits
+                .insert(visitor.to_string(), VisitPages::default());
+        }
+        let visit = self.visits.get_mut(visitor).expect("inserted");
         let entrance = visit.exit.is_none();
         let first_in_window = visit.seen.insert((w.0, path.clone()));
         let old_exit = visit.exit.replace((w, path.clone()));
@@ -115,7 +128,7 @@ impl Pages {
                 let a = win.paths[&path];
                 rows.push(PageRow {
                     window_start_ms: *w,
-                    path,
+                    path: path.to_string(),
                     partition: *partition,
                     page_views: a.page_views,
                     entrances: a.entrances,

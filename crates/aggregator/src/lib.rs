@@ -157,7 +157,11 @@ pub struct Aggregator {
     cfg: AggregatorConfig,
     watermark_ms: i64,
     dedup: Dedup,
-    pending: BTreeMap<(i64, String), (Event, Position)>,
+    /// Events ahead of the watermark by event time; within one millisecond
+    /// they are applied in event-id order (sorted when released), so the
+    /// order never depends on arrival.
+    pending: BTreeMap<i64, Vec<(Event, Position)>>,
+    pending_len: usize,
     held: HeldOffsets,
     sessions: Sessionizer,
     session_windows: SessionWindows,
@@ -185,6 +189,7 @@ impl Aggregator {
             cfg,
             watermark_ms: i64::MIN,
             pending: BTreeMap::new(),
+            pending_len: 0,
             held: HeldOffsets::default(),
             stats: Stats::default(),
         }
@@ -215,7 +220,10 @@ impl Aggregator {
         }
         self.held.hold(pos.source, pos.offset);
         self.pending
-            .insert((event.timestamp_ms, event.event_id.clone()), (event, pos));
+            .entry(event.timestamp_ms)
+            .or_default()
+            .push((event, pos));
+        self.pending_len += 1;
         Ok(Accepted::Buffered)
     }
 
@@ -228,9 +236,14 @@ impl Aggregator {
             return out;
         }
         self.watermark_ms = watermark_ms;
-        let rest = self.pending.split_off(&(watermark_ms, String::new()));
+        let rest = self.pending.split_off(&watermark_ms);
         let ready = std::mem::replace(&mut self.pending, rest);
-        for ((ts, _), (event, pos)) in ready {
+        let ready = ready.into_iter().flat_map(|(ts, mut same_ms)| {
+            same_ms.sort_by(|a, b| a.0.event_id.cmp(&b.0.event_id));
+            same_ms.into_iter().map(move |e| (ts, e))
+        });
+        for (ts, (event, pos)) in ready {
+            self.pending_len -= 1;
             self.held.release(pos.source, pos.offset);
             // Carts and payments that expired before this event expire first,
             // so outcomes follow event time, not how advances were batched.
@@ -398,7 +411,7 @@ impl Aggregator {
 
     /// Events buffered ahead of the watermark.
     pub fn buffered_events(&self) -> usize {
-        self.pending.len()
+        self.pending_len
     }
 
     /// Ids held for deduplication.

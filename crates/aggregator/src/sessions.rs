@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 use contract::{Event, EventKind};
 
@@ -71,9 +72,9 @@ pub(crate) struct Sessionizer {
     currency: String,
     visitors: Visitors,
     rules: ChannelRules,
-    open: HashMap<String, Open>,
+    open: HashMap<Arc<str>, Open>,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
-    deadlines: BinaryHeap<Reverse<(i64, String)>>,
+    deadlines: BinaryHeap<Reverse<(i64, Arc<str>)>>,
 }
 
 impl Sessionizer {
@@ -123,24 +124,25 @@ impl Sessionizer {
     pub(crate) fn apply(&mut self, e: &Event, pos: Position, held: &mut HeldOffsets) -> Applied {
         let ts = e.timestamp_ms;
         let mut closed = None;
-        if let Some(s) = self.open.get(&e.anonymous_id) {
+        if let Some(s) = self.open.get(e.anonymous_id.as_str()) {
             let new_id = matches!((&e.session_id, &s.storefront_id), (Some(a), Some(b)) if a != b);
             if new_id || ts >= s.close_at(self.gap_ms, self.max_ms) {
-                let s = self.open.remove(&e.anonymous_id).expect("present");
+                let s = self.open.remove(e.anonymous_id.as_str()).expect("present");
                 closed = Some(self.finish(s, held));
             }
         }
         let mut started = None;
-        let s = match self.open.get_mut(&e.anonymous_id) {
+        let s = match self.open.get_mut(e.anonymous_id.as_str()) {
             Some(s) => s,
             None => {
                 let mut s = self.start(e, pos);
                 s.row.new_visitor = self.visitors.first_time(&e.anonymous_id);
                 started = Some(ts);
                 s.queued_at = s.close_at(self.gap_ms, self.max_ms);
-                self.deadlines
-                    .push(Reverse((s.queued_at, e.anonymous_id.clone())));
-                self.open.entry(e.anonymous_id.clone()).or_insert(s)
+                // One shared copy of the visitor id keys the map and the heap.
+                let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
+                self.deadlines.push(Reverse((s.queued_at, key.clone())));
+                self.open.entry(key).or_insert(s)
             }
         };
         s.row.end_ms = ts;
@@ -272,7 +274,7 @@ impl Sessionizer {
                 break;
             }
             let Reverse((at, visitor)) = self.deadlines.pop().expect("peeked");
-            let Some(s) = self.open.get_mut(&visitor) else {
+            let Some(s) = self.open.get_mut(&*visitor) else {
                 continue; // closed earlier by a new session
             };
             if s.queued_at != at {
@@ -285,7 +287,7 @@ impl Sessionizer {
                 self.deadlines.push(Reverse((now_at, visitor)));
                 continue;
             }
-            let s = self.open.remove(&visitor).expect("present");
+            let s = self.open.remove(&*visitor).expect("present");
             out.push(self.finish(s, held));
         }
         // Sessions closed in one advance come out in a stable order.

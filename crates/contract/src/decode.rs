@@ -87,21 +87,21 @@ struct Envelope<'a> {
     #[serde(borrow, default)]
     session_id: Raw<'a>,
     #[serde(borrow, default)]
-    context: Raw<'a>,
+    context: Nested<Context<'a>>,
     #[serde(borrow, default)]
-    properties: Raw<'a>,
+    properties: Nested<Props<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 struct Context<'a> {
     #[serde(borrow, default)]
-    page: Raw<'a>,
+    page: Nested<PageRaw<'a>>,
     #[serde(borrow, default)]
-    campaign: Raw<'a>,
+    campaign: Nested<CampaignRaw<'a>>,
     #[serde(borrow, default)]
     device: Raw<'a>,
     #[serde(borrow, default)]
-    experiment: Raw<'a>,
+    experiment: Nested<ExperimentRaw<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -178,6 +178,80 @@ struct ProductRaw<'a> {
     quantity: Raw<'a>,
 }
 
+/// A nested object read in the same pass as its parent (its own fields stay
+/// raw), so no byte of the message is parsed twice. Absent or `null` is
+/// [`Nested::Absent`]; any other JSON type is kept as [`Nested::NotObject`]
+/// for the decoder to reject with the field's name.
+#[derive(Default)]
+enum Nested<T> {
+    #[default]
+    Absent,
+    Object(T),
+    NotObject,
+}
+
+impl<T: Default> Nested<T> {
+    /// The object, its default when absent, or a wrong-type rejection of `field`.
+    fn get(self, field: &'static str) -> Result<T, Invalid> {
+        match self {
+            Nested::Absent => Ok(T::default()),
+            Nested::Object(t) => Ok(t),
+            Nested::NotObject => Err(Invalid::wrong_type(field, "object")),
+        }
+    }
+
+    /// The object if present (`None` when absent), or a wrong-type rejection.
+    fn present(self, field: &'static str) -> Result<Option<T>, Invalid> {
+        match self {
+            Nested::Absent => Ok(None),
+            other => other.get(field).map(Some),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nested<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct Any<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Any<T> {
+            type Value = Nested<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Nested<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Nested::Object)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Nested<T>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Nested::NotObject)
+            }
+            fn visit_unit<E>(self) -> Result<Nested<T>, E> {
+                Ok(Nested::Absent)
+            }
+            fn visit_none<E>(self) -> Result<Nested<T>, E> {
+                Ok(Nested::Absent)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Nested<T>, E> {
+                Ok(Nested::NotObject)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Nested<T>, E> {
+                Ok(Nested::NotObject)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Nested<T>, E> {
+                Ok(Nested::NotObject)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Nested<T>, E> {
+                Ok(Nested::NotObject)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Nested<T>, E> {
+                Ok(Nested::NotObject)
+            }
+        }
+        d.deserialize_any(Any(std::marker::PhantomData))
+    }
+}
+
 /// Treats JSON `null` as absent.
 fn present(raw: Raw<'_>) -> Raw<'_> {
     raw.filter(|r| r.get() != "null")
@@ -197,6 +271,19 @@ fn object<'a, T: Deserialize<'a> + Default>(
     }
 }
 
+/// The text of a raw JSON string: borrowed when it has no escapes (the raw
+/// value is already validated JSON, so the bytes between the quotes are the
+/// string), unescaped otherwise. `None` when the value is not a string.
+fn json_str(r: &RawValue) -> Option<Cow<'_, str>> {
+    let text = r.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str(text).ok()
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
 /// An optional string of at most `max` characters (and at least one).
 fn opt_str<'a>(
     raw: Raw<'a>,
@@ -206,12 +293,14 @@ fn opt_str<'a>(
     let Some(r) = present(raw) else {
         return Ok(None);
     };
-    if !r.get().starts_with('"') {
-        return Err(Invalid::wrong_type(field, "string"));
-    }
-    let s: Cow<'a, str> =
-        serde_json::from_str(r.get()).map_err(|_| Invalid::wrong_type(field, "string"))?;
-    let n = s.chars().count();
+    let s = json_str(r).ok_or_else(|| Invalid::wrong_type(field, "string"))?;
+    // Characters never outnumber bytes: count them only when the bytes
+    // exceed the limit.
+    let n = if s.len() <= max {
+        s.len()
+    } else {
+        s.chars().count()
+    };
     if n == 0 || n > max {
         return Err(Invalid::new(
             Reason::WrongType,
@@ -244,7 +333,7 @@ fn timestamp(raw: Raw<'_>, field: &'static str) -> Result<Option<i64>, Invalid> 
         )
     };
     let ms = if text.starts_with('"') {
-        let s: Cow<'_, str> = serde_json::from_str(text).map_err(|_| bad())?;
+        let s = json_str(r).ok_or_else(bad)?;
         parse_rfc3339(&s).ok_or_else(bad)?
     } else {
         let ms: i64 = text.parse().map_err(|_| bad())?;
@@ -260,7 +349,7 @@ fn timestamp(raw: Raw<'_>, field: &'static str) -> Result<Option<i64>, Invalid> 
 fn number_text<'a>(r: &'a RawValue, field: &'static str) -> Result<Cow<'a, str>, Invalid> {
     let text = r.get();
     if text.starts_with('"') {
-        serde_json::from_str(text).map_err(|_| Invalid::wrong_type(field, "number"))
+        json_str(r).ok_or_else(|| Invalid::wrong_type(field, "number"))
     } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
         Ok(Cow::Borrowed(text))
     } else {
@@ -330,9 +419,16 @@ impl Decoder {
             _ => client_ts,
         };
 
-        let ctx: Context<'_> = object(env.context, "context")?;
-        let page = self.page(ctx.page)?;
-        let campaign = self.campaign(ctx.campaign, ctx.page)?;
+        let ctx: Context<'_> = env.context.get("context")?;
+        // The page's URL is read once, for the page and the URL's campaign
+        // parameters.
+        let page_raw = ctx.page.present("context.page")?;
+        let url = match &page_raw {
+            Some(p) => opt_str(p.url, "context.page.url", 8192)?,
+            None => None,
+        };
+        let page = self.page(url.as_deref(), page_raw.as_ref())?;
+        let campaign = self.campaign(ctx.campaign, url.as_deref())?;
         let device = match opt_str(ctx.device, "context.device", 16)?.as_deref() {
             None => Device::Unknown,
             Some("desktop") => Device::Desktop,
@@ -347,18 +443,15 @@ impl Decoder {
                 ))
             }
         };
-        let experiment = match present(ctx.experiment) {
+        let experiment = match ctx.experiment.present("context.experiment")? {
             None => None,
-            Some(r) => {
-                let e: ExperimentRaw<'_> = object(Some(r), "context.experiment")?;
-                Some(Experiment {
-                    id: req_str(e.id, "context.experiment.id", 128)?.into_owned(),
-                    variant: req_str(e.variant, "context.experiment.variant", 128)?.into_owned(),
-                })
-            }
+            Some(e) => Some(Experiment {
+                id: req_str(e.id, "context.experiment.id", 128)?.into_owned(),
+                variant: req_str(e.variant, "context.experiment.variant", 128)?.into_owned(),
+            }),
         };
 
-        let props: Props<'_> = object(env.properties, "properties")?;
+        let props: Props<'_> = env.properties.get("properties")?;
         let kind = self.kind(&type_name, stream, &props, page.is_some())?;
 
         Ok(Event {
@@ -375,15 +468,11 @@ impl Decoder {
         })
     }
 
-    fn page(&self, raw: Raw<'_>) -> Result<Option<Page>, Invalid> {
-        if present(raw).is_none() {
-            return Ok(None);
-        }
-        let p: PageRaw<'_> = object(raw, "context.page")?;
-        let Some(u) = opt_str(p.url, "context.page.url", 8192)? else {
+    fn page(&self, u: Option<&str>, p: Option<&PageRaw<'_>>) -> Result<Option<Page>, Invalid> {
+        let (Some(u), Some(p)) = (u, p) else {
             return Ok(None);
         };
-        let parts = url::split(&u);
+        let parts = url::split(u);
         let mut path = parts.path.to_string();
         if path.len() > 512 {
             let mut cut = 512;
@@ -402,26 +491,27 @@ impl Decoder {
         }))
     }
 
-    fn campaign(&self, raw: Raw<'_>, page: Raw<'_>) -> Result<Campaign, Invalid> {
+    fn campaign(
+        &self,
+        raw: Nested<CampaignRaw<'_>>,
+        page_url: Option<&str>,
+    ) -> Result<Campaign, Invalid> {
         let mut c = Campaign::default();
         // utm_* from the page URL first; context.campaign overrides.
-        if present(page).is_some() {
-            let p: PageRaw<'_> = object(page, "context.page")?;
-            if let Some(u) = opt_str(p.url, "context.page.url", 8192)? {
-                for (k, v) in url::query_pairs(url::split(&u).query) {
-                    let v = || Some(url::decode_component(v)).filter(|v| !v.is_empty());
-                    match k {
-                        "utm_source" => c.source = v(),
-                        "utm_medium" => c.medium = v(),
-                        "utm_campaign" => c.name = v(),
-                        "gclid" | "gbraid" | "wbraid" | "dclid" | "msclkid" | "yclid"
-                        | "fbclid" | "ttclid" | "vkclid" => c.click_id = true,
-                        _ => {}
-                    }
+        if let Some(u) = page_url {
+            for (k, v) in url::query_pairs(url::split(u).query) {
+                let v = || Some(url::decode_component(v)).filter(|v| !v.is_empty());
+                match k {
+                    "utm_source" => c.source = v(),
+                    "utm_medium" => c.medium = v(),
+                    "utm_campaign" => c.name = v(),
+                    "gclid" | "gbraid" | "wbraid" | "dclid" | "msclkid" | "yclid" | "fbclid"
+                    | "ttclid" | "vkclid" => c.click_id = true,
+                    _ => {}
                 }
             }
         }
-        let cr: CampaignRaw<'_> = object(raw, "context.campaign")?;
+        let cr: CampaignRaw<'_> = raw.get("context.campaign")?;
         if let Some(s) = opt_str(cr.source, "context.campaign.source", 256)? {
             c.source = Some(s.into_owned());
         }
@@ -432,7 +522,9 @@ impl Decoder {
             c.name = Some(s.into_owned());
         }
         for s in [&mut c.source, &mut c.medium].into_iter().flatten() {
-            *s = s.to_lowercase();
+            if !s.is_ascii() || s.bytes().any(|b| b.is_ascii_uppercase()) {
+                *s = s.to_lowercase();
+            }
         }
         Ok(c)
     }

@@ -284,3 +284,33 @@ fn schema_lists_every_type() {
         );
     }
 }
+
+#[test]
+fn escaped_and_plain_strings_decode_alike_and_lengths_count_characters() {
+    // Strings without escapes are borrowed, with escapes unescaped: same text.
+    let plain = r#"{"event_id":"é1","type":"page_view","timestamp":"2019-10-01T00:00:05Z","anonymous_id":"a/b","context":{"page":{"url":"/p"}}}"#;
+    let escaped = r#"{"event_id":"\u00e91","type":"page_view","timestamp":"2019-10-01T00:00:05\u005a","anonymous_id":"a\/b","context":{"page":{"url":"\/p"}}}"#;
+    let (p, e) = (
+        decode(plain, Stream::Clickstream).unwrap(),
+        decode(escaped, Stream::Clickstream).unwrap(),
+    );
+    assert_eq!(p, e);
+    assert_eq!(p.event_id, "é1");
+    assert_eq!(p.page.unwrap().path, "/p");
+    // 128 two-byte characters (256 bytes) fit the 128-character limit; 129 do not.
+    let id = |n: usize| {
+        format!(
+            r#"{{"event_id":"{}","type":"page_view","timestamp":1569888005000,"anonymous_id":"a","context":{{"page":{{"url":"/"}}}}}}"#,
+            "é".repeat(n)
+        )
+    };
+    assert!(decode(&id(128), Stream::Clickstream).is_ok());
+    assert_eq!(reason(&id(129), Stream::Clickstream), Reason::WrongType);
+    assert_eq!(
+        reason(
+            r#"{"event_id":"","type":"page_view","timestamp":1569888005000,"anonymous_id":"a","context":{"page":{"url":"/"}}}"#,
+            Stream::Clickstream
+        ),
+        Reason::WrongType
+    );
+}

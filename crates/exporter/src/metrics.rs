@@ -40,6 +40,10 @@ pub struct Metrics {
     pub watermark: prometheus::Gauge,
     /// Partitions held back because they ran ahead of the watermark.
     pub partitions_paused: IntGauge,
+    /// Messages behind the end of the log (librdkafka's last seen high
+    /// watermark minus the position), summed over this instance's
+    /// partitions, by topic kind.
+    pub consumer_lag: prometheus::IntGaugeVec,
     /// Offsets committed, by topic kind.
     pub offsets_committed: IntCounterVec,
     /// Duration of successful ClickHouse inserts, by table.
@@ -50,6 +54,9 @@ pub struct Metrics {
     pub rows_written: IntCounterVec,
     /// Events per batch handed from ingest to the aggregator.
     pub batch_events: Histogram,
+    /// Wall time from the watermark closing rows (in the aggregator) to
+    /// those rows being durable in ClickHouse and counted here.
+    pub result_delay: Histogram,
     /// Closed sessions that were a visitor's first.
     pub new_visitors: IntCounter,
     /// Closed sessions that placed an order.
@@ -164,6 +171,18 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(batch_events.clone()))
             .expect("unique metric");
+        let result_delay = Histogram::with_opts(
+            HistogramOpts::new(
+                "shoplens_result_delay_seconds",
+                "Seconds from the watermark closing rows to their being durable in ClickHouse and counted.",
+            )
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(result_delay.clone()))
+            .expect("unique metric");
 
         let m = Metrics {
             events_consumed: counter_vec(
@@ -227,6 +246,18 @@ impl Metrics {
                 "shoplens_partitions_paused",
                 "Partitions held back because they ran ahead of the watermark.",
             ),
+            consumer_lag: {
+                let g = prometheus::IntGaugeVec::new(
+                    Opts::new(
+                        "shoplens_consumer_lag_messages",
+                        "Messages behind the end of the log on this instance's partitions, by topic kind.",
+                    ),
+                    &["topic"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             offsets_committed: counter_vec(
                 &r,
                 "shoplens_offset_commits_total",
@@ -247,6 +278,7 @@ impl Metrics {
                 "table",
             ),
             batch_events,
+            result_delay,
             new_visitors: counter(
                 &r,
                 "shoplens_new_visitors_total",

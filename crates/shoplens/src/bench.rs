@@ -6,7 +6,7 @@ use std::time::Instant;
 use aggregator::{Aggregator, AggregatorConfig, Position, Source};
 use contract::Decoder;
 
-use crate::generate::{GenConfig, Generator};
+use crate::generate::{GenConfig, Generator, Message};
 
 /// What one run measured.
 #[derive(Debug, Clone, Copy)]
@@ -37,31 +37,40 @@ fn peak_rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Generates `messages` messages in memory, then times decoding alone and
-/// decoding plus aggregation, advancing the watermark every 10,000 events
-/// as the pipeline's ticks would.
-pub fn run(messages: usize, cfg: AggregatorConfig, lateness_ms: i64) -> BenchReport {
+/// The benchmark input: `messages` of the generator's realistic mix (a day
+/// of traffic at 2,000 sessions a minute, with its invalid, duplicate and
+/// bot share), in memory.
+pub fn input(messages: usize) -> Vec<Message> {
     let gen = Generator::new(GenConfig {
         duration_ms: 24 * 3_600_000,
         sessions_per_minute: 2_000.0,
         ..GenConfig::default()
     });
-    let input: Vec<_> = gen.take(messages).collect();
-    let bytes = input.iter().map(|m| m.payload.len() as u64).sum();
-    let decoder = Decoder::default();
+    gen.take(messages).collect()
+}
 
-    let started = Instant::now();
-    let mut valid = 0u64;
-    for m in &input {
-        valid += u64::from(decoder.decode(&m.payload, m.stream, None).is_ok());
-    }
-    let decode_secs = started.elapsed().as_secs_f64();
-    std::hint::black_box(valid);
+/// Decodes every message; returns how many were valid.
+pub fn decode_all(decoder: &Decoder, input: &[Message]) -> u64 {
+    input
+        .iter()
+        .map(|m| u64::from(decoder.decode(&m.payload, m.stream, None).is_ok()))
+        .sum()
+}
 
-    let mut agg = Aggregator::new(cfg);
+/// Decodes and aggregates every message, advancing the watermark to
+/// `lateness_ms` behind the newest event every 10,000 messages as the
+/// pipeline's ticks would, then to the end; returns the rows produced.
+pub fn decode_and_aggregate(
+    decoder: &Decoder,
+    agg: &mut Aggregator,
+    input: &[Message],
+    lateness_ms: i64,
+) -> u64 {
     let mut rows = 0u64;
     let mut max_seen = i64::MIN;
-    let started = Instant::now();
+    let count = |out: &aggregator::Output| {
+        (out.sessions.len() + out.session_windows.len() + out.pages.len() + out.carts.len()) as u64
+    };
     for (i, m) in input.iter().enumerate() {
         if let Ok(e) = decoder.decode(&m.payload, m.stream, None) {
             max_seen = max_seen.max(e.timestamp_ms);
@@ -75,13 +84,26 @@ pub fn run(messages: usize, cfg: AggregatorConfig, lateness_ms: i64) -> BenchRep
             let _ = agg.push(e, pos);
         }
         if i % 10_000 == 9_999 {
-            let out = agg.advance(max_seen - lateness_ms);
-            rows += (out.sessions.len()
-                + out.session_windows.len()
-                + out.pages.len()
-                + out.carts.len()) as u64;
+            rows += count(&agg.advance(max_seen - lateness_ms));
         }
     }
+    rows + count(&agg.advance(i64::MAX / 2))
+}
+
+/// Generates `messages` messages in memory, then times decoding alone and
+/// decoding plus aggregation ([`decode_and_aggregate`]).
+pub fn run(messages: usize, cfg: AggregatorConfig, lateness_ms: i64) -> BenchReport {
+    let input = input(messages);
+    let bytes = input.iter().map(|m| m.payload.len() as u64).sum();
+    let decoder = Decoder::default();
+
+    let started = Instant::now();
+    std::hint::black_box(decode_all(&decoder, &input));
+    let decode_secs = started.elapsed().as_secs_f64();
+
+    let mut agg = Aggregator::new(cfg);
+    let started = Instant::now();
+    let rows = decode_and_aggregate(&decoder, &mut agg, &input, lateness_ms);
     let total_secs = started.elapsed().as_secs_f64();
     BenchReport {
         messages: input.len() as u64,
@@ -91,6 +113,57 @@ pub fn run(messages: usize, cfg: AggregatorConfig, lateness_ms: i64) -> BenchRep
         rows,
         peak_rss_bytes: peak_rss(),
     }
+}
+
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Memory held per open session: `n` visitors each open one session with
+/// one page view (UUID-sized ids, a campaign URL, a referrer), applied
+/// behind the watermark but inside the inactivity gap, so every session
+/// stays open. Returns (open sessions, resident bytes added per session).
+/// The figure includes everything the aggregator keeps for such a visitor:
+/// the open session, its page-exit state, the new-visitor memory and the
+/// event id in the dedup set.
+pub fn open_sessions(n: usize, cfg: AggregatorConfig) -> (usize, f64) {
+    let decoder = Decoder::default();
+    let before = rss();
+    let mut agg = Aggregator::new(cfg);
+    const START: i64 = 1_700_000_000_000;
+    for i in 0..n {
+        let ts = START + (i as i64) / 1_000;
+        let json = format!(
+            r#"{{"event_id":"{i:08x}-6c1e-4b7a-9f3e-0a1b2c3d4e5f","type":"page_view","timestamp":{ts},"anonymous_id":"{i:08x}-2f4d-4e8a-b1c2-d3e4f5a6b7c8","session_id":"{i:08x}-aaaa-4bbb-8ccc-dddddddddddd","context":{{"page":{{"url":"https://shop.example/products/{p}?utm_source=google&utm_medium=cpc&utm_campaign=autumn","referrer":"https://www.google.com/"}},"device":"mobile"}}}}"#,
+            p = i % 5_000
+        );
+        if let Ok(e) = decoder.decode(json.as_bytes(), contract::Stream::Clickstream, None) {
+            let pos = Position {
+                source: Source {
+                    stream: 0,
+                    partition: 0,
+                },
+                offset: i as i64,
+            };
+            let _ = agg.push(e, pos);
+        }
+        if i % 10_000 == 9_999 {
+            agg.advance(ts);
+        }
+    }
+    agg.advance(START + (n as i64) / 1_000 + 1);
+    let open = agg.open_sessions();
+    let per = (rss().saturating_sub(before)) as f64 / open.max(1) as f64;
+    std::hint::black_box(&agg);
+    (open, per)
 }
 
 /// What an end-to-end run measured.
@@ -110,6 +183,27 @@ pub struct EndToEndReport {
     pub rows: u64,
     /// Peak resident memory of this process, bytes.
     pub peak_rss_bytes: u64,
+    /// Result delay (rows closed by the watermark to durable and counted),
+    /// seconds: bucket upper bounds at the 50th and 99th percentile.
+    pub delay_p50: f64,
+    /// See `delay_p50`.
+    pub delay_p99: f64,
+    /// ClickHouse inserts made.
+    pub inserts: u64,
+    /// Highest consumer lag seen while the pipeline ran, messages.
+    pub max_lag: i64,
+}
+
+/// The upper bound of the bucket holding quantile `q` of `h`.
+pub fn histogram_quantile(h: &prometheus::Histogram, q: f64) -> f64 {
+    use prometheus::core::Metric;
+    let m = h.metric();
+    let hist = m.get_histogram();
+    let want = q * hist.get_sample_count() as f64;
+    hist.get_bucket()
+        .iter()
+        .find(|b| b.cumulative_count() as f64 >= want)
+        .map_or(f64::INFINITY, |b| b.upper_bound())
 }
 
 /// Pre-loads `sessions_per_minute` × `minutes` of generated traffic into
@@ -160,9 +254,15 @@ pub async fn end_to_end(
     let started = Instant::now();
     let metrics = pipeline.metrics().clone();
     let mut consume_secs = 0.0;
+    let mut max_lag = 0;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
     loop {
         tick.tick().await;
+        let lag: i64 = ["clickstream", "orders", "spend"]
+            .iter()
+            .map(|t| metrics.consumer_lag.with_label_values(&[t]).get())
+            .sum();
+        max_lag = max_lag.max(lag);
         let consumed: u64 = ["clickstream", "orders", "spend"]
             .iter()
             .map(|t| metrics.events_consumed.with_label_values(&[t]).get())
@@ -180,6 +280,17 @@ pub async fn end_to_end(
     let settled_secs = started.elapsed().as_secs_f64();
     let rows = crate::metrics_rows(&metrics);
     let sessions = metrics.sessions.get();
+    let inserts = exporter::metrics::TABLES
+        .iter()
+        .map(|t| {
+            metrics
+                .insert_duration
+                .with_label_values(&[t])
+                .get_sample_count()
+        })
+        .sum();
+    let delay_p50 = histogram_quantile(&metrics.result_delay, 0.5);
+    let delay_p99 = histogram_quantile(&metrics.result_delay, 0.99);
     pipeline.stop().await?;
     Ok(EndToEndReport {
         messages,
@@ -189,5 +300,9 @@ pub async fn end_to_end(
         sessions,
         rows,
         peak_rss_bytes: peak_rss(),
+        delay_p50,
+        delay_p99,
+        inserts,
+        max_lag,
     })
 }

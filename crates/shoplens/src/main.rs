@@ -68,6 +68,10 @@ enum Command {
         /// Sessions per minute of the pre-loaded traffic (about 10 events each).
         #[arg(long, default_value_t = 1000.0)]
         sessions_per_minute: f64,
+        /// Instead, open this many sessions (one page view each) and report
+        /// the memory held per open session.
+        #[arg(long)]
+        open_sessions: Option<usize>,
     },
     /// Print live figures from a running pipeline's /metrics.
     Summary {
@@ -222,6 +226,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             shoplens::topics::create_topics(&settings.kafka, partitions, replication).await?;
         }
         Command::Bench {
+            open_sessions: Some(n),
+            ..
+        } => {
+            let (open, per) = shoplens::bench::open_sessions(n, settings.aggregator.clone());
+            println_quiet(&format!(
+                "{open} open sessions: {per:.0} bytes of resident memory each"
+            ));
+        }
+        Command::Bench {
             end_to_end_minutes: Some(minutes),
             sessions_per_minute,
             ..
@@ -230,7 +243,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let r = shoplens::bench::end_to_end(settings, &suffix, minutes, sessions_per_minute)
                 .await?;
             println_quiet(&format!(
-                "{} messages pre-loaded in {:.1} s; consumed in {:.1} s ({:.0}/s); all {} sessions written in {:.1} s ({:.0} events/s end to end); {} rows; peak RSS {:.0} MiB",
+                "{} messages pre-loaded in {:.1} s; consumed in {:.1} s ({:.0}/s); all {} sessions written in {:.1} s ({:.0} events/s end to end); {} rows in {} inserts ({:.0} rows/insert); result delay p50 <= {} s, p99 <= {} s; max lag {} messages; peak RSS {:.0} MiB",
                 r.messages,
                 r.produce_secs,
                 r.consume_secs,
@@ -239,6 +252,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 r.settled_secs,
                 r.messages as f64 / r.settled_secs.max(1e-9),
                 r.rows,
+                r.inserts,
+                r.rows as f64 / r.inserts.max(1) as f64,
+                r.delay_p50,
+                r.delay_p99,
+                r.max_lag,
                 r.peak_rss_bytes as f64 / 1048576.0
             ));
         }

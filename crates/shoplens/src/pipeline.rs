@@ -7,7 +7,7 @@
 //! in ClickHouse, counts them in Prometheus, and acknowledges; only then are
 //! the offsets committed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +64,8 @@ struct Batch {
     commits: Vec<(Source, i64)>,
     /// The main watermark this batch's rows were closed at.
     watermark_ms: i64,
+    /// When the aggregator closed them (for the result delay).
+    closed_at: Instant,
 }
 
 /// What the writer reports once a batch is durable.
@@ -221,8 +223,10 @@ struct Writer {
 impl Writer {
     async fn run(self, mut batches: mpsc::Receiver<Batch>, acks: mpsc::UnboundedSender<Ack>) {
         while let Some(batch) = batches.recv().await {
-            self.sink.write(&batch.out, &self.stages).await;
-            self.sink.write_customers(&batch.customers).await;
+            tokio::join!(
+                self.sink.write(&batch.out, &self.stages),
+                self.sink.write_customers(&batch.customers),
+            );
             let mut triggers: Vec<(String, Vec<u8>)> = batch
                 .out
                 .triggers
@@ -257,6 +261,9 @@ impl Writer {
             self.metrics.customer_facts.inc_by(facts.len() as u64);
             self.metrics.record(&batch.out, &self.stages);
             self.metrics.record_customers(&batch.customers);
+            self.metrics
+                .result_delay
+                .observe(batch.closed_at.elapsed().as_secs_f64());
             let ack = Ack {
                 commits: batch.commits,
                 watermark_ms: batch.watermark_ms,
@@ -594,18 +601,37 @@ impl Ingest {
         self.refresh_assignment();
         let now = self.now_ms();
         // A partition with unread messages (position below the high
-        // watermark librdkafka last saw) is starved, not idle.
+        // watermark librdkafka last saw) is starved, not idle. The same
+        // figures give the consumer lag of partitions read at least once.
+        let mut lag: BTreeMap<&'static str, i64> = BTreeMap::new();
         for source in self.tracker.sources() {
             let Some(topic) = self.topic_of(source) else {
                 continue;
             };
+            let kind = if source.stream == FACTS {
+                "customer_facts"
+            } else {
+                self.streams
+                    .of(topic)
+                    .map_or("unknown", |(_, s)| s.as_str())
+            };
             if let Some(high) =
                 ingest::cached_high_watermark(&self.consumer, topic, source.partition)
             {
-                if high > self.next.get(&source).copied().unwrap_or(0) {
+                let next = self.next.get(&source).copied();
+                if high > next.unwrap_or(0) {
                     self.tracker.has_backlog(source, now);
                 }
+                if let Some(next) = next {
+                    *lag.entry(kind).or_default() += (high - next).max(0);
+                }
             }
+        }
+        for (kind, messages) in lag {
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[kind])
+                .set(messages);
         }
         let watermark = self.tracker.watermark(now);
         let out = self.aggregator.advance(watermark);
@@ -683,6 +709,7 @@ impl Ingest {
                 customers,
                 commits,
                 watermark_ms: watermark,
+                closed_at: Instant::now(),
             })
             .await
             .map_err(|_| PipelineError::Task("writer stopped".into()))

@@ -76,30 +76,38 @@ impl ClickHouseSink {
             .iter()
             .map(|w| SessionWindowRecord::new(w, stages))
             .collect();
-        self.table::<SessionRecord<'_>>("sessions", &encode(&out.sessions))
-            .await;
-        self.table::<SessionWindowRecord<'_>>("session_windows_1m", &windows)
-            .await;
-        self.table::<PageRecord<'_>>("pages_1m", &encode(&out.pages))
-            .await;
-        self.table::<ProductRecord<'_>>("products_1m", &encode(&out.products))
-            .await;
-        self.table::<OrderRecord<'_>>("orders_1m", &encode(&out.orders))
-            .await;
-        self.table::<FeedbackRecord>("feedback_1m", &encode(&out.feedback))
-            .await;
-        self.table::<CartRecord<'_>>("carts", &encode(&out.carts))
-            .await;
-        self.table::<SpendRecord<'_>>("ad_spend_daily", &encode(&out.spend))
-            .await;
+        // The tables are independent: their inserts run concurrently, and
+        // the batch is durable when the last one is.
+        let (sessions, pages, products) = (
+            encode(&out.sessions),
+            encode(&out.pages),
+            encode(&out.products),
+        );
+        let (orders, feedback, carts, spend) = (
+            encode(&out.orders),
+            encode(&out.feedback),
+            encode(&out.carts),
+            encode(&out.spend),
+        );
+        tokio::join!(
+            self.table::<SessionRecord<'_>>("sessions", &sessions),
+            self.table::<SessionWindowRecord<'_>>("session_windows_1m", &windows),
+            self.table::<PageRecord<'_>>("pages_1m", &pages),
+            self.table::<ProductRecord<'_>>("products_1m", &products),
+            self.table::<OrderRecord<'_>>("orders_1m", &orders),
+            self.table::<FeedbackRecord>("feedback_1m", &feedback),
+            self.table::<CartRecord<'_>>("carts", &carts),
+            self.table::<SpendRecord<'_>>("ad_spend_daily", &spend),
+        );
     }
 
     /// Writes the customer side's rows, retrying until durable.
     pub async fn write_customers(&self, out: &aggregator::CustomerOutput) {
-        self.table::<CustomerRecord<'_>>("customers", &encode(&out.customers))
-            .await;
-        self.table::<CustomerDayRecord<'_>>("customers_daily", &encode(&out.days))
-            .await;
+        let (customers, days) = (encode(&out.customers), encode(&out.days));
+        tokio::join!(
+            self.table::<CustomerRecord<'_>>("customers", &customers),
+            self.table::<CustomerDayRecord<'_>>("customers_daily", &days),
+        );
     }
 
     /// Writes `rows` to `table` (nothing when empty), retrying until durable.
