@@ -88,6 +88,17 @@ wait_port() { # name port seconds
     return 1
 }
 
+wait_zookeeper() {
+    local i reply
+    for ((i = 0; i < 600; i++)); do
+        reply=$( (exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" && printf ruok >&3 && timeout 1 cat <&3) 2>/dev/null || true)
+        [ "$reply" = imok ] && return 0
+        sleep 0.1
+    done
+    log "zookeeper does not answer on port $ZK_PORT; see $STATE/logs/zookeeper.log"
+    return 1
+}
+
 running() { [ -f "$STATE/run/$1.pid" ] && kill -0 "$(cat "$STATE/run/$1.pid")" 2>/dev/null; }
 
 start() { # name command...
@@ -126,10 +137,10 @@ clickhouse_node() { # node: state dir, configs, process
 
 zookeeper() {
     mkdir -p "$STATE/zookeeper/conf" "$STATE/zookeeper/data"
-    printf 'tickTime=2000\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n' \
+    printf 'tickTime=2000\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n' \
         "$STATE/zookeeper/data" "$ZK_PORT" >"$STATE/zookeeper/conf/zoo.cfg"
     cp /etc/zookeeper/conf_example/log4j.properties "$STATE/zookeeper/conf/" 2>/dev/null || true
-    ZOOCFGDIR=$STATE/zookeeper/conf ZOO_LOG_DIR=$STATE/zookeeper start zookeeper "$ZK_SERVER" start-foreground
+    ZOOCFGDIR=$STATE/zookeeper/conf ZOO_LOG_DIR=$STATE/zookeeper start zookeeper "$ZK_SERVER" start-foreground "$STATE/zookeeper/conf/zoo.cfg"
 }
 
 up() {
@@ -138,9 +149,9 @@ up() {
     start tansu "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/
     zookeeper
-    # ClickHouse 18.16 can abort at start when its replicated tables find no
-    # ZooKeeper yet.
-    wait_port zookeeper "$ZK_PORT" 60
+    # ClickHouse 18.16 gives up at start when its replicated tables find no
+    # ZooKeeper serving yet: wait for `ruok` to be answered, not just the port.
+    wait_zookeeper
     clickhouse_node 1
     clickhouse_node 2
     render "$ROOT/deploy/prometheus/prometheus.yml" "$STATE/prometheus/prometheus.yml"

@@ -1,54 +1,15 @@
 //! Generator -> broker -> pipeline -> ClickHouse rows and a real Prometheus
 //! scrape, checked against what the generator knows it made.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use e2e::{eventually, settings, unique, Prometheus};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
 use shoplens::http_get::{get, metric_sum};
 use shoplens::Pipeline;
 
 const PARTITIONS: i32 = 3;
-
-/// Reads every message of `topic` (all partitions, from the start) until
-/// `want` have arrived; returns the `reason` header of each.
-fn read_dead_letters(brokers: &str, topic: &str, want: usize) -> Vec<BTreeMap<String, String>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reader-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while out.len() < want && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let mut h = BTreeMap::new();
-            if let Some(headers) = m.headers() {
-                for header in headers.iter() {
-                    let value = header
-                        .value
-                        .map(|v| String::from_utf8_lossy(v).into_owned());
-                    h.insert(header.key.to_string(), value.unwrap_or_default());
-                }
-            }
-            out.push(h);
-        }
-    }
-    out
-}
 
 /// What `promtool check metrics` reports about an exposition (empty: clean).
 fn promtool_check_metrics(text: &str) -> String {
@@ -411,7 +372,8 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     );
 
     // Every invalid message is in the dead-letter topic with its reason and source.
-    let dead = read_dead_letters(
+    let dead = e2e::read_dead_letters(
+        PARTITIONS,
         &settings.kafka.brokers,
         &settings.kafka.topics.dead_letter,
         g.invalid as usize,
@@ -494,4 +456,11 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     let (ready, _) = get(&metrics_addr, "/readyz").await.expect("readyz");
     assert_eq!(ready, 200);
     pipeline.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_pipeline_whose_topics_do_not_exist_refuses_to_start() {
+    let s = settings(&unique("notopics"));
+    let error = Pipeline::start(s).await.err().expect("refuses to start");
+    assert!(error.to_string().contains("topics missing"), "{error}");
 }

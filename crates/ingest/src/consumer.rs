@@ -13,6 +13,9 @@ pub enum KafkaError {
     /// librdkafka refused the configuration or the operation.
     #[error("kafka: {0}")]
     Client(#[from] rdkafka::error::KafkaError),
+    /// Topics the pipeline reads do not exist on the brokers.
+    #[error("topics missing on the brokers: {0:?} (create them with `shoplens topics`)")]
+    MissingTopics(Vec<String>),
 }
 
 fn base(settings: &KafkaSettings) -> ClientConfig {
@@ -48,13 +51,54 @@ pub fn build_consumer(
             "fetch.queue.backoff.ms",
             settings.fetch_queue_backoff_ms.to_string(),
         )
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // While ClickHouse is down the loop waits behind the writer and does
+        // not poll. Leaving the group after librdkafka's default 5 minutes
+        // would only move the same wait to another instance (they share
+        // ClickHouse) and throw away open state: allow an hour. Override in
+        // [kafka.librdkafka] if a stuck instance must be replaced sooner.
+        .set("max.poll.interval.ms", "3600000");
     apply_overrides(&mut c, settings);
     let consumer: StreamConsumer = c.create()?;
     let mut topics = streams.topics();
     topics.push(&settings.topics.customer_facts);
+    // A subscribed topic the brokers do not know yet is only looked for
+    // again at librdkafka's metadata refresh (5 minutes by default): a topic
+    // created a moment ago would sit unread that long. Wait until every
+    // topic is known, for a few seconds, or refuse to start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let missing = missing_topics(&consumer, &topics);
+        if missing.is_empty() {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(KafkaError::MissingTopics(missing));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     consumer.subscribe(&topics)?;
     Ok(consumer)
+}
+
+/// Which of `topics` the brokers' metadata does not list (all of them when
+/// the brokers cannot be asked).
+fn missing_topics(consumer: &StreamConsumer, topics: &[&str]) -> Vec<String> {
+    let known: Vec<String> = consumer
+        .fetch_metadata(None, std::time::Duration::from_secs(2))
+        .map(|m| {
+            m.topics()
+                .iter()
+                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                .map(|t| t.name().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    topics
+        .iter()
+        .filter(|t| !known.iter().any(|k| k == *t))
+        .map(|t| t.to_string())
+        .collect()
 }
 
 /// A producer for the dead-letter and trigger topics, and for load

@@ -72,6 +72,8 @@ struct Batch {
 struct Ack {
     commits: Vec<(Source, i64)>,
     watermark_ms: i64,
+    /// The highest offset of this batch's customer facts, per partition.
+    facts_delivered: HashMap<i32, i64>,
 }
 
 /// A started pipeline.
@@ -141,6 +143,7 @@ impl Pipeline {
             ),
             facts_tracker: WatermarkTracker::new(settings.watermark.clone()),
             facts_pending: HashMap::new(),
+            facts_delivered: HashMap::new(),
             durable_watermark: i64::MIN,
             settings,
             consumer: Arc::new(consumer),
@@ -257,7 +260,7 @@ impl Writer {
                 .iter()
                 .map(exporter::facts::encode)
                 .collect();
-            self.send_all(&self.facts_topic, &facts).await;
+            let facts_delivered = self.send_all(&self.facts_topic, &facts).await;
             self.metrics.customer_facts.inc_by(facts.len() as u64);
             self.metrics.record(&batch.out, &self.stages);
             self.metrics.record_customers(&batch.customers);
@@ -267,6 +270,7 @@ impl Writer {
             let ack = Ack {
                 commits: batch.commits,
                 watermark_ms: batch.watermark_ms,
+                facts_delivered,
             };
             if acks.send(ack).is_err() {
                 break;
@@ -277,7 +281,9 @@ impl Writer {
     /// Enqueues every message, then waits for the broker to have them all,
     /// retrying the failed ones with backoff: the offsets behind them move
     /// only once all are in Kafka.
-    async fn send_all(&self, topic: &str, messages: &[(String, Vec<u8>)]) {
+    /// Returns the highest offset delivered to each partition.
+    async fn send_all(&self, topic: &str, messages: &[(String, Vec<u8>)]) -> HashMap<i32, i64> {
+        let mut ends: HashMap<i32, i64> = HashMap::new();
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         let mut delay = Duration::from_millis(200);
         while !pending.is_empty() {
@@ -290,7 +296,14 @@ impl Writer {
             let mut failed = Vec::new();
             for (i, delivery) in deliveries {
                 let delivered = match delivery {
-                    Some(d) => matches!(d.await, Ok(Ok(_))),
+                    Some(d) => match d.await {
+                        Ok(Ok(d)) => {
+                            let end = ends.entry(d.partition).or_insert(d.offset);
+                            *end = (*end).max(d.offset);
+                            true
+                        }
+                        _ => false,
+                    },
                     None => false,
                 };
                 if !delivered {
@@ -304,6 +317,7 @@ impl Writer {
             }
             pending = failed;
         }
+        ends
     }
 }
 
@@ -322,6 +336,9 @@ struct Ingest {
     facts_tracker: WatermarkTracker,
     /// Facts pushed but not yet applied, by partition: offset -> event time.
     facts_pending: HashMap<i32, std::collections::BTreeMap<i64, i64>>,
+    /// The highest offset of the facts this instance delivered for its
+    /// durable batches, per partition.
+    facts_delivered: HashMap<i32, i64>,
     /// The main watermark of the last durable batch: every customer fact of
     /// an event before it has been produced.
     durable_watermark: i64,
@@ -595,16 +612,17 @@ impl Ingest {
         tpl
     }
 
-    async fn step(&mut self, batches: &mpsc::Sender<Batch>) -> Result<(), PipelineError> {
-        self.metrics.batch_events.observe(self.since_step as f64);
-        self.since_step = 0;
-        self.refresh_assignment();
-        let now = self.now_ms();
-        // A partition with unread messages (position below the high
-        // watermark librdkafka last saw) is starved, not idle. The same
-        // figures give the consumer lag of partitions read at least once.
+    /// Compares each partition's position with the end of its log as
+    /// librdkafka last saw it: a partition with unread messages is starved,
+    /// not idle, and the differences are the consumer lag.
+    fn observe_log_ends(&mut self, now: u64) {
         let mut lag: BTreeMap<&'static str, i64> = BTreeMap::new();
-        for source in self.tracker.sources() {
+        let sources = self
+            .tracker
+            .sources()
+            .into_iter()
+            .chain(self.facts_tracker.sources());
+        for source in sources.collect::<Vec<_>>() {
             let Some(topic) = self.topic_of(source) else {
                 continue;
             };
@@ -620,7 +638,11 @@ impl Ingest {
             {
                 let next = self.next.get(&source).copied();
                 if high > next.unwrap_or(0) {
-                    self.tracker.has_backlog(source, now);
+                    if source.stream == FACTS {
+                        self.facts_tracker.has_backlog(source, now);
+                    } else {
+                        self.tracker.has_backlog(source, now);
+                    }
                 }
                 if let Some(next) = next {
                     *lag.entry(kind).or_default() += (high - next).max(0);
@@ -633,6 +655,14 @@ impl Ingest {
                 .with_label_values(&[kind])
                 .set(messages);
         }
+    }
+
+    async fn step(&mut self, batches: &mpsc::Sender<Batch>) -> Result<(), PipelineError> {
+        self.metrics.batch_events.observe(self.since_step as f64);
+        self.since_step = 0;
+        self.refresh_assignment();
+        let now = self.now_ms();
+        self.observe_log_ends(now);
         let watermark = self.tracker.watermark(now);
         let out = self.aggregator.advance(watermark);
         let align = self.tracker.align(now);
@@ -649,8 +679,21 @@ impl Ingest {
             }
         }
         let mut facts_watermark = self.facts_tracker.watermark(now);
-        if self.facts_tracker.all_idle(now) {
-            // Caught up on facts: all of those before the last durable batch are read.
+        // Every fact this instance delivered for its durable batches is read
+        // (and the partitions are quiet with no backlog): then all facts
+        // before the last durable batch are here. Quiet alone is not enough:
+        // while this loop was blocked behind the writer nothing was read, so
+        // facts already in Kafka would otherwise come in late.
+        // (Partitions another instance owns are that instance's concern.)
+        let own_facts_read = self.facts_delivered.iter().all(|(partition, end)| {
+            let source = Source {
+                stream: FACTS,
+                partition: *partition,
+            };
+            !self.facts_tracker.is_assigned(source)
+                || self.next.get(&source).is_some_and(|next| next > end)
+        });
+        if own_facts_read && self.facts_tracker.all_idle(now) {
             facts_watermark = facts_watermark.max(self.durable_watermark);
         }
         let customers = self.customers.advance(facts_watermark);
@@ -703,20 +746,36 @@ impl Ingest {
             carts = out.carts.len(),
             "flushing"
         );
-        batches
-            .send(Batch {
-                out,
-                customers,
-                commits,
-                watermark_ms: watermark,
-                closed_at: Instant::now(),
-            })
-            .await
-            .map_err(|_| PipelineError::Task("writer stopped".into()))
+        let send = batches.send(Batch {
+            out,
+            customers,
+            commits,
+            watermark_ms: watermark,
+            closed_at: Instant::now(),
+        });
+        // Blocked here while the writer retries (backpressure): keep the lag
+        // gauge current meanwhile, when operators need it most.
+        tokio::pin!(send);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                sent = &mut send => {
+                    return sent.map_err(|_| PipelineError::Task("writer stopped".into()));
+                }
+                _ = tick.tick() => {
+                    let now = self.now_ms();
+                    self.observe_log_ends(now);
+                }
+            }
+        }
     }
 
     fn acknowledged(&mut self, ack: Ack, mode: CommitMode) {
         self.durable_watermark = self.durable_watermark.max(ack.watermark_ms);
+        for (partition, offset) in ack.facts_delivered {
+            let end = self.facts_delivered.entry(partition).or_insert(offset);
+            *end = (*end).max(offset);
+        }
         self.commit(&ack.commits, mode);
     }
 

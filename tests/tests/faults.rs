@@ -1,0 +1,805 @@
+//! Fault tests: the pipeline runs as its own process (the `shoplens`
+//! binary) and is disturbed mid-stream. Each test compares the final
+//! ClickHouse tables, row by row, with those of an undisturbed run on the
+//! same input: they must be equal.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use e2e::{eventually, repo_path, settings, unique};
+use shoplens::generate::{produce, GenConfig, GenStats, Generator, ProduceOptions};
+use shoplens::http_get::{get, metric_sum};
+use shoplens::{Pipeline, Settings};
+
+/// Every table an analyst reads, in a canonical order: what "the same
+/// results" means.
+const TABLES: &[(&str, &str)] = &[
+    (
+        "sessions",
+        "SELECT * FROM sessions FINAL ORDER BY anonymous_id, start, session_id",
+    ),
+    (
+        "session windows",
+        "SELECT * FROM session_windows_1m_final ORDER BY window_start, channel, experiment_id, variant",
+    ),
+    (
+        "pages",
+        "SELECT * FROM pages_1m_final ORDER BY window_start, path",
+    ),
+    (
+        "products",
+        "SELECT * FROM products_1m FINAL ORDER BY window_start, product_id, currency, partition",
+    ),
+    (
+        "orders",
+        "SELECT * FROM orders_1m FINAL ORDER BY window_start, currency, channel, partition",
+    ),
+    (
+        "feedback",
+        "SELECT * FROM feedback_1m FINAL ORDER BY window_start, partition",
+    ),
+    ("carts", "SELECT * FROM carts FINAL ORDER BY cart_id, opened"),
+    (
+        "customers",
+        "SELECT * FROM customers FINAL ORDER BY customer_id",
+    ),
+    (
+        "customers daily",
+        "SELECT * FROM customers_daily FINAL ORDER BY day, channel, partition",
+    ),
+];
+
+/// The `shoplens` binary of this build (the test command builds it first).
+fn binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_path("target"));
+    let bin = target.join("debug").join("shoplens");
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build --bin shoplens",
+        bin.display()
+    );
+    bin
+}
+
+/// A free local port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `shoplens run` as a child process configured like `s`, through
+/// `SECTION__KEY` variables, serving /metrics on `metrics`.
+fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Child {
+    let t = &s.kafka.topics;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    Command::new(binary())
+        .arg("run")
+        .env_remove("SHOPLENS_CONFIG")
+        .env("RUST_LOG", "info")
+        .env("KAFKA__BROKERS", &s.kafka.brokers)
+        .env("KAFKA__GROUP_ID", &s.kafka.group_id)
+        .env("KAFKA__TOPICS__CLICKSTREAM", &t.clickstream)
+        .env("KAFKA__TOPICS__ORDERS", &t.orders)
+        .env("KAFKA__TOPICS__SPEND", &t.spend)
+        .env("KAFKA__TOPICS__DEAD_LETTER", &t.dead_letter)
+        .env("KAFKA__TOPICS__TRIGGERS", &t.triggers)
+        .env("KAFKA__TOPICS__CUSTOMER_FACTS", &t.customer_facts)
+        .env("CLICKHOUSE__URL", &s.clickhouse.url)
+        .env("CLICKHOUSE__DATABASE", &s.clickhouse.database)
+        .env("HTTP__LISTEN", metrics)
+        .env(
+            "WATERMARK__IDLE_TIMEOUT_MS",
+            s.watermark.idle_timeout_ms.to_string(),
+        )
+        .env("PIPELINE__TICK_MS", s.pipeline.tick_ms.to_string())
+        .env(
+            "PIPELINE__MAX_BATCH_EVENTS",
+            s.pipeline.max_batch_events.to_string(),
+        )
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn shoplens run")
+}
+
+/// Settings of one run: names of its own, small batches so that a run
+/// writes in many steps.
+fn run_settings(name: &str) -> Settings {
+    let mut s = settings(&unique(name));
+    s.pipeline.max_batch_events = 2_000;
+    s
+}
+
+const START_MS: i64 = 1_700_000_000_000;
+
+/// The generated traffic every run of this file reads.
+fn generator() -> Generator {
+    Generator::new(GenConfig {
+        seed: 21,
+        start_ms: START_MS,
+        duration_ms: 60 * 60_000,
+        sessions_per_minute: 60.0,
+        ..GenConfig::default()
+    })
+}
+
+/// Topics of `s`, loaded with the same generated traffic every time.
+async fn load(s: &Settings) -> GenStats {
+    shoplens::topics::create_topics(&s.kafka, 3, 1)
+        .await
+        .expect("topics (is the stack up? deploy/local/stack.sh up)");
+    let start_ms = START_MS;
+    let generator = generator();
+    let options = ProduceOptions {
+        speed: None,
+        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(s)),
+    };
+    produce(&s.kafka, generator, start_ms, &options)
+        .await
+        .expect("produce")
+        .generated
+}
+
+/// Every table of `database`, as TSV.
+async fn dump(s: &Settings) -> Vec<(&'static str, String)> {
+    let ch = s.clickhouse.client().with_database(&s.clickhouse.database);
+    let mut out = Vec::new();
+    for (name, sql) in TABLES {
+        let bytes = ch
+            .query(sql)
+            .fetch_bytes("TSV")
+            .expect("query")
+            .collect()
+            .await
+            .expect("rows");
+        out.push((*name, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    out
+}
+
+/// The first difference between two dumps, if any.
+fn difference(want: &[(&str, String)], got: &[(&str, String)]) -> Option<String> {
+    for ((name, a), (_, b)) in want.iter().zip(got) {
+        if a != b {
+            let (la, lb): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+            let first = la
+                .iter()
+                .zip(&lb)
+                .position(|(x, y)| x != y)
+                .unwrap_or(la.len().min(lb.len()));
+            return Some(format!(
+                "{name}: {} rows undisturbed, {} rows now; first difference at row {first}:\n  undisturbed: {}\n  now:         {}",
+                la.len(),
+                lb.len(),
+                la.get(first).unwrap_or(&"(none)"),
+                lb.get(first).unwrap_or(&"(none)")
+            ));
+        }
+    }
+    None
+}
+
+/// Sessions written so far by the pipeline serving `metrics`.
+async fn sessions_written(metrics: &str) -> Result<u64, String> {
+    let (_, text) = get(metrics, "/metrics").await.map_err(|e| e.to_string())?;
+    Ok(metric_sum(&text, "shoplens_sessions_total", "") as u64)
+}
+
+type Dump = Vec<(&'static str, String)>;
+
+/// The undisturbed run, made once for all the tests of this file.
+static UNDISTURBED: tokio::sync::OnceCell<(GenStats, Dump)> = tokio::sync::OnceCell::const_new();
+
+async fn undisturbed() -> (GenStats, Dump) {
+    UNDISTURBED.get_or_init(undisturbed_run).await.clone()
+}
+
+/// The tables an undisturbed in-process run leaves for the generated input.
+async fn undisturbed_run() -> (GenStats, Dump) {
+    let s = run_settings("calm");
+    let g = load(&s).await;
+    let pipeline = Pipeline::start(s.clone()).await.expect("pipeline starts");
+    let metrics = pipeline.metrics_addr().to_string();
+    eventually(
+        "undisturbed run settles",
+        Duration::from_secs(60),
+        || async {
+            let (_, text) = get(&metrics, "/metrics").await.map_err(|e| e.to_string())?;
+            let n = |name: &str| metric_sum(&text, name, "") as u64;
+            // Sessions closed, and every order through the customer facts.
+            let got = (
+                n("shoplens_sessions_total"),
+                n("shoplens_new_customers_total") + n("shoplens_repeat_orders_total"),
+            );
+            if got == (g.sessions, g.orders) {
+                Ok(())
+            } else {
+                Err(format!("{got:?} of {:?}", (g.sessions, g.orders)))
+            }
+        },
+    )
+    .await;
+    let settled = settled_dump(&s, None).await;
+    pipeline.stop().await.expect("clean stop");
+    (g, settled)
+}
+
+/// Polls the tables every second until two consecutive dumps agree
+/// (nothing is being written any more) and, if given, equal `want`.
+async fn settled_dump(
+    s: &Settings,
+    want: Option<&[(&'static str, String)]>,
+) -> Vec<(&'static str, String)> {
+    let started = std::time::Instant::now();
+    let mut previous = dump(s).await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = dump(s).await;
+        let changing = difference(&previous, &now);
+        let wrong = want.and_then(|w| difference(w, &now));
+        match (changing, wrong) {
+            (None, None) => return now,
+            (changing, wrong) if started.elapsed() > Duration::from_secs(90) => panic!(
+                "tables did not settle to the undisturbed ones in 90 s: {}",
+                wrong.or(changing).unwrap_or_default()
+            ),
+            _ => previous = now,
+        }
+    }
+}
+
+/// Runs the input through a `shoplens run` process, kills it with SIGKILL
+/// once `kill_at` sessions are durable, restarts it, and requires the
+/// undisturbed tables.
+async fn kill_9_and_restart(kill_at: fn(u64) -> u64) {
+    let (g, want) = undisturbed().await;
+    assert!(want[0].1.lines().count() as u64 == g.sessions);
+
+    let s = run_settings("kill9");
+    assert_eq!(load(&s).await, g, "the same input");
+    let log = std::env::temp_dir().join(format!("{}.log", s.clickhouse.database));
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut first = spawn(&s, &metrics, &log);
+    let threshold = kill_at(g.sessions);
+    let written = eventually(
+        "sessions written before the kill",
+        Duration::from_secs(60),
+        || async {
+            match sessions_written(&metrics).await {
+                Ok(n) if n >= threshold => Ok(n),
+                Ok(n) => Err(format!("{n} sessions")),
+                Err(e) => Err(e),
+            }
+        },
+    )
+    .await;
+    first.kill().expect("kill -9");
+    first.wait().expect("reaped");
+    assert!(
+        written < g.sessions,
+        "killed mid-stream: {written} of {} sessions were written",
+        g.sessions
+    );
+
+    let mut second = spawn(&s, &format!("127.0.0.1:{}", free_port()), &log);
+    settled_dump(&s, Some(&want)).await;
+    second.kill().expect("stop");
+    second.wait().expect("reaped");
+}
+
+// Both kill tests fail today and are left out of the default run: state
+// lives in memory, and the replay from the committed offsets re-emits the
+// tail of sessions already written (163 to 201 extra session rows of 3,574
+// measured). They pass once open state is restored from a durable place;
+// run them with `cargo test -p e2e --test faults -- --ignored`.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails until open state is durable (effectively-once issue): replay re-emits session tails"]
+async fn kill_9_during_the_first_writes_and_restart_gives_the_undisturbed_tables() {
+    kill_9_and_restart(|_| 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails until open state is durable (effectively-once issue): replay re-emits session tails"]
+async fn kill_9_half_way_and_restart_gives_the_undisturbed_tables() {
+    kill_9_and_restart(|sessions| sessions / 2).await;
+}
+
+/// One hostile message of each kind, by turn: its payload and the kind.
+fn hostile(i: usize) -> (&'static str, Vec<u8>) {
+    let id = format!("hostile-{i}");
+    let page = |fields: &str| {
+        format!(
+            r#"{{"event_id":"{id}","type":"page_view","timestamp":{START_MS},"anonymous_id":"h{i}","context":{{"page":{{"url":"/"}}}}{fields}}}"#
+        )
+        .into_bytes()
+    };
+    let order = |total: &str| {
+        format!(
+            r#"{{"event_id":"{id}","type":"order_placed","timestamp":{START_MS},"anonymous_id":"h{i}","properties":{{"order_id":"o{i}","total":{total},"products":[{{"product_id":"p","price":"1.00"}}]}}}}"#
+        )
+        .into_bytes()
+    };
+    match i % 17 {
+        0 => ("malformed", page("").split_at(40).0.to_vec()),
+        1 => ("malformed", vec![b'{'; 1 + i % 50]),
+        2 => ("malformed", b"[1,2,3]".to_vec()),
+        3 => ("oversized", page(&format!(r#","padding":"{}""#, "x".repeat(70_000)))),
+        4 => ("wrong type", page(r#","user_id":42"#).replace_first(&id, "")),
+        5 => (
+            "wrong type",
+            format!(r#"{{"event_id":{i},"type":"page_view","timestamp":{START_MS},"anonymous_id":"h"}}"#).into_bytes(),
+        ),
+        6 => (
+            "wrong type",
+            format!(r#"{{"event_id":"{id}","type":"page_view","timestamp":"yesterday","anonymous_id":"h"}}"#).into_bytes(),
+        ),
+        7 => (
+            "wrong type",
+            format!(r#"{{"event_id":"{id}","type":"page_view","timestamp":{START_MS},"anonymous_id":"h","context":5}}"#).into_bytes(),
+        ),
+        8 => ("huge number", order("1e400")),
+        9 => ("huge number", order("99999999999999999999999999")),
+        10 => (
+            "huge number",
+            format!(r#"{{"event_id":"{id}","type":"page_view","timestamp":1e30,"anonymous_id":"h","context":{{"page":{{"url":"/"}}}}}}"#).into_bytes(),
+        ),
+        11 => ("huge number", order(r#""-5.00""#)),
+        12 => {
+            let mut b = page("");
+            b.extend_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
+            ("odd unicode", b)
+        }
+        13 => (
+            "odd unicode",
+            format!(r#"{{"event_id":"{id}","type":"page_view","timestamp":{START_MS},"anonymous_id":"\ud800","context":{{"page":{{"url":"/"}}}}}}"#).into_bytes(),
+        ),
+        14 => (
+            "odd unicode",
+            format!(r#"{{"event_id":"{}","type":"page_view","timestamp":{START_MS},"anonymous_id":"h","context":{{"page":{{"url":"/"}}}}}}"#, "\u{202e}🛒".repeat(100)).into_bytes(),
+        ),
+        15 => (
+            "unknown type",
+            format!(r#"{{"event_id":"{id}","type":"hack","timestamp":{START_MS},"anonymous_id":"h"}}"#).into_bytes(),
+        ),
+        _ => ("missing field", br#"{"type":"page_view"}"#.to_vec()),
+    }
+}
+
+/// `replace_first` for byte payloads built from strings.
+trait ReplaceFirst {
+    fn replace_first(self, from: &str, to: &str) -> Vec<u8>;
+}
+
+impl ReplaceFirst for Vec<u8> {
+    fn replace_first(self, from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8(self)
+            .expect("utf-8")
+            .replacen(from, to, 1)
+            .into_bytes()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_10000_hostile_messages_is_accounted_for_and_changes_no_result() {
+    use shoplens::generate::{produce_messages, Message};
+    use std::collections::BTreeMap;
+
+    let (g, want) = undisturbed().await;
+    let s = run_settings("flood");
+    shoplens::topics::create_topics(&s.kafka, 3, 1)
+        .await
+        .expect("topics");
+    let decoder = contract::Decoder::new(s.decode_options().expect("decode options"));
+
+    // The same traffic with 10,000 hostile messages: 7,000 the decoder must
+    // reject and 1,500 exact repeats of recent valid messages mixed into it,
+    // then, once the pipeline's watermark has passed the traffic, 1,500
+    // valid messages two days older. (Before a watermark exists nothing is
+    // late, as in Flink: old events that come first are simply events.)
+    let mut gen = generator();
+    let valid: Vec<Message> = gen.by_ref().collect();
+    assert_eq!(gen.stats(), g, "the same input");
+    let mut mixed = Vec::with_capacity(valid.len() + 10_000);
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+    let (mut invalid, mut repeats) = (0usize, 0usize);
+    let every = valid.len() / 10_000;
+    for (n, m) in valid.iter().enumerate() {
+        mixed.push(m.clone());
+        if n % every != every - 1 {
+            continue;
+        }
+        if invalid < 7_000 {
+            let (kind, payload) = hostile(invalid);
+            let why = decoder
+                .decode(&payload, contract::Stream::Clickstream, None)
+                .expect_err(kind)
+                .reason;
+            *expected.entry(why.as_str().to_string()).or_default() += 1;
+            *kinds.entry(kind).or_default() += 1;
+            mixed.push(Message {
+                stream: contract::Stream::Clickstream,
+                key: format!("hostile-{invalid}"),
+                payload,
+                ts_ms: m.ts_ms,
+            });
+            invalid += 1;
+        } else if repeats < 1_500 {
+            // A repeat of a recent message the decoder accepts.
+            let original = valid[..n]
+                .iter()
+                .rev()
+                .skip(20)
+                .find(|v| decoder.decode(&v.payload, v.stream, None).is_ok())
+                .expect("a valid message before");
+            mixed.push(original.clone());
+            repeats += 1;
+        }
+    }
+    assert_eq!((invalid, repeats), (7_000, 1_500));
+    assert_eq!(kinds.len(), 7, "every kind of malformed input: {kinds:?}");
+    let options = ProduceOptions {
+        speed: None,
+        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(&s)),
+    };
+    let report = produce_messages(&s.kafka, mixed, START_MS, &options)
+        .await
+        .expect("produce");
+    let pipeline = Pipeline::start(s.clone()).await.expect("pipeline starts");
+    let metrics = pipeline.metrics_addr().to_string();
+    let dead_letters = g.invalid as usize + 7_000 + 1_500;
+    eventually(
+        "the traffic and its hostile messages accounted for",
+        Duration::from_secs(60),
+        || async {
+            let (_, text) = get(&metrics, "/metrics").await.map_err(|e| e.to_string())?;
+            let n = |name: &str| metric_sum(&text, name, "") as u64;
+            let got = (
+                n("shoplens_sessions_total"),
+                n("shoplens_events_invalid_total"),
+                n("shoplens_events_duplicate_total"),
+            );
+            let want = (g.sessions, g.invalid + 7_000, g.duplicates + 1_500);
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "(sessions, invalid, duplicates) = {got:?}, want {want:?}"
+                ))
+            }
+        },
+    )
+    .await;
+    let late: Vec<Message> = (0..1_500)
+        .map(|i| Message {
+            stream: contract::Stream::Clickstream,
+            key: format!("late-{i}"),
+            payload: format!(
+                r#"{{"event_id":"late-{i}","type":"page_view","timestamp":{},"anonymous_id":"late-{i}","context":{{"page":{{"url":"/old"}}}}}}"#,
+                START_MS - 2 * 86_400_000
+            )
+            .into_bytes(),
+            ts_ms: START_MS,
+        })
+        .collect();
+    let no_flush = ProduceOptions {
+        speed: None,
+        flush_after_ms: None,
+    };
+    produce_messages(&s.kafka, late, START_MS, &no_flush)
+        .await
+        .expect("produce late");
+
+    let text = eventually(
+        "every message consumed and accounted for",
+        Duration::from_secs(60),
+        || async {
+            let (_, text) = get(&metrics, "/metrics").await.map_err(|e| e.to_string())?;
+            let n = |name: &str| metric_sum(&text, name, "") as u64;
+            let got = (
+                n("shoplens_sessions_total"),
+                n("shoplens_events_invalid_total"),
+                n("shoplens_events_duplicate_total"),
+            );
+            let want = (g.sessions, dead_letters as u64, g.duplicates + 1_500);
+            if got == want {
+                Ok(text)
+            } else {
+                Err(format!(
+                    "(sessions, invalid, duplicates) = {got:?}, want {want:?}"
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        metric_sum(&text, "shoplens_events_consumed_total", "") as u64,
+        g.messages + 10_000 + report.flush_messages
+    );
+
+    // Every rejection is in the dead-letter topic with its reason, and the
+    // counters agree with the topic, reason by reason.
+    let letters = e2e::read_dead_letters(
+        3,
+        &s.kafka.brokers,
+        &s.kafka.topics.dead_letter,
+        dead_letters,
+    );
+    assert_eq!(letters.len(), dead_letters);
+    let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    for h in &letters {
+        *by_reason
+            .entry(h.get("reason").cloned().unwrap_or_default())
+            .or_default() += 1;
+    }
+    for (reason, count) in &by_reason {
+        assert_eq!(
+            metric_sum(
+                &text,
+                "shoplens_events_invalid_total",
+                &format!("reason=\"{reason}\"")
+            ) as u64,
+            *count,
+            "{reason}"
+        );
+    }
+    // The hostile ones are rejected for the reasons the decoder gives them
+    // (the generator's own invalid messages come on top).
+    for (reason, count) in &expected {
+        assert!(
+            by_reason.get(reason).copied().unwrap_or(0) >= *count,
+            "{reason}: {by_reason:?} vs hostile {expected:?}"
+        );
+    }
+    assert_eq!(by_reason.get("late"), Some(&1_500), "{by_reason:?}");
+
+    // And the results are exactly those of the traffic alone.
+    settled_dump(&s, Some(&want)).await;
+    pipeline.stop().await.expect("clean stop");
+}
+
+/// A ClickHouse server of the test's own (data under a temporary
+/// directory), so that it can be stopped without disturbing other tests.
+struct OwnClickHouse {
+    dir: PathBuf,
+    http: u16,
+    child: Option<Child>,
+}
+
+impl OwnClickHouse {
+    fn new() -> OwnClickHouse {
+        let dir = std::env::temp_dir().join(unique("clickhouse"));
+        std::fs::create_dir_all(dir.join("data")).expect("data dir");
+        let (http, tcp) = (free_port(), free_port());
+        let d = dir.display();
+        let users = repo_path("deploy/local/clickhouse/users.xml");
+        std::fs::write(
+            dir.join("config.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+    <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/server.err.log</errorlog></logger>
+    <listen_host>127.0.0.1</listen_host>
+    <http_port>{http}</http_port>
+    <tcp_port>{tcp}</tcp_port>
+    <path>{d}/data/</path>
+    <tmp_path>{d}/tmp/</tmp_path>
+    <user_files_path>{d}/user_files/</user_files_path>
+    <format_schema_path>{d}/format_schemas/</format_schema_path>
+    <users_config>{}</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <mark_cache_size>268435456</mark_cache_size>
+    <timezone>UTC</timezone>
+</yandex>
+"#,
+                users.display()
+            ),
+        )
+        .expect("config");
+        OwnClickHouse {
+            dir,
+            http,
+            child: None,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+
+    /// Starts the server and waits until it answers.
+    async fn start(&mut self) {
+        let child = Command::new("clickhouse-server")
+            .arg(format!(
+                "--config-file={}",
+                self.dir.join("config.xml").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clickhouse-server (deploy/local/stack.sh install)");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.http);
+        eventually(
+            "own ClickHouse answers",
+            Duration::from_secs(60),
+            || async {
+                match get(&addr, "/ping").await {
+                    Ok((200, _)) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Stops the server (SIGTERM, as an operator would) and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            child.wait().expect("reaped");
+        }
+    }
+}
+
+impl Drop for OwnClickHouse {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() {
+    let (g, want) = undisturbed().await;
+    let mut ch = OwnClickHouse::new();
+    ch.start().await;
+    let mut s = run_settings("chdown");
+    s.clickhouse.url = ch.url();
+    s.clickhouse.retry_max_ms = 2_000;
+    shoplens::topics::create_topics(&s.kafka, 3, 1)
+        .await
+        .expect("topics");
+    // The first half of the traffic now; the rest streams in over about 40 s
+    // (event time × 45) from the start, through the outage. Sessions close
+    // 30 minutes of event time (40 s) after their last event, so batches
+    // pile up behind the stopped writer well before the stream ends.
+    let mut gen = generator();
+    let mut traffic: Vec<shoplens::generate::Message> = gen.by_ref().collect();
+    assert_eq!(gen.stats(), g, "the same input");
+    let second_half = traffic.split_off(traffic.len() / 2);
+    let first_half_messages = traffic.len();
+    let no_flush = ProduceOptions {
+        speed: None,
+        flush_after_ms: None,
+    };
+    shoplens::generate::produce_messages(&s.kafka, traffic, START_MS, &no_flush)
+        .await
+        .expect("produce the first half");
+    let pipeline = Pipeline::start(s.clone()).await.expect("pipeline starts");
+    let second_half_messages = second_half.len();
+    let second_start = second_half.first().map_or(START_MS, |m| m.ts_ms);
+    let paced = ProduceOptions {
+        speed: Some(45.0),
+        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(&s)),
+    };
+    let kafka = s.kafka.clone();
+    let producing = tokio::spawn(async move {
+        shoplens::generate::produce_messages(&kafka, second_half, second_start, &paced)
+            .await
+            .expect("produce the second half")
+    });
+    let metrics = pipeline.metrics_addr().to_string();
+    let scrape = || async {
+        let (_, text) = get(&metrics, "/metrics").await.expect("scrape");
+        text
+    };
+    let written = eventually("some sessions written", Duration::from_secs(60), || async {
+        match sessions_written(&metrics).await {
+            Ok(n) if n > 0 => Ok(n),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    ch.stop();
+    let stopped = std::time::Instant::now();
+    assert!(
+        written < g.sessions,
+        "stopped mid-stream: {written} of {} sessions were written",
+        g.sessions
+    );
+    assert!(
+        !producing.is_finished(),
+        "stopped while traffic still streams in"
+    );
+
+    // Inserts fail and are retried; the pipeline says it is not ready.
+    eventually(
+        "not ready, inserts failing",
+        Duration::from_secs(30),
+        || async {
+            let (status, _) = get(&metrics, "/readyz").await.map_err(|e| e.to_string())?;
+            let failures = metric_sum(
+                &scrape().await,
+                "shoplens_clickhouse_insert_failures_total",
+                "",
+            );
+            if status != 200 && failures > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("readyz {status}, {failures} insert failures"))
+            }
+        },
+    )
+    .await;
+    // Backpressure: while ClickHouse is down nothing more is consumed and no
+    // offset is committed (checked over the rest of the 60 s outage).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = scrape().await;
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(stopped.elapsed())).await;
+    let after = scrape().await;
+    for name in [
+        "shoplens_events_consumed_total",
+        "shoplens_offset_commits_total",
+        "shoplens_sessions_total",
+    ] {
+        assert_eq!(
+            metric_sum(&before, name, ""),
+            metric_sum(&after, name, ""),
+            "{name} moved while ClickHouse was down"
+        );
+    }
+    let consumed = metric_sum(&after, "shoplens_events_consumed_total", "") as usize;
+    assert!(
+        consumed > first_half_messages && consumed < first_half_messages + second_half_messages,
+        "consumption went on into the second half, then paused: {consumed} consumed of {} + {}",
+        first_half_messages,
+        second_half_messages
+    );
+    assert!(
+        metric_sum(&after, "shoplens_consumer_lag_messages", "") > 0.0,
+        "the rest waits in Kafka"
+    );
+
+    producing.await.expect("producer");
+    // ClickHouse is back: the retries land, every order reaches its
+    // customer, nothing was late, and every table equals the undisturbed
+    // run's.
+    ch.start().await;
+    eventually("caught up", Duration::from_secs(60), || async {
+        let text = scrape().await;
+        let n = |name: &str, label: &str| metric_sum(&text, name, label) as u64;
+        let got = (
+            n("shoplens_sessions_total", ""),
+            n("shoplens_new_customers_total", "") + n("shoplens_repeat_orders_total", ""),
+            n("shoplens_events_invalid_total", "reason=\"late\""),
+        );
+        if got == (g.sessions, g.orders, 0) {
+            Ok(())
+        } else {
+            Err(format!(
+                "(sessions, customer orders, late) = {got:?}, want {:?}",
+                (g.sessions, g.orders, 0)
+            ))
+        }
+    })
+    .await;
+    settled_dump(&s, Some(&want)).await;
+    let (status, _) = get(&metrics, "/readyz").await.expect("readyz");
+    assert_eq!(status, 200, "ready again");
+    pipeline.stop().await.expect("clean stop");
+}
