@@ -135,6 +135,26 @@ clickhouse_node() { # node: state dir, configs, process
     fi
 }
 
+# Waits for ClickHouse node N's HTTP port. A node with replicated tables can
+# still exit at start if ZooKeeper is not serving sessions yet although it
+# answers `ruok`: such a node is started again (three tries).
+wait_clickhouse() {
+    local node=$1 name=clickhouse port=$CH_HTTP try i
+    [ "$node" = 1 ] || { name=clickhouse$node; port=$((CH_HTTP + node - 1)); }
+    for try in 1 2 3; do
+        for ((i = 0; i < 600; i++)); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+            running "$name" || break
+            sleep 0.1
+        done
+        log "$name is not up (try $try); see $STATE/logs/$name.log"
+        rm -f "$STATE/run/$name.pid"
+        sleep 2
+        clickhouse_node "$node"
+    done
+    wait_port "$name" "$port" 60
+}
+
 zookeeper() {
     mkdir -p "$STATE/zookeeper/conf" "$STATE/zookeeper/data"
     printf 'tickTime=2000\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n' \
@@ -159,8 +179,8 @@ up() {
     start prometheus prometheus --config.file="$STATE/prometheus/prometheus.yml" \
         --storage.tsdb.path="$STATE/prometheus/data" --web.listen-address="127.0.0.1:$PROM_PORT"
     wait_port tansu "$KAFKA_PORT" 30
-    wait_port clickhouse "$CH_HTTP" 60
-    wait_port clickhouse2 $((CH_HTTP + 1)) 60
+    wait_clickhouse 1
+    wait_clickhouse 2
     wait_port prometheus "$PROM_PORT" 30
     log "building shoplens"
     cargo build --quiet --bin shoplens

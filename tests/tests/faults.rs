@@ -188,11 +188,43 @@ fn difference(want: &[(&str, String)], got: &[(&str, String)]) -> Option<String>
     None
 }
 
+/// The sums of the `(name, label filter)` series on the pipeline serving
+/// `metrics`, in order.
+async fn counts(metrics: &str, series: &[(&str, &str)]) -> Result<Vec<u64>, String> {
+    let (_, text) = get(metrics, "/metrics").await.map_err(|e| e.to_string())?;
+    Ok(series
+        .iter()
+        .map(|(name, label)| metric_sum(&text, name, label) as u64)
+        .collect())
+}
+
+/// Waits until the `series` sum to `want`.
+async fn wait_for_counts(what: &str, metrics: &str, series: &[(&str, &str)], want: &[u64]) {
+    eventually(
+        &format!("{what} accounted for"),
+        Duration::from_secs(60),
+        || async {
+            let got = counts(metrics, series).await?;
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{series:?} = {got:?}, want {want:?}"))
+            }
+        },
+    )
+    .await;
+}
+
 /// Sessions written so far by the pipeline serving `metrics`.
 async fn sessions_written(metrics: &str) -> Result<u64, String> {
-    let (_, text) = get(metrics, "/metrics").await.map_err(|e| e.to_string())?;
-    Ok(metric_sum(&text, "shoplens_sessions_total", "") as u64)
+    Ok(counts(metrics, &[SESSIONS]).await?[0])
 }
+
+const SESSIONS: (&str, &str) = ("shoplens_sessions_total", "");
+const NEW_CUSTOMERS: (&str, &str) = ("shoplens_new_customers_total", "");
+const REPEAT_ORDERS: (&str, &str) = ("shoplens_repeat_orders_total", "");
+const INVALID: (&str, &str) = ("shoplens_events_invalid_total", "");
+const DUPLICATES: (&str, &str) = ("shoplens_events_duplicate_total", "");
 
 type Dump = Vec<(&'static str, String)>;
 
@@ -213,13 +245,9 @@ async fn undisturbed_run() -> (GenStats, Dump) {
         "undisturbed run settles",
         Duration::from_secs(60),
         || async {
-            let (_, text) = get(&metrics, "/metrics").await.map_err(|e| e.to_string())?;
-            let n = |name: &str| metric_sum(&text, name, "") as u64;
             // Sessions closed, and every order through the customer facts.
-            let got = (
-                n("shoplens_sessions_total"),
-                n("shoplens_new_customers_total") + n("shoplens_repeat_orders_total"),
-            );
+            let c = counts(&metrics, &[SESSIONS, NEW_CUSTOMERS, REPEAT_ORDERS]).await?;
+            let got = (c[0], c[1] + c[2]);
             if got == (g.sessions, g.orders) {
                 Ok(())
             } else {
@@ -458,26 +486,13 @@ async fn a_flood_of_10000_hostile_messages_is_accounted_for_and_changes_no_resul
     let pipeline = Pipeline::start(s.clone()).await.expect("pipeline starts");
     let metrics = pipeline.metrics_addr().to_string();
     let dead_letters = g.invalid as usize + 7_000 + 1_500;
-    eventually(
-        "the traffic and its hostile messages accounted for",
-        Duration::from_secs(60),
-        || async {
-            let (_, text) = get(&metrics, "/metrics").await.map_err(|e| e.to_string())?;
-            let n = |name: &str| metric_sum(&text, name, "") as u64;
-            let got = (
-                n("shoplens_sessions_total"),
-                n("shoplens_events_invalid_total"),
-                n("shoplens_events_duplicate_total"),
-            );
-            let want = (g.sessions, g.invalid + 7_000, g.duplicates + 1_500);
-            if got == want {
-                Ok(())
-            } else {
-                Err(format!(
-                    "(sessions, invalid, duplicates) = {got:?}, want {want:?}"
-                ))
-            }
-        },
+    let series = [SESSIONS, INVALID, DUPLICATES];
+    let counted = [g.sessions, g.invalid + 7_000, g.duplicates + 1_500];
+    wait_for_counts(
+        "the traffic and its hostile messages",
+        &metrics,
+        &series,
+        &counted,
     )
     .await;
     let late: Vec<Message> = (0..1_500)
@@ -500,28 +515,9 @@ async fn a_flood_of_10000_hostile_messages_is_accounted_for_and_changes_no_resul
         .await
         .expect("produce late");
 
-    let text = eventually(
-        "every message consumed and accounted for",
-        Duration::from_secs(60),
-        || async {
-            let (_, text) = get(&metrics, "/metrics").await.map_err(|e| e.to_string())?;
-            let n = |name: &str| metric_sum(&text, name, "") as u64;
-            let got = (
-                n("shoplens_sessions_total"),
-                n("shoplens_events_invalid_total"),
-                n("shoplens_events_duplicate_total"),
-            );
-            let want = (g.sessions, dead_letters as u64, g.duplicates + 1_500);
-            if got == want {
-                Ok(text)
-            } else {
-                Err(format!(
-                    "(sessions, invalid, duplicates) = {got:?}, want {want:?}"
-                ))
-            }
-        },
-    )
-    .await;
+    let counted = [g.sessions, dead_letters as u64, g.duplicates + 1_500];
+    wait_for_counts("every message", &metrics, &series, &counted).await;
+    let (_, text) = get(&metrics, "/metrics").await.expect("scrape");
     assert_eq!(
         metric_sum(&text, "shoplens_events_consumed_total", "") as u64,
         g.messages + 10_000 + report.flush_messages
@@ -781,13 +777,9 @@ async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() 
     // run's.
     ch.start().await;
     eventually("caught up", Duration::from_secs(60), || async {
-        let text = scrape().await;
-        let n = |name: &str, label: &str| metric_sum(&text, name, label) as u64;
-        let got = (
-            n("shoplens_sessions_total", ""),
-            n("shoplens_new_customers_total", "") + n("shoplens_repeat_orders_total", ""),
-            n("shoplens_events_invalid_total", "reason=\"late\""),
-        );
+        let late = ("shoplens_events_invalid_total", "reason=\"late\"");
+        let c = counts(&metrics, &[SESSIONS, NEW_CUSTOMERS, REPEAT_ORDERS, late]).await?;
+        let got = (c[0], c[1] + c[2], c[3]);
         if got == (g.sessions, g.orders, 0) {
             Ok(())
         } else {

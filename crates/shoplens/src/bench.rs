@@ -25,16 +25,27 @@ pub struct BenchReport {
     pub peak_rss_bytes: u64,
 }
 
-fn peak_rss() -> u64 {
+/// A `/proc/self/status` memory field (`VmHWM`, `VmRSS`) in bytes (Linux).
+fn proc_status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+/// Peak resident memory of the process.
+fn peak_rss() -> u64 {
+    proc_status_bytes("VmHWM")
+}
+
+/// Resident memory of the process now.
+fn rss() -> u64 {
+    proc_status_bytes("VmRSS")
 }
 
 /// The benchmark input: `messages` of the generator's realistic mix (a day
@@ -113,18 +124,6 @@ pub fn run(messages: usize, cfg: AggregatorConfig, lateness_ms: i64) -> BenchRep
         rows,
         peak_rss_bytes: peak_rss(),
     }
-}
-
-fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// Memory held per open session: `n` visitors each open one session with
