@@ -267,22 +267,34 @@ async fn settled_dump(
     s: &Settings,
     want: Option<&[(&'static str, String)]>,
 ) -> Vec<(&'static str, String)> {
-    let started = std::time::Instant::now();
-    let mut previous = dump(s).await;
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = dump(s).await;
-        let changing = difference(&previous, &now);
-        let wrong = want.and_then(|w| difference(w, &now));
-        match (changing, wrong) {
-            (None, None) => return now,
-            (changing, wrong) if started.elapsed() > Duration::from_secs(90) => panic!(
-                "tables did not settle to the undisturbed ones in 90 s: {}",
-                wrong.or(changing).unwrap_or_default()
-            ),
-            _ => previous = now,
-        }
-    }
+    // Settled: the same dump ten polls in a row (at least a second) and, if
+    // given, equal to `want`.
+    let last: std::sync::Mutex<(Option<Dump>, u32)> = std::sync::Mutex::new((None, 0));
+    eventually(
+        "tables settle to the undisturbed ones",
+        Duration::from_secs(90),
+        || async {
+            let now = dump(s).await;
+            let wrong = want.and_then(|w| difference(w, &now));
+            let mut last = last.lock().expect("not poisoned");
+            let same = last
+                .0
+                .as_ref()
+                .is_some_and(|p| difference(p, &now).is_none());
+            last.1 = if same && wrong.is_none() {
+                last.1 + 1
+            } else {
+                0
+            };
+            last.0 = Some(now.clone());
+            match wrong {
+                Some(d) => Err(d),
+                None if last.1 >= 10 => Ok(now),
+                None => Err(format!("unchanged for {} polls", last.1)),
+            }
+        },
+    )
+    .await
 }
 
 /// Runs the input through a `shoplens run` process, kills it with SIGKILL
@@ -742,10 +754,29 @@ async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() 
         },
     )
     .await;
-    // Backpressure: while ClickHouse is down nothing more is consumed and no
-    // offset is committed (checked over the rest of the 60 s outage).
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let before = scrape().await;
+    // Backpressure: the writer stops taking batches, so consumption stops
+    // while traffic keeps arriving; from then on, over the rest of the 60 s
+    // outage, nothing more is consumed and no offset is committed.
+    let paused = std::sync::Mutex::new((0.0, 0u32));
+    let before = eventually("consumption paused", Duration::from_secs(30), || async {
+        let text = scrape().await;
+        let consumed = metric_sum(&text, "shoplens_events_consumed_total", "");
+        let lag = metric_sum(&text, "shoplens_consumer_lag_messages", "");
+        let mut paused = paused.lock().expect("not poisoned");
+        paused.1 = if consumed == paused.0 && lag > 0.0 {
+            paused.1 + 1
+        } else {
+            0
+        };
+        paused.0 = consumed;
+        if paused.1 >= 10 {
+            Ok(text)
+        } else {
+            Err(format!("{consumed} consumed, lag {lag}"))
+        }
+    })
+    .await;
+    // The outage lasts 60 s: this wait is the scenario, not a synchronisation.
     tokio::time::sleep(Duration::from_secs(60).saturating_sub(stopped.elapsed())).await;
     let after = scrape().await;
     for name in [

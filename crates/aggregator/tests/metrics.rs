@@ -119,10 +119,10 @@ fn run(cfg: AggregatorConfig, events: Vec<Event>, end: i64) -> Output {
     out
 }
 
-#[test]
-fn funnel_counts_sequential_and_any_order_stages() {
-    let events = vec![
-        // a: view -> product -> cart -> order (no checkout): sequential up to add_to_cart.
+/// Visitor `a` views a page and a product, adds it to cart `ca` and orders
+/// it (`o1`, 10.00), without a checkout event.
+fn view_cart_order_a() -> Vec<Event> {
+    vec![
         pv("a", T0, "/"),
         product_view("a", T0 + 1000, "p1"),
         add("a", T0 + 2000, "ca", line("p1", 1000, 1)),
@@ -134,13 +134,21 @@ fn funnel_counts_sequential_and_any_order_stages() {
             1000,
             vec![line("p1", 1000, 1)],
         ),
+    ]
+}
+
+#[test]
+fn funnel_counts_sequential_and_any_order_stages() {
+    // a: view -> product -> cart -> order (no checkout): sequential up to add_to_cart.
+    let mut events = view_cart_order_a();
+    events.extend([
         // b: cart before product view: sequential stops at product_view.
         pv("b", T0, "/"),
         add("b", T0 + 1000, "cb", line("p2", 500, 1)),
         product_view("b", T0 + 2000, "p2"),
         // c: just a page view.
         pv("c", T0, "/"),
-    ];
+    ]);
     let out = run(AggregatorConfig::default(), events, T0 + 200 * MIN);
     let w = out
         .session_windows
@@ -167,19 +175,7 @@ fn a_store_without_checkout_drops_the_stage() {
             .to_vec(),
         ..AggregatorConfig::default()
     };
-    let events = vec![
-        pv("a", T0, "/"),
-        product_view("a", T0 + 1000, "p1"),
-        add("a", T0 + 2000, "ca", line("p1", 1000, 1)),
-        order(
-            "a",
-            T0 + 3000,
-            "o1",
-            Some("ca"),
-            1000,
-            vec![line("p1", 1000, 1)],
-        ),
-    ];
+    let events = view_cart_order_a();
     let out = run(cfg, events, T0 + 200 * MIN);
     assert_eq!(
         out.session_windows.last().unwrap().reached,

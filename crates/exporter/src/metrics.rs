@@ -130,6 +130,12 @@ fn float_counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> prome
     c
 }
 
+fn gauge_vec(r: &Registry, name: &str, help: &str, label: &str) -> prometheus::IntGaugeVec {
+    let g = prometheus::IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric");
     r.register(Box::new(g.clone())).expect("unique metric");
@@ -246,18 +252,12 @@ impl Metrics {
                 "shoplens_partitions_paused",
                 "Partitions held back because they ran ahead of the watermark.",
             ),
-            consumer_lag: {
-                let g = prometheus::IntGaugeVec::new(
-                    Opts::new(
-                        "shoplens_consumer_lag_messages",
-                        "Messages behind the end of the log on this instance's partitions, by topic kind.",
-                    ),
-                    &["topic"],
-                )
-                .expect("valid metric");
-                r.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
+            consumer_lag: gauge_vec(
+                &r,
+                "shoplens_consumer_lag_messages",
+                "Messages behind the end of the log on this instance's partitions, by topic kind.",
+                "topic",
+            ),
             offsets_committed: counter_vec(
                 &r,
                 "shoplens_offset_commits_total",

@@ -30,13 +30,10 @@ fn apply_overrides(c: &mut ClientConfig, settings: &KafkaSettings) {
     }
 }
 
-/// A consumer in the group, subscribed to the input topics and the internal
-/// customer-facts topic, with manual
-/// commits: offsets move only when the results behind them are durable.
-pub fn build_consumer(
-    settings: &KafkaSettings,
-    streams: &Streams,
-) -> Result<StreamConsumer, KafkaError> {
+/// A consumer in the group, with manual commits: offsets move only when the
+/// results behind them are durable. Subscribe it to [`input_topics`] once
+/// they exist (see [`missing_topics`]).
+pub fn build_consumer(settings: &KafkaSettings) -> Result<StreamConsumer, KafkaError> {
     let mut c = base(settings);
     c.set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
@@ -59,31 +56,23 @@ pub fn build_consumer(
         // [kafka.librdkafka] if a stuck instance must be replaced sooner.
         .set("max.poll.interval.ms", "3600000");
     apply_overrides(&mut c, settings);
-    let consumer: StreamConsumer = c.create()?;
-    let mut topics = streams.topics();
-    topics.push(&settings.topics.customer_facts);
-    // A subscribed topic the brokers do not know yet is only looked for
-    // again at librdkafka's metadata refresh (5 minutes by default): a topic
-    // created a moment ago would sit unread that long. Wait until every
-    // topic is known, for a few seconds, or refuse to start.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let missing = missing_topics(&consumer, &topics);
-        if missing.is_empty() {
-            break;
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(KafkaError::MissingTopics(missing));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    consumer.subscribe(&topics)?;
-    Ok(consumer)
+    Ok(c.create()?)
+}
+
+/// The topics the pipeline reads: the input streams and the internal
+/// customer-facts topic.
+pub fn input_topics(settings: &KafkaSettings, streams: &Streams) -> Vec<String> {
+    let mut topics: Vec<String> = streams.topics().into_iter().map(String::from).collect();
+    topics.push(settings.topics.customer_facts.clone());
+    topics
 }
 
 /// Which of `topics` the brokers' metadata does not list (all of them when
-/// the brokers cannot be asked).
-fn missing_topics(consumer: &StreamConsumer, topics: &[&str]) -> Vec<String> {
+/// the brokers cannot be asked). A subscribed topic the brokers do not know
+/// yet is only looked for again at librdkafka's metadata refresh (5 minutes
+/// by default), so the pipeline waits for this to be empty before it
+/// subscribes.
+pub fn missing_topics(consumer: &StreamConsumer, topics: &[String]) -> Vec<String> {
     let known: Vec<String> = consumer
         .fetch_metadata(None, std::time::Duration::from_secs(2))
         .map(|m| {
@@ -96,8 +85,8 @@ fn missing_topics(consumer: &StreamConsumer, topics: &[&str]) -> Vec<String> {
         .unwrap_or_default();
     topics
         .iter()
-        .filter(|t| !known.iter().any(|k| k == *t))
-        .map(|t| t.to_string())
+        .filter(|t| !known.contains(t))
+        .cloned()
         .collect()
 }
 

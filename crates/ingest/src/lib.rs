@@ -13,7 +13,9 @@ pub mod settings;
 pub mod streams;
 pub mod watermark;
 
-pub use consumer::{build_consumer, build_producer, cached_high_watermark, KafkaError};
+pub use consumer::{
+    build_consumer, build_producer, cached_high_watermark, input_topics, missing_topics, KafkaError,
+};
 pub use dead_letter::{DeadLetter, Rejection};
 pub use settings::{KafkaSettings, TopicNames, WatermarkSettings};
 pub use streams::Streams;

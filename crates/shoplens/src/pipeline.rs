@@ -114,7 +114,26 @@ impl Pipeline {
         info!(%metrics_addr, "serving /metrics, /livez, /readyz");
 
         let streams = Streams::new(&settings.kafka.topics);
-        let consumer = build_consumer(&settings.kafka, &streams)?;
+        let consumer = build_consumer(&settings.kafka)?;
+        // Every topic must exist before the subscription, or it goes unread
+        // until librdkafka's next metadata refresh: wait a few seconds for
+        // topics created a moment ago, then refuse to start.
+        let topics = ingest::input_topics(&settings.kafka, &streams);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let missing = ingest::missing_topics(&consumer, &topics);
+            if missing.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ingest::KafkaError::MissingTopics(missing).into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(ingest::KafkaError::from)?;
         let dead_letter = DeadLetter::new(
             build_producer(&settings.kafka)?,
             settings.kafka.topics.dead_letter.clone(),

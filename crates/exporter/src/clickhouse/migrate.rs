@@ -143,14 +143,13 @@ impl Layout {
             // A Distributed table cannot be altered on a cluster whose shards
             // replicate internally; it holds no rows, so it is created again
             // over the altered local tables.
-            let keys = sharding_keys();
-            let key = keys
-                .get(name)
+            let spec = tables()
+                .remove(name)
                 .ok_or_else(|| SinkError::Config(format!("ALTER of unknown table {name}")))?;
             vec![
                 format!("ALTER TABLE {{db}}.{name}_local {on} {rest}"),
                 format!("DROP TABLE IF EXISTS {{db}}.{name} {on}"),
-                distributed(name, key),
+                distributed(name, &spec.sorting_key),
             ]
         } else if let Some((name, rest)) = split_head(stmt, "DROP TABLE IF EXISTS") {
             vec![
@@ -230,37 +229,36 @@ fn sorting_key(rest: &str) -> Option<&str> {
     }
 }
 
-/// The sorting key of every table the migrations create.
-fn sharding_keys() -> BTreeMap<String, String> {
+/// What the migrations say about one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Its sorting key, as a list of expressions (the cluster's sharding key).
+    pub sorting_key: String,
+    /// The column its rows age by (the month partition's), if any.
+    pub ages_by: Option<String>,
+}
+
+/// Each table the bookkeeping and the migrations leave (dropped ones gone).
+pub fn tables() -> BTreeMap<String, TableSpec> {
     let mut out = BTreeMap::new();
     for stmt in std::iter::once(SCHEMA_MIGRATIONS.to_string())
         .chain(MIGRATIONS.iter().flat_map(|(_, _, sql)| statements(sql)))
     {
         if let Some((name, rest)) = split_head(&stmt, "CREATE TABLE IF NOT EXISTS") {
+            let ages_by = rest
+                .find("PARTITION BY toYYYYMM(")
+                .map(|at| &rest[at + "PARTITION BY toYYYYMM(".len()..])
+                .and_then(|r| r.split(')').next())
+                .map(str::to_string);
             if let Some(key) = sorting_key(rest) {
-                out.insert(name.to_string(), key.to_string());
+                let spec = TableSpec {
+                    sorting_key: key.to_string(),
+                    ages_by,
+                };
+                out.insert(name.to_string(), spec);
             }
-        }
-    }
-    out
-}
-
-/// Each table the migrations leave, with the column its rows age by (the
-/// month partition's column), if any.
-pub fn tables() -> BTreeMap<String, Option<String>> {
-    let mut out = BTreeMap::new();
-    for (_, _, sql) in MIGRATIONS {
-        for stmt in statements(sql) {
-            if let Some((name, rest)) = split_head(&stmt, "CREATE TABLE IF NOT EXISTS") {
-                let column = rest
-                    .find("PARTITION BY toYYYYMM(")
-                    .map(|at| &rest[at + "PARTITION BY toYYYYMM(".len()..])
-                    .and_then(|r| r.split(')').next())
-                    .map(str::to_string);
-                out.insert(name.to_string(), column);
-            } else if let Some((name, _)) = split_head(&stmt, "DROP TABLE IF EXISTS") {
-                out.remove(name);
-            }
+        } else if let Some((name, _)) = split_head(&stmt, "DROP TABLE IF EXISTS") {
+            out.remove(name);
         }
     }
     out
@@ -277,25 +275,32 @@ pub fn plan(settings: &ClickHouseSettings) -> Result<Vec<String>, SinkError> {
             out.extend(layout.render(&stmt)?);
         }
     }
-    out.extend(retention(&layout, settings.retention_days)?);
+    out.extend(retention(&layout, settings.retention_days));
     Ok(out)
 }
 
 /// `MODIFY TTL` statements keeping `days` days of every table that ages
 /// (all but `customers`, whose rows are customers, not time).
-fn retention(layout: &Layout, days: u32) -> Result<Vec<String>, SinkError> {
+fn retention(layout: &Layout, days: u32) -> Vec<String> {
     if days == 0 {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    let mut out = Vec::new();
-    for (table, column) in tables() {
-        let Some(column) = column else { continue };
-        let stmt = format!("ALTER TABLE {{db}}.{table} MODIFY TTL {column} + INTERVAL {days} DAY");
-        // On a cluster the TTL belongs to the local tables only.
-        let rendered = layout.render(&stmt)?;
-        out.push(rendered[0].clone());
-    }
-    Ok(out)
+    let (db, on) = (&layout.database, layout.on_cluster());
+    // On a cluster the TTL belongs to the local tables, where rows are.
+    let suffix = if layout.cluster.is_some() {
+        "_local"
+    } else {
+        ""
+    };
+    tables()
+        .into_iter()
+        .filter_map(|(table, spec)| {
+            let column = spec.ages_by?;
+            Some(format!(
+                "ALTER TABLE {db}.{table}{suffix}{on} MODIFY TTL {column} + INTERVAL {days} DAY"
+            ))
+        })
+        .collect()
 }
 
 /// `(major, minor)` of a `version()` string such as `18.16.1` or `24.8.4.13`.
@@ -359,7 +364,7 @@ pub async fn migrate(settings: &ClickHouseSettings) -> Result<Vec<u32>, SinkErro
                 "this ClickHouse has no table TTL; retention is not applied"
             );
         } else {
-            for stmt in retention(&layout, settings.retention_days)? {
+            for stmt in retention(&layout, settings.retention_days) {
                 run(stmt).await?;
             }
             info!(
@@ -499,9 +504,9 @@ mod tests {
     #[test]
     fn tables_age_by_their_partition_column_except_customers() {
         let t = tables();
-        assert_eq!(t["sessions"].as_deref(), Some("start"));
-        assert_eq!(t["carts"].as_deref(), Some("opened"));
-        assert_eq!(t["customers"], None);
+        assert_eq!(t["sessions"].ages_by.as_deref(), Some("start"));
+        assert_eq!(t["carts"].ages_by.as_deref(), Some("opened"));
+        assert_eq!(t["customers"].ages_by, None);
         assert!(!t.contains_key("traffic_1m"), "dropped by migration 2");
     }
 

@@ -6,7 +6,9 @@ mod sink;
 
 use serde::Deserialize;
 
-pub use migrate::{latest_version, migrate, plan, schema_version, tables, Layout, MIGRATIONS};
+pub use migrate::{
+    latest_version, migrate, plan, schema_version, tables, Layout, TableSpec, MIGRATIONS,
+};
 pub use records::{
     CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord, OrderRecord, PageRecord,
     ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord,
