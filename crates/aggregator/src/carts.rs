@@ -18,6 +18,7 @@ use crate::offsets::HeldOffsets;
 use crate::rows::{CartRow, CartStatus, Item, Trigger};
 use crate::Position;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Cart {
     row: CartRow,
     /// product id -> (quantity, unit price)
@@ -54,6 +55,7 @@ impl Cart {
 }
 
 /// What the aggregator remembers of an order.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Order {
     pub total_minor: i64,
     pub currency: String,
@@ -66,6 +68,7 @@ pub(crate) struct Order {
     partition: i32,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Carts {
     timeout_ms: i64,
     recovery_ms: i64,

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use contract::{Campaign, Page};
 
 /// The channel a session is attributed to. A bounded label set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, Deserialize,
+)]
 pub enum Channel {
     /// Paid medium (cpc, ppc, paid*) or a click id, from a search engine.
     #[serde(rename = "Paid Search")]
@@ -62,7 +64,7 @@ impl Channel {
 }
 
 /// One user rule: every given condition must match (case-insensitive).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChannelRule {
     /// The channel assigned when the rule matches.
@@ -76,7 +78,7 @@ pub struct ChannelRule {
 }
 
 /// Rules and lists that drive classification.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChannelRules {
     /// The store's own domains: referrers from them are not referrals.

@@ -3,7 +3,7 @@ use serde::Deserialize;
 use crate::channel::ChannelRules;
 
 /// Every threshold of the metric definitions, with the spec's defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 #[serde(default)]
 pub struct AggregatorConfig {
     /// Tumbling window width (1 minute).

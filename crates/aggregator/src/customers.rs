@@ -18,7 +18,9 @@ const DAY_MS: i64 = 86_400_000;
 const MAX_GAPS: usize = 64;
 
 /// What happened to a customer's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum FactKind {
     /// An order was placed.
     Order,
@@ -50,7 +52,7 @@ impl FactKind {
 }
 
 /// One customer-level fact, keyed by `customer_id` on the internal topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerFact {
     /// `user_id`, else the anonymous id.
     pub customer_id: String,
@@ -69,7 +71,7 @@ pub struct CustomerFact {
 }
 
 /// A customer's history as of a change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerRow {
     /// Customer.
     pub customer_id: String,
@@ -92,7 +94,7 @@ pub struct CustomerRow {
 }
 
 /// New and repeat customers per day and channel of acquisition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerDayRow {
     /// Day start (UTC).
     pub day_ms: i64,
@@ -125,6 +127,7 @@ pub struct CustomerOutput {
     pub repeat_orders: u64,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct History {
     row: CustomerRow,
     gaps: VecDeque<i64>,
@@ -132,6 +135,7 @@ struct History {
 }
 
 /// Customer histories of the facts partitions this instance owns.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CustomerBook {
     lapse_min_ms: i64,
     max_customers: usize,
@@ -169,6 +173,13 @@ impl CustomerBook {
     /// and twice their median gap, summing net revenue in `currency`.
     pub fn new(lapse_min_ms: i64, currency: &str) -> Self {
         Self::bounded(lapse_min_ms, currency, usize::MAX)
+    }
+
+    /// Whether `other` was built with the same lapse minimum, currency and bound.
+    pub(crate) fn same_settings(&self, other: &CustomerBook) -> bool {
+        self.lapse_min_ms == other.lapse_min_ms
+            && self.max_customers == other.max_customers
+            && self.currency == other.currency
     }
 
     /// As [`CustomerBook::new`], holding at most `max_customers` histories:

@@ -5,6 +5,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Remembers 64-bit hashes of event ids for `horizon_ms` of event time, at
 /// most `max_ids` of them; ids pushed out by the bound early are counted.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Dedup {
     horizon_ms: i64,
     max_ids: usize,

@@ -17,7 +17,7 @@ use crate::rows::{FeedbackRow, OrderWindowRow, PageRow, ProductRow};
 /// The label that collects what exceeds a per-window cardinality cap.
 pub const OTHER: &str = "(other)";
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct PageAcc {
     page_views: u64,
     entrances: u64,
@@ -25,7 +25,7 @@ struct PageAcc {
     sessions: u64,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct PageWindow {
     /// Paths are shared (`Arc<str>`) by the window, its dirty set and the
     /// visits, so a page view allocates no path copies.
@@ -37,13 +37,14 @@ struct PageWindow {
 
 type PageKey = (i64, i32);
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct VisitPages {
     seen: HashSet<(i64, Arc<str>)>,
     exit: Option<(PageKey, Arc<str>)>,
 }
 
 /// Page views, entrances, exits and sessions per window and path.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Pages {
     window_ms: i64,
     max_paths: usize,
@@ -144,7 +145,7 @@ impl Pages {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct ProductAcc {
     views: u64,
     cart_adds: u64,
@@ -156,6 +157,7 @@ type OrderKey = (String, Channel, i32);
 type ProductKey = (String, String, i32);
 
 /// Products, orders and feedback per event-time window.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Commerce {
     window_ms: i64,
     max_products: usize,

@@ -22,6 +22,7 @@ mod offsets;
 pub mod rows;
 mod session_windows;
 mod sessions;
+mod snapshot;
 
 use std::collections::BTreeMap;
 
@@ -38,6 +39,8 @@ pub use rows::{
     SessionRow, SessionWindowRow, SpendRow, Trigger,
 };
 
+pub use snapshot::{SnapshotError, FORMAT as SNAPSHOT_FORMAT};
+
 use carts::Carts;
 use dedup::Dedup;
 use event_windows::{Commerce, Pages};
@@ -46,7 +49,9 @@ use session_windows::SessionWindows;
 use sessions::Sessionizer;
 
 /// A source of events: one partition of one input stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Source {
     /// Index of the input stream (topic) as the caller numbers them.
     pub stream: u8,
@@ -55,7 +60,7 @@ pub struct Source {
 }
 
 /// Where one event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Position {
     /// Stream and partition.
     pub source: Source,
@@ -140,7 +145,7 @@ impl Output {
 }
 
 /// Counters the aggregator keeps about itself.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Duplicates dropped.
     pub duplicates: u64,
@@ -153,6 +158,7 @@ pub struct Stats {
 }
 
 /// The event-time state machine. See the crate docs.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Aggregator {
     cfg: AggregatorConfig,
     watermark_ms: i64,

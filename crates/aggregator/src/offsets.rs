@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::Source;
 
 /// A multiset of held offsets per source; its minimum is the source's low water.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HeldOffsets {
     by_source: HashMap<Source, BTreeMap<i64, u32>>,
 }

@@ -3,7 +3,7 @@
 use crate::channel::Channel;
 
 /// One closed session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRow {
     /// The storefront's session id, else `<anonymous_id>:<start_ms>`.
     pub session_id: String,
@@ -32,7 +32,7 @@ pub struct SessionRow {
     /// `utm_campaign` of the first event.
     pub campaign: String,
     /// Device of the first event.
-    pub device: &'static str,
+    pub device: contract::Device,
     /// Experiment id of the first event that had one.
     pub experiment_id: String,
     /// Its variant.
@@ -72,7 +72,7 @@ impl SessionRow {
 /// Sessions are counted when they close, so a row is re-emitted with a higher
 /// `version` (its session count) each time another session that started in
 /// its window closes; the last version is the final value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionWindowRow {
     /// Window start (epoch ms, UTC aligned).
     pub window_start_ms: i64,
@@ -115,7 +115,7 @@ pub struct SessionWindowRow {
 }
 
 /// Page figures of one event-time window, path and partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PageRow {
     /// Window start (epoch ms).
     pub window_start_ms: i64,
@@ -136,7 +136,7 @@ pub struct PageRow {
 }
 
 /// Product figures of one event-time window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProductRow {
     /// Window start (epoch ms).
     pub window_start_ms: i64,
@@ -157,7 +157,7 @@ pub struct ProductRow {
 }
 
 /// Order and revenue figures of one event-time window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrderWindowRow {
     /// Window start (epoch ms).
     pub window_start_ms: i64,
@@ -188,7 +188,7 @@ pub struct OrderWindowRow {
 }
 
 /// Survey figures of one event-time window.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeedbackRow {
     /// Window start (epoch ms).
     pub window_start_ms: i64,
@@ -215,7 +215,7 @@ pub struct FeedbackRow {
 }
 
 /// How a cart ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CartStatus {
     /// An order for it arrived in time.
     Converted,
@@ -237,7 +237,7 @@ impl CartStatus {
 }
 
 /// One line of a cart or order, for triggers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Item {
     /// Product id.
     pub product_id: String,
@@ -248,7 +248,7 @@ pub struct Item {
 }
 
 /// The outcome of one cart (re-emitted with version 2 when recovered).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CartRow {
     /// Cart id.
     pub cart_id: String,

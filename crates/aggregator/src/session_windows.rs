@@ -10,11 +10,13 @@ use crate::rows::{SessionRow, SessionWindowRow};
 
 type Key = (i64, Channel, String, String, i32);
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Acc {
     row: SessionWindowRow,
     visitors: HashSet<String>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct SessionWindows {
     window_ms: i64,
     stages: usize,

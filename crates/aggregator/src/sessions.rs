@@ -14,6 +14,7 @@ use crate::offsets::HeldOffsets;
 use crate::rows::SessionRow;
 use crate::{Position, Source};
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Open {
     row: SessionRow,
     storefront_id: Option<String>,
@@ -39,6 +40,7 @@ pub(crate) struct Applied {
 }
 
 /// Visitors seen before, as 64-bit digests, bounded (oldest forgotten first).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Visitors {
     max: usize,
     seen: HashSet<u64>,
@@ -64,6 +66,7 @@ impl Visitors {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Sessionizer {
     gap_ms: i64,
     max_ms: i64,
@@ -233,7 +236,7 @@ impl Sessionizer {
                 source,
                 medium: e.campaign.medium.clone().unwrap_or_default(),
                 campaign: e.campaign.name.clone().unwrap_or_default(),
-                device: e.device.as_str(),
+                device: e.device,
                 experiment_id: String::new(),
                 variant: String::new(),
                 bounced: false,

@@ -3,7 +3,7 @@
 use crate::money::Money;
 
 /// One valid storefront event, with event time already clock-skew corrected.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// Unique per event; repeats inside the dedup horizon are duplicates.
     pub event_id: String,
@@ -28,7 +28,7 @@ pub struct Event {
 }
 
 /// The page an event happened on.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     /// Path of the URL, without query or fragment (at most 512 bytes).
     pub path: String,
@@ -39,7 +39,7 @@ pub struct Page {
 }
 
 /// Campaign parameters, from `context.campaign` or the URL's `utm_*`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Campaign {
     /// `utm_source`.
     pub source: Option<String>,
@@ -52,7 +52,9 @@ pub struct Campaign {
 }
 
 /// Device class of `context.device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum Device {
     /// No device given.
     #[default]
@@ -81,7 +83,7 @@ impl Device {
 }
 
 /// A/B test assignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Experiment {
     /// Experiment id.
     pub id: String,
@@ -90,7 +92,7 @@ pub struct Experiment {
 }
 
 /// A product as seen on a product view.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Product {
     /// Product id.
     pub product_id: String,
@@ -101,7 +103,7 @@ pub struct Product {
 }
 
 /// A cart or order line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LineItem {
     /// Product id.
     pub product_id: String,
@@ -112,7 +114,7 @@ pub struct LineItem {
 }
 
 /// Which survey a response answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Survey {
     /// Net Promoter Score, 0-10.
     Nps,
@@ -123,7 +125,7 @@ pub enum Survey {
 }
 
 /// The event type and its type-specific properties.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A page was viewed.
     PageView,

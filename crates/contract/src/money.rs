@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// An ISO 4217 currency code (three ASCII upper-case letters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Currency([u8; 3]);
 
 impl Currency {
@@ -44,7 +46,7 @@ impl fmt::Display for Currency {
 }
 
 /// An exact, non-negative amount in minor units of `currency`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Money {
     /// Amount in minor units (cents for USD).
     pub minor: i64,

@@ -64,7 +64,7 @@ impl<'a> From<&'a SessionRow> for SessionRecord<'a> {
             source: &s.source,
             medium: &s.medium,
             campaign: &s.campaign,
-            device: s.device,
+            device: s.device.as_str(),
             experiment_id: &s.experiment_id,
             variant: &s.variant,
             bounced: u8::from(s.bounced),

@@ -1,0 +1,81 @@
+//! Snapshots of the state, so that a partition's next owner (after a crash,
+//! a restart or a rebalance) continues exactly where the last one stopped.
+//!
+//! A snapshot is one format byte followed by the state in postcard's compact
+//! binary encoding. It records the settings it was taken under; restoring it
+//! under different settings is refused, since the state would not mean what
+//! the new settings say.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{Aggregator, AggregatorConfig, CustomerBook};
+
+/// The snapshot layout this build writes and reads.
+pub const FORMAT: u8 = 1;
+
+/// Why a snapshot could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Written by a build with another layout.
+    #[error("snapshot format {found}, this build reads format {FORMAT}")]
+    Format {
+        /// The format byte found.
+        found: u8,
+    },
+    /// The bytes do not decode.
+    #[error("snapshot does not decode: {0}")]
+    Decode(#[from] postcard::Error),
+    /// Taken under other settings.
+    #[error("snapshot was taken under other settings ({0})")]
+    Settings(&'static str),
+}
+
+fn encode<T: Serialize>(state: &T) -> Vec<u8> {
+    let mut bytes = vec![FORMAT];
+    // Serializing plain data into a Vec cannot fail.
+    bytes.extend(postcard::to_stdvec(state).unwrap_or_default());
+    bytes
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&found, _)) => Err(SnapshotError::Format { found }),
+        None => Err(SnapshotError::Format { found: 0 }),
+    }
+}
+
+impl Aggregator {
+    /// The whole state (open sessions, carts, orders, windows, the buffer
+    /// ahead of the watermark, the dedup and visitor sets) as bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// The aggregator `bytes` were taken from, provided `cfg` is the
+    /// configuration it ran under.
+    pub fn restore(cfg: &AggregatorConfig, bytes: &[u8]) -> Result<Aggregator, SnapshotError> {
+        let restored: Aggregator = decode(bytes)?;
+        if postcard::to_stdvec(restored.config()).ok() != postcard::to_stdvec(cfg).ok() {
+            return Err(SnapshotError::Settings("aggregator"));
+        }
+        Ok(restored)
+    }
+}
+
+impl CustomerBook {
+    /// The whole state (histories, pending facts, open days) as bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// The book `bytes` were taken from, provided it was built like `like`
+    /// (same lapse minimum, currency and bound).
+    pub fn restore(like: &CustomerBook, bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
+        let restored: CustomerBook = decode(bytes)?;
+        if !restored.same_settings(like) {
+            return Err(SnapshotError::Settings("customers"));
+        }
+        Ok(restored)
+    }
+}

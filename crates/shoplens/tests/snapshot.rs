@@ -1,0 +1,174 @@
+//! A snapshot taken anywhere in the stream and restored into a new process
+//! continues exactly as if nothing had happened: the rows of an interrupted
+//! run equal the rows of an uninterrupted one, on the generator's realistic
+//! mix (sessions, carts, orders, payments, refunds, feedback, experiments).
+
+use aggregator::{
+    Aggregator, AggregatorConfig, CustomerBook, CustomerOutput, Output, Position, SnapshotError,
+    Source,
+};
+use contract::{DecodeOptions, Decoder};
+use shoplens::generate::{GenConfig, Generator, Message};
+
+const LATENESS_MS: i64 = 60_000;
+
+fn input() -> Vec<Message> {
+    Generator::new(GenConfig {
+        duration_ms: 24 * 3_600_000,
+        sessions_per_minute: 40.0,
+        ..GenConfig::default()
+    })
+    .take(40_000)
+    .collect()
+}
+
+/// Every row of every table, as sorted text (row order within one advance
+/// is not part of the contract).
+fn rows(out: &Output) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    all.extend(out.sessions.iter().map(|r| format!("{r:?}")));
+    all.extend(out.session_windows.iter().map(|r| format!("{r:?}")));
+    all.extend(out.pages.iter().map(|r| format!("{r:?}")));
+    all.extend(out.products.iter().map(|r| format!("{r:?}")));
+    all.extend(out.orders.iter().map(|r| format!("{r:?}")));
+    all.extend(out.feedback.iter().map(|r| format!("{r:?}")));
+    all.extend(out.carts.iter().map(|r| format!("{r:?}")));
+    all.extend(out.triggers.iter().map(|r| format!("{r:?}")));
+    all.extend(out.customer_facts.iter().map(|r| format!("{r:?}")));
+    all.extend(out.spend.iter().map(|r| format!("{r:?}")));
+    all.sort();
+    all
+}
+
+fn customer_rows(out: &CustomerOutput) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    all.extend(out.customers.iter().map(|r| format!("{r:?}")));
+    all.extend(out.days.iter().map(|r| format!("{r:?}")));
+    all.extend(out.lapsed.iter().map(|r| format!("{r:?}")));
+    all.sort();
+    all
+}
+
+fn book() -> CustomerBook {
+    CustomerBook::bounded(30 * 86_400_000, "USD", 1_000_000)
+}
+
+/// Runs the input through an aggregator and a customer book, advancing the
+/// watermark every 500 messages; at each index in `restarts` both are
+/// snapshotted, dropped and restored from the bytes alone.
+fn run(input: &[Message], restarts: &[usize]) -> (Vec<String>, Vec<String>) {
+    let cfg = AggregatorConfig::default();
+    let decoder = Decoder::new(DecodeOptions::default());
+    let mut agg = Aggregator::new(cfg.clone());
+    let mut customers = book();
+    let mut out = Output::default();
+    let mut customer_out = Vec::new();
+    let mut max_seen = i64::MIN;
+    let mut step = |agg: &mut Aggregator, customers: &mut CustomerBook, watermark: i64| {
+        let o = agg.advance(watermark);
+        for fact in &o.customer_facts {
+            let _ = customers.push(fact.clone(), 0);
+        }
+        customer_out.extend(customer_rows(&customers.advance(watermark)));
+        out.extend(o);
+    };
+    for (i, m) in input.iter().enumerate() {
+        if restarts.contains(&i) {
+            let bytes = agg.snapshot();
+            agg = Aggregator::restore(&cfg, &bytes).expect("own snapshot restores");
+            let bytes = customers.snapshot();
+            customers = CustomerBook::restore(&book(), &bytes).expect("own snapshot restores");
+        }
+        if let Ok(e) = decoder.decode(&m.payload, m.stream, None) {
+            max_seen = max_seen.max(e.timestamp_ms);
+            let pos = Position {
+                source: Source {
+                    stream: m.stream as u8,
+                    partition: 0,
+                },
+                offset: i as i64,
+            };
+            let _ = agg.push(e, pos);
+        }
+        if i % 500 == 499 {
+            step(&mut agg, &mut customers, max_seen - LATENESS_MS);
+        }
+    }
+    step(&mut agg, &mut customers, i64::MAX / 2);
+    customer_out.sort();
+    (rows(&out), customer_out)
+}
+
+#[test]
+fn a_run_restored_from_snapshots_makes_the_same_rows_as_an_uninterrupted_one() {
+    let input = input();
+    let (rows, customers) = run(&input, &[]);
+    // The input exercises every table, so equality below means something.
+    for table in [
+        "SessionRow",
+        "SessionWindowRow",
+        "PageRow",
+        "CartRow",
+        "OrderWindowRow",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.starts_with(table)),
+            "no {table} in the uninterrupted run"
+        );
+    }
+    assert!(
+        !customers.is_empty(),
+        "no customer rows in the uninterrupted run"
+    );
+    let (restored, restored_customers) = run(&input, &[7_001, 19_999, 33_333]);
+    assert_eq!(rows.len(), restored.len());
+    assert!(rows == restored, "rows differ after restores");
+    assert!(
+        customers == restored_customers,
+        "customer rows differ after restores"
+    );
+}
+
+#[test]
+fn a_snapshot_is_refused_under_other_settings_or_when_damaged() {
+    let cfg = AggregatorConfig::default();
+    let decoder = Decoder::new(DecodeOptions::default());
+    let mut agg = Aggregator::new(cfg.clone());
+    for (i, m) in input().iter().take(2_000).enumerate() {
+        if let Ok(e) = decoder.decode(&m.payload, m.stream, None) {
+            let _ = agg.push(
+                e,
+                Position {
+                    source: Source {
+                        stream: 0,
+                        partition: 0,
+                    },
+                    offset: i as i64,
+                },
+            );
+        }
+    }
+    let bytes = agg.snapshot();
+    let other = AggregatorConfig {
+        session_gap_ms: cfg.session_gap_ms / 2,
+        ..cfg.clone()
+    };
+    assert!(matches!(
+        Aggregator::restore(&other, &bytes),
+        Err(SnapshotError::Settings(_))
+    ));
+    let mut future = bytes.clone();
+    future[0] = 99;
+    assert!(matches!(
+        Aggregator::restore(&cfg, &future),
+        Err(SnapshotError::Format { found: 99 })
+    ));
+    // Every truncation is an error, never a panic.
+    for len in (0..bytes.len()).step_by(97) {
+        assert!(
+            Aggregator::restore(&cfg, &bytes[..len]).is_err(),
+            "truncated at {len}"
+        );
+    }
+    assert!(CustomerBook::restore(&book(), &bytes).is_err());
+}
