@@ -3,7 +3,7 @@
 -- Run it as an administrator; change the passwords first.
 --
 --   shoplens_writer   the pipeline: INSERT into the database, SELECT only the
---                     schema version; no DDL (`shoplens migrate` runs as an
+--                     schema version and its own checkpoints; no DDL (`shoplens migrate` runs as an
 --                     administrator, the pipeline with migrate_on_start=false).
 --   shoplens_analyst  analysts and Grafana: SELECT only (readonly = 2 lets
 --                     tools set per-query settings such as max_execution_time).
@@ -13,6 +13,7 @@
 CREATE ROLE IF NOT EXISTS shoplens_writer_role;
 GRANT INSERT ON shoplens.* TO shoplens_writer_role;
 GRANT SELECT ON shoplens.schema_migrations TO shoplens_writer_role;
+GRANT SELECT ON shoplens.checkpoints TO shoplens_writer_role;
 
 CREATE ROLE IF NOT EXISTS shoplens_analyst_role;
 GRANT SELECT ON shoplens.* TO shoplens_analyst_role;

@@ -72,9 +72,27 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A child process killed (SIGKILL) when dropped, so a failing test leaves
+/// no pipeline running behind it.
+struct Running(Child);
+
+impl Running {
+    /// `kill -9` and reap.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// `shoplens run` as a child process configured like `s`, through
 /// `SECTION__KEY` variables, serving /metrics on `metrics`.
-fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Child {
+fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Running {
     let t = &s.kafka.topics;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -102,20 +120,31 @@ fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Child {
         )
         .env("PIPELINE__TICK_MS", s.pipeline.tick_ms.to_string())
         .env(
+            "PIPELINE__CHECKPOINT_INTERVAL_MS",
+            s.pipeline.checkpoint_interval_ms.to_string(),
+        )
+        .env(
             "PIPELINE__MAX_BATCH_EVENTS",
             s.pipeline.max_batch_events.to_string(),
         )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Running)
         .expect("spawn shoplens run")
 }
 
-/// Settings of one run: names of its own, small batches so that a run
-/// writes in many steps.
+/// Settings of one run: names of its own, small batches and a short idle
+/// timeout (the empty spend partitions stop holding the watermark at once),
+/// so that a run closes sessions and writes them in many steps while it
+/// reads. Partitions with unread messages are never idle, so no event turns
+/// late because of it.
 fn run_settings(name: &str) -> Settings {
     let mut s = settings(&unique(name));
     s.pipeline.max_batch_events = 2_000;
+    s.watermark.idle_timeout_ms = 500;
+    // Checkpoints every few steps, so a kill finds state saved mid-stream.
+    s.pipeline.checkpoint_interval_ms = 300;
     s
 }
 
@@ -225,6 +254,8 @@ const NEW_CUSTOMERS: (&str, &str) = ("shoplens_new_customers_total", "");
 const REPEAT_ORDERS: (&str, &str) = ("shoplens_repeat_orders_total", "");
 const INVALID: (&str, &str) = ("shoplens_events_invalid_total", "");
 const DUPLICATES: (&str, &str) = ("shoplens_events_duplicate_total", "");
+const RESTORED: (&str, &str) = ("shoplens_stores_loaded_total", "result=\"restored\"");
+const REFUSED: (&str, &str) = ("shoplens_stores_loaded_total", "result=\"refused\"");
 
 type Dump = Vec<(&'static str, String)>;
 
@@ -322,34 +353,39 @@ async fn kill_9_and_restart(kill_at: fn(u64) -> u64) {
         },
     )
     .await;
-    first.kill().expect("kill -9");
-    first.wait().expect("reaped");
+    first.kill();
     assert!(
         written < g.sessions,
         "killed mid-stream: {written} of {} sessions were written",
         g.sessions
     );
 
-    let mut second = spawn(&s, &format!("127.0.0.1:{}", free_port()), &log);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut second = spawn(&s, &metrics, &log);
     settled_dump(&s, Some(&want)).await;
-    second.kill().expect("stop");
-    second.wait().expect("reaped");
+    // The restart continued from saved state, not from the beginning: every
+    // events store (one per partition) came back from its checkpoint.
+    let [restored, refused] = counts(&metrics, &[RESTORED, REFUSED])
+        .await
+        .expect("metrics")[..]
+    else {
+        unreachable!()
+    };
+    assert!(restored >= 3, "{restored} stores restored");
+    assert_eq!(refused, 0, "checkpoints refused");
+    second.kill();
 }
 
-// Both kill tests fail today and are left out of the default run: state
-// lives in memory, and the replay from the committed offsets re-emits the
-// tail of sessions already written (163 to 201 extra session rows of 3,574
-// measured). They pass once open state is restored from a durable place;
-// run them with `cargo test -p e2e --test faults -- --ignored`.
+// The restart restores every partition's store from its last checkpoint and
+// reads on from the offsets saved with it; rows emitted after that
+// checkpoint are emitted again, identically, and replace themselves.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until open state is durable (effectively-once issue): replay re-emits session tails"]
 async fn kill_9_during_the_first_writes_and_restart_gives_the_undisturbed_tables() {
     kill_9_and_restart(|_| 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until open state is durable (effectively-once issue): replay re-emits session tails"]
 async fn kill_9_half_way_and_restart_gives_the_undisturbed_tables() {
     kill_9_and_restart(|sessions| sessions / 2).await;
 }

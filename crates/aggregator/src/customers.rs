@@ -229,6 +229,11 @@ impl CustomerBook {
         self.evicted
     }
 
+    /// The watermark in force (facts older than it are late).
+    pub fn watermark_ms(&self) -> i64 {
+        self.watermark_ms
+    }
+
     /// Whether no customer is known.
     pub fn is_empty(&self) -> bool {
         self.histories.is_empty()

@@ -13,6 +13,8 @@ pub mod http;
 pub mod metrics;
 pub mod triggers;
 
-pub use crate::clickhouse::{ClickHouseSettings, ClickHouseSink, SinkError};
+pub use crate::clickhouse::{
+    Checkpoint, CheckpointStore, ClickHouseSettings, ClickHouseSink, SinkError,
+};
 pub use crate::http::{serve, Health};
 pub use crate::metrics::Metrics;

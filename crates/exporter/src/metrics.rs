@@ -46,6 +46,15 @@ pub struct Metrics {
     pub consumer_lag: prometheus::IntGaugeVec,
     /// Offsets committed, by topic kind.
     pub offsets_committed: IntCounterVec,
+    /// Bytes of the last checkpoint written (every store of this instance).
+    pub checkpoint_bytes: IntGauge,
+    /// Messages that arrived past a gap no checkpoint covers.
+    pub offset_gaps: IntCounter,
+    /// Checkpoints written.
+    pub checkpoints_written: IntCounter,
+    /// Partition stores loaded, by outcome: `restored` from a checkpoint,
+    /// `fresh` (none found), `refused` (unreadable or other settings).
+    pub stores_loaded: IntCounterVec,
     /// Duration of successful ClickHouse inserts, by table.
     pub insert_duration: HistogramVec,
     /// Failed ClickHouse insert attempts, by table.
@@ -236,6 +245,27 @@ impl Metrics {
                 "Closed sessions that bounced.",
             ),
             sessions_open: gauge(&r, "shoplens_sessions_open", "Sessions open now."),
+            checkpoint_bytes: gauge(
+                &r,
+                "shoplens_checkpoint_bytes",
+                "Size of the last checkpoint written, over every store of this instance.",
+            ),
+            offset_gaps: counter(
+                &r,
+                "shoplens_offset_gaps_total",
+                "Messages that arrived past an offset gap no checkpoint covers (records before them were not read).",
+            ),
+            checkpoints_written: counter(
+                &r,
+                "shoplens_checkpoints_written_total",
+                "Checkpoints written (one per store and partition).",
+            ),
+            stores_loaded: counter_vec(
+                &r,
+                "shoplens_stores_loaded_total",
+                "Partition stores loaded: restored from a checkpoint, fresh, or refused.",
+                "result",
+            ),
             buffered_events: gauge(
                 &r,
                 "shoplens_buffered_events",

@@ -10,6 +10,7 @@ pub mod http_get;
 pub mod pipeline;
 pub mod replay;
 pub mod settings;
+pub mod stores;
 pub mod summary;
 pub mod topics;
 

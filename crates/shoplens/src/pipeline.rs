@@ -12,11 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aggregator::{
-    Accepted, Aggregator, CustomerBook, CustomerOutput, Output, Position, Rejected, Source,
-};
+use aggregator::{Accepted, Aggregator, CustomerOutput, Output, Position, Rejected, Source};
 use contract::{Decoder, Reason};
-use exporter::{ClickHouseSink, Health, Metrics};
+use exporter::{Checkpoint, CheckpointStore, ClickHouseSink, Health, Metrics};
 use ingest::{build_consumer, build_producer, DeadLetter, Rejection, Streams, WatermarkTracker};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -28,6 +26,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::settings::{Settings, SettingsError};
+use crate::stores::{Arrival, Loaded, Slot, Stores, FACTS};
 
 /// Why the pipeline stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,14 +53,13 @@ pub enum PipelineError {
     Task(String),
 }
 
-/// The stream index of the internal customer-facts topic in [`Source`].
-const FACTS: u8 = 3;
-
 /// Rows with the offsets that may be committed once they are durable.
 struct Batch {
     out: Output,
     customers: CustomerOutput,
     commits: Vec<(Source, i64)>,
+    /// Snapshots of the stores as of this batch, written after its rows.
+    checkpoints: Vec<Checkpoint>,
     /// The main watermark this batch's rows were closed at.
     watermark_ms: i64,
     /// When the aggregator closed them (for the result delay).
@@ -142,26 +140,30 @@ impl Pipeline {
         let (stop, stop_rx) = watch::channel(false);
         let (batch_tx, batch_rx) = mpsc::channel(settings.pipeline.max_batches_in_flight.max(1));
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        let aggregator = Aggregator::new(settings.aggregator.clone());
+        let stages = Aggregator::new(settings.aggregator.clone()).funnel_stages();
+        let checkpoints = CheckpointStore::new(&settings.clickhouse, &settings.kafka.group_id);
         let writer = Writer {
             sink,
+            group_id: settings.kafka.group_id.clone(),
             metrics: metrics.clone(),
-            stages: aggregator.funnel_stages(),
+            stages,
             producer: build_producer(&settings.kafka)?,
             triggers_topic: settings.kafka.topics.triggers.clone(),
             facts_topic: settings.kafka.topics.customer_facts.clone(),
         };
         let writer = tokio::spawn(writer.run(batch_rx, ack_tx));
         let ingest = Ingest {
-            aggregator,
-            tracker: WatermarkTracker::new(settings.watermark.clone()),
-            customers: CustomerBook::bounded(
+            stores: Stores::new(
+                settings.aggregator.clone(),
                 30 * 86_400_000,
                 &settings.aggregator.reporting_currency,
                 settings.aggregator.max_customers,
             ),
+            checkpoints,
+            to_load: std::collections::BTreeSet::new(),
+            last_checkpoint: Instant::now(),
+            tracker: WatermarkTracker::new(settings.watermark.clone()),
             facts_tracker: WatermarkTracker::new(settings.watermark.clone()),
-            facts_pending: HashMap::new(),
             facts_delivered: HashMap::new(),
             durable_watermark: i64::MIN,
             settings,
@@ -172,7 +174,6 @@ impl Pipeline {
             metrics: metrics.clone(),
             health: health.clone(),
             next: HashMap::new(),
-            sent: HashMap::new(),
             committed: HashMap::new(),
             clock: Instant::now(),
             since_step: 0,
@@ -235,6 +236,7 @@ impl Pipeline {
 /// The writer task: makes each batch durable, then acknowledges it.
 struct Writer {
     sink: ClickHouseSink,
+    group_id: String,
     metrics: Arc<Metrics>,
     stages: Vec<String>,
     producer: FutureProducer,
@@ -281,6 +283,18 @@ impl Writer {
                 .collect();
             let facts_delivered = self.send_all(&self.facts_topic, &facts).await;
             self.metrics.customer_facts.inc_by(facts.len() as u64);
+            // The state may be saved only once everything it has emitted is
+            // durable: rows, triggers and customer facts.
+            self.sink
+                .write_checkpoints(&self.group_id, &batch.checkpoints)
+                .await;
+            if !batch.checkpoints.is_empty() {
+                let bytes: usize = batch.checkpoints.iter().map(|c| c.state.len()).sum();
+                self.metrics.checkpoint_bytes.set(bytes as i64);
+                self.metrics
+                    .checkpoints_written
+                    .inc_by(batch.checkpoints.len() as u64);
+            }
             self.metrics.record(&batch.out, &self.stages);
             self.metrics.record_customers(&batch.customers);
             self.metrics
@@ -346,15 +360,17 @@ struct Ingest {
     streams: Streams,
     dead_letter: DeadLetter,
     decoder: Decoder,
-    aggregator: Aggregator,
+    /// The state, one store per partition (aggregators and customer books).
+    stores: Stores,
+    /// Where the stores' checkpoints are read from.
+    checkpoints: CheckpointStore,
+    /// Stores of newly assigned partitions, to load before the next advance.
+    to_load: std::collections::BTreeSet<Slot>,
+    last_checkpoint: Instant,
     tracker: WatermarkTracker,
-    /// The customer side: histories re-keyed by customer.
-    customers: CustomerBook,
     /// Watermarks of the facts partitions (a separate clock: facts are
     /// produced only after the main watermark passes their events).
     facts_tracker: WatermarkTracker,
-    /// Facts pushed but not yet applied, by partition: offset -> event time.
-    facts_pending: HashMap<i32, std::collections::BTreeMap<i64, i64>>,
     /// The highest offset of the facts this instance delivered for its
     /// durable batches, per partition.
     facts_delivered: HashMap<i32, i64>,
@@ -365,8 +381,6 @@ struct Ingest {
     health: Arc<Health>,
     /// Next offset to read, per source.
     next: HashMap<Source, i64>,
-    /// Highest commit position handed to the writer, per source.
-    sent: HashMap<Source, i64>,
     /// Highest commit position sent to Kafka, per source.
     committed: HashMap<Source, i64>,
     clock: Instant,
@@ -399,7 +413,7 @@ impl Ingest {
                 _ = stop.changed() => break Ok(()),
                 Some(ack) = acks.recv() => self.acknowledged(ack, CommitMode::Async),
                 _ = tick.tick() => {
-                    if let Err(e) = self.step(&batches).await {
+                    if let Err(e) = self.step(&batches, false).await {
                         break Err(e);
                     }
                 }
@@ -413,7 +427,7 @@ impl Ingest {
                         Err(error) => warn!(%error, "kafka consumer error"),
                     }
                     if self.since_step >= self.settings.pipeline.max_batch_events {
-                        if let Err(e) = self.step(&batches).await {
+                        if let Err(e) = self.step(&batches, false).await {
                             break Err(e);
                         }
                     }
@@ -424,7 +438,7 @@ impl Ingest {
         let deadline = Duration::from_millis(self.settings.pipeline.shutdown_timeout_ms);
         let flushed = tokio::time::timeout(deadline, async {
             if result.is_ok() {
-                self.step(&batches).await?;
+                self.step(&batches, true).await?;
             }
             drop(batches);
             let _ = writer.await;
@@ -470,6 +484,10 @@ impl Ingest {
             self.last_assignment_check = None;
             self.refresh_assignment();
         }
+        if !self.admit(source, offset).await? {
+            return Ok(());
+        }
+        let slot = Slot::of(source);
         let now = self.now_ms();
         let payload = m.payload().unwrap_or_default();
         match self
@@ -485,7 +503,11 @@ impl Ingest {
             Ok(event) => {
                 let event_ms = event.timestamp_ms;
                 self.tracker.observe(source, Some(event_ms), now);
-                match self.aggregator.push(event, Position { source, offset }) {
+                self.stores.saw_event_time(source, event_ms);
+                let Some(aggregator) = self.stores.aggregator(slot) else {
+                    return Ok(());
+                };
+                match aggregator.push(event, Position { source, offset }) {
                     Ok(Accepted::Buffered) => {}
                     Ok(Accepted::Bot) => self.metrics.events_bot.inc(),
                     Err(Rejected::Duplicate) => self.metrics.events_duplicate.inc(),
@@ -499,7 +521,146 @@ impl Ingest {
                 }
             }
         }
+        self.stores.applied(source, offset);
         Ok(())
+    }
+
+    /// Whether the message at `offset` of `source` is to be applied: loads
+    /// the partition's store first if it is not held, skips what the store
+    /// already holds (re-deliveries after a restore or a rebalance), and
+    /// after a gap takes over a further checkpoint another owner left.
+    async fn admit(&mut self, source: Source, offset: i64) -> Result<bool, PipelineError> {
+        let slot = Slot::of(source);
+        if !self.stores.holds(slot) {
+            self.load(slot, None).await;
+        }
+        let mut arrival = self.stores.arrival(source, offset);
+        if arrival == Arrival::Gap {
+            self.load(slot, Some((source, offset))).await;
+            arrival = self.stores.arrival(source, offset);
+        }
+        match arrival {
+            Arrival::Next => Ok(true),
+            Arrival::Applied => Ok(false),
+            Arrival::Gap => {
+                // Not in any checkpoint either: records missing from the log
+                // (compaction, retention) or skipped by the broker. Counted,
+                // and read on.
+                warn!(?source, offset, expected = ?self.stores.next_of(source), "offset gap: messages before this one are not in the state");
+                self.metrics.offset_gaps.inc();
+                self.stores.skip_to(source, offset);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The source a checkpoint's topic names, in `partition`.
+    fn source_of(&self, topic: &str, partition: i32) -> Option<Source> {
+        if topic == self.settings.kafka.topics.customer_facts {
+            return Some(Source {
+                stream: FACTS,
+                partition,
+            });
+        }
+        self.streams
+            .of(topic)
+            .map(|(stream, _)| Source { stream, partition })
+    }
+
+    /// Loads `slot` from its furthest checkpoint, retrying while ClickHouse
+    /// cannot answer (a fresh store instead would count the replay twice).
+    /// With `ahead_of` (a source and the offset that arrived past a gap),
+    /// only a checkpoint further along that source than the store replaces
+    /// it (the partition was moved on by another owner).
+    async fn load(&mut self, slot: Slot, ahead_of: Option<(Source, i64)>) {
+        let mut delay = Duration::from_millis(self.settings.clickhouse.retry_initial_ms.max(1));
+        let max = Duration::from_millis(self.settings.clickhouse.retry_max_ms.max(1));
+        let checkpoint = loop {
+            match self
+                .checkpoints
+                .load(slot.kind.as_str(), slot.partition)
+                .await
+            {
+                Ok(c) => break c,
+                Err(error) => {
+                    warn!(store = slot.kind.as_str(), partition = slot.partition, %error, retry_in_ms = delay.as_millis() as u64, "cannot read the checkpoint");
+                    self.health.set_sink_ok(false);
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(max);
+                }
+            }
+        };
+        self.health.set_sink_ok(true);
+        if let Some((source, offset)) = ahead_of {
+            let topic = self.topic_of(source).map(str::to_string);
+            let further = checkpoint
+                .as_ref()
+                .zip(topic)
+                .and_then(|(c, t)| c.offsets.get(&t).copied())
+                .is_some_and(|o| o > self.stores.next_of(source).unwrap_or(i64::MIN));
+            if !further {
+                debug!(?source, offset, "offset gap without a further checkpoint");
+                return;
+            }
+        }
+        let partition = slot.partition;
+        let sources: Vec<(String, Option<Source>)> = checkpoint
+            .as_ref()
+            .map(|c| {
+                c.offsets
+                    .keys()
+                    .map(|t| (t.clone(), self.source_of(t, partition)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let loaded = self.stores.load(slot, checkpoint.as_ref(), |topic| {
+            sources
+                .iter()
+                .find(|(t, _)| t == topic)
+                .and_then(|(_, s)| *s)
+        });
+        // The position and the watermark resume where the store was: a
+        // restored partition with nothing new to read is caught up (and may
+        // go idle), not behind.
+        if let Some(c) = checkpoint.as_ref().filter(|_| loaded == Loaded::Restored) {
+            for topic in c.offsets.keys() {
+                if let Some(source) = self.source_of(topic, partition) {
+                    if let Some(next) = self.stores.next_of(source) {
+                        let position = self.next.entry(source).or_insert(next);
+                        *position = (*position).max(next);
+                    }
+                }
+            }
+        }
+        let now = self.now_ms();
+        for (source, ts) in self.stores.event_times(slot) {
+            if source.stream == FACTS {
+                self.facts_tracker.observe(source, Some(ts), now);
+            } else {
+                self.tracker.observe(source, Some(ts), now);
+            }
+        }
+        let result = match &loaded {
+            Loaded::Restored => {
+                info!(store = slot.kind.as_str(), partition, offsets = ?checkpoint.as_ref().map(|c| &c.offsets), "store restored from its checkpoint");
+                "restored"
+            }
+            Loaded::Fresh => {
+                debug!(
+                    store = slot.kind.as_str(),
+                    partition, "no checkpoint: fresh store"
+                );
+                "fresh"
+            }
+            Loaded::Refused(why) => {
+                warn!(store = slot.kind.as_str(), partition, %why, "checkpoint not usable: fresh store from the committed offsets");
+                "refused"
+            }
+        };
+        self.metrics
+            .stores_loaded
+            .with_label_values(&[result])
+            .inc();
     }
 
     async fn handle_fact(
@@ -516,6 +677,10 @@ impl Ingest {
             self.last_assignment_check = None;
             self.refresh_assignment();
         }
+        if !self.admit(source, offset).await? {
+            return Ok(());
+        }
+        self.stores.applied(source, offset);
         let now = self.now_ms();
         let fact = m.payload().and_then(exporter::facts::decode);
         let Some(fact) = fact else {
@@ -535,13 +700,12 @@ impl Ingest {
         };
         let ts = fact.ts_ms;
         self.facts_tracker.observe(source, Some(ts), now);
-        match self.customers.push(fact, m.partition()) {
-            Ok(()) => {
-                self.facts_pending
-                    .entry(m.partition())
-                    .or_default()
-                    .insert(offset, ts);
-            }
+        self.stores.saw_event_time(source, ts);
+        let Some(book) = self.stores.book(m.partition()) else {
+            return Ok(());
+        };
+        match book.push(fact, m.partition()) {
+            Ok(()) => {}
             Err(watermark_ms) => {
                 let detail = format!(
                     "customer fact at {ts} ms is before the customer watermark {watermark_ms} ms"
@@ -613,6 +777,29 @@ impl Ingest {
                     })
                     .collect();
                 self.health.set_consumer_ok(!sources.is_empty());
+                // Stores follow their partitions: those gone to another
+                // owner are dropped (it restores them from the checkpoint),
+                // new ones are loaded before the next advance.
+                let assigned: std::collections::BTreeSet<Slot> =
+                    sources.iter().chain(&facts).map(|s| Slot::of(*s)).collect();
+                for slot in self.stores.slots() {
+                    if !assigned.contains(&slot) {
+                        info!(
+                            store = slot.kind.as_str(),
+                            partition = slot.partition,
+                            "partition revoked: store dropped"
+                        );
+                        self.stores.drop_slot(slot);
+                        self.next.retain(|s, _| Slot::of(*s) != slot);
+                        self.committed.retain(|s, _| Slot::of(*s) != slot);
+                    }
+                }
+                self.to_load.retain(|slot| assigned.contains(slot));
+                for slot in assigned {
+                    if !self.stores.holds(slot) {
+                        self.to_load.insert(slot);
+                    }
+                }
                 let now = self.now_ms();
                 self.tracker.assign(sources, now);
                 self.facts_tracker.assign(facts, now);
@@ -652,20 +839,17 @@ impl Ingest {
                     .of(topic)
                     .map_or("unknown", |(_, s)| s.as_str())
             };
-            if let Some(high) =
-                ingest::cached_high_watermark(&self.consumer, topic, source.partition)
-            {
-                let next = self.next.get(&source).copied();
-                if high > next.unwrap_or(0) {
-                    if source.stream == FACTS {
-                        self.facts_tracker.has_backlog(source, now);
-                    } else {
-                        self.tracker.has_backlog(source, now);
-                    }
+            let high = ingest::cached_high_watermark(&self.consumer, topic, source.partition);
+            let next = self.next.get(&source).copied();
+            if high.is_some_and(|high| high > next.unwrap_or(0)) {
+                if source.stream == FACTS {
+                    self.facts_tracker.has_backlog(source, now);
+                } else {
+                    self.tracker.has_backlog(source, now);
                 }
-                if let Some(next) = next {
-                    *lag.entry(kind).or_default() += (high - next).max(0);
-                }
+            }
+            if let (Some(high), Some(next)) = (high, next) {
+                *lag.entry(kind).or_default() += (high - next).max(0);
             }
         }
         for (kind, messages) in lag {
@@ -676,14 +860,26 @@ impl Ingest {
         }
     }
 
-    async fn step(&mut self, batches: &mpsc::Sender<Batch>) -> Result<(), PipelineError> {
+    /// Advances every store to the watermark and hands the closed rows to
+    /// the writer, with a checkpoint of every store when one is due (or
+    /// `force`d at shutdown) and the offsets it allows to commit.
+    async fn step(
+        &mut self,
+        batches: &mpsc::Sender<Batch>,
+        force: bool,
+    ) -> Result<(), PipelineError> {
         self.metrics.batch_events.observe(self.since_step as f64);
         self.since_step = 0;
         self.refresh_assignment();
+        while let Some(slot) = self.to_load.pop_first() {
+            if !self.stores.holds(slot) {
+                self.load(slot, None).await;
+            }
+        }
         let now = self.now_ms();
         self.observe_log_ends(now);
         let watermark = self.tracker.watermark(now);
-        let out = self.aggregator.advance(watermark);
+        let out = self.stores.advance(watermark);
         let align = self.tracker.align(now);
         if !align.pause.is_empty() {
             debug!(watermark, partitions = ?align.pause, "pausing partitions ahead of the watermark");
@@ -715,47 +911,61 @@ impl Ingest {
         if own_facts_read && self.facts_tracker.all_idle(now) {
             facts_watermark = facts_watermark.max(self.durable_watermark);
         }
-        let customers = self.customers.advance(facts_watermark);
-        for pending in self.facts_pending.values_mut() {
-            pending.retain(|_, ts| *ts >= facts_watermark);
-        }
+        let customers = self.stores.advance_customers(facts_watermark);
         // Dead letters must be durable before the offsets behind them move.
         self.dead_letter.flush().await?;
 
+        // Offsets move only with a checkpoint: a restart resumes from the
+        // state saved with them, never from a position the state lacks.
+        let interval = Duration::from_millis(self.settings.pipeline.checkpoint_interval_ms);
+        let mut checkpoints = Vec::new();
         let mut commits = Vec::new();
-        for (source, next) in &self.next {
-            let low = if source.stream == FACTS {
-                self.facts_pending
-                    .get(&source.partition)
-                    .and_then(|p| p.keys().next().copied())
-            } else {
-                self.aggregator.low_water(*source)
-            };
-            let position = low.map_or(*next, |low| low.min(*next));
-            if self.sent.get(source).is_none_or(|s| position > *s) {
-                commits.push((*source, position));
+        if force || self.last_checkpoint.elapsed() >= interval {
+            self.last_checkpoint = Instant::now();
+            checkpoints = self
+                .stores
+                .checkpoints(|source| self.topic_of(source).map(str::to_string));
+            // The committed position trails the checkpoint down to the oldest
+            // offset the open state holds: a restart re-reads from there and
+            // skips what the store has (cheaply: before decoding). A broker
+            // that resumes at the next record batch rather than inside the
+            // one holding the offset asked for then loses nothing.
+            for c in &checkpoints {
+                for (topic, next) in &c.offsets {
+                    if let Some(source) = self.source_of(topic, c.partition) {
+                        let low = self
+                            .stores
+                            .low_water(source)
+                            .map_or(*next, |l| l.min(*next));
+                        commits.push((source, low));
+                    }
+                }
             }
-        }
-        for (source, position) in &commits {
-            self.sent.insert(*source, *position);
         }
 
         let m = &self.metrics;
-        m.sessions_open.set(self.aggregator.open_sessions() as i64);
-        m.carts_open.set(self.aggregator.open_carts() as i64);
-        m.buffered_events
-            .set(self.aggregator.buffered_events() as i64);
-        m.dedup_ids.set(self.aggregator.dedup_ids() as i64);
+        let sum =
+            |f: fn(&Aggregator) -> usize| self.stores.aggregators().map(f).sum::<usize>() as i64;
+        m.sessions_open.set(sum(Aggregator::open_sessions));
+        m.carts_open.set(sum(Aggregator::open_carts));
+        m.buffered_events.set(sum(Aggregator::buffered_events));
+        m.dedup_ids.set(sum(Aggregator::dedup_ids));
         m.partitions_paused.set(self.tracker.paused() as i64);
         if watermark != i64::MIN {
             m.watermark.set(watermark as f64 / 1000.0);
         }
-        let evicted = self.aggregator.stats().dedup_evicted_early;
-        m.dedup_evicted_early.inc_by(evicted - self.evicted_seen);
+        let evicted: u64 = self
+            .stores
+            .aggregators()
+            .map(|a| a.stats().dedup_evicted_early)
+            .sum();
+        // A store dropped on a rebalance takes its count along.
+        m.dedup_evicted_early
+            .inc_by(evicted.saturating_sub(self.evicted_seen));
         self.evicted_seen = evicted;
 
         let customers_empty = customers.customers.is_empty() && customers.days.is_empty();
-        if out.is_empty() && customers_empty && commits.is_empty() {
+        if out.is_empty() && customers_empty && checkpoints.is_empty() {
             return Ok(());
         }
         debug!(
@@ -769,6 +979,7 @@ impl Ingest {
             out,
             customers,
             commits,
+            checkpoints,
             watermark_ms: watermark,
             closed_at: Instant::now(),
         });

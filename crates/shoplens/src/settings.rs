@@ -79,6 +79,9 @@ pub struct PipelineSettings {
     pub max_batches_in_flight: usize,
     /// Longest time to flush and commit on shutdown.
     pub shutdown_timeout_ms: u64,
+    /// How often every store is checkpointed (and offsets committed with
+    /// it). Longer: less writing, more replay after a crash.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for PipelineSettings {
@@ -88,6 +91,7 @@ impl Default for PipelineSettings {
             max_batch_events: 50_000,
             max_batches_in_flight: 4,
             shutdown_timeout_ms: 10_000,
+            checkpoint_interval_ms: 5_000,
         }
     }
 }

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "rollups",
         include_str!("../../migrations/0004_rollups.sql"),
     ),
+    (
+        5,
+        "checkpoints",
+        include_str!("../../migrations/0005_checkpoints.sql"),
+    ),
 ];
 
 /// The bookkeeping table, created before the migrations.

@@ -1,11 +1,13 @@
 //! ClickHouse: settings, migrations, row encoding and the durable writer.
 
+mod checkpoints;
 mod migrate;
 mod records;
 mod sink;
 
 use serde::Deserialize;
 
+pub use checkpoints::{Checkpoint, CheckpointRecord, CheckpointStore};
 pub use migrate::{
     latest_version, migrate, plan, schema_version, tables, Layout, TableSpec, MIGRATIONS,
 };

@@ -110,6 +110,17 @@ impl ClickHouseSink {
         );
     }
 
+    /// Writes the checkpoints of consumer group `group_id`, retrying until
+    /// durable. Call it only once the rows they depend on are durable.
+    pub async fn write_checkpoints(&self, group_id: &str, checkpoints: &[super::Checkpoint]) {
+        let records: Vec<super::CheckpointRecord<'_>> = checkpoints
+            .iter()
+            .map(|c| super::CheckpointRecord::new(group_id, c))
+            .collect();
+        self.table::<super::CheckpointRecord<'_>>("checkpoints", &records)
+            .await;
+    }
+
     /// Writes `rows` to `table` (nothing when empty), retrying until durable.
     async fn table<T>(&self, table: &str, rows: &[T::Value<'_>])
     where

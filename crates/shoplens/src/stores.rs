@@ -1,0 +1,408 @@
+//! The pipeline's state, one store per input partition, so that a partition
+//! and its state move together: after a crash, a restart or a rebalance the
+//! partition's next owner restores the store from its last checkpoint and
+//! reads on from the offsets recorded with it.
+//!
+//! Clickstream and orders are co-partitioned by visitor, so partition `p` of
+//! both feeds one aggregator (store `events`); ad spend has its own
+//! (`spend`); each customer-facts partition has a customer book
+//! (`customers`). Every store advances with the same watermark.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aggregator::{Aggregator, AggregatorConfig, CustomerBook, CustomerOutput, Output, Source};
+use exporter::Checkpoint;
+
+/// The stream index of the internal customer-facts topic in [`Source`].
+pub const FACTS: u8 = 3;
+/// The stream index of ad spend (see [`ingest::Streams`]).
+const SPEND: u8 = 2;
+
+/// Which state a store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Clickstream and orders of one visitor partition.
+    Events,
+    /// Ad spend.
+    Spend,
+    /// Customer histories of one customer-facts partition.
+    Customers,
+}
+
+impl Kind {
+    /// The name checkpoints are stored under.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Events => "events",
+            Kind::Spend => "spend",
+            Kind::Customers => "customers",
+        }
+    }
+}
+
+/// One store: a kind and a partition number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slot {
+    /// What it holds.
+    pub kind: Kind,
+    /// Its partition.
+    pub partition: i32,
+}
+
+impl Slot {
+    /// The store `source` feeds.
+    pub fn of(source: Source) -> Slot {
+        let kind = match source.stream {
+            FACTS => Kind::Customers,
+            SPEND => Kind::Spend,
+            _ => Kind::Events,
+        };
+        Slot {
+            kind,
+            partition: source.partition,
+        }
+    }
+}
+
+/// What a message is to its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// The next one the store needs: apply it.
+    Next,
+    /// Already in the store's state (a re-delivery after a restore or a
+    /// rebalance): skip it.
+    Applied,
+    /// Past a gap: messages before it are not in the state. Another owner
+    /// may have moved the partition on; reload before applying.
+    Gap,
+}
+
+/// Every store this instance holds, with the next offset each source needs.
+pub struct Stores {
+    cfg: AggregatorConfig,
+    customer_settings: (i64, String, usize),
+    aggregators: BTreeMap<Slot, Aggregator>,
+    books: BTreeMap<i32, CustomerBook>,
+    next: HashMap<Source, i64>,
+    event_times: HashMap<Source, i64>,
+}
+
+/// The outcome of loading a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// Restored from a checkpoint.
+    Restored,
+    /// No checkpoint: a fresh store, reading from the committed offsets.
+    Fresh,
+    /// A checkpoint exists but cannot be used (why): a fresh store.
+    Refused(String),
+}
+
+impl Stores {
+    /// No stores yet; aggregators run with `cfg`, customer books with the
+    /// lapse minimum, reporting currency and bound given.
+    pub fn new(
+        cfg: AggregatorConfig,
+        lapse_min_ms: i64,
+        currency: &str,
+        max_customers: usize,
+    ) -> Self {
+        Stores {
+            cfg,
+            customer_settings: (lapse_min_ms, currency.to_string(), max_customers),
+            aggregators: BTreeMap::new(),
+            books: BTreeMap::new(),
+            next: HashMap::new(),
+            event_times: HashMap::new(),
+        }
+    }
+
+    fn new_book(&self) -> CustomerBook {
+        let (lapse, currency, max) = &self.customer_settings;
+        CustomerBook::bounded(*lapse, currency, *max)
+    }
+
+    /// Whether `slot` is held.
+    pub fn holds(&self, slot: Slot) -> bool {
+        match slot.kind {
+            Kind::Customers => self.books.contains_key(&slot.partition),
+            _ => self.aggregators.contains_key(&slot),
+        }
+    }
+
+    /// Installs `slot` from `checkpoint` (with the sources its offsets name,
+    /// resolved by `source_of`), or fresh when there is none or it cannot be
+    /// used. Replaces whatever was held.
+    pub fn load(
+        &mut self,
+        slot: Slot,
+        checkpoint: Option<&Checkpoint>,
+        source_of: impl Fn(&str) -> Option<Source>,
+    ) -> Loaded {
+        self.drop_slot(slot);
+        let Some(c) = checkpoint else {
+            self.install_fresh(slot);
+            return Loaded::Fresh;
+        };
+        let restored = match slot.kind {
+            Kind::Customers => CustomerBook::restore(&self.new_book(), &c.state).map(|b| {
+                self.books.insert(slot.partition, b);
+            }),
+            _ => Aggregator::restore(&self.cfg, &c.state).map(|a| {
+                self.aggregators.insert(slot, a);
+            }),
+        };
+        match restored {
+            Ok(()) => {
+                for (topic, next) in &c.offsets {
+                    if let Some(source) = source_of(topic) {
+                        self.next.insert(source, *next);
+                    }
+                }
+                for (topic, ts) in &c.event_times {
+                    if let Some(source) = source_of(topic) {
+                        self.event_times.insert(source, *ts);
+                    }
+                }
+                Loaded::Restored
+            }
+            Err(e) => {
+                self.install_fresh(slot);
+                Loaded::Refused(e.to_string())
+            }
+        }
+    }
+
+    fn install_fresh(&mut self, slot: Slot) {
+        match slot.kind {
+            Kind::Customers => {
+                let book = self.new_book();
+                self.books.insert(slot.partition, book);
+            }
+            _ => {
+                self.aggregators
+                    .insert(slot, Aggregator::new(self.cfg.clone()));
+            }
+        }
+    }
+
+    /// Forgets `slot` and the offsets of its sources (the partition went to
+    /// another owner, or is about to be reloaded).
+    pub fn drop_slot(&mut self, slot: Slot) {
+        match slot.kind {
+            Kind::Customers => {
+                self.books.remove(&slot.partition);
+            }
+            _ => {
+                self.aggregators.remove(&slot);
+            }
+        }
+        self.next.retain(|source, _| Slot::of(*source) != slot);
+        self.event_times
+            .retain(|source, _| Slot::of(*source) != slot);
+    }
+
+    /// The latest event time read from each source of `slot`.
+    pub fn event_times(&self, slot: Slot) -> Vec<(Source, i64)> {
+        self.event_times
+            .iter()
+            .filter(|(s, _)| Slot::of(**s) == slot)
+            .map(|(s, t)| (*s, *t))
+            .collect()
+    }
+
+    /// Records the event time of a message read from `source`.
+    pub fn saw_event_time(&mut self, source: Source, ts_ms: i64) {
+        let t = self.event_times.entry(source).or_insert(ts_ms);
+        *t = (*t).max(ts_ms);
+    }
+
+    /// Every slot held.
+    pub fn slots(&self) -> Vec<Slot> {
+        self.aggregators
+            .keys()
+            .copied()
+            .chain(self.books.keys().map(|p| Slot {
+                kind: Kind::Customers,
+                partition: *p,
+            }))
+            .collect()
+    }
+
+    /// What the message at `offset` of `source` is to its store.
+    pub fn arrival(&self, source: Source, offset: i64) -> Arrival {
+        match self.next.get(&source) {
+            Some(next) if offset < *next => Arrival::Applied,
+            Some(next) if offset > *next => Arrival::Gap,
+            _ => Arrival::Next,
+        }
+    }
+
+    /// The next offset of `source` the store needs, if known.
+    pub fn next_of(&self, source: Source) -> Option<i64> {
+        self.next.get(&source).copied()
+    }
+
+    /// Accepts a hole in the log of `source`: `offset` is the next one.
+    pub fn skip_to(&mut self, source: Source, offset: i64) {
+        self.next.insert(source, offset);
+    }
+
+    /// Records that the message at `offset` of `source` is in the state.
+    pub fn applied(&mut self, source: Source, offset: i64) {
+        self.next.insert(source, offset + 1);
+    }
+
+    /// The aggregator of `slot` (an events or spend slot that is held).
+    pub fn aggregator(&mut self, slot: Slot) -> Option<&mut Aggregator> {
+        self.aggregators.get_mut(&slot)
+    }
+
+    /// The oldest offset of `source` that the open state still holds, if any
+    /// (see [`Aggregator::low_water`]).
+    pub fn low_water(&self, source: Source) -> Option<i64> {
+        self.aggregators
+            .get(&Slot::of(source))
+            .and_then(|a| a.low_water(source))
+    }
+
+    /// The customer book of facts partition `partition`, if held.
+    pub fn book(&mut self, partition: i32) -> Option<&mut CustomerBook> {
+        self.books.get_mut(&partition)
+    }
+
+    /// Advances every aggregator to `watermark_ms`.
+    pub fn advance(&mut self, watermark_ms: i64) -> Output {
+        let mut out = Output::default();
+        for agg in self.aggregators.values_mut() {
+            out.extend(agg.advance(watermark_ms));
+        }
+        out
+    }
+
+    /// Advances every customer book to `watermark_ms`.
+    pub fn advance_customers(&mut self, watermark_ms: i64) -> CustomerOutput {
+        let mut out = CustomerOutput::default();
+        for book in self.books.values_mut() {
+            let o = book.advance(watermark_ms);
+            out.customers.extend(o.customers);
+            out.days.extend(o.days);
+            out.lapsed.extend(o.lapsed);
+            out.new_customers += o.new_customers;
+            out.repeat_orders += o.repeat_orders;
+        }
+        out
+    }
+
+    /// A checkpoint of every store that has read something, naming each
+    /// source's topic with `topic_of`.
+    pub fn checkpoints(&self, topic_of: impl Fn(Source) -> Option<String>) -> Vec<Checkpoint> {
+        let mut offsets: BTreeMap<Slot, BTreeMap<String, i64>> = BTreeMap::new();
+        for (source, next) in &self.next {
+            if let Some(topic) = topic_of(*source) {
+                offsets
+                    .entry(Slot::of(*source))
+                    .or_default()
+                    .insert(topic, *next);
+            }
+        }
+        let mut times: BTreeMap<Slot, BTreeMap<String, i64>> = BTreeMap::new();
+        for (source, ts) in &self.event_times {
+            if let Some(topic) = topic_of(*source) {
+                times
+                    .entry(Slot::of(*source))
+                    .or_default()
+                    .insert(topic, *ts);
+            }
+        }
+        offsets
+            .into_iter()
+            .filter_map(|(slot, offsets)| {
+                let (state, watermark_ms) = match slot.kind {
+                    Kind::Customers => {
+                        let book = self.books.get(&slot.partition)?;
+                        (book.snapshot(), book.watermark_ms())
+                    }
+                    _ => {
+                        let agg = self.aggregators.get(&slot)?;
+                        (agg.snapshot(), agg.watermark_ms())
+                    }
+                };
+                Some(Checkpoint {
+                    store: slot.kind.as_str().to_string(),
+                    partition: slot.partition,
+                    offsets,
+                    event_times: times.get(&slot).cloned().unwrap_or_default(),
+                    watermark_ms,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// The aggregators, for gauges.
+    pub fn aggregators(&self) -> impl Iterator<Item = &Aggregator> {
+        self.aggregators.values()
+    }
+
+    /// The customer books, for gauges.
+    pub fn books(&self) -> impl Iterator<Item = &CustomerBook> {
+        self.books.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(stream: u8, partition: i32) -> Source {
+        Source { stream, partition }
+    }
+
+    #[test]
+    fn clickstream_and_orders_share_a_store_spend_and_facts_have_their_own() {
+        assert_eq!(Slot::of(src(0, 3)), Slot::of(src(1, 3)));
+        assert_eq!(Slot::of(src(2, 3)).kind, Kind::Spend);
+        assert_eq!(Slot::of(src(FACTS, 3)).kind, Kind::Customers);
+        assert_ne!(Slot::of(src(0, 3)), Slot::of(src(0, 4)));
+    }
+
+    #[test]
+    fn a_restored_store_skips_what_it_holds_and_notices_gaps() {
+        let mut stores = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
+        let slot = Slot::of(src(0, 1));
+        stores.load(slot, None, |_| None);
+        for offset in 0..5 {
+            assert_eq!(stores.arrival(src(0, 1), offset), Arrival::Next);
+            stores.applied(src(0, 1), offset);
+        }
+        let checkpoints = stores.checkpoints(|s| Some(format!("t{}", s.stream)));
+        assert_eq!(checkpoints.len(), 1);
+        assert_eq!(checkpoints[0].offsets.get("t0"), Some(&5));
+        assert_eq!(checkpoints[0].version(), 5);
+
+        let mut other = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
+        let loaded = other.load(slot, Some(&checkpoints[0]), |t| {
+            (t == "t0").then_some(src(0, 1))
+        });
+        assert_eq!(loaded, Loaded::Restored);
+        assert_eq!(other.arrival(src(0, 1), 3), Arrival::Applied);
+        assert_eq!(other.arrival(src(0, 1), 5), Arrival::Next);
+        assert_eq!(other.arrival(src(0, 1), 9), Arrival::Gap);
+        // Orders of the same partition were never read: anything is next.
+        assert_eq!(other.arrival(src(1, 1), 9), Arrival::Next);
+
+        let mut refused = Stores::new(
+            AggregatorConfig {
+                window_ms: 1_000,
+                ..AggregatorConfig::default()
+            },
+            1,
+            "USD",
+            10,
+        );
+        let loaded = refused.load(slot, Some(&checkpoints[0]), |_| None);
+        assert!(matches!(loaded, Loaded::Refused(_)), "{loaded:?}");
+        assert!(refused.holds(slot));
+    }
+}
