@@ -390,6 +390,102 @@ async fn kill_9_half_way_and_restart_gives_the_undisturbed_tables() {
     kill_9_and_restart(|sessions| sessions / 2).await;
 }
 
+/// The sum of `series` over the instances serving `addrs`.
+async fn total(addrs: &[String], series: (&str, &str)) -> Result<u64, String> {
+    let mut sum = 0;
+    for a in addrs {
+        sum += counts(a, &[series]).await?[0];
+    }
+    Ok(sum)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_with_one_killed_mid_stream_give_the_undisturbed_tables() {
+    let (g, want) = undisturbed().await;
+    let s = run_settings("trio");
+    shoplens::topics::create_topics(&s.kafka, 3, 1)
+        .await
+        .expect("topics");
+    // Half the traffic before the group forms, the rest streamed in over
+    // about 40 s (event time x 45) while it runs.
+    let mut gen = generator();
+    let mut traffic: Vec<shoplens::generate::Message> = gen.by_ref().collect();
+    assert_eq!(gen.stats(), g, "the same input");
+    let second_half = traffic.split_off(traffic.len() / 2);
+    let no_flush = ProduceOptions {
+        speed: None,
+        flush_after_ms: None,
+    };
+    shoplens::generate::produce_messages(&s.kafka, traffic, START_MS, &no_flush)
+        .await
+        .expect("produce the first half");
+
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut runs: Vec<Running> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let log = std::env::temp_dir().join(format!("{}.{i}.log", s.clickhouse.database));
+            spawn(&s, a, &log)
+        })
+        .collect();
+    // The group has split the partitions: every instance holds a store.
+    eventually(
+        "every instance holds a partition",
+        Duration::from_secs(60),
+        || async {
+            let mut held = Vec::new();
+            for a in &addrs {
+                held.push(counts(a, &[("shoplens_stores_loaded_total", "")]).await?[0]);
+            }
+            if held.iter().all(|n| *n > 0) {
+                Ok(())
+            } else {
+                Err(format!("stores loaded per instance: {held:?}"))
+            }
+        },
+    )
+    .await;
+
+    let second_start = second_half.first().map_or(START_MS, |m| m.ts_ms);
+    let paced = ProduceOptions {
+        speed: Some(45.0),
+        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(&s)),
+    };
+    let kafka = s.kafka.clone();
+    let producing = tokio::spawn(async move {
+        shoplens::generate::produce_messages(&kafka, second_half, second_start, &paced)
+            .await
+            .expect("produce the second half")
+    });
+    let written = eventually(
+        "sessions written by the group",
+        Duration::from_secs(60),
+        || async {
+            match total(&addrs, SESSIONS).await {
+                Ok(n) if n >= g.sessions / 4 => Ok(n),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    runs[0].kill();
+    assert!(
+        !producing.is_finished(),
+        "killed while traffic still streams in ({written} sessions written)"
+    );
+    producing.await.expect("producer");
+
+    settled_dump(&s, Some(&want)).await;
+    // The survivors took the killed instance's partitions over from its
+    // checkpoints.
+    let restored = total(&addrs[1..], RESTORED).await.expect("metrics");
+    assert!(restored >= 1, "{restored} stores restored by the survivors");
+    assert_eq!(total(&addrs[1..], REFUSED).await.expect("metrics"), 0);
+}
+
 /// One hostile message of each kind, by turn: its payload and the kind.
 fn hostile(i: usize) -> (&'static str, Vec<u8>) {
     let id = format!("hostile-{i}");

@@ -31,6 +31,45 @@ pub fn encode(f: &CustomerFact) -> (String, Vec<u8>) {
     )
 }
 
+/// An input partition's watermark, written to every facts partition after
+/// each durable batch by whichever instance owns the input partition: every
+/// fact still to come from it is of an event at or after `watermark_ms`
+/// (see the pipeline's customer side).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    /// The input (clickstream and orders) partition.
+    pub partition: i32,
+    /// Its watermark.
+    pub watermark_ms: i64,
+}
+
+/// What a message of the facts topic holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactMessage {
+    /// A customer fact.
+    Fact(CustomerFact),
+    /// A producer's watermark.
+    Marker(Marker),
+}
+
+/// The Kafka key (the input partition) and payload of a watermark marker.
+pub fn encode_marker(m: &Marker) -> (String, Vec<u8>) {
+    (
+        format!("watermark/{}", m.partition),
+        serde_json::to_vec(m).unwrap_or_default(),
+    )
+}
+
+/// A message of the facts topic read back; `None` for anything this
+/// version did not write.
+pub fn decode_message(payload: &[u8]) -> Option<FactMessage> {
+    decode(payload).map(FactMessage::Fact).or_else(|| {
+        serde_json::from_slice::<Marker>(payload)
+            .ok()
+            .map(FactMessage::Marker)
+    })
+}
+
 /// A fact read back; `None` for anything this version did not write.
 pub fn decode(payload: &[u8]) -> Option<CustomerFact> {
     let w: Wire = serde_json::from_slice(payload).ok()?;
@@ -62,8 +101,18 @@ mod tests {
         };
         let (key, bytes) = encode(&f);
         assert_eq!(key, "u1");
-        assert_eq!(decode(&bytes), Some(f));
+        assert_eq!(decode(&bytes), Some(f.clone()));
         assert_eq!(decode(b"{}"), None);
         assert_eq!(decode(b"\\xff"), None);
+        assert_eq!(decode_message(&bytes), Some(FactMessage::Fact(f)));
+        let m = Marker {
+            partition: 1,
+            watermark_ms: 42,
+        };
+        let (key, bytes) = encode_marker(&m);
+        assert_eq!(key, "watermark/1");
+        assert_eq!(decode(&bytes), None);
+        assert_eq!(decode_message(&bytes), Some(FactMessage::Marker(m)));
+        assert_eq!(decode_message(b"{}"), None);
     }
 }

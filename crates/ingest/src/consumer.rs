@@ -90,6 +90,18 @@ pub fn missing_topics(consumer: &StreamConsumer, topics: &[String]) -> Vec<Strin
         .collect()
 }
 
+/// The number of partitions of `topic`, from the brokers' metadata.
+pub fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(5))?;
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| KafkaError::MissingTopics(vec![topic.to_string()]))
+}
+
 /// A producer for the dead-letter and trigger topics, and for load
 /// generation. Keys are partitioned with murmur2, as Java clients do, so
 /// co-partitioning holds whichever client produced.

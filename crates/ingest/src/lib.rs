@@ -14,9 +14,10 @@ pub mod streams;
 pub mod watermark;
 
 pub use consumer::{
-    build_consumer, build_producer, cached_high_watermark, input_topics, missing_topics, KafkaError,
+    build_consumer, build_producer, cached_high_watermark, input_topics, missing_topics,
+    partition_count, KafkaError,
 };
 pub use dead_letter::{DeadLetter, Rejection};
 pub use settings::{KafkaSettings, TopicNames, WatermarkSettings};
 pub use streams::Streams;
-pub use watermark::WatermarkTracker;
+pub use watermark::{Group, WatermarkTracker};

@@ -29,6 +29,17 @@ pub struct WatermarkTracker {
     current: i64,
 }
 
+/// The watermark of a group of partitions (see [`WatermarkTracker::group`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// The lowest watermark of its active partitions.
+    Active(i64),
+    /// An active partition has delivered nothing yet: hold.
+    Unknown,
+    /// None is active: it follows the pipeline's watermark.
+    Idle,
+}
+
 /// What to do with partitions after an update.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Alignment {
@@ -152,6 +163,24 @@ impl WatermarkTracker {
         out
     }
 
+    /// The watermark of the partitions `include` selects (one store's
+    /// sources): the lowest over those that are active; [`Group::Unknown`]
+    /// while one of them is active but has delivered nothing, and
+    /// [`Group::Idle`] when none is active.
+    pub fn group(&self, include: impl Fn(Source) -> bool, now_ms: u64) -> Group {
+        let mut min: Option<i64> = None;
+        for (source, p) in &self.parts {
+            if !include(*source) || !self.active(p, now_ms) {
+                continue;
+            }
+            match self.partition_wm(p) {
+                None => return Group::Unknown,
+                Some(w) => min = Some(min.map_or(w, |m| m.min(w))),
+            }
+        }
+        min.map_or(Group::Idle, Group::Active)
+    }
+
     /// Whether no assigned partition is active (all caught up and silent).
     pub fn all_idle(&self, now_ms: u64) -> bool {
         !self.parts.values().any(|p| self.active(p, now_ms))
@@ -248,5 +277,20 @@ mod tests {
         t.has_backlog(B, 40_000);
         t.observe(A, Some(1_100_000), 40_000);
         assert_eq!(t.watermark(40_000), 440_000, "B is starved, not idle");
+    }
+
+    #[test]
+    fn a_group_follows_its_own_active_partitions() {
+        let mut t = tracker();
+        t.assign([A, B], 0);
+        assert_eq!(t.group(|s| s == A, 0), Group::Unknown);
+        t.observe(A, Some(100_000), 0);
+        t.observe(B, Some(900_000), 0);
+        let lateness = 60_000;
+        assert_eq!(t.group(|s| s == B, 0), Group::Active(900_000 - lateness));
+        assert_eq!(t.group(|_| true, 0), Group::Active(100_000 - lateness));
+        // A goes silent past the idle timeout: its group follows the pipeline.
+        t.observe(B, Some(900_000), 300_000);
+        assert_eq!(t.group(|s| s == A, 300_000), Group::Idle);
     }
 }

@@ -60,8 +60,10 @@ struct Batch {
     commits: Vec<(Source, i64)>,
     /// Snapshots of the stores as of this batch, written after its rows.
     checkpoints: Vec<Checkpoint>,
-    /// The main watermark this batch's rows were closed at.
-    watermark_ms: i64,
+    /// The watermark of each events store (by input partition) after this
+    /// batch: every customer fact of an event before it is in this batch or
+    /// an earlier one.
+    marks: Vec<(i32, i64)>,
     /// When the aggregator closed them (for the result delay).
     closed_at: Instant,
 }
@@ -69,9 +71,6 @@ struct Batch {
 /// What the writer reports once a batch is durable.
 struct Ack {
     commits: Vec<(Source, i64)>,
-    watermark_ms: i64,
-    /// The highest offset of this batch's customer facts, per partition.
-    facts_delivered: HashMap<i32, i64>,
 }
 
 /// A started pipeline.
@@ -150,9 +149,14 @@ impl Pipeline {
             producer: build_producer(&settings.kafka)?,
             triggers_topic: settings.kafka.topics.triggers.clone(),
             facts_topic: settings.kafka.topics.customer_facts.clone(),
+            facts_partitions: ingest::partition_count(
+                &consumer,
+                &settings.kafka.topics.customer_facts,
+            )?,
         };
         let writer = tokio::spawn(writer.run(batch_rx, ack_tx));
         let ingest = Ingest {
+            rewinds: HashMap::new(),
             stores: Stores::new(
                 settings.aggregator.clone(),
                 30 * 86_400_000,
@@ -164,8 +168,11 @@ impl Pipeline {
             last_checkpoint: Instant::now(),
             tracker: WatermarkTracker::new(settings.watermark.clone()),
             facts_tracker: WatermarkTracker::new(settings.watermark.clone()),
-            facts_delivered: HashMap::new(),
-            durable_watermark: i64::MIN,
+            markers: HashMap::new(),
+            input_partitions: ingest::partition_count(
+                &consumer,
+                &settings.kafka.topics.clickstream,
+            )?,
             settings,
             consumer: Arc::new(consumer),
             streams,
@@ -242,6 +249,8 @@ struct Writer {
     producer: FutureProducer,
     triggers_topic: String,
     facts_topic: String,
+    /// Partitions of the facts topic (each gets every marker).
+    facts_partitions: i32,
 }
 
 impl Writer {
@@ -264,7 +273,7 @@ impl Writer {
                     .iter()
                     .map(exporter::triggers::encode_lapsed),
             );
-            self.send_all(&self.triggers_topic, &triggers).await;
+            self.send_all(&self.triggers_topic, &triggers, None).await;
             for t in &batch.out.triggers {
                 self.metrics
                     .triggers
@@ -281,8 +290,18 @@ impl Writer {
                 .iter()
                 .map(exporter::facts::encode)
                 .collect();
-            let facts_delivered = self.send_all(&self.facts_topic, &facts).await;
+            self.send_all(&self.facts_topic, &facts, None).await;
             self.metrics.customer_facts.inc_by(facts.len() as u64);
+            // After the facts, in every facts partition: no fact of an event
+            // before each input partition's watermark is still to come.
+            for (partition, watermark_ms) in &batch.marks {
+                let marker = exporter::facts::encode_marker(&exporter::facts::Marker {
+                    partition: *partition,
+                    watermark_ms: *watermark_ms,
+                });
+                let markers = vec![marker; self.facts_partitions.max(0) as usize];
+                self.send_all(&self.facts_topic, &markers, Some(())).await;
+            }
             // The state may be saved only once everything it has emitted is
             // durable: rows, triggers and customer facts.
             self.sink
@@ -302,8 +321,6 @@ impl Writer {
                 .observe(batch.closed_at.elapsed().as_secs_f64());
             let ack = Ack {
                 commits: batch.commits,
-                watermark_ms: batch.watermark_ms,
-                facts_delivered,
             };
             if acks.send(ack).is_err() {
                 break;
@@ -313,28 +330,31 @@ impl Writer {
 
     /// Enqueues every message, then waits for the broker to have them all,
     /// retrying the failed ones with backoff: the offsets behind them move
-    /// only once all are in Kafka.
-    /// Returns the highest offset delivered to each partition.
-    async fn send_all(&self, topic: &str, messages: &[(String, Vec<u8>)]) -> HashMap<i32, i64> {
-        let mut ends: HashMap<i32, i64> = HashMap::new();
+    /// only once all are in Kafka. With `one_per_partition`, message `i`
+    /// goes to partition `i` rather than by key.
+    async fn send_all(
+        &self,
+        topic: &str,
+        messages: &[(String, Vec<u8>)],
+        one_per_partition: Option<()>,
+    ) {
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         let mut delay = Duration::from_millis(200);
         while !pending.is_empty() {
             let mut deliveries = Vec::with_capacity(pending.len());
             for &i in &pending {
                 let (key, payload) = &messages[i];
-                let record = FutureRecord::to(topic).key(key).payload(payload);
+                let mut record = FutureRecord::to(topic).key(key).payload(payload);
+                if one_per_partition.is_some() {
+                    record = record.partition(i as i32);
+                }
                 deliveries.push((i, self.producer.send_result(record).ok()));
             }
             let mut failed = Vec::new();
             for (i, delivery) in deliveries {
                 let delivered = match delivery {
                     Some(d) => match d.await {
-                        Ok(Ok(d)) => {
-                            let end = ends.entry(d.partition).or_insert(d.offset);
-                            *end = (*end).max(d.offset);
-                            true
-                        }
+                        Ok(Ok(_)) => true,
                         _ => false,
                     },
                     None => false,
@@ -350,12 +370,23 @@ impl Writer {
             }
             pending = failed;
         }
-        ends
     }
+}
+
+/// A seek back in progress on one source (see [`Ingest::rewind`]).
+struct Rewind {
+    /// The first offset that arrived past the gap.
+    trigger: i64,
+    /// Where the seek went.
+    target: i64,
+    /// When.
+    since: Instant,
 }
 
 struct Ingest {
     settings: Settings,
+    /// Seeks back in progress, by source.
+    rewinds: HashMap<Source, Rewind>,
     consumer: Arc<StreamConsumer>,
     streams: Streams,
     dead_letter: DeadLetter,
@@ -371,12 +402,11 @@ struct Ingest {
     /// Watermarks of the facts partitions (a separate clock: facts are
     /// produced only after the main watermark passes their events).
     facts_tracker: WatermarkTracker,
-    /// The highest offset of the facts this instance delivered for its
-    /// durable batches, per partition.
-    facts_delivered: HashMap<i32, i64>,
-    /// The main watermark of the last durable batch: every customer fact of
-    /// an event before it has been produced.
-    durable_watermark: i64,
+    /// The latest watermark marker of each input partition, by facts
+    /// partition.
+    markers: HashMap<i32, HashMap<i32, i64>>,
+    /// Partitions of the input (clickstream and orders) topics.
+    input_partitions: i32,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     /// Next offset to read, per source.
@@ -535,21 +565,78 @@ impl Ingest {
             self.load(slot, None).await;
         }
         let mut arrival = self.stores.arrival(source, offset);
-        if arrival == Arrival::Gap {
+        if arrival == Arrival::Gap && !self.rewinds.contains_key(&source) {
             self.load(slot, Some((source, offset))).await;
             arrival = self.stores.arrival(source, offset);
         }
         match arrival {
-            Arrival::Next => Ok(true),
-            Arrival::Applied => Ok(false),
-            Arrival::Gap => {
-                // Not in any checkpoint either: records missing from the log
-                // (compaction, retention) or skipped by the broker. Counted,
-                // and read on.
-                warn!(?source, offset, expected = ?self.stores.next_of(source), "offset gap: messages before this one are not in the state");
+            Arrival::Next | Arrival::Applied => {
+                self.rewinds.remove(&source);
+                Ok(arrival == Arrival::Next)
+            }
+            Arrival::Gap => Ok(self.rewind(source, offset)),
+        }
+    }
+
+    /// Past a gap no checkpoint covers: the fetch went on after the offset
+    /// the store needs. Kafka answers a fetch with the whole record batch
+    /// holding the offset asked for (the client drops the records before
+    /// it); a broker that starts at the next batch instead (tansu 0.6, after
+    /// a pause or a rebalance) skips the rest of that batch. So seek back by
+    /// the resume overlap, further each time the fetch still starts past the
+    /// offset needed, and skip what the store holds. A gap that remains from
+    /// the log start, or a seek that does not take effect within 10 s, is a
+    /// hole: counted, logged, and read past. Returns whether to apply the
+    /// message at `offset`.
+    fn rewind(&mut self, source: Source, offset: i64) -> bool {
+        let expected = self.stores.next_of(source).unwrap_or(0);
+        let step = self.settings.pipeline.resume_overlap_messages.max(1);
+        let target = match self.rewinds.get(&source) {
+            // Fetched before the seek took effect.
+            Some(r) if offset > r.trigger && r.since.elapsed() < Duration::from_secs(10) => {
+                return false;
+            }
+            Some(r) if r.target == 0 || offset > r.trigger => None,
+            Some(r) => Some((r.target - step * 4).max(0)),
+            None => Some((expected - step).max(0)),
+        };
+        let topic = self.topic_of(source).map(str::to_string);
+        let seek = |target: i64| {
+            let topic = topic.as_deref()?;
+            self.consumer
+                .seek(
+                    topic,
+                    source.partition,
+                    Offset::Offset(target),
+                    Duration::from_secs(1),
+                )
+                .ok()
+        };
+        match target.and_then(|t| seek(t).map(|()| t)) {
+            Some(target) => {
+                info!(
+                    ?source,
+                    offset, expected, target, "fetch resumed past the offset needed: seeking back"
+                );
+                self.rewinds.insert(
+                    source,
+                    Rewind {
+                        trigger: offset,
+                        target,
+                        since: Instant::now(),
+                    },
+                );
+                false
+            }
+            None => {
+                warn!(
+                    ?source,
+                    offset, expected, "offset gap: messages before this one are not in the state"
+                );
                 self.metrics.offset_gaps.inc();
+                self.rewinds.remove(&source);
                 self.stores.skip_to(source, offset);
-                Ok(true)
+                true
             }
         }
     }
@@ -682,7 +769,21 @@ impl Ingest {
         }
         self.stores.applied(source, offset);
         let now = self.now_ms();
-        let fact = m.payload().and_then(exporter::facts::decode);
+        let fact = match m.payload().and_then(exporter::facts::decode_message) {
+            Some(exporter::facts::FactMessage::Marker(marker)) => {
+                self.facts_tracker.observe(source, None, now);
+                let latest = self
+                    .markers
+                    .entry(m.partition())
+                    .or_default()
+                    .entry(marker.partition)
+                    .or_insert(marker.watermark_ms);
+                *latest = (*latest).max(marker.watermark_ms);
+                return Ok(());
+            }
+            Some(exporter::facts::FactMessage::Fact(fact)) => Some(fact),
+            None => None,
+        };
         let Some(fact) = fact else {
             self.facts_tracker.observe(source, None, now);
             warn!(
@@ -792,6 +893,7 @@ impl Ingest {
                         self.stores.drop_slot(slot);
                         self.next.retain(|s, _| Slot::of(*s) != slot);
                         self.committed.retain(|s, _| Slot::of(*s) != slot);
+                        self.rewinds.retain(|s, _| Slot::of(*s) != slot);
                     }
                 }
                 self.to_load.retain(|slot| assigned.contains(slot));
@@ -878,8 +980,19 @@ impl Ingest {
         }
         let now = self.now_ms();
         self.observe_log_ends(now);
+        // Each store follows its own partitions, so a partition that moves
+        // here from an instance that fell behind is not judged by this
+        // instance's clock; a store whose partitions are all idle follows
+        // the pipeline's watermark.
         let watermark = self.tracker.watermark(now);
-        let out = self.stores.advance(watermark);
+        let tracker = &self.tracker;
+        let out = self.stores.advance(|slot| {
+            match tracker.group(|source| Slot::of(source) == slot, now) {
+                ingest::Group::Active(w) => Some(w),
+                ingest::Group::Unknown => None,
+                ingest::Group::Idle => Some(watermark),
+            }
+        });
         let align = self.tracker.align(now);
         if !align.pause.is_empty() {
             debug!(watermark, partitions = ?align.pause, "pausing partitions ahead of the watermark");
@@ -893,25 +1006,22 @@ impl Ingest {
                 warn!(%error, "resume failed");
             }
         }
-        let mut facts_watermark = self.facts_tracker.watermark(now);
-        // Every fact this instance delivered for its durable batches is read
-        // (and the partitions are quiet with no backlog): then all facts
-        // before the last durable batch are here. Quiet alone is not enough:
-        // while this loop was blocked behind the writer nothing was read, so
-        // facts already in Kafka would otherwise come in late.
-        // (Partitions another instance owns are that instance's concern.)
-        let own_facts_read = self.facts_delivered.iter().all(|(partition, end)| {
-            let source = Source {
-                stream: FACTS,
-                partition: *partition,
-            };
-            !self.facts_tracker.is_assigned(source)
-                || self.next.get(&source).is_some_and(|next| next > end)
+        // Each customer book advances to the lowest watermark marked by
+        // every input partition (holding until each has marked one): the
+        // markers follow their facts in the facts partition, so every fact
+        // of an event before it has been read, whichever instance wrote it,
+        // however far apart the input partitions run, and across a
+        // partition's move to a new owner.
+        let markers = &self.markers;
+        let inputs = self.input_partitions;
+        let customers = self.stores.advance_customers(|partition| {
+            let marked = markers.get(&partition)?;
+            (0..inputs)
+                .map(|p| marked.get(&p).copied())
+                .collect::<Option<Vec<i64>>>()?
+                .into_iter()
+                .min()
         });
-        if own_facts_read && self.facts_tracker.all_idle(now) {
-            facts_watermark = facts_watermark.max(self.durable_watermark);
-        }
-        let customers = self.stores.advance_customers(facts_watermark);
         // Dead letters must be durable before the offsets behind them move.
         self.dead_letter.flush().await?;
 
@@ -929,7 +1039,9 @@ impl Ingest {
             // offset the open state holds: a restart re-reads from there and
             // skips what the store has (cheaply: before decoding). A broker
             // that resumes at the next record batch rather than inside the
-            // one holding the offset asked for then loses nothing.
+            // one holding the offset asked for then loses nothing; a further
+            // overlap covers that batch when nothing is held.
+            let overlap = self.settings.pipeline.resume_overlap_messages;
             for c in &checkpoints {
                 for (topic, next) in &c.offsets {
                     if let Some(source) = self.source_of(topic, c.partition) {
@@ -937,7 +1049,7 @@ impl Ingest {
                             .stores
                             .low_water(source)
                             .map_or(*next, |l| l.min(*next));
-                        commits.push((source, low));
+                        commits.push((source, (low - overlap).max(0)));
                     }
                 }
             }
@@ -980,7 +1092,7 @@ impl Ingest {
             customers,
             commits,
             checkpoints,
-            watermark_ms: watermark,
+            marks: self.stores.event_watermarks(),
             closed_at: Instant::now(),
         });
         // Blocked here while the writer retries (backpressure): keep the lag
@@ -1001,11 +1113,6 @@ impl Ingest {
     }
 
     fn acknowledged(&mut self, ack: Ack, mode: CommitMode) {
-        self.durable_watermark = self.durable_watermark.max(ack.watermark_ms);
-        for (partition, offset) in ack.facts_delivered {
-            let end = self.facts_delivered.entry(partition).or_insert(offset);
-            *end = (*end).max(offset);
-        }
         self.commit(&ack.commits, mode);
     }
 

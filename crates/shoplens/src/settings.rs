@@ -82,6 +82,11 @@ pub struct PipelineSettings {
     /// How often every store is checkpointed (and offsets committed with
     /// it). Longer: less writing, more replay after a crash.
     pub checkpoint_interval_ms: u64,
+    /// Messages the committed position trails the checkpoint by (at least):
+    /// a restart re-reads them and skips them before decoding. It covers
+    /// brokers that resume a fetch at the next record batch rather than
+    /// inside the batch holding the offset asked for (tansu 0.6 does).
+    pub resume_overlap_messages: i64,
 }
 
 impl Default for PipelineSettings {
@@ -92,6 +97,7 @@ impl Default for PipelineSettings {
             max_batches_in_flight: 4,
             shutdown_timeout_ms: 10_000,
             checkpoint_interval_ms: 5_000,
+            resume_overlap_messages: 1_000,
         }
     }
 }

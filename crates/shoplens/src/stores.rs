@@ -271,19 +271,39 @@ impl Stores {
         self.books.get_mut(&partition)
     }
 
-    /// Advances every aggregator to `watermark_ms`.
-    pub fn advance(&mut self, watermark_ms: i64) -> Output {
+    /// Advances each aggregator to the watermark `watermark_of` gives its
+    /// slot (none: it holds).
+    pub fn advance(&mut self, watermark_of: impl Fn(Slot) -> Option<i64>) -> Output {
         let mut out = Output::default();
-        for agg in self.aggregators.values_mut() {
-            out.extend(agg.advance(watermark_ms));
+        for (slot, agg) in &mut self.aggregators {
+            if let Some(w) = watermark_of(*slot) {
+                out.extend(agg.advance(w));
+            }
         }
         out
     }
 
-    /// Advances every customer book to `watermark_ms`.
-    pub fn advance_customers(&mut self, watermark_ms: i64) -> CustomerOutput {
+    /// The watermark of each events store, by partition (those that have
+    /// one): every event before it has been applied.
+    pub fn event_watermarks(&self) -> Vec<(i32, i64)> {
+        self.aggregators
+            .iter()
+            .filter(|(slot, agg)| slot.kind == Kind::Events && agg.watermark_ms() != i64::MIN)
+            .map(|(slot, agg)| (slot.partition, agg.watermark_ms()))
+            .collect()
+    }
+
+    /// Advances each customer book to the watermark `watermark_of` gives its
+    /// partition (none: it holds).
+    pub fn advance_customers(
+        &mut self,
+        watermark_of: impl Fn(i32) -> Option<i64>,
+    ) -> CustomerOutput {
         let mut out = CustomerOutput::default();
-        for book in self.books.values_mut() {
+        for (partition, book) in &mut self.books {
+            let Some(watermark_ms) = watermark_of(*partition) else {
+                continue;
+            };
             let o = book.advance(watermark_ms);
             out.customers.extend(o.customers);
             out.days.extend(o.days);
