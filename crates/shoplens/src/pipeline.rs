@@ -273,7 +273,7 @@ impl Writer {
                     .iter()
                     .map(exporter::triggers::encode_lapsed),
             );
-            self.send_all(&self.triggers_topic, &triggers, None).await;
+            self.send_all(&self.triggers_topic, &triggers, false).await;
             for t in &batch.out.triggers {
                 self.metrics
                     .triggers
@@ -290,7 +290,7 @@ impl Writer {
                 .iter()
                 .map(exporter::facts::encode)
                 .collect();
-            self.send_all(&self.facts_topic, &facts, None).await;
+            self.send_all(&self.facts_topic, &facts, false).await;
             self.metrics.customer_facts.inc_by(facts.len() as u64);
             // After the facts, in every facts partition: no fact of an event
             // before each input partition's watermark is still to come.
@@ -300,7 +300,7 @@ impl Writer {
                     watermark_ms: *watermark_ms,
                 });
                 let markers = vec![marker; self.facts_partitions.max(0) as usize];
-                self.send_all(&self.facts_topic, &markers, Some(())).await;
+                self.send_all(&self.facts_topic, &markers, true).await;
             }
             // The state may be saved only once everything it has emitted is
             // durable: rows, triggers and customer facts.
@@ -332,12 +332,7 @@ impl Writer {
     /// retrying the failed ones with backoff: the offsets behind them move
     /// only once all are in Kafka. With `one_per_partition`, message `i`
     /// goes to partition `i` rather than by key.
-    async fn send_all(
-        &self,
-        topic: &str,
-        messages: &[(String, Vec<u8>)],
-        one_per_partition: Option<()>,
-    ) {
+    async fn send_all(&self, topic: &str, messages: &[(String, Vec<u8>)], one_per_partition: bool) {
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         let mut delay = Duration::from_millis(200);
         while !pending.is_empty() {
@@ -345,7 +340,7 @@ impl Writer {
             for &i in &pending {
                 let (key, payload) = &messages[i];
                 let mut record = FutureRecord::to(topic).key(key).payload(payload);
-                if one_per_partition.is_some() {
+                if one_per_partition {
                     record = record.partition(i as i32);
                 }
                 deliveries.push((i, self.producer.send_result(record).ok()));
@@ -353,10 +348,7 @@ impl Writer {
             let mut failed = Vec::new();
             for (i, delivery) in deliveries {
                 let delivered = match delivery {
-                    Some(d) => match d.await {
-                        Ok(Ok(_)) => true,
-                        _ => false,
-                    },
+                    Some(d) => matches!(d.await, Ok(Ok(_))),
                     None => false,
                 };
                 if !delivered {
