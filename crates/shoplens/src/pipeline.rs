@@ -1,11 +1,13 @@
 //! The running pipeline: Kafka -> ingest -> aggregator -> exporter, wired
 //! with a bounded channel so a slow ClickHouse slows consumption.
 //!
-//! One task consumes, decodes, dead-letters and feeds the aggregator; on every
-//! tick it advances the watermark and hands the closed rows, with the offsets
-//! they allow to commit, to the writer task. The writer makes the rows durable
-//! in ClickHouse, counts them in Prometheus, and acknowledges; only then are
-//! the offsets committed.
+//! One task consumes, decodes, dead-letters and feeds each partition's store
+//! (see [`crate::stores`]); on every tick it advances the stores and hands the
+//! closed rows to the writer task, with a checkpoint of every store when one
+//! is due. The writer makes the rows durable in ClickHouse, produces triggers,
+//! customer facts and the partitions' watermark markers, stores the
+//! checkpoints, counts in Prometheus, and acknowledges; only then are the
+//! offsets committed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
