@@ -390,6 +390,46 @@ async fn kill_9_half_way_and_restart_gives_the_undisturbed_tables() {
     kill_9_and_restart(|sessions| sessions / 2).await;
 }
 
+/// Creates the topics of `s` and produces the first half of the generated
+/// traffic at once, with no flush. Returns its size and the second half.
+async fn first_half_now(s: &Settings, g: &GenStats) -> (usize, Vec<shoplens::generate::Message>) {
+    shoplens::topics::create_topics(&s.kafka, 3, 1)
+        .await
+        .expect("topics");
+    let mut gen = generator();
+    let mut traffic: Vec<shoplens::generate::Message> = gen.by_ref().collect();
+    assert_eq!(&gen.stats(), g, "the same input");
+    let second_half = traffic.split_off(traffic.len() / 2);
+    let first_half_messages = traffic.len();
+    let no_flush = ProduceOptions {
+        speed: None,
+        flush_after_ms: None,
+    };
+    shoplens::generate::produce_messages(&s.kafka, traffic, START_MS, &no_flush)
+        .await
+        .expect("produce the first half");
+    (first_half_messages, second_half)
+}
+
+/// Streams `second_half` in at event time x 45, then the flush that lets
+/// every window close.
+fn stream_in(
+    s: &Settings,
+    second_half: Vec<shoplens::generate::Message>,
+) -> tokio::task::JoinHandle<shoplens::generate::ProduceReport> {
+    let second_start = second_half.first().map_or(START_MS, |m| m.ts_ms);
+    let paced = ProduceOptions {
+        speed: Some(45.0),
+        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(s)),
+    };
+    let kafka = s.kafka.clone();
+    tokio::spawn(async move {
+        shoplens::generate::produce_messages(&kafka, second_half, second_start, &paced)
+            .await
+            .expect("produce the second half")
+    })
+}
+
 /// The sum of `series` over the instances serving `addrs`.
 async fn total(addrs: &[String], series: (&str, &str)) -> Result<u64, String> {
     let mut sum = 0;
@@ -403,22 +443,9 @@ async fn total(addrs: &[String], series: (&str, &str)) -> Result<u64, String> {
 async fn three_instances_with_one_killed_mid_stream_give_the_undisturbed_tables() {
     let (g, want) = undisturbed().await;
     let s = run_settings("trio");
-    shoplens::topics::create_topics(&s.kafka, 3, 1)
-        .await
-        .expect("topics");
     // Half the traffic before the group forms, the rest streamed in over
     // about 40 s (event time x 45) while it runs.
-    let mut gen = generator();
-    let mut traffic: Vec<shoplens::generate::Message> = gen.by_ref().collect();
-    assert_eq!(gen.stats(), g, "the same input");
-    let second_half = traffic.split_off(traffic.len() / 2);
-    let no_flush = ProduceOptions {
-        speed: None,
-        flush_after_ms: None,
-    };
-    shoplens::generate::produce_messages(&s.kafka, traffic, START_MS, &no_flush)
-        .await
-        .expect("produce the first half");
+    let (_, second_half) = first_half_now(&s, &g).await;
 
     let addrs: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()))
@@ -449,17 +476,7 @@ async fn three_instances_with_one_killed_mid_stream_give_the_undisturbed_tables(
     )
     .await;
 
-    let second_start = second_half.first().map_or(START_MS, |m| m.ts_ms);
-    let paced = ProduceOptions {
-        speed: Some(45.0),
-        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(&s)),
-    };
-    let kafka = s.kafka.clone();
-    let producing = tokio::spawn(async move {
-        shoplens::generate::produce_messages(&kafka, second_half, second_start, &paced)
-            .await
-            .expect("produce the second half")
-    });
+    let producing = stream_in(&s, second_half);
     let written = eventually(
         "sessions written by the group",
         Duration::from_secs(60),
@@ -811,38 +828,14 @@ async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() 
     let mut s = run_settings("chdown");
     s.clickhouse.url = ch.url();
     s.clickhouse.retry_max_ms = 2_000;
-    shoplens::topics::create_topics(&s.kafka, 3, 1)
-        .await
-        .expect("topics");
     // The first half of the traffic now; the rest streams in over about 40 s
     // (event time × 45) from the start, through the outage. Sessions close
     // 30 minutes of event time (40 s) after their last event, so batches
     // pile up behind the stopped writer well before the stream ends.
-    let mut gen = generator();
-    let mut traffic: Vec<shoplens::generate::Message> = gen.by_ref().collect();
-    assert_eq!(gen.stats(), g, "the same input");
-    let second_half = traffic.split_off(traffic.len() / 2);
-    let first_half_messages = traffic.len();
-    let no_flush = ProduceOptions {
-        speed: None,
-        flush_after_ms: None,
-    };
-    shoplens::generate::produce_messages(&s.kafka, traffic, START_MS, &no_flush)
-        .await
-        .expect("produce the first half");
+    let (first_half_messages, second_half) = first_half_now(&s, &g).await;
     let pipeline = Pipeline::start(s.clone()).await.expect("pipeline starts");
     let second_half_messages = second_half.len();
-    let second_start = second_half.first().map_or(START_MS, |m| m.ts_ms);
-    let paced = ProduceOptions {
-        speed: Some(45.0),
-        flush_after_ms: Some(shoplens::generate::flush_horizon_ms(&s)),
-    };
-    let kafka = s.kafka.clone();
-    let producing = tokio::spawn(async move {
-        shoplens::generate::produce_messages(&kafka, second_half, second_start, &paced)
-            .await
-            .expect("produce the second half")
-    });
+    let producing = stream_in(&s, second_half);
     let metrics = pipeline.metrics_addr().to_string();
     let scrape = || async {
         let (_, text) = get(&metrics, "/metrics").await.expect("scrape");

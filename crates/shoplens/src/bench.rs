@@ -68,6 +68,22 @@ pub fn decode_all(decoder: &Decoder, input: &[Message]) -> u64 {
         .sum()
 }
 
+/// Decodes `m` and offers it to `agg` as message `offset` of partition 0
+/// of its stream; returns its event time when it decodes.
+pub fn offer(decoder: &Decoder, agg: &mut Aggregator, m: &Message, offset: usize) -> Option<i64> {
+    let e = decoder.decode(&m.payload, m.stream, None).ok()?;
+    let ts = e.timestamp_ms;
+    let pos = Position {
+        source: Source {
+            stream: m.stream as u8,
+            partition: 0,
+        },
+        offset: offset as i64,
+    };
+    let _ = agg.push(e, pos);
+    Some(ts)
+}
+
 /// Decodes and aggregates every message, advancing the watermark to
 /// `lateness_ms` behind the newest event every 10,000 messages as the
 /// pipeline's ticks would, then to the end; returns the rows produced.
@@ -83,16 +99,8 @@ pub fn decode_and_aggregate(
         (out.sessions.len() + out.session_windows.len() + out.pages.len() + out.carts.len()) as u64
     };
     for (i, m) in input.iter().enumerate() {
-        if let Ok(e) = decoder.decode(&m.payload, m.stream, None) {
-            max_seen = max_seen.max(e.timestamp_ms);
-            let pos = Position {
-                source: Source {
-                    stream: m.stream as u8,
-                    partition: 0,
-                },
-                offset: i as i64,
-            };
-            let _ = agg.push(e, pos);
+        if let Some(ts) = offer(decoder, agg, m, i) {
+            max_seen = max_seen.max(ts);
         }
         if i % 10_000 == 9_999 {
             rows += count(&agg.advance(max_seen - lateness_ms));

@@ -275,7 +275,7 @@ impl Writer {
                     .iter()
                     .map(exporter::triggers::encode_lapsed),
             );
-            self.send_all(&self.triggers_topic, &triggers, false).await;
+            self.send_all(&self.triggers_topic, &triggers, None).await;
             for t in &batch.out.triggers {
                 self.metrics
                     .triggers
@@ -292,18 +292,24 @@ impl Writer {
                 .iter()
                 .map(exporter::facts::encode)
                 .collect();
-            self.send_all(&self.facts_topic, &facts, false).await;
+            self.send_all(&self.facts_topic, &facts, None).await;
             self.metrics.customer_facts.inc_by(facts.len() as u64);
             // After the facts, in every facts partition: no fact of an event
             // before each input partition's watermark is still to come.
-            for (partition, watermark_ms) in &batch.marks {
-                let marker = exporter::facts::encode_marker(&exporter::facts::Marker {
-                    partition: *partition,
-                    watermark_ms: *watermark_ms,
-                });
-                let markers = vec![marker; self.facts_partitions.max(0) as usize];
-                self.send_all(&self.facts_topic, &markers, true).await;
-            }
+            let spread = self.facts_partitions.max(1);
+            let markers: Vec<(String, Vec<u8>)> = batch
+                .marks
+                .iter()
+                .flat_map(|(partition, watermark_ms)| {
+                    let marker = exporter::facts::encode_marker(&exporter::facts::Marker {
+                        partition: *partition,
+                        watermark_ms: *watermark_ms,
+                    });
+                    std::iter::repeat_n(marker, spread as usize)
+                })
+                .collect();
+            self.send_all(&self.facts_topic, &markers, Some(spread))
+                .await;
             // The state may be saved only once everything it has emitted is
             // durable: rows, triggers and customer facts.
             self.sink
@@ -332,9 +338,9 @@ impl Writer {
 
     /// Enqueues every message, then waits for the broker to have them all,
     /// retrying the failed ones with backoff: the offsets behind them move
-    /// only once all are in Kafka. With `one_per_partition`, message `i`
-    /// goes to partition `i` rather than by key.
-    async fn send_all(&self, topic: &str, messages: &[(String, Vec<u8>)], one_per_partition: bool) {
+    /// only once all are in Kafka. With `spread` = `n`, message `i` goes to
+    /// partition `i % n` rather than by key.
+    async fn send_all(&self, topic: &str, messages: &[(String, Vec<u8>)], spread: Option<i32>) {
         let mut pending: Vec<usize> = (0..messages.len()).collect();
         let mut delay = Duration::from_millis(200);
         while !pending.is_empty() {
@@ -342,8 +348,8 @@ impl Writer {
             for &i in &pending {
                 let (key, payload) = &messages[i];
                 let mut record = FutureRecord::to(topic).key(key).payload(payload);
-                if one_per_partition {
-                    record = record.partition(i as i32);
+                if let Some(n) = spread {
+                    record = record.partition(i as i32 % n);
                 }
                 deliveries.push((i, self.producer.send_result(record).ok()));
             }
@@ -715,11 +721,7 @@ impl Ingest {
         }
         let now = self.now_ms();
         for (source, ts) in self.stores.event_times(slot) {
-            if source.stream == FACTS {
-                self.facts_tracker.observe(source, Some(ts), now);
-            } else {
-                self.tracker.observe(source, Some(ts), now);
-            }
+            self.tracker.observe(source, Some(ts), now);
         }
         let result = match &loaded {
             Loaded::Restored => {
@@ -794,8 +796,9 @@ impl Ingest {
                 .await;
         };
         let ts = fact.ts_ms;
-        self.facts_tracker.observe(source, Some(ts), now);
-        self.stores.saw_event_time(source, ts);
+        // The customer side's clock is the partitions' markers, not the
+        // facts' own event times.
+        self.facts_tracker.observe(source, None, now);
         let Some(book) = self.stores.book(m.partition()) else {
             return Ok(());
         };

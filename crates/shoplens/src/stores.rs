@@ -317,24 +317,8 @@ impl Stores {
     /// A checkpoint of every store that has read something, naming each
     /// source's topic with `topic_of`.
     pub fn checkpoints(&self, topic_of: impl Fn(Source) -> Option<String>) -> Vec<Checkpoint> {
-        let mut offsets: BTreeMap<Slot, BTreeMap<String, i64>> = BTreeMap::new();
-        for (source, next) in &self.next {
-            if let Some(topic) = topic_of(*source) {
-                offsets
-                    .entry(Slot::of(*source))
-                    .or_default()
-                    .insert(topic, *next);
-            }
-        }
-        let mut times: BTreeMap<Slot, BTreeMap<String, i64>> = BTreeMap::new();
-        for (source, ts) in &self.event_times {
-            if let Some(topic) = topic_of(*source) {
-                times
-                    .entry(Slot::of(*source))
-                    .or_default()
-                    .insert(topic, *ts);
-            }
-        }
+        let offsets = by_slot(&self.next, &topic_of);
+        let times = by_slot(&self.event_times, &topic_of);
         offsets
             .into_iter()
             .filter_map(|(slot, offsets)| {
@@ -364,11 +348,22 @@ impl Stores {
     pub fn aggregators(&self) -> impl Iterator<Item = &Aggregator> {
         self.aggregators.values()
     }
+}
 
-    /// The customer books, for gauges.
-    pub fn books(&self) -> impl Iterator<Item = &CustomerBook> {
-        self.books.values()
+/// The values of `by_source`, grouped by store and keyed by topic name.
+fn by_slot(
+    by_source: &HashMap<Source, i64>,
+    topic_of: impl Fn(Source) -> Option<String>,
+) -> BTreeMap<Slot, BTreeMap<String, i64>> {
+    let mut out: BTreeMap<Slot, BTreeMap<String, i64>> = BTreeMap::new();
+    for (source, value) in by_source {
+        if let Some(topic) = topic_of(*source) {
+            out.entry(Slot::of(*source))
+                .or_default()
+                .insert(topic, *value);
+        }
     }
+    out
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 //! mix (sessions, carts, orders, payments, refunds, feedback, experiments).
 
 use aggregator::{
-    Aggregator, AggregatorConfig, CustomerBook, CustomerOutput, Output, Position, SnapshotError,
-    Source,
+    Aggregator, AggregatorConfig, CustomerBook, CustomerOutput, Output, SnapshotError,
 };
 use contract::{DecodeOptions, Decoder};
+use shoplens::bench::offer;
 use shoplens::generate::{GenConfig, Generator, Message};
 
 const LATENESS_MS: i64 = 60_000;
@@ -79,16 +79,8 @@ fn run(input: &[Message], restarts: &[usize]) -> (Vec<String>, Vec<String>) {
             let bytes = customers.snapshot();
             customers = CustomerBook::restore(&book(), &bytes).expect("own snapshot restores");
         }
-        if let Ok(e) = decoder.decode(&m.payload, m.stream, None) {
-            max_seen = max_seen.max(e.timestamp_ms);
-            let pos = Position {
-                source: Source {
-                    stream: m.stream as u8,
-                    partition: 0,
-                },
-                offset: i as i64,
-            };
-            let _ = agg.push(e, pos);
+        if let Some(ts) = offer(&decoder, &mut agg, m, i) {
+            max_seen = max_seen.max(ts);
         }
         if i % 500 == 499 {
             step(&mut agg, &mut customers, max_seen - LATENESS_MS);
@@ -135,18 +127,7 @@ fn a_snapshot_is_refused_under_other_settings_or_when_damaged() {
     let decoder = Decoder::new(DecodeOptions::default());
     let mut agg = Aggregator::new(cfg.clone());
     for (i, m) in input().iter().take(2_000).enumerate() {
-        if let Ok(e) = decoder.decode(&m.payload, m.stream, None) {
-            let _ = agg.push(
-                e,
-                Position {
-                    source: Source {
-                        stream: 0,
-                        partition: 0,
-                    },
-                    offset: i as i64,
-                },
-            );
-        }
+        offer(&decoder, &mut agg, m, i);
     }
     let bytes = agg.snapshot();
     let other = AggregatorConfig {
