@@ -7,6 +7,7 @@
 #   stack.sh down      stop the services
 #   stack.sh status    show what runs
 #   stack.sh pytools   print the Python of the deploy-check tools (installed)
+#   stack.sh tansu     print the path of the broker binary (installed)
 #
 # Environment: SHOPLENS_STATE (default <repo>/.stack), KAFKA_PORT (9092),
 # CLICKHOUSE_HTTP_PORT (8123), CLICKHOUSE_TCP_PORT (9000), PROMETHEUS_PORT (9090),
@@ -21,7 +22,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE=${SHOPLENS_STATE:-$ROOT/.stack}
 CACHE=${SHOPLENS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shoplens}
 TANSU_VERSION=0.6.0
-TANSU=$CACHE/tansu-$TANSU_VERSION/bin/tansu
+# Built with two storage engines: memory (the stack's broker) and SQLite
+# (a broker whose topics survive a restart, for the broker-restart test).
+TANSU_FEATURES=dynostore,libsql
+TANSU=$CACHE/tansu-$TANSU_VERSION-${TANSU_FEATURES//,/-}/bin/tansu
 KAFKA_PORT=${KAFKA_PORT:-9092}
 CH_HTTP=${CLICKHOUSE_HTTP_PORT:-8123}
 CH_TCP=${CLICKHOUSE_TCP_PORT:-9000}
@@ -54,8 +58,8 @@ need_apt() {
 need_tansu() {
     if [ ! -x "$TANSU" ]; then
         log "building tansu $TANSU_VERSION once into $CACHE (about 10 minutes)"
-        cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore \
-            --root "$CACHE/tansu-$TANSU_VERSION" --quiet
+        cargo install tansu --version "$TANSU_VERSION" --locked --features "$TANSU_FEATURES" \
+            --root "${TANSU%/bin/tansu}" --quiet
     fi
 }
 
@@ -217,5 +221,6 @@ case "${1:-}" in
     down) down ;;
     status) status ;;
     pytools) need_pytools >&2 && echo "$PYTOOLS/bin/python" ;;
-    *) echo "usage: $0 install|up|down|status" >&2; exit 2 ;;
+    tansu) need_tansu >&2 && echo "$TANSU" ;;
+    *) echo "usage: $0 install|up|down|status|pytools|tansu" >&2; exit 2 ;;
 esac

@@ -38,6 +38,9 @@ step "SQL on current ClickHouse"
 "$py" deploy/local/current_clickhouse.py "$CARGO_TARGET_DIR/debug/shoplens"
 
 step "tests"
+# The broker-restart test runs a broker of its own with durable storage.
+SHOPLENS_TANSU=$(deploy/local/stack.sh tansu)
+export SHOPLENS_TANSU
 log=$(mktemp)
 set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log"

@@ -1,10 +1,9 @@
 //! The dead-letter topic: rejected messages, unchanged, with reason headers.
 
-use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 
 use crate::consumer::KafkaError;
+use crate::outbox::{Outbox, Outgoing};
 
 /// Where a rejected message came from and why it was rejected.
 #[derive(Debug, Clone, Copy)]
@@ -25,20 +24,19 @@ pub struct Rejection<'a> {
 
 /// Produces rejected messages to the dead-letter topic. Sends are pipelined:
 /// [`DeadLetter::send`] enqueues, [`DeadLetter::flush`] waits until the broker
-/// has every message sent so far, so their source offsets may be committed.
+/// has every message sent so far (sending failed ones again), so their source
+/// offsets may be committed.
 pub struct DeadLetter {
-    producer: FutureProducer,
+    outbox: Outbox,
     topic: String,
-    pending: Vec<DeliveryFuture>,
 }
 
 impl DeadLetter {
     /// A dead-letter writer to `topic`.
     pub fn new(producer: FutureProducer, topic: impl Into<String>) -> Self {
         DeadLetter {
-            producer,
+            outbox: Outbox::new(producer),
             topic: topic.into(),
-            pending: Vec::new(),
         }
     }
 
@@ -50,73 +48,35 @@ impl DeadLetter {
         payload: Option<&[u8]>,
         why: Rejection<'_>,
     ) -> Result<(), KafkaError> {
-        let partition = why.partition.to_string();
-        let offset = why.offset.to_string();
-        let mut headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "reason",
-                value: Some(why.reason),
-            })
-            .insert(Header {
-                key: "detail",
-                value: Some(why.detail),
-            })
-            .insert(Header {
-                key: "source_topic",
-                value: Some(why.topic),
-            })
-            .insert(Header {
-                key: "source_partition",
-                value: Some(&partition),
-            })
-            .insert(Header {
-                key: "source_offset",
-                value: Some(&offset),
-            });
+        let mut headers = vec![
+            ("reason", why.reason.to_string()),
+            ("detail", why.detail.to_string()),
+            ("source_topic", why.topic.to_string()),
+            ("source_partition", why.partition.to_string()),
+            ("source_offset", why.offset.to_string()),
+        ];
         if let Some(field) = why.field {
-            headers = headers.insert(Header {
-                key: "field",
-                value: Some(field),
-            });
+            headers.push(("field", field.to_string()));
         }
-        let topic = self.topic.clone();
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);
-        if let Some(k) = key {
-            record = record.key(k);
-        }
-        if let Some(p) = payload {
-            record = record.payload(p);
-        }
-        loop {
-            match self.producer.send_result(record) {
-                Ok(delivery) => {
-                    self.pending.push(delivery);
-                    return Ok(());
-                }
-                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The local queue is full: wait for what is in flight.
-                    record = back;
-                    self.flush().await?;
-                }
-                Err((e, _)) => return Err(KafkaError::Client(e)),
-            }
-        }
+        self.outbox
+            .send(Outgoing {
+                topic: self.topic.clone(),
+                key: key.map(<[u8]>::to_vec),
+                payload: payload.map(<[u8]>::to_vec),
+                partition: None,
+                headers,
+            })
+            .await
     }
 
-    /// Waits until every message sent so far is acknowledged by the broker.
+    /// Waits until every message sent so far is acknowledged by the broker,
+    /// sending again those whose delivery failed.
     pub async fn flush(&mut self) -> Result<(), KafkaError> {
-        for delivery in self.pending.drain(..) {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(KafkaError::Client(e)),
-                Err(_) => return Err(KafkaError::Client(RdKafkaError::Canceled)),
-            }
-        }
-        Ok(())
+        self.outbox.flush().await
     }
 
     /// Messages sent but not yet acknowledged.
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.outbox.in_flight()
     }
 }

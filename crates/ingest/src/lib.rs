@@ -9,6 +9,7 @@
 
 pub mod consumer;
 pub mod dead_letter;
+pub mod outbox;
 pub mod settings;
 pub mod streams;
 pub mod watermark;
@@ -18,6 +19,7 @@ pub use consumer::{
     partition_count, KafkaError,
 };
 pub use dead_letter::{DeadLetter, Rejection};
+pub use outbox::{Outbox, Outgoing};
 pub use settings::{KafkaSettings, TopicNames, WatermarkSettings};
 pub use streams::Streams;
 pub use watermark::{Group, WatermarkTracker};

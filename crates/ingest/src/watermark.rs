@@ -61,19 +61,34 @@ impl WatermarkTracker {
 
     /// Sets the assigned partitions. New ones hold the watermark until they
     /// deliver or go idle; revoked ones are forgotten.
-    pub fn assign(&mut self, sources: impl IntoIterator<Item = Source>, now_ms: u64) {
+    ///
+    /// Returns the partitions new to the tracker: the caller must resume
+    /// them in the client. A Kafka client keeps a partition's pause across a
+    /// rebalance (librdkafka does), so a partition paused here, revoked and
+    /// assigned back later would otherwise stay paused for good while the
+    /// tracker, which forgot it, never asks to resume it.
+    pub fn assign(
+        &mut self,
+        sources: impl IntoIterator<Item = Source>,
+        now_ms: u64,
+    ) -> Vec<Source> {
+        let mut added = Vec::new();
         let new: BTreeMap<Source, Part> = sources
             .into_iter()
             .map(|s| {
-                let part = self.parts.get(&s).copied().unwrap_or(Part {
-                    max_event_ms: None,
-                    last_seen_ms: now_ms,
-                    paused: false,
+                let part = self.parts.get(&s).copied().unwrap_or_else(|| {
+                    added.push(s);
+                    Part {
+                        max_event_ms: None,
+                        last_seen_ms: now_ms,
+                        paused: false,
+                    }
                 });
                 (s, part)
             })
             .collect();
         self.parts = new;
+        added
     }
 
     /// `source` has data waiting to be read: it is not idle, whatever the
@@ -266,6 +281,28 @@ mod tests {
         // Resumed after a minute paused, B is not idle: it holds the watermark.
         t.observe(A, Some(1_000_000 + 500_000), 60_001);
         assert_eq!(t.watermark(60_001), 1_061_000);
+    }
+
+    #[test]
+    fn a_partition_assigned_back_after_a_revoke_is_to_be_resumed() {
+        let mut t = tracker();
+        assert_eq!(t.assign([A, B], 0), vec![A, B], "new: resume in the client");
+        t.observe(A, Some(1_000_000), 0);
+        t.observe(B, Some(1_000_000 + 121_000), 0);
+        t.watermark(0);
+        assert_eq!(t.align(0).pause, vec![B]);
+        // A rebalance seen while it lasts: B goes, then comes back. The
+        // client still holds it paused; the tracker forgot it: resume.
+        assert_eq!(t.assign([A], 1), Vec::<Source>::new());
+        assert_eq!(t.assign([A, B], 2), vec![B]);
+        assert_eq!(t.paused(), 0);
+        // A rebalance not seen (B never left the tracker): the pause stays
+        // on both sides, and alignment resumes it as usual.
+        t.observe(B, Some(1_000_000 + 121_000), 3);
+        t.watermark(3);
+        assert_eq!(t.align(3).pause, vec![B]);
+        assert_eq!(t.assign([A, B], 4), Vec::<Source>::new());
+        assert_eq!(t.paused(), 1);
     }
 
     #[test]

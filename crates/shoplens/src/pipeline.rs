@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use aggregator::{Accepted, Aggregator, CustomerOutput, Output, Position, Rejected, Source};
 use contract::{Decoder, Reason};
 use exporter::{Checkpoint, CheckpointStore, ClickHouseSink, Health, Metrics};
-use ingest::{build_consumer, build_producer, DeadLetter, Rejection, Streams, WatermarkTracker};
+use ingest::{
+    build_consumer, build_producer, DeadLetter, Outbox, Outgoing, Rejection, Streams,
+    WatermarkTracker,
+};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -148,7 +150,7 @@ impl Pipeline {
             group_id: settings.kafka.group_id.clone(),
             metrics: metrics.clone(),
             stages,
-            producer: build_producer(&settings.kafka)?,
+            outbox: Outbox::new(build_producer(&settings.kafka)?),
             triggers_topic: settings.kafka.topics.triggers.clone(),
             facts_topic: settings.kafka.topics.customer_facts.clone(),
             facts_partitions: ingest::partition_count(
@@ -248,7 +250,8 @@ struct Writer {
     group_id: String,
     metrics: Arc<Metrics>,
     stages: Vec<String>,
-    producer: FutureProducer,
+    /// Triggers, customer facts and markers, each kept until delivered.
+    outbox: Outbox,
     triggers_topic: String,
     facts_topic: String,
     /// Partitions of the facts topic (each gets every marker).
@@ -256,7 +259,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(self, mut batches: mpsc::Receiver<Batch>, acks: mpsc::UnboundedSender<Ack>) {
+    async fn run(mut self, mut batches: mpsc::Receiver<Batch>, acks: mpsc::UnboundedSender<Ack>) {
         while let Some(batch) = batches.recv().await {
             tokio::join!(
                 self.sink.write(&batch.out, &self.stages),
@@ -275,7 +278,10 @@ impl Writer {
                     .iter()
                     .map(exporter::triggers::encode_lapsed),
             );
-            self.send_all(&self.triggers_topic, &triggers, None).await;
+            for (key, payload) in triggers {
+                self.send(Outgoing::new(&self.triggers_topic, key, payload))
+                    .await;
+            }
             for t in &batch.out.triggers {
                 self.metrics
                     .triggers
@@ -286,30 +292,29 @@ impl Writer {
                 .triggers
                 .with_label_values(&["lapsed_customer"])
                 .inc_by(batch.customers.lapsed.len() as u64);
-            let facts: Vec<(String, Vec<u8>)> = batch
-                .out
+            for (key, payload) in batch.out.customer_facts.iter().map(exporter::facts::encode) {
+                self.send(Outgoing::new(&self.facts_topic, key, payload))
+                    .await;
+            }
+            self.metrics
                 .customer_facts
-                .iter()
-                .map(exporter::facts::encode)
-                .collect();
-            self.send_all(&self.facts_topic, &facts, None).await;
-            self.metrics.customer_facts.inc_by(facts.len() as u64);
+                .inc_by(batch.out.customer_facts.len() as u64);
+            // The facts are in Kafka before their markers are sent: a fact
+            // sent again after its marker would be late to the customer book.
+            self.flush_outbox().await;
             // After the facts, in every facts partition: no fact of an event
             // before each input partition's watermark is still to come.
-            let spread = self.facts_partitions.max(1);
-            let markers: Vec<(String, Vec<u8>)> = batch
-                .marks
-                .iter()
-                .flat_map(|(partition, watermark_ms)| {
-                    let marker = exporter::facts::encode_marker(&exporter::facts::Marker {
-                        partition: *partition,
-                        watermark_ms: *watermark_ms,
-                    });
-                    std::iter::repeat_n(marker, spread as usize)
-                })
-                .collect();
-            self.send_all(&self.facts_topic, &markers, Some(spread))
-                .await;
+            for (partition, watermark_ms) in &batch.marks {
+                let (key, payload) = exporter::facts::encode_marker(&exporter::facts::Marker {
+                    partition: *partition,
+                    watermark_ms: *watermark_ms,
+                });
+                for to in 0..self.facts_partitions.max(1) {
+                    let marker = Outgoing::new(&self.facts_topic, key.clone(), payload.clone());
+                    self.send(marker.to_partition(to)).await;
+                }
+            }
+            self.flush_outbox().await;
             // The state may be saved only once everything it has emitted is
             // durable: rows, triggers and customer facts.
             self.sink
@@ -336,39 +341,20 @@ impl Writer {
         }
     }
 
-    /// Enqueues every message, then waits for the broker to have them all,
-    /// retrying the failed ones with backoff: the offsets behind them move
-    /// only once all are in Kafka. With `spread` = `n`, message `i` goes to
-    /// partition `i % n` rather than by key.
-    async fn send_all(&self, topic: &str, messages: &[(String, Vec<u8>)], spread: Option<i32>) {
-        let mut pending: Vec<usize> = (0..messages.len()).collect();
-        let mut delay = Duration::from_millis(200);
-        while !pending.is_empty() {
-            let mut deliveries = Vec::with_capacity(pending.len());
-            for &i in &pending {
-                let (key, payload) = &messages[i];
-                let mut record = FutureRecord::to(topic).key(key).payload(payload);
-                if let Some(n) = spread {
-                    record = record.partition(i as i32 % n);
-                }
-                deliveries.push((i, self.producer.send_result(record).ok()));
-            }
-            let mut failed = Vec::new();
-            for (i, delivery) in deliveries {
-                let delivered = match delivery {
-                    Some(d) => matches!(d.await, Ok(Ok(_))),
-                    None => false,
-                };
-                if !delivered {
-                    failed.push(i);
-                }
-            }
-            if !failed.is_empty() {
-                warn!(topic, failed = failed.len(), "not delivered; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-            pending = failed;
+    /// Hands `message` to the producer; the batch's flush waits for it. A
+    /// message the producer refuses outright (too large for the broker, say)
+    /// can never be delivered: it is logged, not retried forever.
+    async fn send(&mut self, message: Outgoing) {
+        if let Err(error) = self.outbox.send(message).await {
+            error!(%error, "a message the producer refuses was dropped");
+        }
+    }
+
+    /// Waits until the broker has every message sent so far, sending the
+    /// failed ones again (with backoff) until it does.
+    async fn flush_outbox(&mut self) {
+        if let Err(error) = self.outbox.flush().await {
+            error!(%error, "a message the producer refuses was dropped");
         }
     }
 }
@@ -900,8 +886,17 @@ impl Ingest {
                     }
                 }
                 let now = self.now_ms();
-                self.tracker.assign(sources, now);
-                self.facts_tracker.assign(facts, now);
+                let mut resume = self.tracker.assign(sources, now);
+                resume.extend(self.facts_tracker.assign(facts, now));
+                // librdkafka keeps a partition's pause across a rebalance: one
+                // paused by alignment, revoked and assigned back would never
+                // be fetched again. Whatever is new to the trackers runs.
+                if !resume.is_empty() {
+                    info!(partitions = ?resume, "newly assigned: resuming");
+                    if let Err(error) = self.consumer.resume(&self.tpl(&resume)) {
+                        warn!(%error, "resume of newly assigned partitions failed");
+                    }
+                }
             }
             Err(error) => warn!(%error, "cannot read the assignment"),
         }
@@ -910,7 +905,7 @@ impl Ingest {
     fn tpl(&self, sources: &[Source]) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
         for s in sources {
-            if let Some(topic) = self.streams.topic(s.stream) {
+            if let Some(topic) = self.topic_of(*s) {
                 tpl.add_partition(topic, s.partition);
             }
         }

@@ -3,14 +3,12 @@
 mod model;
 mod rng;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use contract::time::format_rfc3339;
 use contract::Stream;
-use ingest::{build_producer, KafkaError, KafkaSettings};
-use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use ingest::{build_producer, KafkaError, KafkaSettings, Outbox, Outgoing};
+use rdkafka::producer::Producer;
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::info;
@@ -52,60 +50,36 @@ pub fn flush_horizon_ms(settings: &crate::Settings) -> i64 {
         + 120_000
 }
 
+/// Sends with a bound on what is in flight. Failed deliveries are sent
+/// again, as a storefront's producer should: a broker restart loses nothing.
 struct Sender {
-    producer: FutureProducer,
-    in_flight: VecDeque<DeliveryFuture>,
+    outbox: Outbox,
 }
 
 impl Sender {
-    async fn settle_one(&mut self) -> Result<(), KafkaError> {
-        if let Some(d) = self.in_flight.pop_front() {
-            match d.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(e.into()),
-                Err(_) => return Err(RdKafkaError::Canceled.into()),
-            }
-        }
-        Ok(())
-    }
-
     async fn send(
         &mut self,
         topic: &str,
-        key: Option<&str>,
-        payload: &[u8],
+        key: Option<String>,
+        payload: Vec<u8>,
         partition: Option<i32>,
     ) -> Result<(), KafkaError> {
-        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(payload);
-        if let Some(k) = key {
-            record = record.key(k);
+        if self.outbox.in_flight() >= MAX_IN_FLIGHT {
+            self.outbox.flush().await?;
         }
-        if let Some(p) = partition {
-            record = record.partition(p);
-        }
-        loop {
-            if self.in_flight.len() >= MAX_IN_FLIGHT {
-                self.settle_one().await?;
-            }
-            match self.producer.send_result(record) {
-                Ok(d) => {
-                    self.in_flight.push_back(d);
-                    return Ok(());
-                }
-                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.settle_one().await?;
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        self.outbox
+            .send(Outgoing {
+                topic: topic.to_string(),
+                key: key.map(String::into_bytes),
+                payload: Some(payload),
+                partition,
+                headers: Vec::new(),
+            })
+            .await
     }
 
     async fn finish(&mut self) -> Result<(), KafkaError> {
-        while !self.in_flight.is_empty() {
-            self.settle_one().await?;
-        }
-        Ok(())
+        self.outbox.flush().await
     }
 }
 
@@ -132,8 +106,7 @@ pub async fn produce_messages(
 ) -> Result<ProduceReport, KafkaError> {
     let producer = build_producer(settings)?;
     let mut sender = Sender {
-        producer: producer.clone(),
-        in_flight: VecDeque::new(),
+        outbox: Outbox::new(producer.clone()),
     };
     let topics = &settings.topics;
     let wall_start = Instant::now();
@@ -152,8 +125,8 @@ pub async fn produce_messages(
             Stream::Orders => &topics.orders,
             Stream::Spend => &topics.spend,
         };
-        let key = (!msg.key.is_empty()).then_some(msg.key.as_str());
-        sender.send(topic, key, &msg.payload, None).await?;
+        let key = (!msg.key.is_empty()).then_some(msg.key);
+        sender.send(topic, key, msg.payload, None).await?;
         max_event_ms = max_event_ms.max(msg.ts_ms);
         sent += 1;
         if last_log.elapsed() >= Duration::from_secs(5) {
@@ -163,9 +136,22 @@ pub async fn produce_messages(
     }
     let mut flush_messages = 0;
     if let Some(ahead) = opts.flush_after_ms {
-        let meta = producer
-            .client()
-            .fetch_metadata(Some(&topics.clickstream), Duration::from_secs(10))?;
+        // The broker may be away for a moment (a restart): ask again for
+        // up to two minutes.
+        let mut tries = 0;
+        let meta = loop {
+            match producer
+                .client()
+                .fetch_metadata(Some(&topics.clickstream), Duration::from_secs(10))
+            {
+                Ok(meta) => break meta,
+                Err(error) if tries < 12 => {
+                    tries += 1;
+                    tracing::warn!(%error, "no metadata yet; asking again");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
         let partitions = meta.topics().first().map_or(0, |t| t.partitions().len()) as i32;
         let ts = max_event_ms + ahead;
         for p in 0..partitions {
@@ -179,7 +165,7 @@ pub async fn produce_messages(
             });
             let bytes = serde_json::to_vec(&payload).expect("json");
             sender
-                .send(&topics.clickstream, Some(&key), &bytes, Some(p))
+                .send(&topics.clickstream, Some(key), bytes, Some(p))
                 .await?;
             flush_messages += 1;
         }

@@ -1,0 +1,205 @@
+//! Producing that loses nothing: every message is kept until the broker has
+//! acknowledged it, and the failed ones are sent again with backoff.
+//!
+//! A producer's delivery can fail for reasons that pass: the broker
+//! restarts and answers in-flight requests with an error, or it stays away
+//! longer than `message.timeout.ms`. Dead letters, triggers, customer facts
+//! and watermark markers must all reach Kafka before the offsets behind them
+//! are committed, so [`Outbox::flush`] returns only when every message sent
+//! through it is acknowledged. While the broker is away it waits, and so does
+//! everything behind it (backpressure), as the ClickHouse writer does.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use tracing::warn;
+
+use crate::consumer::KafkaError;
+
+/// One message to produce, owned so that it can be sent again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Topic.
+    pub topic: String,
+    /// Key (partitions the message unless `partition` is set).
+    pub key: Option<Vec<u8>>,
+    /// Payload.
+    pub payload: Option<Vec<u8>>,
+    /// An explicit partition.
+    pub partition: Option<i32>,
+    /// Headers, in order.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Outgoing {
+    /// A keyed message to `topic`.
+    pub fn new(topic: &str, key: impl Into<Vec<u8>>, payload: impl Into<Vec<u8>>) -> Self {
+        Outgoing {
+            topic: topic.to_string(),
+            key: Some(key.into()),
+            payload: Some(payload.into()),
+            partition: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same message sent to `partition` whatever its key.
+    pub fn to_partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    fn record(&self) -> FutureRecord<'_, [u8], [u8]> {
+        let mut record = FutureRecord::to(&self.topic);
+        if let Some(k) = &self.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(p) = &self.payload {
+            record = record.payload(p.as_slice());
+        }
+        if let Some(p) = self.partition {
+            record = record.partition(p);
+        }
+        if !self.headers.is_empty() {
+            let headers = self
+                .headers
+                .iter()
+                .fold(OwnedHeaders::new(), |h, (key, value)| {
+                    h.insert(Header {
+                        key,
+                        value: Some(value.as_str()),
+                    })
+                });
+            record = record.headers(headers);
+        }
+        record
+    }
+}
+
+/// Messages sent and not yet acknowledged, each kept until it is.
+pub struct Outbox {
+    producer: FutureProducer,
+    pending: Vec<(DeliveryFuture, Outgoing)>,
+    first_retry: Duration,
+    max_retry: Duration,
+}
+
+impl Outbox {
+    /// An outbox on `producer`, retrying after 200 ms, doubling up to 30 s.
+    pub fn new(producer: FutureProducer) -> Self {
+        Self::with_backoff(
+            producer,
+            Duration::from_millis(200),
+            Duration::from_secs(30),
+        )
+    }
+
+    /// An outbox with its own retry backoff.
+    pub fn with_backoff(producer: FutureProducer, first: Duration, max: Duration) -> Self {
+        Outbox {
+            producer,
+            pending: Vec::new(),
+            first_retry: first,
+            max_retry: max.max(first),
+        }
+    }
+
+    /// Hands `message` to the producer now; [`Outbox::flush`] waits for it.
+    /// When the producer's local queue is full, waits for what is in flight
+    /// first. Fails only when the producer refuses the message itself (too
+    /// large, say), which no retry would change.
+    pub async fn send(&mut self, message: Outgoing) -> Result<(), KafkaError> {
+        loop {
+            match self.producer.send_result(message.record()) {
+                Ok(delivery) => {
+                    self.pending.push((delivery, message));
+                    return Ok(());
+                }
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.flush().await?;
+                }
+                Err((e, _)) => return Err(KafkaError::Client(e)),
+            }
+        }
+    }
+
+    /// Waits until the broker has acknowledged every message sent so far.
+    /// Those whose delivery failed are sent again, after a backoff that
+    /// doubles while failures go on: this returns once all are delivered.
+    pub async fn flush(&mut self) -> Result<(), KafkaError> {
+        let mut delay = self.first_retry;
+        while !self.pending.is_empty() {
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for (delivery, message) in self.pending.drain(..) {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => {
+                        last_error = Some(e.to_string());
+                        failed.push(message);
+                    }
+                    Err(_) => {
+                        last_error = Some("delivery cancelled".into());
+                        failed.push(message);
+                    }
+                }
+            }
+            if failed.is_empty() {
+                break;
+            }
+            warn!(
+                failed = failed.len(),
+                error = last_error.as_deref().unwrap_or_default(),
+                retry_in_ms = delay.as_millis() as u64,
+                "messages not delivered; sending them again"
+            );
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.max_retry);
+            for message in failed {
+                // `send` may flush when the local queue is full, which
+                // would recurse; wait for room here instead.
+                loop {
+                    match self.producer.send_result(message.record()) {
+                        Ok(delivery) => {
+                            self.pending.push((delivery, message));
+                            break;
+                        }
+                        Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        Err((e, _)) => return Err(KafkaError::Client(e)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages sent but not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_keeps_its_key_payload_partition_and_headers() {
+        let mut m = Outgoing::new("t", "k", b"v".to_vec()).to_partition(2);
+        m.headers.push(("reason", "late".into()));
+        let r = m.record();
+        assert_eq!(r.topic, "t");
+        assert_eq!(r.key, Some(&b"k"[..]));
+        assert_eq!(r.payload, Some(&b"v"[..]));
+        assert_eq!(r.partition, Some(2));
+        use rdkafka::message::Headers;
+        let h = r.headers.expect("headers");
+        assert_eq!(h.count(), 1);
+        assert_eq!(h.get(0).key, "reason");
+        assert_eq!(h.get(0).value, Some(&b"late"[..]));
+    }
+}
