@@ -102,7 +102,12 @@ fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Running {
     Command::new(binary())
         .arg("run")
         .env_remove("SHOPLENS_CONFIG")
-        .env("RUST_LOG", "info")
+        // `SHOPLENS_TEST_CHILD_LOG` (say `info,librdkafka=debug`, with
+        // `KAFKA__LIBRDKAFKA__DEBUG=cgrp`) to see more of the children.
+        .env(
+            "RUST_LOG",
+            std::env::var("SHOPLENS_TEST_CHILD_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .env("KAFKA__BROKERS", &s.kafka.brokers)
         .env("KAFKA__GROUP_ID", &s.kafka.group_id)
         .env("KAFKA__TOPICS__CLICKSTREAM", &t.clickstream)
@@ -439,12 +444,17 @@ async fn total(addrs: &[String], series: (&str, &str)) -> Result<u64, String> {
     Ok(sum)
 }
 
-// Passed 8 of 10 runs. Twice, after the rebalance that follows the kill,
-// one partition made no further progress on any survivor (its rows stop
-// there); not diagnosed yet, each instance now logs to its own file
-// (`<database>.<i>.log`). Run it with `-- --ignored`.
+// Passed 14 of 15 runs after the pause fix (8 of 10 before). The failure
+// left one partition owned by nobody after the rebalance that follows the
+// kill: a survivor saw no rebalance at all. librdkafka's group logs
+// (`SHOPLENS_TEST_CHILD_LOG=info,librdkafka=debug KAFKA__LIBRDKAFKA__DEBUG=cgrp`,
+// each instance logs to `<database>.<i>.log`) show the local tansu's group
+// coordinator answering a rejoin with the generation id the group already
+// had, and forming generations from a subset of the live members. The
+// pipeline cannot repair an assignment the coordinator gives nobody; with
+// Apache Kafka this should pass every time. Run it with `-- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky: a partition sometimes makes no progress after the rebalance (2 of 10 runs)"]
+#[ignore = "flaky on tansu 0.6: its group coordinator sometimes assigns a partition to no live member (1 of 15 runs)"]
 async fn three_instances_with_one_killed_mid_stream_give_the_undisturbed_tables() {
     let (g, want) = undisturbed().await;
     let s = run_settings("trio");

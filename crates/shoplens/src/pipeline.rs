@@ -824,11 +824,11 @@ impl Ingest {
     }
 
     fn topic_of(&self, source: Source) -> Option<&str> {
-        if source.stream == FACTS {
-            Some(&self.settings.kafka.topics.customer_facts)
-        } else {
-            self.streams.topic(source.stream)
-        }
+        topic_name(
+            &self.settings.kafka.topics.customer_facts,
+            &self.streams,
+            source,
+        )
     }
 
     fn refresh_assignment(&mut self) {
@@ -1024,9 +1024,11 @@ impl Ingest {
         let mut commits = Vec::new();
         if force || self.last_checkpoint.elapsed() >= interval {
             self.last_checkpoint = Instant::now();
+            let (facts_topic, streams) =
+                (&self.settings.kafka.topics.customer_facts, &self.streams);
             checkpoints = self
                 .stores
-                .checkpoints(|source| self.topic_of(source).map(str::to_string));
+                .checkpoints(|source| topic_name(facts_topic, streams, source).map(str::to_string));
             // The committed position trails the checkpoint down to the oldest
             // offset the open state holds: a restart re-reads from there and
             // skips what the store has (cheaply: before decoding). A broker
@@ -1142,5 +1144,15 @@ impl Ingest {
                 self.committed.remove(source);
             }
         }
+    }
+}
+
+/// The topic `source` is read from: an input stream's, or the customer
+/// facts topic.
+fn topic_name<'a>(facts_topic: &'a str, streams: &'a Streams, source: Source) -> Option<&'a str> {
+    if source.stream == FACTS {
+        Some(facts_topic)
+    } else {
+        streams.topic(source.stream)
     }
 }

@@ -85,7 +85,16 @@ pub struct Stores {
     books: BTreeMap<i32, CustomerBook>,
     next: HashMap<Source, i64>,
     event_times: HashMap<Source, i64>,
+    /// What the last checkpoint of each store recorded (its offsets and
+    /// watermark), or what it was restored from.
+    saved: HashMap<Slot, Saved>,
 }
+
+/// A store's position as of a checkpoint: its offsets by topic and its
+/// watermark. A store is a pure function of what it read and the
+/// watermarks it was advanced to, so an unchanged position means an
+/// unchanged state.
+type Saved = (BTreeMap<String, i64>, i64);
 
 /// The outcome of loading a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +123,7 @@ impl Stores {
             books: BTreeMap::new(),
             next: HashMap::new(),
             event_times: HashMap::new(),
+            saved: HashMap::new(),
         }
     }
 
@@ -164,6 +174,7 @@ impl Stores {
                         self.event_times.insert(source, *ts);
                     }
                 }
+                self.saved.insert(slot, (c.offsets.clone(), c.watermark_ms));
                 Loaded::Restored
             }
             Err(e) => {
@@ -200,6 +211,7 @@ impl Stores {
         self.next.retain(|source, _| Slot::of(*source) != slot);
         self.event_times
             .retain(|source, _| Slot::of(*source) != slot);
+        self.saved.remove(&slot);
     }
 
     /// The latest event time read from each source of `slot`.
@@ -314,34 +326,46 @@ impl Stores {
         out
     }
 
-    /// A checkpoint of every store that has read something, naming each
-    /// source's topic with `topic_of`.
-    pub fn checkpoints(&self, topic_of: impl Fn(Source) -> Option<String>) -> Vec<Checkpoint> {
+    /// A checkpoint of every store that has read something and changed
+    /// since its last checkpoint (or its restore), naming each source's
+    /// topic with `topic_of`. A store whose offsets and watermark have not
+    /// moved holds the state already saved: an idle partition is not
+    /// written again every interval.
+    pub fn checkpoints(&mut self, topic_of: impl Fn(Source) -> Option<String>) -> Vec<Checkpoint> {
         let offsets = by_slot(&self.next, &topic_of);
         let times = by_slot(&self.event_times, &topic_of);
-        offsets
-            .into_iter()
-            .filter_map(|(slot, offsets)| {
-                let (state, watermark_ms) = match slot.kind {
-                    Kind::Customers => {
-                        let book = self.books.get(&slot.partition)?;
-                        (book.snapshot(), book.watermark_ms())
-                    }
-                    _ => {
-                        let agg = self.aggregators.get(&slot)?;
-                        (agg.snapshot(), agg.watermark_ms())
-                    }
-                };
-                Some(Checkpoint {
-                    store: slot.kind.as_str().to_string(),
-                    partition: slot.partition,
-                    offsets,
-                    event_times: times.get(&slot).cloned().unwrap_or_default(),
-                    watermark_ms,
-                    state,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (slot, offsets) in offsets {
+            let watermark_ms = match slot.kind {
+                Kind::Customers => self
+                    .books
+                    .get(&slot.partition)
+                    .map(CustomerBook::watermark_ms),
+                _ => self.aggregators.get(&slot).map(Aggregator::watermark_ms),
+            };
+            let Some(watermark_ms) = watermark_ms else {
+                continue;
+            };
+            let position = (offsets, watermark_ms);
+            if self.saved.get(&slot) == Some(&position) {
+                continue;
+            }
+            let state = match slot.kind {
+                Kind::Customers => self.books.get(&slot.partition).map(CustomerBook::snapshot),
+                _ => self.aggregators.get(&slot).map(Aggregator::snapshot),
+            };
+            let Some(state) = state else { continue };
+            out.push(Checkpoint {
+                store: slot.kind.as_str().to_string(),
+                partition: slot.partition,
+                offsets: position.0.clone(),
+                event_times: times.get(&slot).cloned().unwrap_or_default(),
+                watermark_ms,
+                state,
+            });
+            self.saved.insert(slot, position);
+        }
+        out
     }
 
     /// The aggregators, for gauges.
@@ -391,16 +415,31 @@ mod tests {
             assert_eq!(stores.arrival(src(0, 1), offset), Arrival::Next);
             stores.applied(src(0, 1), offset);
         }
-        let checkpoints = stores.checkpoints(|s| Some(format!("t{}", s.stream)));
+        let topic = |s: Source| Some(format!("t{}", s.stream));
+        let checkpoints = stores.checkpoints(topic);
         assert_eq!(checkpoints.len(), 1);
         assert_eq!(checkpoints[0].offsets.get("t0"), Some(&5));
         assert_eq!(checkpoints[0].version(), 5);
+        assert!(
+            stores.checkpoints(topic).is_empty(),
+            "nothing read and no watermark moved since: nothing to save"
+        );
 
         let mut other = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
         let loaded = other.load(slot, Some(&checkpoints[0]), |t| {
             (t == "t0").then_some(src(0, 1))
         });
         assert_eq!(loaded, Loaded::Restored);
+        assert!(
+            other.checkpoints(topic).is_empty(),
+            "restored: the state is saved already"
+        );
+        // Reading on, or a watermark advance, changes the state: saved again.
+        stores.applied(src(0, 1), 5);
+        assert_eq!(stores.checkpoints(topic).len(), 1);
+        stores.aggregator(slot).expect("held").advance(1_000);
+        assert_eq!(stores.checkpoints(topic).len(), 1);
+        assert!(stores.checkpoints(topic).is_empty());
         assert_eq!(other.arrival(src(0, 1), 3), Arrival::Applied);
         assert_eq!(other.arrival(src(0, 1), 5), Arrival::Next);
         assert_eq!(other.arrival(src(0, 1), 9), Arrival::Gap);
