@@ -740,17 +740,57 @@ async fn a_flood_of_10000_hostile_messages_is_accounted_for_and_changes_no_resul
     pipeline.stop().await.expect("clean stop");
 }
 
-/// A ClickHouse server of the test's own (data under a temporary
-/// directory), so that it can be stopped without disturbing other tests.
-struct OwnClickHouse {
+/// A server process of the test's own with its data under a temporary
+/// directory, so that it can be stopped without disturbing other tests:
+/// stopped with SIGTERM (as an operator would) on demand, killed and its
+/// data removed on drop.
+struct OwnProcess {
     dir: PathBuf,
-    http: u16,
     child: Option<Child>,
+}
+
+impl OwnProcess {
+    /// A fresh data directory named after `name`; nothing runs yet.
+    fn new(name: &str) -> OwnProcess {
+        let dir = std::env::temp_dir().join(unique(name));
+        std::fs::create_dir_all(&dir).expect("data dir");
+        OwnProcess { dir, child: None }
+    }
+
+    /// Spawns `command` as the running process.
+    fn spawn(&mut self, command: &mut Command, what: &str) {
+        self.child = Some(command.spawn().unwrap_or_else(|e| panic!("{what}: {e}")));
+    }
+
+    /// Stops the process with SIGTERM and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            child.wait().expect("reaped");
+        }
+    }
+}
+
+impl Drop for OwnProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A ClickHouse server of the test's own.
+struct OwnClickHouse {
+    process: OwnProcess,
+    http: u16,
 }
 
 impl OwnClickHouse {
     fn new() -> OwnClickHouse {
-        let dir = std::env::temp_dir().join(unique("clickhouse"));
+        let process = OwnProcess::new("clickhouse");
+        let dir = &process.dir;
         std::fs::create_dir_all(dir.join("data")).expect("data dir");
         let (http, tcp) = (free_port(), free_port());
         let d = dir.display();
@@ -779,11 +819,7 @@ impl OwnClickHouse {
             ),
         )
         .expect("config");
-        OwnClickHouse {
-            dir,
-            http,
-            child: None,
-        }
+        OwnClickHouse { process, http }
     }
 
     fn url(&self) -> String {
@@ -792,16 +828,14 @@ impl OwnClickHouse {
 
     /// Starts the server and waits until it answers.
     async fn start(&mut self) {
-        let child = Command::new("clickhouse-server")
-            .arg(format!(
-                "--config-file={}",
-                self.dir.join("config.xml").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("clickhouse-server (deploy/local/stack.sh install)");
-        self.child = Some(child);
+        let config = self.process.dir.join("config.xml");
+        self.process.spawn(
+            Command::new("clickhouse-server")
+                .arg(format!("--config-file={}", config.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "clickhouse-server (deploy/local/stack.sh install)",
+        );
         let addr = format!("127.0.0.1:{}", self.http);
         eventually(
             "own ClickHouse answers",
@@ -818,20 +852,7 @@ impl OwnClickHouse {
 
     /// Stops the server (SIGTERM, as an operator would) and waits for it.
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            child.wait().expect("reaped");
-        }
-    }
-}
-
-impl Drop for OwnClickHouse {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.process.stop();
     }
 }
 
@@ -983,23 +1004,17 @@ fn tansu() -> PathBuf {
 }
 
 /// A Kafka-protocol broker of the test's own whose topics, offsets and
-/// groups survive a restart (tansu with its SQLite storage engine, under a
-/// temporary directory), so that it can be restarted without disturbing
-/// other tests.
+/// groups survive a restart (tansu with its SQLite storage engine).
 struct OwnBroker {
-    dir: PathBuf,
+    process: OwnProcess,
     port: u16,
-    child: Option<Child>,
 }
 
 impl OwnBroker {
     fn new() -> OwnBroker {
-        let dir = std::env::temp_dir().join(unique("broker"));
-        std::fs::create_dir_all(&dir).expect("broker dir");
         OwnBroker {
-            dir,
+            process: OwnProcess::new("broker"),
             port: free_port(),
-            child: None,
         }
     }
 
@@ -1013,24 +1028,25 @@ impl OwnBroker {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("broker.log"))
+            .open(self.process.dir.join("broker.log"))
             .expect("broker log");
-        let child = Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            // Relative to the working directory: the data stays in `dir`.
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tansu broker (deploy/local/stack.sh install)");
-        self.child = Some(child);
+        let dir = self.process.dir.clone();
+        self.process.spawn(
+            Command::new(tansu())
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                ])
+                // Relative to the working directory: the data stays in `dir`.
+                .args(["--storage-engine", "sqlite://tansu.db"])
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(log),
+            "tansu broker (deploy/local/stack.sh install)",
+        );
         let addr = self.address();
         eventually("own broker listens", Duration::from_secs(60), || async {
             tokio::net::TcpStream::connect(&addr)
@@ -1044,20 +1060,7 @@ impl OwnBroker {
     /// Stops the broker (SIGTERM, as an operator restarting it would) and
     /// waits for it to exit.
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            child.wait().expect("reaped");
-        }
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.process.stop();
     }
 }
 
