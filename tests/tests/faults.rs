@@ -254,6 +254,38 @@ async fn sessions_written(metrics: &str) -> Result<u64, String> {
     Ok(counts(metrics, &[SESSIONS]).await?[0])
 }
 
+/// Waits until the pipeline serving `metrics` has counted every session
+/// and every order (through the customer facts) of `g` exactly once, and
+/// nothing late.
+async fn caught_up(metrics: &str, g: &GenStats) {
+    eventually("caught up", Duration::from_secs(90), || async {
+        let late = ("shoplens_events_invalid_total", "reason=\"late\"");
+        let c = counts(metrics, &[SESSIONS, NEW_CUSTOMERS, REPEAT_ORDERS, late]).await?;
+        let got = (c[0], c[1] + c[2], c[3]);
+        if got == (g.sessions, g.orders, 0) {
+            Ok(())
+        } else {
+            Err(format!(
+                "(sessions, customer orders, late) = {got:?}, want {:?}",
+                (g.sessions, g.orders, 0)
+            ))
+        }
+    })
+    .await;
+}
+
+/// Waits until the pipeline serving `metrics` has written its first
+/// sessions; returns how many.
+async fn some_sessions_written(metrics: &str) -> u64 {
+    eventually("some sessions written", Duration::from_secs(60), || async {
+        match sessions_written(metrics).await {
+            Ok(n) if n > 0 => Ok(n),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
 const SESSIONS: (&str, &str) = ("shoplens_sessions_total", "");
 const NEW_CUSTOMERS: (&str, &str) = ("shoplens_new_customers_total", "");
 const REPEAT_ORDERS: (&str, &str) = ("shoplens_repeat_orders_total", "");
@@ -849,11 +881,6 @@ impl OwnClickHouse {
         )
         .await;
     }
-
-    /// Stops the server (SIGTERM, as an operator would) and waits for it.
-    fn stop(&mut self) {
-        self.process.stop();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -877,14 +904,8 @@ async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() 
         let (_, text) = get(&metrics, "/metrics").await.expect("scrape");
         text
     };
-    let written = eventually("some sessions written", Duration::from_secs(60), || async {
-        match sessions_written(&metrics).await {
-            Ok(n) if n > 0 => Ok(n),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    ch.stop();
+    let written = some_sessions_written(&metrics).await;
+    ch.process.stop();
     let stopped = std::time::Instant::now();
     assert!(
         written < g.sessions,
@@ -968,20 +989,7 @@ async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() 
     // customer, nothing was late, and every table equals the undisturbed
     // run's.
     ch.start().await;
-    eventually("caught up", Duration::from_secs(60), || async {
-        let late = ("shoplens_events_invalid_total", "reason=\"late\"");
-        let c = counts(&metrics, &[SESSIONS, NEW_CUSTOMERS, REPEAT_ORDERS, late]).await?;
-        let got = (c[0], c[1] + c[2], c[3]);
-        if got == (g.sessions, g.orders, 0) {
-            Ok(())
-        } else {
-            Err(format!(
-                "(sessions, customer orders, late) = {got:?}, want {:?}",
-                (g.sessions, g.orders, 0)
-            ))
-        }
-    })
-    .await;
+    caught_up(&metrics, &g).await;
     settled_dump(&s, Some(&want)).await;
     let (status, _) = get(&metrics, "/readyz").await.expect("readyz");
     assert_eq!(status, 200, "ready again");
@@ -1056,12 +1064,6 @@ impl OwnBroker {
         })
         .await;
     }
-
-    /// Stops the broker (SIGTERM, as an operator restarting it would) and
-    /// waits for it to exit.
-    fn stop(&mut self) {
-        self.process.stop();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1080,14 +1082,8 @@ async fn broker_restart_mid_stream_loses_nothing_and_counts_nothing_twice() {
     let (_, second_half) = first_half_now(&s, &g).await;
     let pipeline = Pipeline::start(s.clone()).await.expect("pipeline starts");
     let metrics = pipeline.metrics_addr().to_string();
-    let written = eventually("some sessions written", Duration::from_secs(60), || async {
-        match sessions_written(&metrics).await {
-            Ok(n) if n > 0 => Ok(n),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    broker.stop();
+    let written = some_sessions_written(&metrics).await;
+    broker.process.stop();
     assert!(
         written < g.sessions,
         "stopped mid-stream: {written} of {} sessions were written",
@@ -1103,20 +1099,7 @@ async fn broker_restart_mid_stream_loses_nothing_and_counts_nothing_twice() {
     // Every session and every order counted exactly once (the pipeline did
     // not restart, so its counters must not count a replay), nothing late,
     // and every table equal to the undisturbed run's.
-    eventually("caught up", Duration::from_secs(90), || async {
-        let late = ("shoplens_events_invalid_total", "reason=\"late\"");
-        let c = counts(&metrics, &[SESSIONS, NEW_CUSTOMERS, REPEAT_ORDERS, late]).await?;
-        let got = (c[0], c[1] + c[2], c[3]);
-        if got == (g.sessions, g.orders, 0) {
-            Ok(())
-        } else {
-            Err(format!(
-                "(sessions, customer orders, late) = {got:?}, want {:?}",
-                (g.sessions, g.orders, 0)
-            ))
-        }
-    })
-    .await;
+    caught_up(&metrics, &g).await;
     settled_dump(&s, Some(&want)).await;
     pipeline.stop().await.expect("clean stop");
 }
