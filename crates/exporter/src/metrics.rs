@@ -263,7 +263,7 @@ impl Metrics {
             stores_loaded: counter_vec(
                 &r,
                 "shoplens_stores_loaded_total",
-                "Partition stores loaded: restored from a checkpoint, fresh, or refused.",
+                "Partition stores loaded: kept across a rebalance, restored from a checkpoint, fresh, or refused.",
                 "result",
             ),
             buffered_events: gauge(

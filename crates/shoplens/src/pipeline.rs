@@ -57,6 +57,11 @@ pub enum PipelineError {
     Task(String),
 }
 
+/// How long a revoked partition's store is kept in case the rebalance gives
+/// the partition back (eager rebalancing revokes every partition, then
+/// assigns them again, within seconds).
+const PARKED_MAX_AGE_MS: u64 = 60_000;
+
 /// Rows with the offsets that may be committed once they are durable.
 struct Batch {
     out: Output,
@@ -677,31 +682,41 @@ impl Ingest {
             }
         }
         let partition = slot.partition;
-        let sources: Vec<(String, Option<Source>)> = checkpoint
-            .as_ref()
-            .map(|c| {
-                c.offsets
-                    .keys()
-                    .map(|t| (t.clone(), self.source_of(t, partition)))
-                    .collect()
+        // A partition given back after a rebalance took it away: the store
+        // parked at the revocation goes on where it was, unless another
+        // owner saved it further meanwhile. Nothing is read twice.
+        let (facts_topic, streams) = (&self.settings.kafka.topics.customer_facts, &self.streams);
+        let kept = ahead_of.is_none()
+            && self.stores.unpark(slot, checkpoint.as_ref(), |source| {
+                topic_name(facts_topic, streams, source).map(str::to_string)
+            });
+        let loaded = if kept {
+            Loaded::Kept
+        } else {
+            let sources: Vec<(String, Option<Source>)> = checkpoint
+                .as_ref()
+                .map(|c| {
+                    c.offsets
+                        .keys()
+                        .map(|t| (t.clone(), self.source_of(t, partition)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.stores.load(slot, checkpoint.as_ref(), |topic| {
+                sources
+                    .iter()
+                    .find(|(t, _)| t == topic)
+                    .and_then(|(_, s)| *s)
             })
-            .unwrap_or_default();
-        let loaded = self.stores.load(slot, checkpoint.as_ref(), |topic| {
-            sources
-                .iter()
-                .find(|(t, _)| t == topic)
-                .and_then(|(_, s)| *s)
-        });
+        };
         // The position and the watermark resume where the store was: a
-        // restored partition with nothing new to read is caught up (and may
-        // go idle), not behind.
-        if let Some(c) = checkpoint.as_ref().filter(|_| loaded == Loaded::Restored) {
-            for topic in c.offsets.keys() {
-                if let Some(source) = self.source_of(topic, partition) {
-                    if let Some(next) = self.stores.next_of(source) {
-                        let position = self.next.entry(source).or_insert(next);
-                        *position = (*position).max(next);
-                    }
+        // restored (or kept) partition with nothing new to read is caught
+        // up (and may go idle), not behind.
+        if matches!(loaded, Loaded::Restored | Loaded::Kept) {
+            for source in self.stores.sources(slot) {
+                if let Some(next) = self.stores.next_of(source) {
+                    let position = self.next.entry(source).or_insert(next);
+                    *position = (*position).max(next);
                 }
             }
         }
@@ -710,6 +725,13 @@ impl Ingest {
             self.tracker.observe(source, Some(ts), now);
         }
         let result = match &loaded {
+            Loaded::Kept => {
+                info!(
+                    store = slot.kind.as_str(),
+                    partition, "partition back after the rebalance: store kept"
+                );
+                "kept"
+            }
             Loaded::Restored => {
                 info!(store = slot.kind.as_str(), partition, offsets = ?checkpoint.as_ref().map(|c| &c.offsets), "store restored from its checkpoint");
                 "restored"
@@ -871,9 +893,10 @@ impl Ingest {
                         info!(
                             store = slot.kind.as_str(),
                             partition = slot.partition,
-                            "partition revoked: store dropped"
+                            "partition revoked: store parked"
                         );
-                        self.stores.drop_slot(slot);
+                        self.stores
+                            .park(slot, self.clock.elapsed().as_millis() as u64);
                         self.next.retain(|s, _| Slot::of(*s) != slot);
                         self.committed.retain(|s, _| Slot::of(*s) != slot);
                         self.rewinds.retain(|s, _| Slot::of(*s) != slot);
@@ -971,6 +994,7 @@ impl Ingest {
             }
         }
         let now = self.now_ms();
+        self.stores.expire_parked(now, PARKED_MAX_AGE_MS);
         self.observe_log_ends(now);
         // Each store follows its own partitions, so a partition that moves
         // here from an instance that fell behind is not judged by this

@@ -88,6 +88,20 @@ pub struct Stores {
     /// What the last checkpoint of each store recorded (its offsets and
     /// watermark), or what it was restored from.
     saved: HashMap<Slot, Saved>,
+    /// Stores of partitions revoked a moment ago, kept in case the
+    /// rebalance gives them back (an eager rebalance revokes everything).
+    parked: BTreeMap<Slot, Parked>,
+}
+
+/// A revoked store, kept for a while.
+struct Parked {
+    aggregator: Option<Aggregator>,
+    book: Option<CustomerBook>,
+    next: Vec<(Source, i64)>,
+    event_times: Vec<(Source, i64)>,
+    saved: Option<Saved>,
+    /// When it was revoked, on the caller's clock.
+    since_ms: u64,
 }
 
 /// A store's position as of a checkpoint: its offsets by topic and its
@@ -99,6 +113,9 @@ type Saved = (BTreeMap<String, i64>, i64);
 /// The outcome of loading a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loaded {
+    /// The store this instance held before a rebalance took the partition
+    /// away and gave it back, with nothing further saved meanwhile.
+    Kept,
     /// Restored from a checkpoint.
     Restored,
     /// No checkpoint: a fresh store, reading from the committed offsets.
@@ -124,6 +141,7 @@ impl Stores {
             next: HashMap::new(),
             event_times: HashMap::new(),
             saved: HashMap::new(),
+            parked: BTreeMap::new(),
         }
     }
 
@@ -150,6 +168,7 @@ impl Stores {
         source_of: impl Fn(&str) -> Option<Source>,
     ) -> Loaded {
         self.drop_slot(slot);
+        self.parked.remove(&slot);
         let Some(c) = checkpoint else {
             self.install_fresh(slot);
             return Loaded::Fresh;
@@ -214,6 +233,87 @@ impl Stores {
         self.saved.remove(&slot);
     }
 
+    /// Takes `slot` out of the held stores (its partition was revoked) but
+    /// keeps it, so that [`Stores::unpark`] can put it back if the partition
+    /// returns. `now_ms` is the caller's clock, for [`Stores::expire_parked`].
+    pub fn park(&mut self, slot: Slot, now_ms: u64) {
+        let of_slot = |m: &HashMap<Source, i64>| -> Vec<(Source, i64)> {
+            m.iter()
+                .filter(|(s, _)| Slot::of(**s) == slot)
+                .map(|(s, v)| (*s, *v))
+                .collect()
+        };
+        let parked = Parked {
+            aggregator: self.aggregators.remove(&slot),
+            book: match slot.kind {
+                Kind::Customers => self.books.remove(&slot.partition),
+                _ => None,
+            },
+            next: of_slot(&self.next),
+            event_times: of_slot(&self.event_times),
+            saved: self.saved.get(&slot).cloned(),
+            since_ms: now_ms,
+        };
+        self.drop_slot(slot);
+        if parked.aggregator.is_some() || parked.book.is_some() {
+            self.parked.insert(slot, parked);
+        }
+    }
+
+    /// Puts back the store of `slot` parked at its revocation, unless
+    /// `furthest` (the furthest checkpoint saved for it, by whichever
+    /// instance) is further along some topic (named by `topic_of`): then
+    /// another owner moved the partition on, and the parked store is
+    /// dropped. Returns whether the parked store is held again.
+    pub fn unpark(
+        &mut self,
+        slot: Slot,
+        furthest: Option<&Checkpoint>,
+        topic_of: impl Fn(Source) -> Option<String>,
+    ) -> bool {
+        let Some(p) = self.parked.remove(&slot) else {
+            return false;
+        };
+        let moved_on = furthest.is_some_and(|c| {
+            c.offsets.iter().any(|(topic, offset)| {
+                let ours = p
+                    .next
+                    .iter()
+                    .find(|(s, _)| topic_of(*s).as_deref() == Some(topic.as_str()))
+                    .map_or(i64::MIN, |(_, n)| *n);
+                *offset > ours
+            })
+        });
+        if moved_on {
+            return false;
+        }
+        self.drop_slot(slot);
+        if let Some(a) = p.aggregator {
+            self.aggregators.insert(slot, a);
+        }
+        if let Some(b) = p.book {
+            self.books.insert(slot.partition, b);
+        }
+        self.next.extend(p.next);
+        self.event_times.extend(p.event_times);
+        if let Some(saved) = p.saved {
+            self.saved.insert(slot, saved);
+        }
+        true
+    }
+
+    /// Drops stores parked for longer than `max_age_ms` at `now_ms`: their
+    /// partitions went to another owner for good.
+    pub fn expire_parked(&mut self, now_ms: u64, max_age_ms: u64) {
+        self.parked
+            .retain(|_, p| now_ms.saturating_sub(p.since_ms) <= max_age_ms);
+    }
+
+    /// Stores parked now.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
     /// The latest event time read from each source of `slot`.
     pub fn event_times(&self, slot: Slot) -> Vec<(Source, i64)> {
         self.event_times
@@ -248,6 +348,15 @@ impl Stores {
             Some(next) if offset > *next => Arrival::Gap,
             _ => Arrival::Next,
         }
+    }
+
+    /// The sources of `slot` whose next offset is known.
+    pub fn sources(&self, slot: Slot) -> Vec<Source> {
+        self.next
+            .keys()
+            .filter(|s| Slot::of(**s) == slot)
+            .copied()
+            .collect()
     }
 
     /// The next offset of `source` the store needs, if known.
@@ -404,6 +513,47 @@ mod tests {
         assert_eq!(Slot::of(src(2, 3)).kind, Kind::Spend);
         assert_eq!(Slot::of(src(FACTS, 3)).kind, Kind::Customers);
         assert_ne!(Slot::of(src(0, 3)), Slot::of(src(0, 4)));
+    }
+
+    #[test]
+    fn a_revoked_store_comes_back_unless_another_owner_saved_it_further() {
+        let topic = |s: Source| Some(format!("t{}", s.stream));
+        let mut stores = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
+        let slot = Slot::of(src(0, 1));
+        stores.load(slot, None, |_| None);
+        for offset in 0..5 {
+            stores.applied(src(0, 1), offset);
+        }
+        let saved = stores.checkpoints(topic);
+
+        // Revoked, then given back with nothing further saved: kept as it was.
+        stores.park(slot, 0);
+        assert!(!stores.holds(slot));
+        assert_eq!(stores.next_of(src(0, 1)), None);
+        assert!(stores.unpark(slot, saved.first(), topic));
+        assert!(stores.holds(slot));
+        assert_eq!(stores.next_of(src(0, 1)), Some(5));
+        assert_eq!(stores.arrival(src(0, 1), 4), Arrival::Applied);
+        assert!(
+            stores.checkpoints(topic).is_empty(),
+            "still the state saved before"
+        );
+
+        // Another owner read on and saved further: the parked store goes.
+        stores.park(slot, 0);
+        let mut further = saved[0].clone();
+        further.offsets.insert("t0".into(), 9);
+        assert!(!stores.unpark(slot, Some(&further), topic));
+        assert!(!stores.holds(slot));
+        assert_eq!(stores.parked(), 0);
+
+        // Never given back: forgotten after the age limit.
+        stores.load(slot, None, |_| None);
+        stores.park(slot, 1_000);
+        stores.expire_parked(60_000, 60_000);
+        assert_eq!(stores.parked(), 1);
+        stores.expire_parked(61_001, 60_000);
+        assert_eq!(stores.parked(), 0);
     }
 
     #[test]
