@@ -9,6 +9,10 @@
 //! through it is acknowledged. While the broker is away it waits, and so does
 //! everything behind it (backpressure), as the ClickHouse writer does.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
@@ -81,7 +85,7 @@ impl Outgoing {
 /// Messages sent and not yet acknowledged, each kept until it is.
 pub struct Outbox {
     producer: FutureProducer,
-    pending: Vec<(DeliveryFuture, Outgoing)>,
+    pending: VecDeque<(DeliveryFuture, Outgoing)>,
     first_retry: Duration,
     max_retry: Duration,
 }
@@ -100,7 +104,7 @@ impl Outbox {
     pub fn with_backoff(producer: FutureProducer, first: Duration, max: Duration) -> Self {
         Outbox {
             producer,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
             first_retry: first,
             max_retry: max.max(first),
         }
@@ -110,11 +114,19 @@ impl Outbox {
     /// When the producer's local queue is full, waits for what is in flight
     /// first. Fails only when the producer refuses the message itself (too
     /// large, say), which no retry would change.
+    ///
+    /// A delivery already known to have failed is sent again first (with
+    /// everything in flight settled), so that order is kept up to what was
+    /// in flight: a broker restart does not move a message behind the
+    /// traffic sent after it.
     pub async fn send(&mut self, message: Outgoing) -> Result<(), KafkaError> {
+        if let Some(failed) = self.settle_ready() {
+            self.retry(vec![failed]).await?;
+        }
         loop {
             match self.producer.send_result(message.record()) {
                 Ok(delivery) => {
-                    self.pending.push((delivery, message));
+                    self.pending.push_back((delivery, message));
                     return Ok(());
                 }
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -125,14 +137,34 @@ impl Outbox {
         }
     }
 
+    /// Drops the acknowledged deliveries at the front, without waiting;
+    /// returns the first one found failed, if any.
+    fn settle_ready(&mut self) -> Option<Outgoing> {
+        let mut cx = Context::from_waker(Waker::noop());
+        while let Some((delivery, _)) = self.pending.front_mut() {
+            match Pin::new(delivery).poll(&mut cx) {
+                Poll::Pending => return None,
+                Poll::Ready(Ok(Ok(_))) => {
+                    self.pending.pop_front();
+                }
+                Poll::Ready(_) => return self.pending.pop_front().map(|(_, m)| m),
+            }
+        }
+        None
+    }
+
     /// Waits until the broker has acknowledged every message sent so far.
     /// Those whose delivery failed are sent again, after a backoff that
     /// doubles while failures go on: this returns once all are delivered.
     pub async fn flush(&mut self) -> Result<(), KafkaError> {
+        self.retry(Vec::new()).await
+    }
+
+    /// [`Outbox::flush`], with `failed` already known to need sending again.
+    async fn retry(&mut self, mut failed: Vec<Outgoing>) -> Result<(), KafkaError> {
         let mut delay = self.first_retry;
-        while !self.pending.is_empty() {
-            let mut failed = Vec::new();
-            let mut last_error = None;
+        let mut last_error = (!failed.is_empty()).then(|| "delivery failed".to_string());
+        while !self.pending.is_empty() || !failed.is_empty() {
             for (delivery, message) in self.pending.drain(..) {
                 match delivery.await {
                     Ok(Ok(_)) => {}
@@ -157,13 +189,13 @@ impl Outbox {
             );
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.max_retry);
-            for message in failed {
+            for message in std::mem::take(&mut failed) {
                 // `send` may flush when the local queue is full, which
                 // would recurse; wait for room here instead.
                 loop {
                     match self.producer.send_result(message.record()) {
                         Ok(delivery) => {
-                            self.pending.push((delivery, message));
+                            self.pending.push_back((delivery, message));
                             break;
                         }
                         Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
