@@ -82,38 +82,30 @@ impl Outgoing {
     }
 }
 
+/// The first wait before failed messages are sent again; it doubles while
+/// failures go on, up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// The longest wait between two sends of a failed message.
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
 /// Messages sent and not yet acknowledged, each kept until it is.
 pub struct Outbox {
     producer: FutureProducer,
     pending: VecDeque<(DeliveryFuture, Outgoing)>,
-    first_retry: Duration,
-    max_retry: Duration,
 }
 
 impl Outbox {
-    /// An outbox on `producer`, retrying after 200 ms, doubling up to 30 s.
+    /// An outbox on `producer`.
     pub fn new(producer: FutureProducer) -> Self {
-        Self::with_backoff(
-            producer,
-            Duration::from_millis(200),
-            Duration::from_secs(30),
-        )
-    }
-
-    /// An outbox with its own retry backoff.
-    pub fn with_backoff(producer: FutureProducer, first: Duration, max: Duration) -> Self {
         Outbox {
             producer,
             pending: VecDeque::new(),
-            first_retry: first,
-            max_retry: max.max(first),
         }
     }
 
     /// Hands `message` to the producer now; [`Outbox::flush`] waits for it.
-    /// When the producer's local queue is full, waits for what is in flight
-    /// first. Fails only when the producer refuses the message itself (too
-    /// large, say), which no retry would change.
+    /// Fails only when the producer refuses the message itself (too large,
+    /// say), which no retry would change.
     ///
     /// A delivery already known to have failed is sent again first (with
     /// everything in flight settled), so that order is kept up to what was
@@ -123,6 +115,12 @@ impl Outbox {
         if let Some(failed) = self.settle_ready() {
             self.retry(vec![failed]).await?;
         }
+        self.enqueue(message).await
+    }
+
+    /// Hands `message` to the producer, waiting for room while its local
+    /// queue is full (librdkafka drains it on its own).
+    async fn enqueue(&mut self, message: Outgoing) -> Result<(), KafkaError> {
         loop {
             match self.producer.send_result(message.record()) {
                 Ok(delivery) => {
@@ -130,7 +128,7 @@ impl Outbox {
                     return Ok(());
                 }
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.flush().await?;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err((e, _)) => return Err(KafkaError::Client(e)),
             }
@@ -162,10 +160,10 @@ impl Outbox {
 
     /// [`Outbox::flush`], with `failed` already known to need sending again.
     async fn retry(&mut self, mut failed: Vec<Outgoing>) -> Result<(), KafkaError> {
-        let mut delay = self.first_retry;
+        let mut delay = FIRST_RETRY;
         let mut last_error = (!failed.is_empty()).then(|| "delivery failed".to_string());
-        while !self.pending.is_empty() || !failed.is_empty() {
-            for (delivery, message) in self.pending.drain(..) {
+        loop {
+            for (delivery, message) in std::mem::take(&mut self.pending) {
                 match delivery.await {
                     Ok(Ok(_)) => {}
                     Ok(Err((e, _))) => {
@@ -179,7 +177,7 @@ impl Outbox {
                 }
             }
             if failed.is_empty() {
-                break;
+                return Ok(());
             }
             warn!(
                 failed = failed.len(),
@@ -188,25 +186,11 @@ impl Outbox {
                 "messages not delivered; sending them again"
             );
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.max_retry);
+            delay = (delay * 2).min(MAX_RETRY);
             for message in std::mem::take(&mut failed) {
-                // `send` may flush when the local queue is full, which
-                // would recurse; wait for room here instead.
-                loop {
-                    match self.producer.send_result(message.record()) {
-                        Ok(delivery) => {
-                            self.pending.push_back((delivery, message));
-                            break;
-                        }
-                        Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                        Err((e, _)) => return Err(KafkaError::Client(e)),
-                    }
-                }
+                self.enqueue(message).await?;
             }
         }
-        Ok(())
     }
 
     /// Messages sent but not yet acknowledged.

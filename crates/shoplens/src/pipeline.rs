@@ -685,11 +685,12 @@ impl Ingest {
         // A partition given back after a rebalance took it away: the store
         // parked at the revocation goes on where it was, unless another
         // owner saved it further meanwhile. Nothing is read twice.
-        let (facts_topic, streams) = (&self.settings.kafka.topics.customer_facts, &self.streams);
         let kept = ahead_of.is_none()
-            && self.stores.unpark(slot, checkpoint.as_ref(), |source| {
-                topic_name(facts_topic, streams, source).map(str::to_string)
-            });
+            && self.stores.unpark(
+                slot,
+                checkpoint.as_ref(),
+                topic_names(&self.settings.kafka.topics.customer_facts, &self.streams),
+            );
         let loaded = if kept {
             Loaded::Kept
         } else {
@@ -895,8 +896,8 @@ impl Ingest {
                             partition = slot.partition,
                             "partition revoked: store parked"
                         );
-                        self.stores
-                            .park(slot, self.clock.elapsed().as_millis() as u64);
+                        let now = self.now_ms();
+                        self.stores.park(slot, now);
                         self.next.retain(|s, _| Slot::of(*s) != slot);
                         self.committed.retain(|s, _| Slot::of(*s) != slot);
                         self.rewinds.retain(|s, _| Slot::of(*s) != slot);
@@ -1048,11 +1049,10 @@ impl Ingest {
         let mut commits = Vec::new();
         if force || self.last_checkpoint.elapsed() >= interval {
             self.last_checkpoint = Instant::now();
-            let (facts_topic, streams) =
-                (&self.settings.kafka.topics.customer_facts, &self.streams);
-            checkpoints = self
-                .stores
-                .checkpoints(|source| topic_name(facts_topic, streams, source).map(str::to_string));
+            checkpoints = self.stores.checkpoints(topic_names(
+                &self.settings.kafka.topics.customer_facts,
+                &self.streams,
+            ));
             // The committed position trails the checkpoint down to the oldest
             // offset the open state holds: a restart re-reads from there and
             // skips what the store has (cheaply: before decoding). A broker
@@ -1179,4 +1179,13 @@ fn topic_name<'a>(facts_topic: &'a str, streams: &'a Streams, source: Source) ->
     } else {
         streams.topic(source.stream)
     }
+}
+
+/// [`topic_name`] as an owned name, for the stores (which name topics in
+/// checkpoints) while the pipeline's other fields are borrowed.
+fn topic_names<'a>(
+    facts_topic: &'a str,
+    streams: &'a Streams,
+) -> impl Fn(Source) -> Option<String> + 'a {
+    move |source| topic_name(facts_topic, streams, source).map(str::to_string)
 }

@@ -93,10 +93,15 @@ pub struct Stores {
     parked: BTreeMap<Slot, Parked>,
 }
 
+/// The state of one store, whichever kind it is.
+enum State {
+    Aggregator(Box<Aggregator>),
+    Book(Box<CustomerBook>),
+}
+
 /// A revoked store, kept for a while.
 struct Parked {
-    aggregator: Option<Aggregator>,
-    book: Option<CustomerBook>,
+    state: State,
     next: Vec<(Source, i64)>,
     event_times: Vec<(Source, i64)>,
     saved: Option<Saved>,
@@ -243,21 +248,27 @@ impl Stores {
                 .map(|(s, v)| (*s, *v))
                 .collect()
         };
-        let parked = Parked {
-            aggregator: self.aggregators.remove(&slot),
-            book: match slot.kind {
-                Kind::Customers => self.books.remove(&slot.partition),
-                _ => None,
-            },
-            next: of_slot(&self.next),
-            event_times: of_slot(&self.event_times),
-            saved: self.saved.get(&slot).cloned(),
-            since_ms: now_ms,
+        let state = match slot.kind {
+            Kind::Customers => self
+                .books
+                .remove(&slot.partition)
+                .map(|b| State::Book(Box::new(b))),
+            _ => self
+                .aggregators
+                .remove(&slot)
+                .map(|a| State::Aggregator(Box::new(a))),
         };
-        self.drop_slot(slot);
-        if parked.aggregator.is_some() || parked.book.is_some() {
+        if let Some(state) = state {
+            let parked = Parked {
+                state,
+                next: of_slot(&self.next),
+                event_times: of_slot(&self.event_times),
+                saved: self.saved.get(&slot).cloned(),
+                since_ms: now_ms,
+            };
             self.parked.insert(slot, parked);
         }
+        self.drop_slot(slot);
     }
 
     /// Puts back the store of `slot` parked at its revocation, unless
@@ -288,11 +299,13 @@ impl Stores {
             return false;
         }
         self.drop_slot(slot);
-        if let Some(a) = p.aggregator {
-            self.aggregators.insert(slot, a);
-        }
-        if let Some(b) = p.book {
-            self.books.insert(slot.partition, b);
+        match p.state {
+            State::Aggregator(a) => {
+                self.aggregators.insert(slot, *a);
+            }
+            State::Book(b) => {
+                self.books.insert(slot.partition, *b);
+            }
         }
         self.next.extend(p.next);
         self.event_times.extend(p.event_times);
