@@ -12,8 +12,13 @@ use prometheus::{
 /// Every series the pipeline exports.
 pub struct Metrics {
     registry: Registry,
-    /// Messages read from Kafka, by topic kind (clickstream, orders, spend).
+    /// Messages taken into the state, each offset once, by topic kind
+    /// (clickstream, orders, spend): every one ends valid, dead-lettered,
+    /// a duplicate or a bot event.
     pub events_consumed: IntCounterVec,
+    /// Messages read again that the state already held (a seek back, a
+    /// restore or a partition given back), by topic kind; not applied twice.
+    pub events_reread: IntCounterVec,
     /// Messages dead-lettered, by reason (including `late`).
     pub events_invalid: IntCounterVec,
     /// Duplicates dropped inside the dedup horizon.
@@ -203,7 +208,13 @@ impl Metrics {
             events_consumed: counter_vec(
                 &r,
                 "shoplens_events_consumed_total",
-                "Messages read from Kafka, by topic kind.",
+                "Messages taken into the state, each offset once, by topic kind.",
+                "topic",
+            ),
+            events_reread: counter_vec(
+                &r,
+                "shoplens_events_reread_total",
+                "Messages read again that the state already held (after a seek back, a restore or a rebalance), by topic kind; not applied twice.",
                 "topic",
             ),
             events_invalid: counter_vec(
@@ -404,6 +415,7 @@ impl Metrics {
         }
         for stream in [contract::Stream::Clickstream, contract::Stream::Orders] {
             m.events_consumed.with_label_values(&[stream.as_str()]);
+            m.events_reread.with_label_values(&[stream.as_str()]);
         }
         for channel in aggregator::Channel::ALL {
             m.sessions_by_channel.with_label_values(&[channel.as_str()]);

@@ -495,10 +495,6 @@ impl Ingest {
         let offset = m.offset();
         self.next.insert(source, offset + 1);
         self.since_step += 1;
-        self.metrics
-            .events_consumed
-            .with_label_values(&[stream.as_str()])
-            .inc();
         if !self.tracker.is_assigned(source) {
             // A partition we have not seen assigned: learn the whole assignment
             // before this partition alone can move the watermark.
@@ -506,8 +502,16 @@ impl Ingest {
             self.refresh_assignment();
         }
         if !self.admit(source, offset).await? {
+            self.metrics
+                .events_reread
+                .with_label_values(&[stream.as_str()])
+                .inc();
             return Ok(());
         }
+        self.metrics
+            .events_consumed
+            .with_label_values(&[stream.as_str()])
+            .inc();
         let slot = Slot::of(source);
         let now = self.now_ms();
         let payload = m.payload().unwrap_or_default();
