@@ -8,8 +8,9 @@
 //! paid nor cancelled within the payment timeout is overdue. Abandoned carts
 //! and overdue orders each make one trigger.
 
+use crate::hash::Map;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use contract::{Event, EventKind};
 
@@ -75,11 +76,11 @@ pub(crate) struct Carts {
     payment_ms: i64,
     retention_ms: i64,
     max_orders: usize,
-    open: HashMap<String, Cart>,
+    open: Map<String, Cart>,
     deadlines: BinaryHeap<Reverse<(i64, String)>>,
-    abandoned: HashMap<String, CartRow>,
+    abandoned: Map<String, CartRow>,
     abandoned_order: VecDeque<(i64, String)>,
-    orders: HashMap<String, Order>,
+    orders: Map<String, Order>,
     order_queue: VecDeque<(i64, String)>,
     /// Orders awaiting payment, by placement time.
     unpaid: VecDeque<(i64, String)>,
@@ -93,11 +94,11 @@ impl Carts {
             payment_ms: cfg.payment_timeout_ms,
             retention_ms: cfg.order_retention_ms,
             max_orders: cfg.max_orders.max(1),
-            open: HashMap::new(),
+            open: Map::default(),
             deadlines: BinaryHeap::new(),
-            abandoned: HashMap::new(),
+            abandoned: Map::default(),
             abandoned_order: VecDeque::new(),
-            orders: HashMap::new(),
+            orders: Map::default(),
             order_queue: VecDeque::new(),
             unpaid: VecDeque::new(),
         }

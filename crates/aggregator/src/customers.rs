@@ -6,8 +6,9 @@
 //! facts and watermarks in, rows out. Facts are applied in event-time order
 //! once the (facts) watermark passes them.
 
+use crate::hash::Map;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use contract::time::window_start;
 
@@ -145,7 +146,7 @@ pub struct CustomerBook {
     currency: String,
     watermark_ms: i64,
     pending: BTreeMap<(i64, String, FactKind), (CustomerFact, i32)>,
-    histories: HashMap<String, History>,
+    histories: Map<String, History>,
     lapse: BinaryHeap<Reverse<(i64, String)>>,
     days: BTreeMap<(i64, Channel, i32), CustomerDayRow>,
     dirty_days: BTreeSet<(i64, Channel, i32)>,
@@ -194,7 +195,7 @@ impl CustomerBook {
             currency: currency.to_ascii_uppercase(),
             watermark_ms: i64::MIN,
             pending: BTreeMap::new(),
-            histories: HashMap::new(),
+            histories: Map::default(),
             lapse: BinaryHeap::new(),
             days: BTreeMap::new(),
             dirty_days: BTreeSet::new(),

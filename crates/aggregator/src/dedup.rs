@@ -1,6 +1,7 @@
 //! A bounded set of recently seen event ids.
 
-use std::collections::{HashMap, VecDeque};
+use crate::hash::Map;
+use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// Remembers 64-bit hashes of event ids for `horizon_ms` of event time, at
@@ -9,7 +10,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 pub(crate) struct Dedup {
     horizon_ms: i64,
     max_ids: usize,
-    ids: HashMap<u64, i64>,
+    ids: Map<u64, i64>,
     order: VecDeque<(i64, u64)>,
     evicted_early: u64,
 }
@@ -26,7 +27,7 @@ impl Dedup {
         Dedup {
             horizon_ms,
             max_ids: max_ids.max(1),
-            ids: HashMap::new(),
+            ids: Map::default(),
             order: VecDeque::new(),
             evicted_early: 0,
         }

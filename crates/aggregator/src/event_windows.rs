@@ -5,7 +5,8 @@
 //! is re-emitted (with a higher version) while sessions whose exit page lies
 //! in it are still open.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use crate::hash::{Map, Set};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use contract::time::window_start;
@@ -39,7 +40,7 @@ type PageKey = (i64, i32);
 
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct VisitPages {
-    seen: HashSet<(i64, Arc<str>)>,
+    seen: Set<(i64, Arc<str>)>,
     exit: Option<(PageKey, Arc<str>)>,
 }
 
@@ -49,7 +50,7 @@ pub(crate) struct Pages {
     window_ms: i64,
     max_paths: usize,
     windows: BTreeMap<PageKey, PageWindow>,
-    visits: HashMap<String, VisitPages>,
+    visits: Map<String, VisitPages>,
 }
 
 impl Pages {
@@ -58,7 +59,7 @@ impl Pages {
             window_ms,
             max_paths: max_paths.max(1),
             windows: BTreeMap::new(),
-            visits: HashMap::new(),
+            visits: Map::default(),
         }
     }
 

@@ -18,6 +18,7 @@ mod config;
 pub mod customers;
 mod dedup;
 mod event_windows;
+mod hash;
 mod offsets;
 pub mod rows;
 mod session_windows;

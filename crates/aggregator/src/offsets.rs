@@ -1,13 +1,14 @@
 //! Offsets that buffered events and open sessions still depend on.
 
-use std::collections::{BTreeMap, HashMap};
+use crate::hash::Map;
+use std::collections::BTreeMap;
 
 use crate::Source;
 
 /// A multiset of held offsets per source; its minimum is the source's low water.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct HeldOffsets {
-    by_source: HashMap<Source, BTreeMap<i64, u32>>,
+    by_source: Map<Source, BTreeMap<i64, u32>>,
 }
 
 impl HeldOffsets {

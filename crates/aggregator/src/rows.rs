@@ -344,3 +344,34 @@ pub fn split_by_day(amount: i64, start_ms: i64, end_ms: i64) -> Vec<(i64, i64)> 
     }
     out
 }
+
+/// Sorts `rows` by `cmp`, moving each row twice instead of O(n log n)
+/// times: the indices are sorted, then the rows taken in that order. Rows
+/// are a few hundred bytes, and sorting them in place was 6 % of the
+/// in-process profile in `memcpy`.
+pub(crate) fn sort_rows<T>(rows: &mut Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    if rows.len() < 2 {
+        return;
+    }
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| cmp(&rows[a], &rows[b]));
+    let mut slots: Vec<Option<T>> = rows.drain(..).map(Some).collect();
+    rows.extend(order.into_iter().filter_map(|i| slots[i].take()));
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use super::sort_rows;
+
+    #[test]
+    fn rows_come_out_in_order_and_none_is_lost() {
+        let mut rows: Vec<(i64, String)> = [(3, "c"), (1, "b"), (3, "a"), (1, "a"), (2, "z")]
+            .into_iter()
+            .map(|(t, s)| (t, s.to_string()))
+            .collect();
+        let mut want = rows.clone();
+        want.sort();
+        sort_rows(&mut rows, |a, b| a.cmp(b));
+        assert_eq!(rows, want);
+    }
+}

@@ -1,7 +1,8 @@
 //! Closed sessions per window of session start, channel, experiment variant
 //! and partition: traffic, funnel and experiment figures.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use crate::hash::Set;
+use std::collections::{BTreeMap, BTreeSet};
 
 use contract::time::window_start;
 
@@ -13,7 +14,7 @@ type Key = (i64, Channel, String, String, i32);
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Acc {
     row: SessionWindowRow,
-    visitors: HashSet<String>,
+    visitors: Set<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -85,7 +86,7 @@ impl SessionWindows {
                 reached_any: vec![0; stages],
                 version: 0,
             },
-            visitors: HashSet::new(),
+            visitors: Set::default(),
         });
         let r = &mut a.row;
         r.sessions += 1;

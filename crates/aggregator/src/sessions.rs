@@ -1,8 +1,9 @@
 //! Sessionization: one open session per visitor, split by inactivity,
 //! length cap or a new storefront session id.
 
+use crate::hash::{Map, Set};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ pub(crate) struct Applied {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Visitors {
     max: usize,
-    seen: HashSet<u64>,
+    seen: Set<u64>,
     order: VecDeque<u64>,
 }
 
@@ -75,7 +76,7 @@ pub(crate) struct Sessionizer {
     currency: String,
     visitors: Visitors,
     rules: ChannelRules,
-    open: HashMap<Arc<str>, Open>,
+    open: Map<Arc<str>, Open>,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
     deadlines: BinaryHeap<Reverse<(i64, Arc<str>)>>,
 }
@@ -90,11 +91,11 @@ impl Sessionizer {
             currency: cfg.reporting_currency.to_ascii_uppercase(),
             visitors: Visitors {
                 max: cfg.max_visitors.max(1),
-                seen: HashSet::new(),
+                seen: Set::default(),
                 order: VecDeque::new(),
             },
             rules: cfg.channels.clone(),
-            open: HashMap::new(),
+            open: Map::default(),
             deadlines: BinaryHeap::new(),
         }
     }
@@ -294,7 +295,9 @@ impl Sessionizer {
             out.push(self.finish(s, held));
         }
         // Sessions closed in one advance come out in a stable order.
-        out.sort_by(|a, b| (a.start_ms, &a.anonymous_id).cmp(&(b.start_ms, &b.anonymous_id)));
+        crate::rows::sort_rows(&mut out, |a, b| {
+            (a.start_ms, &a.anonymous_id).cmp(&(b.start_ms, &b.anonymous_id))
+        });
         out
     }
 }

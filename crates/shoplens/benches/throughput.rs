@@ -9,6 +9,10 @@ use contract::Decoder;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use shoplens::bench::{decode_all, decode_and_aggregate, input};
 
+/// The allocator the `shoplens` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MESSAGES: usize = 50_000;
 
 fn throughput(c: &mut Criterion) {
