@@ -156,21 +156,21 @@ const WEBMAIL: &[&str] = &[
 /// Whether `host` is `domain` or a subdomain of it; a bare name (no dot)
 /// matches any label of the host (`google` matches `www.google.co.uk`).
 fn host_matches(host: &str, domain: &str) -> bool {
-    if domain.contains('.') {
-        host == domain
-            || host
-                .strip_suffix(domain)
-                .is_some_and(|rest| rest.ends_with('.'))
+    // Bytes, ASCII case ignored: no allocation per comparison, and no slice
+    // of a str that could split a character.
+    let (h, d) = (host.as_bytes(), domain.as_bytes());
+    if d.contains(&b'.') {
+        h.len() >= d.len()
+            && h[h.len() - d.len()..].eq_ignore_ascii_case(d)
+            && (h.len() == d.len() || h[h.len() - d.len() - 1] == b'.')
     } else {
-        host.split('.').any(|label| label == domain)
+        h.split(|&b| b == b'.')
+            .any(|label| label.eq_ignore_ascii_case(d))
     }
 }
 
 fn in_list(value: &str, builtin: &[&str], extra: &[String]) -> bool {
-    builtin.iter().any(|d| host_matches(value, d))
-        || extra
-            .iter()
-            .any(|d| host_matches(value, &d.to_ascii_lowercase()))
+    builtin.iter().any(|d| host_matches(value, d)) || extra.iter().any(|d| host_matches(value, d))
 }
 
 fn is_paid(medium: &str) -> bool {
@@ -184,10 +184,7 @@ impl ChannelRules {
     /// Whether `host` is one of the store's own.
     fn own(&self, host: &str, page_host: &str) -> bool {
         (!page_host.is_empty() && host == page_host)
-            || self
-                .own_domains
-                .iter()
-                .any(|d| host_matches(host, &d.to_ascii_lowercase()))
+            || self.own_domains.iter().any(|d| host_matches(host, d))
     }
 
     /// The channel of a session whose first event had `campaign` and `page`.
@@ -203,9 +200,10 @@ impl ChannelRules {
             let eq = |want: &Option<String>, have: &str| {
                 want.as_ref().is_none_or(|w| w.eq_ignore_ascii_case(have))
             };
-            let dom = rule.referrer_domain.as_ref().is_none_or(|d| {
-                !referrer.is_empty() && host_matches(referrer, &d.to_ascii_lowercase())
-            });
+            let dom = rule
+                .referrer_domain
+                .as_ref()
+                .is_none_or(|d| !referrer.is_empty() && host_matches(referrer, d));
             let any =
                 rule.source.is_some() || rule.medium.is_some() || rule.referrer_domain.is_some();
             if any && eq(&rule.source, source) && eq(&rule.medium, medium) && dom {

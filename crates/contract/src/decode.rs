@@ -427,8 +427,9 @@ impl Decoder {
             Some(p) => opt_str(p.url, "context.page.url", 8192)?,
             None => None,
         };
-        let page = self.page(url.as_deref(), page_raw.as_ref())?;
-        let campaign = self.campaign(ctx.campaign, url.as_deref())?;
+        let parts = url.as_deref().map(url::split);
+        let page = self.page(parts.as_ref(), page_raw.as_ref())?;
+        let campaign = self.campaign(ctx.campaign, parts.as_ref().map(|p| p.query))?;
         let device = match opt_str(ctx.device, "context.device", 16)?.as_deref() {
             None => Device::Unknown,
             Some("desktop") => Device::Desktop,
@@ -468,11 +469,14 @@ impl Decoder {
         })
     }
 
-    fn page(&self, u: Option<&str>, p: Option<&PageRaw<'_>>) -> Result<Option<Page>, Invalid> {
-        let (Some(u), Some(p)) = (u, p) else {
+    fn page(
+        &self,
+        parts: Option<&url::UrlParts<'_>>,
+        p: Option<&PageRaw<'_>>,
+    ) -> Result<Option<Page>, Invalid> {
+        let (Some(parts), Some(p)) = (parts, p) else {
             return Ok(None);
         };
-        let parts = url::split(u);
         let mut path = parts.path.to_string();
         if path.len() > 512 {
             let mut cut = 512;
@@ -494,12 +498,12 @@ impl Decoder {
     fn campaign(
         &self,
         raw: Nested<CampaignRaw<'_>>,
-        page_url: Option<&str>,
+        page_query: Option<&str>,
     ) -> Result<Campaign, Invalid> {
         let mut c = Campaign::default();
         // utm_* from the page URL first; context.campaign overrides.
-        if let Some(u) = page_url {
-            for (k, v) in url::query_pairs(url::split(u).query) {
+        if let Some(query) = page_query {
+            for (k, v) in url::query_pairs(query) {
                 let v = || Some(url::decode_component(v)).filter(|v| !v.is_empty());
                 match k {
                     "utm_source" => c.source = v(),

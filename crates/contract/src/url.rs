@@ -8,16 +8,28 @@ pub(crate) struct UrlParts<'a> {
 }
 
 /// Splits `url` into host, path and query; the fragment is dropped.
+///
+/// One pass over the bytes for each delimiter, all ASCII, so every slice
+/// ends on a character boundary. A host is read only after a leading `//`
+/// (absolute or scheme-relative URL): the first `/` of the URL followed by
+/// another.
 pub(crate) fn split(url: &str) -> UrlParts<'_> {
-    let url = url.split('#').next().unwrap_or("");
-    let (before_query, query) = url.split_once('?').unwrap_or((url, ""));
-    let (host, path) = match before_query.find("//") {
-        Some(i) if !before_query[..i].contains('/') => {
+    let find = |s: &str, c: u8| s.bytes().position(|b| b == c);
+    let url = &url[..find(url, b'#').unwrap_or(url.len())];
+    let (before_query, query) = match find(url, b'?') {
+        Some(q) => (&url[..q], &url[q + 1..]),
+        None => (url, ""),
+    };
+    let (host, path) = match find(before_query, b'/') {
+        Some(i) if before_query.as_bytes().get(i + 1) == Some(&b'/') => {
             let rest = &before_query[i + 2..];
-            let end = rest.find('/').unwrap_or(rest.len());
+            let end = find(rest, b'/').unwrap_or(rest.len());
             let authority = &rest[..end];
-            let host = authority.rsplit('@').next().unwrap_or("");
-            let host = host.split(':').next().unwrap_or("");
+            let host = match authority.bytes().rposition(|b| b == b'@') {
+                Some(at) => &authority[at + 1..],
+                None => authority,
+            };
+            let host = &host[..find(host, b':').unwrap_or(host.len())];
             (host, &rest[end..])
         }
         _ => ("", before_query),
@@ -79,6 +91,12 @@ mod tests {
         assert_eq!((p.host, p.path, p.query), ("", "/cart", "x=1"));
         let p = split("https://shop.example");
         assert_eq!((p.host, p.path), ("shop.example", "/"));
+        let p = split("//cdn.example/a//b?q#f?g");
+        assert_eq!((p.host, p.path, p.query), ("cdn.example", "/a//b", "q"));
+        let p = split("a/b//c");
+        assert_eq!((p.host, p.path, p.query), ("", "a/b//c", ""));
+        let p = split("https://a@b@h\u{e9}.example:1/x");
+        assert_eq!((p.host, p.path), ("h\u{e9}.example", "/x"));
     }
 
     #[test]
