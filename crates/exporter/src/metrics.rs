@@ -21,6 +21,9 @@ pub struct Metrics {
     pub events_reread: IntCounterVec,
     /// Messages dead-lettered, by reason (including `late`).
     pub events_invalid: IntCounterVec,
+    /// Wall time of the ingest task, by what it was doing (see
+    /// [`INGEST_PHASES`]): where a slow pipeline waits.
+    pub ingest_seconds: prometheus::CounterVec,
     /// Duplicates dropped inside the dedup horizon.
     pub events_duplicate: IntCounter,
     /// Bot events counted apart from business metrics.
@@ -126,6 +129,20 @@ pub const TABLES: [&str; 11] = [
     "ad_spend_daily",
 ];
 
+/// The phases of `shoplens_ingest_seconds_total`: `fetch` (waiting for the
+/// broker), `handle` (decode, validate, buffer), `advance` (the watermark's
+/// work: closing sessions and windows), `checkpoint` (serializing state),
+/// `dead_letters` (waiting for the dead-letter topic to confirm) and
+/// `writer` (waiting for ClickHouse to take a batch: backpressure).
+pub const INGEST_PHASES: [&str; 6] = [
+    "fetch",
+    "handle",
+    "advance",
+    "checkpoint",
+    "dead_letters",
+    "writer",
+];
+
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
@@ -210,6 +227,12 @@ impl Metrics {
                 "shoplens_events_consumed_total",
                 "Messages taken into the state, each offset once, by topic kind.",
                 "topic",
+            ),
+            ingest_seconds: float_counter_vec(
+                &r,
+                "shoplens_ingest_seconds_total",
+                "Wall time of the ingest task by phase: fetch (waiting for the broker), handle, advance, checkpoint, dead_letters, writer (backpressure).",
+                "phase",
             ),
             events_reread: counter_vec(
                 &r,
@@ -412,6 +435,9 @@ impl Metrics {
             .expect("unique metric");
         for reason in contract::Reason::ALL {
             m.events_invalid.with_label_values(&[reason.as_str()]);
+        }
+        for phase in INGEST_PHASES {
+            m.ingest_seconds.with_label_values(&[phase]);
         }
         for stream in [contract::Stream::Clickstream, contract::Stream::Orders] {
             m.events_consumed.with_label_values(&[stream.as_str()]);

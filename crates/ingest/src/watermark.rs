@@ -13,6 +13,15 @@ use aggregator::Source;
 
 use crate::settings::WatermarkSettings;
 
+/// How long a partition resumed by alignment stays active without
+/// delivering (capped by the idle timeout). While it was paused its end of
+/// log was not fetched, so it cannot be judged idle at once; one fetch
+/// brings a message or the end of its log (a backlog keeps it active), and
+/// 2 s covers many fetches. Waiting the whole idle timeout instead made a
+/// chain of resumed partitions with nothing left to read hold the
+/// watermark one idle timeout each.
+pub const RESUME_GRACE_MS: u64 = 2_000;
+
 #[derive(Debug, Clone, Copy)]
 struct Part {
     max_event_ms: Option<i64>,
@@ -153,8 +162,9 @@ impl WatermarkTracker {
 
     /// Partitions to pause (ahead of the watermark by more than the drift)
     /// and to resume (back within half of it). Call after [`Self::watermark`].
-    /// A resumed partition's idle clock restarts: the time it spent paused
-    /// by us is not silence.
+    /// The time a partition spent paused by us is not silence: a resumed
+    /// one stays active for [`RESUME_GRACE_MS`] unless it delivers or has a
+    /// backlog.
     pub fn align(&mut self, now_ms: u64) -> Alignment {
         let mut out = Alignment::default();
         let wm = self.current;
@@ -163,6 +173,8 @@ impl WatermarkTracker {
         }
         let drift = self.cfg.max_drift_ms;
         let lateness = self.cfg.allowed_lateness_ms;
+        let idle = self.cfg.idle_timeout_ms;
+        let resumed_seen = now_ms.saturating_sub(idle - RESUME_GRACE_MS.min(idle));
         for (src, p) in self.parts.iter_mut() {
             let Some(max) = p.max_event_ms else { continue };
             let ahead = max - lateness - wm;
@@ -171,7 +183,7 @@ impl WatermarkTracker {
                 out.pause.push(*src);
             } else if p.paused && ahead <= drift / 2 {
                 p.paused = false;
-                p.last_seen_ms = now_ms;
+                p.last_seen_ms = p.last_seen_ms.max(resumed_seen);
                 out.resume.push(*src);
             }
         }
@@ -281,6 +293,41 @@ mod tests {
         // Resumed after a minute paused, B is not idle: it holds the watermark.
         t.observe(A, Some(1_000_000 + 500_000), 60_001);
         assert_eq!(t.watermark(60_001), 1_061_000);
+    }
+
+    #[test]
+    fn a_resumed_partition_with_nothing_to_read_holds_it_back_only_for_the_grace() {
+        const C: Source = Source {
+            stream: 0,
+            partition: 2,
+        };
+        let mut t = tracker();
+        t.assign([A, B, C], 0);
+        t.observe(A, Some(1_000_000), 0);
+        t.observe(B, Some(1_000_000 + 150_000), 0);
+        t.observe(C, Some(2_000_000), 0);
+        assert_eq!(t.watermark(0), 940_000);
+        assert_eq!(t.align(0).pause, vec![B, C]);
+        // A falls silent; B, paused, now sets the watermark and is resumed.
+        let now = 30_000;
+        assert_eq!(t.watermark(now), 1_090_000);
+        assert_eq!(t.align(now).resume, vec![B]);
+        // B has nothing more: it holds the watermark for the grace only,
+        // then C (still paused, so active) sets it.
+        assert_eq!(t.watermark(now + RESUME_GRACE_MS - 1), 1_090_000);
+        assert_eq!(t.watermark(now + RESUME_GRACE_MS), 1_940_000);
+        // With data waiting, a resumed partition stays active.
+        let mut t = tracker();
+        t.assign([A, B, C], 0);
+        t.observe(A, Some(1_000_000), 0);
+        t.observe(B, Some(1_000_000 + 150_000), 0);
+        t.observe(C, Some(2_000_000), 0);
+        t.watermark(0);
+        t.align(0);
+        t.watermark(now);
+        t.align(now);
+        t.has_backlog(B, now + 1);
+        assert_eq!(t.watermark(now + RESUME_GRACE_MS + 1_000), 1_090_000);
     }
 
     #[test]

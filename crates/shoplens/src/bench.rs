@@ -199,6 +199,9 @@ pub struct EndToEndReport {
     pub inserts: u64,
     /// Highest consumer lag seen while the pipeline ran, messages.
     pub max_lag: i64,
+    /// Seconds the ingest task spent in each phase until every message was
+    /// consumed, in the order of `exporter::metrics::INGEST_PHASES`.
+    pub phases: [f64; exporter::metrics::INGEST_PHASES.len()],
 }
 
 /// The upper bound of the bucket holding quantile `q` of `h`.
@@ -262,6 +265,7 @@ pub async fn end_to_end(
     let metrics = pipeline.metrics().clone();
     let mut consume_secs = 0.0;
     let mut max_lag = 0;
+    let mut phases = [0.0; exporter::metrics::INGEST_PHASES.len()];
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
     loop {
         tick.tick().await;
@@ -276,6 +280,9 @@ pub async fn end_to_end(
             .sum();
         if consume_secs == 0.0 && consumed >= messages {
             consume_secs = started.elapsed().as_secs_f64();
+            for (seconds, phase) in phases.iter_mut().zip(exporter::metrics::INGEST_PHASES) {
+                *seconds = metrics.ingest_seconds.with_label_values(&[phase]).get();
+            }
         }
         if metrics.sessions.get() >= report.generated.sessions {
             break;
@@ -311,5 +318,6 @@ pub async fn end_to_end(
         delay_p99,
         inserts,
         max_lag,
+        phases,
     })
 }

@@ -265,6 +265,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 r.max_lag,
                 r.peak_rss_bytes as f64 / 1048576.0
             ));
+            let phases: Vec<String> = exporter::metrics::INGEST_PHASES
+                .iter()
+                .zip(r.phases)
+                .map(|(phase, s)| format!("{phase} {s:.1} s"))
+                .collect();
+            println_quiet(&format!(
+                "ingest task until consumed: {}",
+                phases.join(", ")
+            ));
         }
         Command::Bench { messages, .. } => {
             let r = shoplens::bench::run(

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::phases::{Phase, Phases};
 use crate::settings::{Settings, SettingsError};
 use crate::stores::{Arrival, Loaded, Slot, Stores, FACTS};
 
@@ -194,6 +195,7 @@ impl Pipeline {
             clock: Instant::now(),
             since_step: 0,
             evicted_seen: 0,
+            phases: Phases::new(&metrics),
             last_assignment_check: None,
         };
         let consume = tokio::spawn(ingest.run(stop_rx, batch_tx, ack_rx, writer));
@@ -408,6 +410,8 @@ struct Ingest {
     since_step: usize,
     evicted_seen: u64,
     last_assignment_check: Option<Instant>,
+    /// Where the task's wall time goes.
+    phases: Phases,
 }
 
 impl Ingest {
@@ -432,13 +436,19 @@ impl Ingest {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break Ok(()),
-                Some(ack) = acks.recv() => self.acknowledged(ack, CommitMode::Async),
+                Some(ack) = acks.recv() => {
+                    self.phases.charge(Phase::Fetch);
+                    self.acknowledged(ack, CommitMode::Async);
+                    self.phases.charge(Phase::Handle);
+                }
                 _ = tick.tick() => {
+                    self.phases.charge(Phase::Fetch);
                     if let Err(e) = self.step(&batches, false).await {
                         break Err(e);
                     }
                 }
                 msg = consumer.recv() => {
+                    self.phases.charge(Phase::Fetch);
                     match msg {
                         Ok(m) => {
                             if let Err(e) = self.handle(&m).await {
@@ -447,6 +457,7 @@ impl Ingest {
                         }
                         Err(error) => warn!(%error, "kafka consumer error"),
                     }
+                    self.phases.charge(Phase::Handle);
                     if self.since_step >= self.settings.pipeline.max_batch_events {
                         if let Err(e) = self.step(&batches, false).await {
                             break Err(e);
@@ -1043,8 +1054,10 @@ impl Ingest {
                 .into_iter()
                 .min()
         });
+        self.phases.charge(Phase::Advance);
         // Dead letters must be durable before the offsets behind them move.
         self.dead_letter.flush().await?;
+        self.phases.charge(Phase::DeadLetters);
 
         // Offsets move only with a checkpoint: a restart resumes from the
         // state saved with them, never from a position the state lacks.
@@ -1075,6 +1088,7 @@ impl Ingest {
                     }
                 }
             }
+            self.phases.charge(Phase::Checkpoint);
         }
 
         let m = &self.metrics;
@@ -1098,6 +1112,8 @@ impl Ingest {
             .inc_by(evicted.saturating_sub(self.evicted_seen));
         self.evicted_seen = evicted;
 
+        self.phases.charge(Phase::Advance);
+        self.phases.publish();
         let customers_empty = customers.customers.is_empty() && customers.days.is_empty();
         if out.is_empty() && customers_empty && checkpoints.is_empty() {
             return Ok(());
@@ -1124,6 +1140,7 @@ impl Ingest {
         loop {
             tokio::select! {
                 sent = &mut send => {
+                    self.phases.charge(Phase::Writer);
                     return sent.map_err(|_| PipelineError::Task("writer stopped".into()));
                 }
                 _ = tick.tick() => {
