@@ -41,9 +41,13 @@ pub fn unique(name: &str) -> String {
 /// Settings pointing at the test services with names of their own, fast
 /// ticks and a short idle timeout, and an ephemeral metrics port.
 pub fn settings(id: &str) -> Settings {
-    // Logs of the in-process pipeline, when RUST_LOG asks for them.
+    // Logs of the in-process pipeline, captured per test and shown when it
+    // fails: `info` unless RUST_LOG says otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
+    });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
         .with_test_writer()
         .try_init();
     let mut s = Settings::default();

@@ -123,6 +123,12 @@ fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Running {
             "WATERMARK__IDLE_TIMEOUT_MS",
             s.watermark.idle_timeout_ms.to_string(),
         )
+        // The rebalance timeout a member announces is how long tansu 0.6
+        // lets a restarted instance's JoinGroup wait for the member killed
+        // before it (it evicts dead members only when asked). An hour, the
+        // default, outlasts every test; these runs never block the loop
+        // for long.
+        .env("KAFKA__MAX_POLL_INTERVAL_MS", "30000")
         .env("PIPELINE__TICK_MS", s.pipeline.tick_ms.to_string())
         .env(
             "PIPELINE__CHECKPOINT_INTERVAL_MS",

@@ -38,9 +38,67 @@ struct PageWindow {
 
 type PageKey = (i64, i32);
 
+/// The (window, path) pairs a visit has viewed: a short list while it is
+/// short (most visits see a few pages; a one-element hash set costs 128
+/// bytes of table), a hash set past [`SeenPages::FEW`], so a long visit
+/// stays O(1) per page view. Serialized as a sequence either way, as the
+/// hash set always was, so checkpoints keep their format.
+enum SeenPages {
+    Few(Vec<(i64, Arc<str>)>),
+    Many(Set<(i64, Arc<str>)>),
+}
+
+impl SeenPages {
+    const FEW: usize = 16;
+
+    /// Adds `page`; whether it was new.
+    fn insert(&mut self, page: (i64, Arc<str>)) -> bool {
+        match self {
+            SeenPages::Few(v) if v.contains(&page) => false,
+            SeenPages::Few(v) if v.len() < Self::FEW => {
+                v.push(page);
+                true
+            }
+            SeenPages::Few(v) => {
+                let mut set: Set<(i64, Arc<str>)> = v.drain(..).collect();
+                set.insert(page);
+                *self = SeenPages::Many(set);
+                true
+            }
+            SeenPages::Many(set) => set.insert(page),
+        }
+    }
+}
+
+impl Default for SeenPages {
+    fn default() -> Self {
+        SeenPages::Few(Vec::new())
+    }
+}
+
+impl serde::Serialize for SeenPages {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SeenPages::Few(v) => s.collect_seq(v),
+            SeenPages::Many(set) => s.collect_seq(set),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SeenPages {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pages = Vec::<(i64, Arc<str>)>::deserialize(d)?;
+        let mut seen = SeenPages::default();
+        for page in pages {
+            seen.insert(page);
+        }
+        Ok(seen)
+    }
+}
+
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct VisitPages {
-    seen: Set<(i64, Arc<str>)>,
+    seen: SeenPages,
     exit: Option<(PageKey, Arc<str>)>,
 }
 
@@ -50,7 +108,9 @@ pub(crate) struct Pages {
     window_ms: i64,
     max_paths: usize,
     windows: BTreeMap<PageKey, PageWindow>,
-    visits: Map<String, VisitPages>,
+    /// Boxed, as the open sessions are: a table's empty slots then cost
+    /// 8 bytes each, not a whole visit.
+    visits: Map<String, Box<VisitPages>>,
 }
 
 impl Pages {
@@ -83,8 +143,7 @@ impl Pages {
         let w = (window_start(ts, self.window_ms), partition);
         let path = self.path_in(w, path);
         if !self.visits.contains_key(visitor) {
-            self.visits
-                .insert(visitor.to_string(), VisitPages::default());
+            self.visits.insert(visitor.to_string(), Box::default());
         }
         let visit = self.visits.get_mut(visitor).expect("inserted");
         let entrance = visit.exit.is_none();
@@ -367,5 +426,33 @@ impl Commerce {
             .into_values()
             .collect();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_pages_answer_as_a_set_would_short_or_long_and_keep_the_set_format() {
+        let mut seen = SeenPages::default();
+        let mut set = std::collections::HashSet::new();
+        for i in 0..100i64 {
+            let page = (
+                i % 40 / 2,
+                Arc::<str>::from(format!("/p{}", i % 40).as_str()),
+            );
+            assert_eq!(seen.insert(page.clone()), set.insert(page), "page view {i}");
+        }
+        assert!(matches!(seen, SeenPages::Many(_)), "past FEW: a hash set");
+        // One page: the bytes of a one-element hash set, as checkpoints had.
+        let one = (7i64, Arc::<str>::from("/cart"));
+        let mut few = SeenPages::default();
+        few.insert(one.clone());
+        let old: std::collections::HashSet<(i64, Arc<str>)> = [one].into_iter().collect();
+        let bytes = postcard::to_stdvec(&few).expect("serializes");
+        assert_eq!(bytes, postcard::to_stdvec(&old).expect("serializes"));
+        let back: SeenPages = postcard::from_bytes(&bytes).expect("reads the old format");
+        assert!(matches!(back, SeenPages::Few(ref v) if v.len() == 1));
     }
 }

@@ -76,7 +76,9 @@ pub(crate) struct Sessionizer {
     currency: String,
     visitors: Visitors,
     rules: ChannelRules,
-    open: Map<Arc<str>, Open>,
+    /// Boxed: a table holds up to twice its length in slots, and an
+    /// inline `Open` is 400 bytes; a box is 8.
+    open: Map<Arc<str>, Box<Open>>,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
     deadlines: BinaryHeap<Reverse<(i64, Arc<str>)>>,
 }
@@ -132,7 +134,7 @@ impl Sessionizer {
             let new_id = matches!((&e.session_id, &s.storefront_id), (Some(a), Some(b)) if a != b);
             if new_id || ts >= s.close_at(self.gap_ms, self.max_ms) {
                 let s = self.open.remove(e.anonymous_id.as_str()).expect("present");
-                closed = Some(self.finish(s, held));
+                closed = Some(self.finish(*s, held));
             }
         }
         let mut started = None;
@@ -146,7 +148,7 @@ impl Sessionizer {
                 // One shared copy of the visitor id keys the map and the heap.
                 let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
                 self.deadlines.push(Reverse((s.queued_at, key.clone())));
-                self.open.entry(key).or_insert(s)
+                self.open.entry(key).or_insert(Box::new(s))
             }
         };
         s.row.end_ms = ts;
@@ -292,7 +294,7 @@ impl Sessionizer {
                 continue;
             }
             let s = self.open.remove(&*visitor).expect("present");
-            out.push(self.finish(s, held));
+            out.push(self.finish(*s, held));
         }
         // Sessions closed in one advance come out in a stable order.
         crate::rows::sort_rows(&mut out, |a, b| {

@@ -52,9 +52,13 @@ pub fn build_consumer(settings: &KafkaSettings) -> Result<StreamConsumer, KafkaE
         // While ClickHouse is down the loop waits behind the writer and does
         // not poll. Leaving the group after librdkafka's default 5 minutes
         // would only move the same wait to another instance (they share
-        // ClickHouse) and throw away open state: allow an hour. Override in
-        // [kafka.librdkafka] if a stuck instance must be replaced sooner.
-        .set("max.poll.interval.ms", "3600000");
+        // ClickHouse) and throw away open state: allow an hour by default,
+        // `kafka.max_poll_interval_ms` if a stuck instance must be replaced
+        // sooner.
+        .set(
+            "max.poll.interval.ms",
+            settings.max_poll_interval_ms.to_string(),
+        );
     apply_overrides(&mut c, settings);
     Ok(c.create()?)
 }

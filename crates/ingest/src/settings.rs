@@ -47,6 +47,10 @@ pub struct KafkaSettings {
     pub topics: TopicNames,
     /// `session.timeout.ms`: how fast a dead instance's partitions move.
     pub session_timeout_ms: u32,
+    /// `max.poll.interval.ms`, also the rebalance timeout a joining member
+    /// announces: how long the loop may wait behind the writer (ClickHouse
+    /// down) before the instance leaves the group (one hour).
+    pub max_poll_interval_ms: u32,
     /// `fetch.wait.max.ms`: low values keep brokers that wait per fetch fast.
     pub fetch_wait_max_ms: u32,
     /// `fetch.queue.backoff.ms`.
@@ -62,6 +66,7 @@ impl Default for KafkaSettings {
             group_id: "shoplens".into(),
             topics: TopicNames::default(),
             session_timeout_ms: 6000,
+            max_poll_interval_ms: 3_600_000,
             fetch_wait_max_ms: 10,
             fetch_queue_backoff_ms: 20,
             librdkafka: BTreeMap::new(),
