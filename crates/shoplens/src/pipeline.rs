@@ -78,6 +78,50 @@ struct Batch {
     closed_at: Instant,
 }
 
+impl Batch {
+    /// Rows this batch inserts into ClickHouse (checkpoints aside).
+    fn rows(&self) -> usize {
+        let o = &self.out;
+        o.sessions.len()
+            + o.session_windows.len()
+            + o.pages.len()
+            + o.products.len()
+            + o.orders.len()
+            + o.feedback.len()
+            + o.carts.len()
+            + o.spend.len()
+            + self.customers.customers.len()
+            + self.customers.days.len()
+    }
+
+    /// Appends the batch that followed this one: rows, facts and triggers in
+    /// order (re-emitted rows carry higher versions, so one insert holding
+    /// both versions keeps the later), the later commit positions, the
+    /// latest checkpoint of each store and the latest marker of each
+    /// partition. The earlier closing time stays, for the result delay.
+    fn absorb(&mut self, next: Batch) {
+        self.out.extend(next.out);
+        let c = &mut self.customers;
+        c.customers.extend(next.customers.customers);
+        c.days.extend(next.customers.days);
+        c.lapsed.extend(next.customers.lapsed);
+        c.new_customers += next.customers.new_customers;
+        c.repeat_orders += next.customers.repeat_orders;
+        self.commits.extend(next.commits);
+        for checkpoint in next.checkpoints {
+            self.checkpoints
+                .retain(|c| (&c.store, c.partition) != (&checkpoint.store, checkpoint.partition));
+            self.checkpoints.push(checkpoint);
+        }
+        for (partition, watermark_ms) in next.marks {
+            match self.marks.iter_mut().find(|(p, _)| *p == partition) {
+                Some(mark) => mark.1 = mark.1.max(watermark_ms),
+                None => self.marks.push((partition, watermark_ms)),
+            }
+        }
+    }
+}
+
 /// What the writer reports once a batch is durable.
 struct Ack {
     commits: Vec<(Source, i64)>,
@@ -163,6 +207,8 @@ impl Pipeline {
                 &consumer,
                 &settings.kafka.topics.customer_facts,
             )?,
+            min_rows: settings.pipeline.write_min_rows,
+            linger: Duration::from_millis(settings.pipeline.write_linger_ms),
         };
         let writer = tokio::spawn(writer.run(batch_rx, ack_tx));
         let ingest = Ingest {
@@ -263,11 +309,31 @@ struct Writer {
     facts_topic: String,
     /// Partitions of the facts topic (each gets every marker).
     facts_partitions: i32,
+    /// Rows at which a write goes out without lingering further.
+    min_rows: usize,
+    /// How long the first batch of a write may wait for more.
+    linger: Duration,
 }
 
 impl Writer {
+    /// The next write: a batch, and those that follow it within the linger
+    /// while the rows are fewer than `min_rows`. Fewer, larger inserts are
+    /// what ClickHouse merges cheaply; the rows wait at most the linger.
+    /// `None` once the channel is closed and drained.
+    async fn next_write(&self, batches: &mut mpsc::Receiver<Batch>) -> Option<Batch> {
+        let mut batch = batches.recv().await?;
+        let deadline = tokio::time::Instant::now() + self.linger;
+        while batch.rows() < self.min_rows {
+            match tokio::time::timeout_at(deadline, batches.recv()).await {
+                Ok(Some(next)) => batch.absorb(next),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
     async fn run(mut self, mut batches: mpsc::Receiver<Batch>, acks: mpsc::UnboundedSender<Ack>) {
-        while let Some(batch) = batches.recv().await {
+        while let Some(batch) = self.next_write(&mut batches).await {
             tokio::join!(
                 self.sink.write(&batch.out, &self.stages),
                 self.sink.write_customers(&batch.customers),
@@ -1209,4 +1275,50 @@ fn topic_names<'a>(
     streams: &'a Streams,
 ) -> impl Fn(Source) -> Option<String> + 'a {
     move |source| topic_name(facts_topic, streams, source).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(partition_marks: &[(i32, i64)], checkpoint_watermark: i64, commit: i64) -> Batch {
+        Batch {
+            out: Output::default(),
+            customers: CustomerOutput {
+                new_customers: 1,
+                ..CustomerOutput::default()
+            },
+            commits: vec![(
+                Source {
+                    stream: 0,
+                    partition: 0,
+                },
+                commit,
+            )],
+            checkpoints: vec![Checkpoint {
+                store: "events".into(),
+                partition: 0,
+                offsets: BTreeMap::new(),
+                event_times: BTreeMap::new(),
+                watermark_ms: checkpoint_watermark,
+                state: Vec::new(),
+            }],
+            marks: partition_marks.to_vec(),
+            closed_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn merged_batches_keep_every_row_the_latest_checkpoint_and_marker_and_the_first_closing() {
+        let mut first = batch(&[(0, 100), (1, 50)], 100, 10);
+        let closed = first.closed_at;
+        first.absorb(batch(&[(1, 70)], 200, 20));
+        assert_eq!(first.customers.new_customers, 2);
+        assert_eq!(first.commits.len(), 2, "in order: the later position last");
+        assert_eq!(first.commits[1].1, 20);
+        assert_eq!(first.checkpoints.len(), 1, "one per store and partition");
+        assert_eq!(first.checkpoints[0].watermark_ms, 200, "the later one");
+        assert_eq!(first.marks, vec![(0, 100), (1, 70)]);
+        assert_eq!(first.closed_at, closed);
+    }
 }

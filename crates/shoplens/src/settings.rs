@@ -77,6 +77,12 @@ pub struct PipelineSettings {
     pub max_batch_events: usize,
     /// Batches waiting for ClickHouse before consumption pauses.
     pub max_batches_in_flight: usize,
+    /// The writer merges consecutive batches into one insert per table
+    /// until they hold this many rows...
+    pub write_min_rows: usize,
+    /// ...or the first of them has waited this long (milliseconds; 0 writes
+    /// each batch alone).
+    pub write_linger_ms: u64,
     /// Longest time to flush and commit on shutdown.
     pub shutdown_timeout_ms: u64,
     /// How often every store is checkpointed (and offsets committed with
@@ -95,6 +101,8 @@ impl Default for PipelineSettings {
             tick_ms: 200,
             max_batch_events: 50_000,
             max_batches_in_flight: 4,
+            write_min_rows: 10_000,
+            write_linger_ms: 1_000,
             shutdown_timeout_ms: 10_000,
             checkpoint_interval_ms: 5_000,
             resume_overlap_messages: 1_000,
