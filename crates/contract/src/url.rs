@@ -100,6 +100,26 @@ mod tests {
     }
 
     #[test]
+    fn every_mix_of_delimiters_and_multibyte_text_splits_without_panicking() {
+        let pieces = ["é", "/", "//", "?", "#", "@", ":", "a", "€", "%"];
+        let mut url = String::new();
+        for n in 0..pieces.len().pow(5) {
+            url.clear();
+            let mut k = n;
+            for _ in 0..5 {
+                url.push_str(pieces[k % pieces.len()]);
+                k /= pieces.len();
+            }
+            let p = split(&url);
+            let fragment_free = url.split('#').next().unwrap_or("");
+            assert!(fragment_free.contains(p.host), "{url:?}");
+            assert!(p.path == "/" || fragment_free.contains(p.path), "{url:?}");
+            assert!(fragment_free.contains(p.query), "{url:?}");
+            let _ = query_pairs(p.query).map(|(_, v)| decode_component(v)).count();
+        }
+    }
+
+    #[test]
     fn decodes_query_values() {
         assert_eq!(decode_component("spring%20sale+2019"), "spring sale 2019");
         assert_eq!(decode_component("100%"), "100%");
