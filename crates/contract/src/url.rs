@@ -115,7 +115,9 @@ mod tests {
             assert!(fragment_free.contains(p.host), "{url:?}");
             assert!(p.path == "/" || fragment_free.contains(p.path), "{url:?}");
             assert!(fragment_free.contains(p.query), "{url:?}");
-            let _ = query_pairs(p.query).map(|(_, v)| decode_component(v)).count();
+            let _ = query_pairs(p.query)
+                .map(|(_, v)| decode_component(v))
+                .count();
         }
     }
 
