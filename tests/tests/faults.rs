@@ -283,13 +283,41 @@ async fn caught_up(metrics: &str, g: &GenStats) {
 /// Waits until the pipeline serving `metrics` has written its first
 /// sessions; returns how many.
 async fn some_sessions_written(metrics: &str) -> u64 {
-    eventually("some sessions written", Duration::from_secs(60), || async {
+    // 90 s, as the other waits here: on a loaded machine the broker-restart
+    // test's own broker (SQLite) has twice needed more than 60 s.
+    eventually("some sessions written", Duration::from_secs(90), || async {
         match sessions_written(metrics).await {
             Ok(n) if n > 0 => Ok(n),
-            other => Err(format!("{other:?}")),
+            other => Err(format!("{other:?}; {}", progress(metrics).await)),
         }
     })
     .await
+}
+
+/// Where a pipeline stands, for a failure message: what it consumed, what
+/// waits for it, and where its ingest task spends its time.
+async fn progress(metrics: &str) -> String {
+    let Ok((_, text)) = get(metrics, "/metrics").await else {
+        return "no metrics".into();
+    };
+    let sum = |name: &str, labels: &str| metric_sum(&text, name, labels);
+    let phases: Vec<String> = exporter::metrics::INGEST_PHASES
+        .iter()
+        .map(|p| {
+            let seconds = sum("shoplens_ingest_seconds_total", &format!("phase=\"{p}\""));
+            format!("{p} {seconds:.1} s")
+        })
+        .collect();
+    format!(
+        "consumed {}, dead-lettered {}, lag {}, paused {}, buffered {}, watermark {} s, ingest: {}",
+        sum("shoplens_events_consumed_total", ""),
+        sum("shoplens_events_invalid_total", ""),
+        sum("shoplens_consumer_lag_messages", ""),
+        sum("shoplens_partitions_paused", ""),
+        sum("shoplens_buffered_events", ""),
+        sum("shoplens_watermark_timestamp_seconds", ""),
+        phases.join(", ")
+    )
 }
 
 const SESSIONS: (&str, &str) = ("shoplens_sessions_total", "");
