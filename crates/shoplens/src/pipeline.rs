@@ -119,40 +119,7 @@ impl Batch {
                 None => self.marks.push((partition, watermark_ms)),
             }
         }
-        // Rows re-emitted with a higher version while their window or
-        // customer is open: within one write only the latest of each key
-        // (the table's ORDER BY) is worth inserting; ClickHouse would keep
-        // only it anyway.
-        let o = &mut self.out;
-        keep_last(&mut o.session_windows, |w| {
-            (
-                w.window_start_ms,
-                w.channel,
-                w.experiment_id.clone(),
-                w.variant.clone(),
-                w.partition,
-            )
-        });
-        keep_last(&mut o.pages, |p| {
-            (p.window_start_ms, p.path.clone(), p.partition)
-        });
-        let c = &mut self.customers;
-        keep_last(&mut c.customers, |c| c.customer_id.clone());
-        keep_last(&mut c.days, |d| (d.day_ms, d.channel, d.partition));
     }
-}
-
-/// Keeps the last row of each `key` in `rows`, in order. Keys are owned
-/// (a write holds a few thousand rows; the copies are cheap).
-fn keep_last<T, K: std::hash::Hash + Eq>(rows: &mut Vec<T>, key: impl Fn(&T) -> K) {
-    let keep: Vec<bool> = {
-        let mut seen = std::collections::HashSet::new();
-        let mut keep: Vec<bool> = rows.iter().rev().map(|r| seen.insert(key(r))).collect();
-        keep.reverse();
-        keep
-    };
-    let mut flags = keep.into_iter();
-    rows.retain(|_| flags.next().unwrap_or(true));
 }
 
 /// What the writer reports once a batch is durable.
@@ -1353,18 +1320,5 @@ mod tests {
         assert_eq!(first.checkpoints[0].watermark_ms, 200, "the later one");
         assert_eq!(first.marks, vec![(0, 100), (1, 70)]);
         assert_eq!(first.closed_at, closed);
-    }
-
-    #[test]
-    fn only_the_last_row_of_each_key_is_kept_in_order() {
-        let mut rows = vec![
-            (1, "a", 1),
-            (2, "b", 1),
-            (1, "a", 2),
-            (3, "c", 1),
-            (2, "b", 2),
-        ];
-        keep_last(&mut rows, |r| (r.0, r.1));
-        assert_eq!(rows, vec![(1, "a", 2), (3, "c", 1), (2, "b", 2)]);
     }
 }
