@@ -117,6 +117,13 @@ pub async fn produce_messages(
         if let Some(speed) = opts.speed {
             let due = Duration::from_millis(((msg.ts_ms - start_ms).max(0) as f64 / speed) as u64);
             if wall_start.elapsed() + Duration::from_millis(5) < due {
+                // Paced like a storefront, and in order like one: what was
+                // sent is acknowledged (failures sent again) before later
+                // traffic goes out. A broker that fails requests for a
+                // while (starting up) then delays the stream instead of
+                // moving failed messages behind later ones, which would
+                // make them late.
+                sender.outbox.flush().await?;
                 tokio::time::sleep_until(wall_start + due).await;
             }
         }
