@@ -126,9 +126,22 @@ pub fn promql_names(expr: &str) -> Vec<String> {
     names
 }
 
-/// Polls `check` every 100 ms until it returns `Some`, or panics after `limit`
+/// Polls `check` every 100 ms until it returns `Ok`, or panics after `limit`
 /// with `what` and the last value seen.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    match within(limit, check).await {
+        Ok(v) => v,
+        Err(last) => panic!("{what}: not reached in {limit:?}; last: {last}"),
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Ok`; after `limit`, the
+/// last `Err` it returned.
+pub async fn within<T, F, Fut>(limit: Duration, mut check: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -138,10 +151,8 @@ where
     loop {
         interval.tick().await;
         match check().await {
-            Ok(v) => return v,
-            Err(last) if started.elapsed() > limit => {
-                panic!("{what}: not reached in {limit:?}; last: {last}")
-            }
+            Ok(v) => return Ok(v),
+            Err(last) if started.elapsed() > limit => return Err(last),
             Err(_) => {}
         }
     }

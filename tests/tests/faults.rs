@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{eventually, repo_path, settings, unique};
+use e2e::{eventually, repo_path, settings, unique, within};
 use shoplens::generate::{produce, GenConfig, GenStats, Generator, ProduceOptions};
 use shoplens::http_get::{get, metric_sum};
 use shoplens::{Pipeline, Settings};
@@ -89,12 +89,12 @@ impl Running {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
-        for _ in 0..200 {
-            if !matches!(self.0.try_wait(), Ok(None)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let child = &mut self.0;
+        let _ = within(Duration::from_secs(20), || {
+            let exited = !matches!(child.try_wait(), Ok(None));
+            async move { exited.then_some(()).ok_or_else(|| "running".to_string()) }
+        })
+        .await;
     }
 }
 
@@ -114,13 +114,15 @@ async fn restart_until_assigned(s: &Settings, log: &PathBuf) -> (Running, String
     for attempt in 1..=3 {
         let metrics = format!("127.0.0.1:{}", free_port());
         let mut process = spawn(s, &metrics, log);
-        for _ in 0..300 {
-            if let Ok(loaded) = counts(&metrics, &[LOADED]).await {
-                if loaded[0] > 0 {
-                    return (process, metrics);
-                }
+        let assigned = within(Duration::from_secs(30), || async {
+            match counts(&metrics, &[LOADED]).await?[..] {
+                [loaded] if loaded > 0 => Ok(()),
+                _ => Err("no store loaded".to_string()),
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+        .await;
+        if assigned.is_ok() {
+            return (process, metrics);
         }
         eprintln!(
             "restart {attempt}: no partition assigned in 30 s; stopping it and starting again"
@@ -169,12 +171,6 @@ fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Running {
             "WATERMARK__IDLE_TIMEOUT_MS",
             s.watermark.idle_timeout_ms.to_string(),
         )
-        // The rebalance timeout a member announces is how long tansu 0.6
-        // lets a restarted instance's JoinGroup wait for the member killed
-        // before it (it evicts dead members only when asked). An hour, the
-        // default, outlasts every test; these runs never block the loop
-        // for long.
-        .env("KAFKA__MAX_POLL_INTERVAL_MS", "30000")
         .env("PIPELINE__TICK_MS", s.pipeline.tick_ms.to_string())
         .env(
             "PIPELINE__CHECKPOINT_INTERVAL_MS",
