@@ -22,4 +22,4 @@ pub use dead_letter::{DeadLetter, Rejection};
 pub use outbox::{Outbox, Outgoing};
 pub use settings::{KafkaSettings, TopicNames, WatermarkSettings};
 pub use streams::Streams;
-pub use watermark::{Group, WatermarkTracker};
+pub use watermark::{may_have_backlog, Group, WatermarkTracker};

@@ -22,6 +22,23 @@ use crate::settings::WatermarkSettings;
 /// watermark one idle timeout each.
 pub const RESUME_GRACE_MS: u64 = 2_000;
 
+/// Whether a partition read up to `position` (the next offset to read;
+/// `None` before its first message) may have messages waiting, given the
+/// end of its log as the client last saw it (`None` while no fetch
+/// response has reported it).
+///
+/// An end of log not known yet counts as a backlog: right after an
+/// assignment, a broker that serves one partition's fetches before the
+/// others' (tansu does; Kafka may, under `fetch.max.bytes`) leaves the
+/// others unheard of for longer than a short idle timeout, and judging
+/// them idle then lets their store's other partitions carry the watermark
+/// past their whole backlog, which then arrives late. Every fetch response
+/// reports the end of each partition it covers, so this lasts until the
+/// first one that covers it.
+pub fn may_have_backlog(end_of_log: Option<i64>, position: Option<i64>) -> bool {
+    end_of_log.is_none_or(|end| end > position.unwrap_or(0))
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Part {
     max_event_ms: Option<i64>,
@@ -350,6 +367,16 @@ mod tests {
         assert_eq!(t.align(3).pause, vec![B]);
         assert_eq!(t.assign([A, B], 4), Vec::<Source>::new());
         assert_eq!(t.paused(), 1);
+    }
+
+    #[test]
+    fn an_end_of_log_not_reported_yet_is_a_backlog() {
+        assert!(may_have_backlog(None, None), "assigned, never fetched");
+        assert!(may_have_backlog(None, Some(40)), "reported by no fetch yet");
+        assert!(may_have_backlog(Some(10), None), "messages, none read");
+        assert!(may_have_backlog(Some(10), Some(9)));
+        assert!(!may_have_backlog(Some(10), Some(10)), "caught up");
+        assert!(!may_have_backlog(Some(0), None), "an empty partition");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod generate;
 pub mod http_get;
+mod log_ends;
 mod phases;
 pub mod pipeline;
 pub mod replay;

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::log_ends::LogEnds;
 use crate::phases::{Phase, Phases};
 use crate::settings::{Settings, SettingsError};
 use crate::stores::{Arrival, Loaded, Slot, Stores, FACTS};
@@ -243,6 +244,8 @@ impl Pipeline {
             evicted_seen: 0,
             phases: Phases::new(&metrics),
             last_assignment_check: None,
+            last_logged_watermark: i64::MIN,
+            log_ends: LogEnds::new(),
         };
         let consume = tokio::spawn(ingest.run(stop_rx, batch_tx, ack_rx, writer));
         Ok(Pipeline {
@@ -476,6 +479,10 @@ struct Ingest {
     since_step: usize,
     evicted_seen: u64,
     last_assignment_check: Option<Instant>,
+    last_logged_watermark: i64,
+    /// Ends of partitions' logs asked of the broker (after an assignment or
+    /// a consumer error).
+    log_ends: LogEnds,
     /// Where the task's wall time goes.
     phases: Phases,
 }
@@ -521,7 +528,14 @@ impl Ingest {
                                 break Err(e);
                             }
                         }
-                        Err(error) => warn!(%error, "kafka consumer error"),
+                        Err(error) => {
+                            warn!(%error, "kafka consumer error");
+                            // Ends of logs cached before it may be stale
+                            // when the connection comes back.
+                            let assigned = self.tracker.sources();
+                            self.log_ends
+                                .stale(assigned.into_iter().chain(self.facts_tracker.sources()));
+                        }
                     }
                     self.phases.charge(Phase::Handle);
                     if self.since_step >= self.settings.pipeline.max_batch_events {
@@ -614,6 +628,7 @@ impl Ingest {
                     Ok(Accepted::Bot) => self.metrics.events_bot.inc(),
                     Err(Rejected::Duplicate) => self.metrics.events_duplicate.inc(),
                     Err(Rejected::Late { watermark_ms }) => {
+                        debug!(?source, offset, event_ms, watermark_ms, "late event");
                         let detail = format!(
                             "event time {event_ms} ms is before the watermark {watermark_ms} ms"
                         );
@@ -991,8 +1006,14 @@ impl Ingest {
                     }
                 }
                 let now = self.now_ms();
+                let all: std::collections::HashSet<Source> =
+                    sources.iter().chain(&facts).copied().collect();
+                self.log_ends.retain(|s| all.contains(&s));
                 let mut resume = self.tracker.assign(sources, now);
                 resume.extend(self.facts_tracker.assign(facts, now));
+                // Their ends of log as librdkafka cached them may be stale:
+                // they count as backlogged until the broker answers.
+                self.log_ends.assigned(&resume);
                 // librdkafka keeps a partition's pause across a rebalance: one
                 // paused by alignment, revoked and assigned back would never
                 // be fetched again. Whatever is new to the trackers runs.
@@ -1017,11 +1038,18 @@ impl Ingest {
         tpl
     }
 
-    /// Compares each partition's position with the end of its log as
-    /// librdkafka last saw it: a partition with unread messages is starved,
-    /// not idle, and the differences are the consumer lag.
+    /// Compares each partition's position with the end of its log (as
+    /// librdkafka last saw it, or the broker answered): a partition with
+    /// unread messages, or whose end of log is not known or not asked
+    /// again since an assignment or a consumer error, is starved, not
+    /// idle, and the differences are the consumer lag.
     fn observe_log_ends(&mut self, now: u64) {
         let mut lag: BTreeMap<&'static str, i64> = BTreeMap::new();
+        self.log_ends.poll();
+        // Ends not known since an assignment or a broker error are asked
+        // of the broker, every half idle timeout until it answers.
+        let every = (self.settings.watermark.idle_timeout_ms / 2).max(50);
+        let ask: Vec<Source> = self.log_ends.pending().collect();
         let sources = self
             .tracker
             .sources()
@@ -1038,9 +1066,10 @@ impl Ingest {
                     .of(topic)
                     .map_or("unknown", |(_, s)| s.as_str())
             };
-            let high = ingest::cached_high_watermark(&self.consumer, topic, source.partition);
+            let cached = ingest::cached_high_watermark(&self.consumer, topic, source.partition);
+            let high = self.log_ends.end(source, cached);
             let next = self.next.get(&source).copied();
-            if high.is_some_and(|high| high > next.unwrap_or(0)) {
+            if self.log_ends.is_pending(source) || ingest::may_have_backlog(high, next) {
                 if source.stream == FACTS {
                     self.facts_tracker.has_backlog(source, now);
                 } else {
@@ -1050,6 +1079,13 @@ impl Ingest {
             if let (Some(high), Some(next)) = (high, next) {
                 *lag.entry(kind).or_default() += (high - next).max(0);
             }
+        }
+        if !ask.is_empty() && self.log_ends.due(now, every) {
+            let parts = ask
+                .into_iter()
+                .filter_map(|s| Some((s, self.topic_of(s)?.to_string(), s.partition)))
+                .collect();
+            self.log_ends.ask(&self.consumer, parts, now);
         }
         for (kind, messages) in lag {
             self.metrics
@@ -1083,6 +1119,10 @@ impl Ingest {
         // instance's clock; a store whose partitions are all idle follows
         // the pipeline's watermark.
         let watermark = self.tracker.watermark(now);
+        if watermark != self.last_logged_watermark {
+            self.last_logged_watermark = watermark;
+            tracing::trace!(watermark, tracker = ?self.tracker, next = ?self.next, "watermark moved");
+        }
         let tracker = &self.tracker;
         let out = self.stores.advance(|slot| {
             match tracker.group(|source| Slot::of(source) == slot, now) {
