@@ -110,7 +110,8 @@ pub(crate) struct Pages {
     windows: BTreeMap<PageKey, PageWindow>,
     /// Boxed, as the open sessions are: a table's empty slots then cost
     /// 8 bytes each, not a whole visit.
-    visits: Map<String, Box<VisitPages>>,
+    /// Keyed by the open session's shared copy of the visitor id.
+    visits: Map<Arc<str>, Box<VisitPages>>,
 }
 
 impl Pages {
@@ -139,13 +140,10 @@ impl Pages {
     }
 
     /// A page view of the visitor's open session.
-    pub(crate) fn page_view(&mut self, visitor: &str, ts: i64, path: &str, partition: i32) {
+    pub(crate) fn page_view(&mut self, visitor: &Arc<str>, ts: i64, path: &str, partition: i32) {
         let w = (window_start(ts, self.window_ms), partition);
         let path = self.path_in(w, path);
-        if !self.visits.contains_key(visitor) {
-            self.visits.insert(visitor.to_string(), Box::default());
-        }
-        let visit = self.visits.get_mut(visitor).expect("inserted");
+        let visit = self.visits.entry(visitor.clone()).or_default();
         let entrance = visit.exit.is_none();
         let first_in_window = visit.seen.insert((w.0, path.clone()));
         let old_exit = visit.exit.replace((w, path.clone()));

@@ -308,12 +308,16 @@ impl Aggregator {
             self.session_windows.open(start);
         }
         if let (contract::EventKind::PageView, Some(page)) = (&event.kind, &event.page) {
-            self.pages.page_view(
-                &event.anonymous_id,
-                event.timestamp_ms,
-                &page.path,
-                pos.source.partition,
-            );
+            // The event's session is open now: its copy of the visitor id
+            // keys the page state too.
+            if let Some(visitor) = self.sessions.visitor_key(&event.anonymous_id) {
+                self.pages.page_view(
+                    visitor,
+                    event.timestamp_ms,
+                    &page.path,
+                    pos.source.partition,
+                );
+            }
         }
         let channel = self
             .sessions

@@ -7,8 +7,8 @@ use crate::channel::Channel;
 pub struct SessionRow {
     /// The storefront's session id, else `<anonymous_id>:<start_ms>`.
     pub session_id: String,
-    /// Visitor.
-    pub anonymous_id: String,
+    /// Visitor (shared with the aggregator's maps while the session is open).
+    pub anonymous_id: std::sync::Arc<str>,
     /// Last user id seen in the session, empty when none.
     pub user_id: String,
     /// First event time (epoch ms).

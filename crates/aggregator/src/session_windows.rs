@@ -14,7 +14,7 @@ type Key = (i64, Channel, String, String, i32);
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Acc {
     row: SessionWindowRow,
-    visitors: Set<String>,
+    visitors: Set<std::sync::Arc<str>>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -14,19 +14,88 @@ use crate::config::AggregatorConfig;
 use crate::offsets::HeldOffsets;
 use crate::rows::SessionRow;
 use crate::{Position, Source};
+use thin_vec::ThinVec;
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// One open session, kept compact: a million of them are held at once.
+/// It is 320 bytes, an allocator size class below the 384 that a `Vec` and
+/// a second copy of the storefront's session id made it. Checkpoints keep
+/// the earlier layout ([`OpenRepr`]).
+#[derive(serde::Deserialize)]
+#[serde(from = "OpenRepr")]
 struct Open {
+    row: SessionRow,
+    /// The storefront gave a session id, and `row.session_id` is it.
+    storefront_id_is_row_id: bool,
+    engaged: bool,
+    /// Lowest offset per source among this session's events (a thin vector:
+    /// one pointer here).
+    held: ThinVec<(Source, i64)>,
+    /// `close_at` of this session's one live entry in the deadline heap.
+    queued_at: i64,
+    /// The storefront's session id, when it is not `row.session_id` (one
+    /// that came only after the session began under a derived id). Rare,
+    /// so a thin pointer: a `Box<str>` would take the struct past 320.
+    #[allow(clippy::box_collection)]
+    storefront_id_other: Option<Box<String>>,
+}
+
+/// The checkpoint layout of an open session (field order is the format).
+#[derive(serde::Deserialize)]
+struct OpenRepr {
     row: SessionRow,
     storefront_id: Option<String>,
     engaged: bool,
-    /// Lowest offset per source among this session's events.
     held: Vec<(Source, i64)>,
-    /// `close_at` of this session's one live entry in the deadline heap.
     queued_at: i64,
 }
 
+/// [`OpenRepr`], borrowed from an [`Open`] to write it.
+#[derive(serde::Serialize)]
+struct OpenRef<'a> {
+    row: &'a SessionRow,
+    storefront_id: Option<&'a str>,
+    engaged: bool,
+    held: &'a [(Source, i64)],
+    queued_at: i64,
+}
+
+impl From<OpenRepr> for Open {
+    fn from(r: OpenRepr) -> Self {
+        let same = r.storefront_id.as_deref() == Some(r.row.session_id.as_str());
+        Open {
+            storefront_id_is_row_id: same,
+            storefront_id_other: r.storefront_id.filter(|_| !same).map(Box::new),
+            row: r.row,
+            engaged: r.engaged,
+            held: r.held.into_iter().collect(),
+            queued_at: r.queued_at,
+        }
+    }
+}
+
+impl serde::Serialize for Open {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        OpenRef {
+            row: &self.row,
+            storefront_id: self.storefront_id(),
+            engaged: self.engaged,
+            held: &self.held,
+            queued_at: self.queued_at,
+        }
+        .serialize(serializer)
+    }
+}
+
 impl Open {
+    /// The storefront's session id, if any event carried one.
+    fn storefront_id(&self) -> Option<&str> {
+        if self.storefront_id_is_row_id {
+            Some(&self.row.session_id)
+        } else {
+            self.storefront_id_other.as_deref().map(String::as_str)
+        }
+    }
+
     fn close_at(&self, gap: i64, max: i64) -> i64 {
         (self.row.end_ms + gap + 1).min(self.row.start_ms + max)
     }
@@ -114,6 +183,11 @@ impl Sessionizer {
             .filter(|u| !u.is_empty())
     }
 
+    /// The shared copy of the visitor id keying the visitor's open session.
+    pub(crate) fn visitor_key(&self, visitor: &str) -> Option<&Arc<str>> {
+        self.open.get_key_value(visitor).map(|(k, _)| k)
+    }
+
     /// The channel of the visitor's open session.
     pub(crate) fn channel_of(&self, visitor: &str) -> Option<Channel> {
         self.open.get(visitor).map(|s| s.row.channel)
@@ -131,7 +205,7 @@ impl Sessionizer {
         let ts = e.timestamp_ms;
         let mut closed = None;
         if let Some(s) = self.open.get(e.anonymous_id.as_str()) {
-            let new_id = matches!((&e.session_id, &s.storefront_id), (Some(a), Some(b)) if a != b);
+            let new_id = matches!((&e.session_id, s.storefront_id()), (Some(a), Some(b)) if a != b);
             if new_id || ts >= s.close_at(self.gap_ms, self.max_ms) {
                 let s = self.open.remove(e.anonymous_id.as_str()).expect("present");
                 closed = Some(self.finish(*s, held));
@@ -141,20 +215,21 @@ impl Sessionizer {
         let s = match self.open.get_mut(e.anonymous_id.as_str()) {
             Some(s) => s,
             None => {
-                let mut s = self.start(e, pos);
+                // One shared copy of the visitor id keys the map and the
+                // heap, and is the row's.
+                let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
+                let mut s = self.start(e, pos, key.clone());
                 s.row.new_visitor = self.visitors.first_time(&e.anonymous_id);
                 started = Some(ts);
                 s.queued_at = s.close_at(self.gap_ms, self.max_ms);
-                // One shared copy of the visitor id keys the map and the heap.
-                let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
                 self.deadlines.push(Reverse((s.queued_at, key.clone())));
                 self.open.entry(key).or_insert(Box::new(s))
             }
         };
         s.row.end_ms = ts;
         s.row.events += 1;
-        if s.storefront_id.is_none() {
-            s.storefront_id.clone_from(&e.session_id);
+        if s.storefront_id().is_none() {
+            s.storefront_id_other = e.session_id.clone().map(Box::new);
         }
         if let Some(u) = &e.user_id {
             s.row.user_id.clone_from(u);
@@ -212,7 +287,7 @@ impl Sessionizer {
         Applied { closed, started }
     }
 
-    fn start(&self, e: &Event, pos: Position) -> Open {
+    fn start(&self, e: &Event, pos: Position, visitor: Arc<str>) -> Open {
         let channel: Channel = self.rules.classify(&e.campaign, e.page.as_ref());
         let source = e
             .campaign
@@ -227,7 +302,7 @@ impl Sessionizer {
         Open {
             row: SessionRow {
                 session_id,
-                anonymous_id: e.anonymous_id.clone(),
+                anonymous_id: visitor,
                 user_id: String::new(),
                 start_ms: e.timestamp_ms,
                 end_ms: e.timestamp_ms,
@@ -253,9 +328,10 @@ impl Sessionizer {
                 referral: false,
                 partition: pos.source.partition,
             },
-            storefront_id: e.session_id.clone(),
+            storefront_id_is_row_id: e.session_id.is_some(),
+            storefront_id_other: None,
             engaged: false,
-            held: Vec::new(),
+            held: ThinVec::new(),
             queued_at: 0,
         }
     }
@@ -301,5 +377,84 @@ impl Sessionizer {
             (a.start_ms, &a.anonymous_id).cmp(&(b.start_ms, &b.anonymous_id))
         });
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layout checkpoints were written in before `Open` was compacted.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct EarlierOpen {
+        row: SessionRow,
+        storefront_id: Option<String>,
+        engaged: bool,
+        held: Vec<(Source, i64)>,
+        queued_at: i64,
+    }
+
+    fn event(json: &str) -> Event {
+        contract::Decoder::default()
+            .decode(json.as_bytes(), contract::Stream::Clickstream, None)
+            .expect("valid")
+    }
+
+    fn page_view(id: u32, visitor: &str, ts: i64, session: Option<&str>) -> Event {
+        let session = session.map_or(String::new(), |s| format!(r#""session_id":"{s}","#));
+        event(&format!(
+            r#"{{"event_id":"e{id}","type":"page_view","timestamp":{ts},"anonymous_id":"{visitor}",{session}"context":{{"page":{{"url":"https://shop.example/p{id}"}}}}}}"#
+        ))
+    }
+
+    #[test]
+    fn an_open_session_fits_the_320_byte_size_class() {
+        assert!(
+            std::mem::size_of::<Open>() <= 320,
+            "{}",
+            std::mem::size_of::<Open>()
+        );
+    }
+
+    #[test]
+    fn open_sessions_keep_the_checkpoint_layout() {
+        let mut s = Sessionizer::new(&AggregatorConfig::default());
+        let mut held = HeldOffsets::default();
+        let t = 1_700_000_000_000;
+        let at = |partition, offset| Position {
+            source: Source {
+                stream: partition as u8,
+                partition,
+            },
+            offset,
+        };
+        // The storefront's id from the start; one that comes later; none.
+        s.apply(&page_view(1, "a", t, Some("sa")), at(0, 10), &mut held);
+        s.apply(&page_view(2, "b", t, None), at(0, 11), &mut held);
+        s.apply(&page_view(3, "b", t + 1, Some("sb")), at(1, 5), &mut held);
+        s.apply(&page_view(4, "c", t, None), at(0, 12), &mut held);
+        let want = [
+            ("a", Some("sa"), vec![(at(0, 0).source, 10)]),
+            (
+                "b",
+                Some("sb"),
+                vec![(at(0, 0).source, 11), (at(1, 0).source, 5)],
+            ),
+            ("c", None, vec![(at(0, 0).source, 12)]),
+        ];
+        for (visitor, storefront_id, want_held) in want {
+            let open = s.open.get(visitor).expect("open");
+            let bytes = postcard::to_allocvec(open).expect("encodes");
+            let earlier: EarlierOpen = postcard::from_bytes(&bytes).expect("earlier layout");
+            assert_eq!(earlier.storefront_id.as_deref(), storefront_id, "{visitor}");
+            assert_eq!(earlier.held, want_held, "{visitor}");
+            assert_eq!(earlier.row, open.row);
+            // Checkpoints written before read back the same.
+            let back: Open =
+                postcard::from_bytes(&postcard::to_allocvec(&earlier).expect("encodes"))
+                    .expect("reads the earlier layout");
+            assert_eq!(back.storefront_id(), storefront_id, "{visitor}");
+            assert_eq!(postcard::to_allocvec(&back).expect("encodes"), bytes);
+        }
     }
 }

@@ -140,7 +140,7 @@ fn bounce_follows_the_engaged_session_rule() {
     let bounced = |v: &str| {
         out.sessions
             .iter()
-            .find(|s| s.anonymous_id == v)
+            .find(|s| &*s.anonymous_id == v)
             .unwrap()
             .bounced
     };
