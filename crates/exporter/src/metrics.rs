@@ -46,6 +46,9 @@ pub struct Metrics {
     pub dedup_ids: IntGauge,
     /// The pipeline watermark, as Unix seconds.
     pub watermark: prometheus::Gauge,
+    /// The wait before the next checkpoint, seconds: the configured interval,
+    /// stretched for a large state.
+    pub checkpoint_interval: prometheus::Gauge,
     /// Partitions held back because they ran ahead of the watermark.
     pub partitions_paused: IntGauge,
     /// Messages behind the end of the log (librdkafka's last seen high
@@ -185,6 +188,13 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(watermark.clone()))
             .expect("unique metric");
+        let checkpoint_interval = prometheus::Gauge::new(
+            "shoplens_checkpoint_interval_seconds",
+            "The wait before the next checkpoint: the configured interval, stretched so that whole snapshots of a large state write a bounded number of bytes per second.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(checkpoint_interval.clone()))
+            .expect("unique metric");
         let insert_duration = HistogramVec::new(
             HistogramOpts::new(
                 "shoplens_clickhouse_insert_duration_seconds",
@@ -311,6 +321,7 @@ impl Metrics {
                 "Event ids held for deduplication.",
             ),
             watermark,
+            checkpoint_interval,
             partitions_paused: gauge(
                 &r,
                 "shoplens_partitions_paused",

@@ -216,15 +216,12 @@ pub fn histogram_quantile(h: &prometheus::Histogram, q: f64) -> f64 {
         .map_or(f64::INFINITY, |b| b.upper_bound())
 }
 
-/// Pre-loads `sessions_per_minute` × `minutes` of generated traffic into
-/// fresh topics (named with `suffix`), then runs the pipeline from the start
-/// of those topics and times consumption and settlement.
-pub async fn end_to_end(
-    mut settings: crate::Settings,
+/// Gives `settings` topics, a group and a database of their own, named
+/// with `suffix`, and creates the topics.
+async fn isolate(
+    settings: &mut crate::Settings,
     suffix: &str,
-    minutes: i64,
-    sessions_per_minute: f64,
-) -> Result<EndToEndReport, Box<dyn std::error::Error>> {
+) -> Result<(), Box<dyn std::error::Error>> {
     let t = &mut settings.kafka.topics;
     for name in [
         &mut t.clickstream,
@@ -242,7 +239,37 @@ pub async fn end_to_end(
         .database
         .push_str(&suffix.replace(['.', '-'], "_"));
     crate::topics::create_topics(&settings.kafka, 4, 1).await?;
-    const START_MS: i64 = 1_700_000_000_000;
+    Ok(())
+}
+
+/// The sum of `counter` over the input streams.
+fn over_inputs(v: &prometheus::IntCounterVec) -> u64 {
+    ["clickstream", "orders", "spend"]
+        .iter()
+        .map(|t| v.with_label_values(&[t]).get())
+        .sum()
+}
+
+/// The consumer lag over the input streams, messages.
+fn input_lag(metrics: &exporter::Metrics) -> i64 {
+    ["clickstream", "orders", "spend"]
+        .iter()
+        .map(|t| metrics.consumer_lag.with_label_values(&[t]).get())
+        .sum()
+}
+
+const START_MS: i64 = 1_700_000_000_000;
+
+/// Pre-loads `sessions_per_minute` × `minutes` of generated traffic into
+/// fresh topics (named with `suffix`), then runs the pipeline from the start
+/// of those topics and times consumption and settlement.
+pub async fn end_to_end(
+    mut settings: crate::Settings,
+    suffix: &str,
+    minutes: i64,
+    sessions_per_minute: f64,
+) -> Result<EndToEndReport, Box<dyn std::error::Error>> {
+    isolate(&mut settings, suffix).await?;
     let cfg = GenConfig {
         seed: 3,
         start_ms: START_MS,
@@ -269,15 +296,8 @@ pub async fn end_to_end(
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
     loop {
         tick.tick().await;
-        let lag: i64 = ["clickstream", "orders", "spend"]
-            .iter()
-            .map(|t| metrics.consumer_lag.with_label_values(&[t]).get())
-            .sum();
-        max_lag = max_lag.max(lag);
-        let consumed: u64 = ["clickstream", "orders", "spend"]
-            .iter()
-            .map(|t| metrics.events_consumed.with_label_values(&[t]).get())
-            .sum();
+        max_lag = max_lag.max(input_lag(&metrics));
+        let consumed = over_inputs(&metrics.events_consumed);
         if consume_secs == 0.0 && consumed >= messages {
             consume_secs = started.elapsed().as_secs_f64();
             for (seconds, phase) in phases.iter_mut().zip(exporter::metrics::INGEST_PHASES) {
@@ -320,4 +340,123 @@ pub async fn end_to_end(
         max_lag,
         phases,
     })
+}
+
+/// What a steady-rate run measured.
+#[derive(Debug, Clone)]
+pub struct SteadyReport {
+    /// Messages produced.
+    pub produced: u64,
+    /// Seconds the producer ran.
+    pub produce_secs: f64,
+    /// Messages consumed over the measured span (after the warm-up).
+    pub consumed: u64,
+    /// Seconds of the measured span.
+    pub measured_secs: f64,
+    /// Consumer lag each second of the measured span, messages.
+    pub lag: Vec<i64>,
+    /// Least-squares slope of the lag over the measured span, messages per
+    /// second: about zero when the pipeline keeps up.
+    pub lag_slope: f64,
+    /// Peak resident memory of this process, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// Least-squares slope of `ys` sampled once a second.
+pub fn slope_per_sec(ys: &[i64]) -> f64 {
+    let n = ys.len() as f64;
+    if ys.len() < 2 {
+        return 0.0;
+    }
+    let mean_x = (n - 1.0) / 2.0;
+    let mean_y = ys.iter().sum::<i64>() as f64 / n;
+    let (mut num, mut den) = (0.0, 0.0);
+    for (x, y) in ys.iter().enumerate() {
+        let dx = x as f64 - mean_x;
+        num += dx * (*y as f64 - mean_y);
+        den += dx * dx;
+    }
+    num / den
+}
+
+/// Feeds fresh topics (named with `suffix`) at about `rate` messages per
+/// second of wall time for `minutes`, while the pipeline consumes them,
+/// and samples the consumer lag once a second after a 30 s warm-up.
+pub async fn steady(
+    mut settings: crate::Settings,
+    suffix: &str,
+    rate: f64,
+    minutes: f64,
+    sessions_per_minute: f64,
+) -> Result<SteadyReport, Box<dyn std::error::Error>> {
+    const WARM_UP_SECS: u64 = 30;
+    isolate(&mut settings, suffix).await?;
+    // Messages per second of event time in the generator's mix, from ten
+    // minutes of it; the producer's pace follows event time.
+    let sample_ms = 10 * 60_000;
+    let per_event_sec = Generator::new(GenConfig {
+        seed: 5,
+        start_ms: START_MS,
+        duration_ms: sample_ms,
+        sessions_per_minute,
+        ..GenConfig::default()
+    })
+    .count() as f64
+        / (sample_ms as f64 / 1_000.0);
+    let speed = rate / per_event_sec.max(1e-9);
+    let cfg = GenConfig {
+        seed: 5,
+        start_ms: START_MS,
+        duration_ms: (minutes * 60_000.0 * speed) as i64,
+        sessions_per_minute,
+        ..GenConfig::default()
+    };
+    let pipeline = crate::Pipeline::start(settings.clone()).await?;
+    let metrics = pipeline.metrics().clone();
+    let kafka = settings.kafka.clone();
+    let started = Instant::now();
+    let producer = tokio::spawn(async move {
+        let opts = crate::generate::ProduceOptions {
+            speed: Some(speed),
+            flush_after_ms: None,
+        };
+        crate::generate::produce(&kafka, Generator::new(cfg), START_MS, &opts).await
+    });
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut lag = Vec::new();
+    let mut from: Option<(Instant, u64)> = None;
+    while !producer.is_finished() {
+        tick.tick().await;
+        if started.elapsed().as_secs() < WARM_UP_SECS {
+            continue;
+        }
+        from.get_or_insert_with(|| (Instant::now(), over_inputs(&metrics.events_consumed)));
+        lag.push(input_lag(&metrics));
+    }
+    let produce_secs = started.elapsed().as_secs_f64();
+    let report = producer.await??;
+    let (since, consumed_before) = from.ok_or("the producer finished within the warm-up")?;
+    let consumed = over_inputs(&metrics.events_consumed) - consumed_before;
+    let measured_secs = since.elapsed().as_secs_f64();
+    pipeline.stop().await?;
+    Ok(SteadyReport {
+        produced: report.generated.messages,
+        produce_secs,
+        consumed,
+        measured_secs,
+        lag_slope: slope_per_sec(&lag),
+        lag,
+        peak_rss_bytes: peak_rss(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_lag_slope_is_the_least_squares_one() {
+        assert_eq!(super::slope_per_sec(&[5, 5, 5, 5]), 0.0);
+        assert_eq!(super::slope_per_sec(&[0, 10, 20, 30]), 10.0);
+        assert_eq!(super::slope_per_sec(&[7]), 0.0);
+        assert!((super::slope_per_sec(&[0, 12, 18, 30]) - 9.6).abs() < 1e-9);
+    }
 }

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+mod checkpoint_pace;
 pub mod generate;
 pub mod http_get;
 mod log_ends;

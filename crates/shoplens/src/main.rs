@@ -78,6 +78,13 @@ enum Command {
         /// the memory held per open session.
         #[arg(long)]
         open_sessions: Option<usize>,
+        /// Instead, feed fresh topics at about this many messages per second
+        /// while the pipeline runs, and report whether its lag stays flat.
+        #[arg(long)]
+        steady_rate: Option<f64>,
+        /// Minutes of the steady feed.
+        #[arg(long, default_value_t = 5.0)]
+        steady_minutes: f64,
     },
     /// Print live figures from a running pipeline's /metrics.
     Summary {
@@ -238,6 +245,45 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let (open, per) = shoplens::bench::open_sessions(n, settings.aggregator.clone());
             println_quiet(&format!(
                 "{open} open sessions: {per:.0} bytes of resident memory each"
+            ));
+        }
+        Command::Bench {
+            steady_rate: Some(rate),
+            steady_minutes,
+            sessions_per_minute,
+            ..
+        } => {
+            let suffix = format!(".steady{}", now_ms());
+            let r = shoplens::bench::steady(
+                settings,
+                &suffix,
+                rate,
+                steady_minutes,
+                sessions_per_minute,
+            )
+            .await?;
+            let mut sorted = r.lag.clone();
+            sorted.sort_unstable();
+            let at = |q: f64| {
+                sorted
+                    .get(((sorted.len() as f64 - 1.0) * q) as usize)
+                    .copied()
+                    .unwrap_or(0)
+            };
+            println_quiet(&format!(
+                "steady feed: {} messages produced in {:.1} s ({:.0}/s); after a 30 s warm-up {} consumed in {:.1} s ({:.0}/s); lag min {} / median {} / max {} messages, trend {:+.1} messages/s over {} samples; peak RSS {:.0} MiB",
+                r.produced,
+                r.produce_secs,
+                r.produced as f64 / r.produce_secs.max(1e-9),
+                r.consumed,
+                r.measured_secs,
+                r.consumed as f64 / r.measured_secs.max(1e-9),
+                at(0.0),
+                at(0.5),
+                at(1.0),
+                r.lag_slope,
+                r.lag.len(),
+                r.peak_rss_bytes as f64 / 1048576.0
             ));
         }
         Command::Bench {

@@ -223,6 +223,7 @@ impl Pipeline {
             checkpoints,
             to_load: std::collections::BTreeSet::new(),
             last_checkpoint: Instant::now(),
+            checkpoint_every: Duration::from_millis(settings.pipeline.checkpoint_interval_ms),
             tracker: WatermarkTracker::new(settings.watermark.clone()),
             facts_tracker: WatermarkTracker::new(settings.watermark.clone()),
             markers: HashMap::new(),
@@ -460,6 +461,8 @@ struct Ingest {
     /// Stores of newly assigned partitions, to load before the next advance.
     to_load: std::collections::BTreeSet<Slot>,
     last_checkpoint: Instant,
+    /// The wait before the next checkpoint (see `checkpoint_pace`).
+    checkpoint_every: Duration,
     tracker: WatermarkTracker,
     /// Watermarks of the facts partitions (a separate clock: facts are
     /// produced only after the main watermark passes their events).
@@ -1167,15 +1170,27 @@ impl Ingest {
 
         // Offsets move only with a checkpoint: a restart resumes from the
         // state saved with them, never from a position the state lacks.
-        let interval = Duration::from_millis(self.settings.pipeline.checkpoint_interval_ms);
         let mut checkpoints = Vec::new();
         let mut commits = Vec::new();
-        if force || self.last_checkpoint.elapsed() >= interval {
+        if force || self.last_checkpoint.elapsed() >= self.checkpoint_every {
             self.last_checkpoint = Instant::now();
             checkpoints = self.stores.checkpoints(topic_names(
                 &self.settings.kafka.topics.customer_facts,
                 &self.streams,
             ));
+            // Only stores that changed are written; their size sets the
+            // pace of the next checkpoint.
+            let p = &self.settings.pipeline;
+            let bytes: usize = checkpoints.iter().map(|c| c.state.len()).sum();
+            self.checkpoint_every = crate::checkpoint_pace::next_interval(
+                p.checkpoint_interval_ms,
+                p.checkpoint_max_interval_ms,
+                p.checkpoint_bytes_per_sec,
+                bytes as u64,
+            );
+            self.metrics
+                .checkpoint_interval
+                .set(self.checkpoint_every.as_secs_f64());
             // The committed position trails the checkpoint down to the oldest
             // offset the open state holds: a restart re-reads from there and
             // skips what the store has (cheaply: before decoding). A broker

@@ -86,8 +86,14 @@ pub struct PipelineSettings {
     /// Longest time to flush and commit on shutdown.
     pub shutdown_timeout_ms: u64,
     /// How often every store is checkpointed (and offsets committed with
-    /// it). Longer: less writing, more replay after a crash.
+    /// it), at least. Longer: less writing, more replay after a crash.
     pub checkpoint_interval_ms: u64,
+    /// Checkpoints are whole snapshots: after one of N bytes the next waits
+    /// at least N / this many seconds, so a large state writes at most this
+    /// many bytes per second on average (0: always the interval above)...
+    pub checkpoint_bytes_per_sec: u64,
+    /// ...but never longer than this (milliseconds).
+    pub checkpoint_max_interval_ms: u64,
     /// Messages the committed position trails the checkpoint by (at least):
     /// a restart re-reads them and skips them before decoding. It covers
     /// brokers that resume a fetch at the next record batch rather than
@@ -105,6 +111,8 @@ impl Default for PipelineSettings {
             write_linger_ms: 1_000,
             shutdown_timeout_ms: 10_000,
             checkpoint_interval_ms: 5_000,
+            checkpoint_bytes_per_sec: 2 * 1024 * 1024,
+            checkpoint_max_interval_ms: 60_000,
             resume_overlap_messages: 1_000,
         }
     }
