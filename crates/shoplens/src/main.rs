@@ -139,6 +139,11 @@ struct GenerateArgs {
 }
 
 /// Prints a line; a closed stdout is not an error for a report.
+/// `n` per second over `secs`.
+fn per_sec(n: u64, secs: f64) -> f64 {
+    n as f64 / secs.max(1e-9)
+}
+
 fn println_quiet(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
@@ -274,10 +279,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "steady feed: {} messages produced in {:.1} s ({:.0}/s); after a 30 s warm-up {} consumed in {:.1} s ({:.0}/s); lag min {} / median {} / max {} messages, trend {:+.1} messages/s over {} samples; peak RSS {:.0} MiB",
                 r.produced,
                 r.produce_secs,
-                r.produced as f64 / r.produce_secs.max(1e-9),
+                per_sec(r.produced, r.produce_secs),
                 r.consumed,
                 r.measured_secs,
-                r.consumed as f64 / r.measured_secs.max(1e-9),
+                per_sec(r.consumed, r.measured_secs),
                 at(0.0),
                 at(0.5),
                 at(1.0),
@@ -299,10 +304,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 r.messages,
                 r.produce_secs,
                 r.consume_secs,
-                r.messages as f64 / r.consume_secs.max(1e-9),
+                per_sec(r.messages, r.consume_secs),
                 r.sessions,
                 r.settled_secs,
-                r.messages as f64 / r.settled_secs.max(1e-9),
+                per_sec(r.messages, r.settled_secs),
                 r.rows,
                 r.inserts,
                 r.rows as f64 / r.inserts.max(1) as f64,
