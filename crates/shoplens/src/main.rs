@@ -138,12 +138,12 @@ struct GenerateArgs {
     no_flush: bool,
 }
 
-/// Prints a line; a closed stdout is not an error for a report.
 /// `n` per second over `secs`.
 fn per_sec(n: u64, secs: f64) -> f64 {
     n as f64 / secs.max(1e-9)
 }
 
+/// Prints a line; a closed stdout is not an error for a report.
 fn println_quiet(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }

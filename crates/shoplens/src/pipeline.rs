@@ -245,7 +245,6 @@ impl Pipeline {
             evicted_seen: 0,
             phases: Phases::new(&metrics),
             last_assignment_check: None,
-            last_logged_watermark: i64::MIN,
             log_ends: LogEnds::new(),
         };
         let consume = tokio::spawn(ingest.run(stop_rx, batch_tx, ack_rx, writer));
@@ -482,7 +481,6 @@ struct Ingest {
     since_step: usize,
     evicted_seen: u64,
     last_assignment_check: Option<Instant>,
-    last_logged_watermark: i64,
     /// Ends of partitions' logs asked of the broker (after an assignment or
     /// a consumer error).
     log_ends: LogEnds,
@@ -1122,10 +1120,6 @@ impl Ingest {
         // instance's clock; a store whose partitions are all idle follows
         // the pipeline's watermark.
         let watermark = self.tracker.watermark(now);
-        if watermark != self.last_logged_watermark {
-            self.last_logged_watermark = watermark;
-            tracing::trace!(watermark, tracker = ?self.tracker, next = ?self.next, "watermark moved");
-        }
         let tracker = &self.tracker;
         let out = self.stores.advance(|slot| {
             match tracker.group(|source| Slot::of(source) == slot, now) {
