@@ -43,9 +43,15 @@ type PageKey = (i64, i32);
 /// bytes of table), a hash set past [`SeenPages::FEW`], so a long visit
 /// stays O(1) per page view. Serialized as a sequence either way, as the
 /// hash set always was, so checkpoints keep their format.
+///
+/// A million of these are held at once, so both forms are kept small: the
+/// list grows 1, 2, 4, 8, 16 (a `Vec` would reserve 4 entries, 96 bytes, on
+/// the first page view), and the rare set is boxed, which keeps the enum at
+/// 32 bytes instead of 56.
 enum SeenPages {
     Few(Vec<(i64, Arc<str>)>),
-    Many(Set<(i64, Arc<str>)>),
+    #[allow(clippy::box_collection)]
+    Many(Box<Set<(i64, Arc<str>)>>),
 }
 
 impl SeenPages {
@@ -56,13 +62,16 @@ impl SeenPages {
         match self {
             SeenPages::Few(v) if v.contains(&page) => false,
             SeenPages::Few(v) if v.len() < Self::FEW => {
+                if v.len() == v.capacity() {
+                    v.reserve_exact(v.len().max(1));
+                }
                 v.push(page);
                 true
             }
             SeenPages::Few(v) => {
                 let mut set: Set<(i64, Arc<str>)> = v.drain(..).collect();
                 set.insert(page);
-                *self = SeenPages::Many(set);
+                *self = SeenPages::Many(Box::new(set));
                 true
             }
             SeenPages::Many(set) => set.insert(page),
@@ -80,7 +89,7 @@ impl serde::Serialize for SeenPages {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             SeenPages::Few(v) => s.collect_seq(v),
-            SeenPages::Many(set) => s.collect_seq(set),
+            SeenPages::Many(set) => s.collect_seq(set.iter()),
         }
     }
 }
@@ -430,6 +439,21 @@ impl Commerce {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_visit_holds_only_the_pages_it_saw() {
+        assert!(std::mem::size_of::<SeenPages>() <= 32);
+        let mut seen = SeenPages::default();
+        let mut capacities = Vec::new();
+        for i in 0..SeenPages::FEW as i64 {
+            seen.insert((i, Arc::from("/")));
+            if let SeenPages::Few(v) = &seen {
+                capacities.push(v.capacity());
+            }
+        }
+        assert_eq!(&capacities[..5], &[1, 2, 4, 4, 8]);
+        assert_eq!(capacities.last(), Some(&SeenPages::FEW));
+    }
 
     #[test]
     fn seen_pages_answer_as_a_set_would_short_or_long_and_keep_the_set_format() {

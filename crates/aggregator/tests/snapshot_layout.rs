@@ -1,0 +1,122 @@
+//! Snapshots written by earlier builds of the same format still restore.
+//!
+//! The files under `tests/data/` were written by the build that introduced
+//! each case; a change to the in-memory state must keep reading them (or
+//! bump `aggregator::snapshot::FORMAT`). To write them again after such a
+//! bump: `SHOPLENS_BLESS=1 cargo test -p aggregator --test snapshot_layout`.
+
+use aggregator::{Aggregator, AggregatorConfig, Output, Position, Source};
+use contract::{Campaign, Device, Event, EventKind, Page};
+use std::path::PathBuf;
+
+const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
+const MIN: i64 = 60_000;
+
+fn pv(id: &str, visitor: &str, ts: i64, path: &str) -> Event {
+    Event {
+        event_id: id.into(),
+        timestamp_ms: ts,
+        anonymous_id: visitor.into(),
+        user_id: None,
+        session_id: Some(format!("s-{visitor}")),
+        page: Some(Page {
+            path: path.into(),
+            host: "shop.example".into(),
+            referrer_host: None,
+        }),
+        campaign: Campaign::default(),
+        device: Device::Desktop,
+        experiment: None,
+        kind: EventKind::PageView,
+    }
+}
+
+fn at(offset: i64) -> Position {
+    Position {
+        source: Source {
+            stream: 0,
+            partition: 1,
+        },
+        offset,
+    }
+}
+
+/// Pushes `events` (offsets from `first`) and advances to `watermark_ms`.
+fn feed(agg: &mut Aggregator, events: &[Event], first: i64, watermark_ms: i64) -> Output {
+    for (i, e) in events.iter().enumerate() {
+        agg.push(e.clone(), at(first + i as i64)).expect("accepted");
+    }
+    agg.advance(watermark_ms)
+}
+
+fn rows(out: &Output) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    all.extend(out.sessions.iter().map(|r| format!("{r:?}")));
+    all.extend(out.session_windows.iter().map(|r| format!("{r:?}")));
+    all.extend(out.pages.iter().map(|r| format!("{r:?}")));
+    all.sort();
+    all
+}
+
+/// The stored snapshot `name`; written from `bytes` when blessing.
+fn stored(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    if std::env::var_os("SHOPLENS_BLESS").is_some() {
+        std::fs::write(&path, bytes).expect("writes the stored snapshot");
+    }
+    std::fs::read(&path).expect("stored snapshot")
+}
+
+/// Two visitors with open sessions and page-exit state, and a page
+/// window still waiting for their exits.
+fn before() -> Vec<Event> {
+    vec![
+        pv("e1", "a", T0, "/"),
+        pv("e2", "b", T0 + MIN / 2, "/"),
+        pv("e3", "a", T0 + MIN, "/p/1"),
+        pv("e4", "b", T0 + 3 * MIN / 2, "/p/1"),
+        pv("e5", "b", T0 + 2 * MIN, "/p/2"),
+    ]
+}
+
+fn after() -> Vec<Event> {
+    vec![
+        pv("e6", "a", T0 + 4 * MIN, "/cart"),
+        pv("e7", "c", T0 + 5 * MIN, "/"),
+    ]
+}
+
+#[test]
+fn an_earlier_snapshot_with_open_visits_continues_as_an_uninterrupted_run() {
+    let cfg = AggregatorConfig::default();
+    let (mid, end) = (T0 + 3 * MIN, T0 + 3 * 3_600_000);
+
+    let mut whole = Aggregator::new(cfg.clone());
+    let mut want = feed(&mut whole, &before(), 0, mid);
+    want.extend(feed(&mut whole, &after(), 100, end));
+
+    let mut first = Aggregator::new(cfg.clone());
+    let mut got = feed(&mut first, &before(), 0, mid);
+    let bytes = stored("format1-open-visits.bin", &first.snapshot());
+    let mut restored = Aggregator::restore(&cfg, &bytes).expect("the stored snapshot restores");
+    assert_eq!(restored.open_sessions(), 2);
+    got.extend(feed(&mut restored, &after(), 100, end));
+
+    assert_eq!(rows(&got), rows(&want));
+    assert!(
+        want.pages.iter().any(|p| p.path == "/p/2" && p.exits == 1),
+        "b's exit, known only at its close after the restore, is counted"
+    );
+}
+
+#[test]
+fn an_earlier_snapshot_of_one_visit_is_written_back_byte_for_byte() {
+    let cfg = AggregatorConfig::default();
+    let mut agg = Aggregator::new(cfg.clone());
+    feed(&mut agg, &[pv("e1", "a", T0, "/")], 0, T0 + MIN);
+    let bytes = stored("format1-one-visit.bin", &agg.snapshot());
+    let restored = Aggregator::restore(&cfg, &bytes).expect("the stored snapshot restores");
+    assert_eq!(restored.snapshot(), bytes);
+}
