@@ -105,22 +105,61 @@ impl<'de> serde::Deserialize<'de> for SeenPages {
     }
 }
 
+/// What one open session has done to the page windows: the pages it saw
+/// (each counts one session per window and path) and its exit page so far.
+/// The open session owns it (it lives and dies with the session, so it
+/// needs no table of its own); checkpoints write it here, in [`Pages`].
 #[derive(Default, serde::Serialize, serde::Deserialize)]
-struct VisitPages {
+pub(crate) struct VisitPages {
     seen: SeenPages,
     exit: Option<(PageKey, Arc<str>)>,
 }
 
+/// Visits by visitor id, as checkpoints hold them.
+pub(crate) type Visits = Map<Arc<str>, Box<VisitPages>>;
+
 /// Page views, entrances, exits and sessions per window and path.
-#[derive(serde::Serialize, serde::Deserialize)]
+///
+/// Checkpoints hold the open sessions' visits in here, keyed by visitor
+/// (the layout from before the sessions owned them): written through
+/// [`Pages::layout`], read into `restored` until they rejoin their sessions.
+#[derive(serde::Deserialize)]
+#[serde(from = "PagesRepr")]
 pub(crate) struct Pages {
     window_ms: i64,
     max_paths: usize,
     windows: BTreeMap<PageKey, PageWindow>,
-    /// Boxed, as the open sessions are: a table's empty slots then cost
-    /// 8 bytes each, not a whole visit.
-    /// Keyed by the open session's shared copy of the visitor id.
-    visits: Map<Arc<str>, Box<VisitPages>>,
+    /// Visits read from a checkpoint, until they rejoin their sessions.
+    restored: Visits,
+}
+
+/// The checkpoint layout of [`Pages`] (field order is the format).
+#[derive(serde::Deserialize)]
+struct PagesRepr {
+    window_ms: i64,
+    max_paths: usize,
+    windows: BTreeMap<PageKey, PageWindow>,
+    visits: Visits,
+}
+
+impl From<PagesRepr> for Pages {
+    fn from(r: PagesRepr) -> Self {
+        Pages {
+            window_ms: r.window_ms,
+            max_paths: r.max_paths,
+            windows: r.windows,
+            restored: r.visits,
+        }
+    }
+}
+
+/// [`PagesRepr`], borrowed to write it; `visits` serializes as the map.
+#[derive(serde::Serialize)]
+pub(crate) struct PagesRef<'a, V> {
+    window_ms: i64,
+    max_paths: usize,
+    windows: &'a BTreeMap<PageKey, PageWindow>,
+    visits: V,
 }
 
 impl Pages {
@@ -129,8 +168,23 @@ impl Pages {
             window_ms,
             max_paths: max_paths.max(1),
             windows: BTreeMap::new(),
-            visits: Map::default(),
+            restored: Map::default(),
         }
+    }
+
+    /// The checkpoint layout, with the open sessions' `visits`.
+    pub(crate) fn layout<V: serde::Serialize>(&self, visits: V) -> PagesRef<'_, V> {
+        PagesRef {
+            window_ms: self.window_ms,
+            max_paths: self.max_paths,
+            windows: &self.windows,
+            visits,
+        }
+    }
+
+    /// The visits a checkpoint held, for their sessions to take back.
+    pub(crate) fn take_restored(&mut self) -> Visits {
+        std::mem::take(&mut self.restored)
     }
 
     /// The window's shared copy of `path`, or of `(other)` once the window
@@ -148,11 +202,16 @@ impl Pages {
         }
     }
 
-    /// A page view of the visitor's open session.
-    pub(crate) fn page_view(&mut self, visitor: &Arc<str>, ts: i64, path: &str, partition: i32) {
+    /// A page view of the open session whose visit state is `visit`.
+    pub(crate) fn page_view(
+        &mut self,
+        visit: &mut VisitPages,
+        ts: i64,
+        path: &str,
+        partition: i32,
+    ) {
         let w = (window_start(ts, self.window_ms), partition);
         let path = self.path_in(w, path);
-        let visit = self.visits.entry(visitor.clone()).or_default();
         let entrance = visit.exit.is_none();
         let first_in_window = visit.seen.insert((w.0, path.clone()));
         let old_exit = visit.exit.replace((w, path.clone()));
@@ -170,11 +229,9 @@ impl Pages {
         win.dirty.insert(path);
     }
 
-    /// The visitor's session closed: its last page view is an exit.
-    pub(crate) fn close(&mut self, visitor: &str) {
-        let Some(visit) = self.visits.remove(visitor) else {
-            return;
-        };
+    /// The session whose visit state is `visit` closed: its last page view
+    /// is an exit.
+    pub(crate) fn close(&mut self, visit: VisitPages) {
         if let Some((w, path)) = visit.exit {
             if let Some(win) = self.windows.get_mut(&w) {
                 win.pending_exits -= 1;

@@ -47,7 +47,7 @@ use dedup::Dedup;
 use event_windows::{Commerce, Pages};
 use offsets::HeldOffsets;
 use session_windows::SessionWindows;
-use sessions::Sessionizer;
+use sessions::{Closed, Sessionizer};
 
 /// A source of events: one partition of one input stream.
 #[derive(
@@ -159,7 +159,11 @@ pub struct Stats {
 }
 
 /// The event-time state machine. See the crate docs.
-#[derive(serde::Serialize, serde::Deserialize)]
+///
+/// Its serde form is the checkpoint layout (written field by field, by
+/// [`Aggregator::snapshot`]); read it with [`Aggregator::restore`], which also gives
+/// the open sessions back their page state.
+#[derive(serde::Deserialize)]
 pub struct Aggregator {
     cfg: AggregatorConfig,
     watermark_ms: i64,
@@ -308,15 +312,10 @@ impl Aggregator {
             self.session_windows.open(start);
         }
         if let (contract::EventKind::PageView, Some(page)) = (&event.kind, &event.page) {
-            // The event's session is open now: its copy of the visitor id
-            // keys the page state too.
-            if let Some(visitor) = self.sessions.visitor_key(&event.anonymous_id) {
-                self.pages.page_view(
-                    visitor,
-                    event.timestamp_ms,
-                    &page.path,
-                    pos.source.partition,
-                );
+            // The event's session is open now, and holds the page state.
+            if let Some(visit) = self.sessions.visit_mut(&event.anonymous_id) {
+                self.pages
+                    .page_view(visit, event.timestamp_ms, &page.path, pos.source.partition);
             }
         }
         let channel = self
@@ -388,10 +387,12 @@ impl Aggregator {
         });
     }
 
-    fn close_session(&mut self, closed: SessionRow, out: &mut Output) {
-        self.session_windows.close(&closed);
-        self.pages.close(&closed.anonymous_id);
-        out.sessions.push(closed);
+    fn close_session(&mut self, closed: Closed, out: &mut Output) {
+        self.session_windows.close(&closed.row);
+        if let Some(visit) = closed.visit {
+            self.pages.close(*visit);
+        }
+        out.sessions.push(closed.row);
     }
 
     /// The watermark in force (events older than it are late).

@@ -11,6 +11,7 @@ use contract::{Event, EventKind};
 
 use crate::channel::{Channel, ChannelRules};
 use crate::config::AggregatorConfig;
+use crate::event_windows::{VisitPages, Visits};
 use crate::offsets::HeldOffsets;
 use crate::rows::SessionRow;
 use crate::{Position, Source};
@@ -19,7 +20,8 @@ use thin_vec::ThinVec;
 /// One open session, kept compact: a million of them are held at once.
 /// It is 320 bytes, an allocator size class below the 384 that a `Vec` and
 /// a second copy of the storefront's session id made it. Checkpoints keep
-/// the earlier layout ([`OpenRepr`]).
+/// the earlier layout ([`OpenRepr`]); its page state is written with the
+/// page windows, where it was kept before ([`crate::event_windows::Pages`]).
 #[derive(serde::Deserialize)]
 #[serde(from = "OpenRepr")]
 struct Open {
@@ -30,8 +32,12 @@ struct Open {
     /// Lowest offset per source among this session's events (a thin vector:
     /// one pointer here).
     held: ThinVec<(Source, i64)>,
-    /// `close_at` of this session's one live entry in the deadline heap.
-    queued_at: i64,
+    /// What the session did to the page windows, from its first page view.
+    visit: Option<Box<VisitPages>>,
+    /// `close_at` of this session's one live entry in the deadline heap,
+    /// as milliseconds after `row.start_ms` (at most `session_max_ms`,
+    /// which is kept within `u32`).
+    queued_in: u32,
     /// The storefront's session id, when it is not `row.session_id` (one
     /// that came only after the session began under a derived id). Rare,
     /// so a thin pointer: a `Box<str>` would take the struct past 320.
@@ -68,8 +74,10 @@ impl From<OpenRepr> for Open {
             row: r.row,
             engaged: r.engaged,
             held: r.held.into_iter().collect(),
-            queued_at: r.queued_at,
+            visit: None,
+            queued_in: 0,
         }
+        .queued(r.queued_at)
     }
 }
 
@@ -80,7 +88,7 @@ impl serde::Serialize for Open {
             storefront_id: self.storefront_id(),
             engaged: self.engaged,
             held: &self.held,
-            queued_at: self.queued_at,
+            queued_at: self.queued_at(),
         }
         .serialize(serializer)
     }
@@ -99,12 +107,56 @@ impl Open {
     fn close_at(&self, gap: i64, max: i64) -> i64 {
         (self.row.end_ms + gap + 1).min(self.row.start_ms + max)
     }
+
+    /// When this session's live deadline entry is due.
+    fn queued_at(&self) -> i64 {
+        self.row.start_ms + i64::from(self.queued_in)
+    }
+
+    /// Records `at` as its live deadline (`at` lies within `session_max_ms`
+    /// of the start, which fits `u32`); returns what was recorded.
+    fn queue(&mut self, at: i64) -> i64 {
+        self.queued_in =
+            u32::try_from(at.saturating_sub(self.row.start_ms).max(0)).unwrap_or(u32::MAX);
+        self.queued_at()
+    }
+
+    fn queued(mut self, at: i64) -> Self {
+        self.queue(at);
+        self
+    }
+}
+
+/// A session that ended, with its page state for the exit count.
+pub(crate) struct Closed {
+    pub row: SessionRow,
+    pub visit: Option<Box<VisitPages>>,
+}
+
+/// The open sessions' page state as a map by visitor id, the layout
+/// checkpoints kept it in.
+pub(crate) struct VisitsRef<'a>(&'a Map<Arc<str>, Box<Open>>);
+
+impl serde::Serialize for VisitsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let visits = || {
+            self.0
+                .iter()
+                .filter_map(|(k, s)| s.visit.as_ref().map(|v| (k, v)))
+        };
+        let mut map = serializer.serialize_map(Some(visits().count()))?;
+        for (visitor, visit) in visits() {
+            map.serialize_entry(visitor, visit)?;
+        }
+        map.end()
+    }
 }
 
 /// What applying one event did.
 pub(crate) struct Applied {
     /// A session this event ended (it started a new one).
-    pub closed: Option<SessionRow>,
+    pub closed: Option<Closed>,
     /// Start time of the session this event opened, if it opened one.
     pub started: Option<i64>,
 }
@@ -155,8 +207,10 @@ pub(crate) struct Sessionizer {
 impl Sessionizer {
     pub(crate) fn new(cfg: &AggregatorConfig) -> Self {
         Sessionizer {
-            gap_ms: cfg.session_gap_ms,
-            max_ms: cfg.session_max_ms,
+            gap_ms: cfg.session_gap_ms.max(0),
+            // Deadlines are kept as u32 milliseconds after a session's
+            // start: 49 days at most.
+            max_ms: cfg.session_max_ms.clamp(0, i64::from(u32::MAX)),
             bounce_ms: cfg.bounce_max_duration_ms,
             stages: cfg.funnel_stages.iter().take(31).cloned().collect(),
             currency: cfg.reporting_currency.to_ascii_uppercase(),
@@ -183,9 +237,27 @@ impl Sessionizer {
             .filter(|u| !u.is_empty())
     }
 
-    /// The shared copy of the visitor id keying the visitor's open session.
-    pub(crate) fn visitor_key(&self, visitor: &str) -> Option<&Arc<str>> {
-        self.open.get_key_value(visitor).map(|(k, _)| k)
+    /// The page state of the visitor's open session (made on first use).
+    pub(crate) fn visit_mut(&mut self, visitor: &str) -> Option<&mut VisitPages> {
+        let s = self.open.get_mut(visitor)?;
+        Some(s.visit.get_or_insert_with(Box::default))
+    }
+
+    /// Gives the open sessions back the page state a checkpoint held for
+    /// them. A visit whose session is not open (which the aggregator never
+    /// writes) has nothing to count an exit for, and is dropped.
+    pub(crate) fn rejoin(&mut self, visits: Visits) {
+        for (visitor, visit) in visits {
+            if let Some(s) = self.open.get_mut(&*visitor) {
+                s.visit = Some(visit);
+            }
+        }
+    }
+
+    /// The open sessions' page state, serialized as the checkpoint's
+    /// visitor-keyed map.
+    pub(crate) fn visits(&self) -> VisitsRef<'_> {
+        VisitsRef(&self.open)
     }
 
     /// The channel of the visitor's open session.
@@ -221,8 +293,8 @@ impl Sessionizer {
                 let mut s = self.start(e, pos, key.clone());
                 s.row.new_visitor = self.visitors.first_time(&e.anonymous_id);
                 started = Some(ts);
-                s.queued_at = s.close_at(self.gap_ms, self.max_ms);
-                self.deadlines.push(Reverse((s.queued_at, key.clone())));
+                let at = s.queue(s.close_at(self.gap_ms, self.max_ms));
+                self.deadlines.push(Reverse((at, key.clone())));
                 self.open.entry(key).or_insert(Box::new(s))
             }
         };
@@ -332,24 +404,24 @@ impl Sessionizer {
             storefront_id_other: None,
             engaged: false,
             held: ThinVec::new(),
-            queued_at: 0,
+            visit: None,
+            queued_in: 0,
         }
     }
 
-    fn finish(&self, mut s: Open, held: &mut HeldOffsets) -> SessionRow {
+    fn finish(&self, mut s: Open, held: &mut HeldOffsets) -> Closed {
         for (src, off) in s.held.drain(..) {
             held.release(src, off);
         }
         s.row.bounced = s.row.page_views < 2 && !s.engaged && s.row.duration_ms() < self.bounce_ms;
-        s.row
+        Closed {
+            row: s.row,
+            visit: s.visit,
+        }
     }
 
     /// Closes every session that no event at or after `watermark_ms` can extend.
-    pub(crate) fn close_until(
-        &mut self,
-        watermark_ms: i64,
-        held: &mut HeldOffsets,
-    ) -> Vec<SessionRow> {
+    pub(crate) fn close_until(&mut self, watermark_ms: i64, held: &mut HeldOffsets) -> Vec<Closed> {
         let mut out = Vec::new();
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
             if *at > watermark_ms {
@@ -359,13 +431,13 @@ impl Sessionizer {
             let Some(s) = self.open.get_mut(&*visitor) else {
                 continue; // closed earlier by a new session
             };
-            if s.queued_at != at {
+            if s.queued_at() != at {
                 continue; // a stale entry of an earlier session of this visitor
             }
             let now_at = s.close_at(self.gap_ms, self.max_ms);
             if now_at > at {
                 // Extended since queued: look again later.
-                s.queued_at = now_at;
+                let now_at = s.queue(now_at);
                 self.deadlines.push(Reverse((now_at, visitor)));
                 continue;
             }
@@ -374,7 +446,7 @@ impl Sessionizer {
         }
         // Sessions closed in one advance come out in a stable order.
         crate::rows::sort_rows(&mut out, |a, b| {
-            (a.start_ms, &a.anonymous_id).cmp(&(b.start_ms, &b.anonymous_id))
+            (a.row.start_ms, &a.row.anonymous_id).cmp(&(b.row.start_ms, &b.row.anonymous_id))
         });
         out
     }

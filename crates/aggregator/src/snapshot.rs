@@ -45,6 +45,29 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
     }
 }
 
+/// The checkpoint layout, field by field: the derived `Deserialize` reads
+/// the same fields in the same order. The open sessions' page state is
+/// written inside the page windows, where earlier builds kept it.
+impl Serialize for Aggregator {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Aggregator", 12)?;
+        st.serialize_field("cfg", &self.cfg)?;
+        st.serialize_field("watermark_ms", &self.watermark_ms)?;
+        st.serialize_field("dedup", &self.dedup)?;
+        st.serialize_field("pending", &self.pending)?;
+        st.serialize_field("pending_len", &self.pending_len)?;
+        st.serialize_field("held", &self.held)?;
+        st.serialize_field("sessions", &self.sessions)?;
+        st.serialize_field("session_windows", &self.session_windows)?;
+        st.serialize_field("pages", &self.pages.layout(self.sessions.visits()))?;
+        st.serialize_field("commerce", &self.commerce)?;
+        st.serialize_field("carts", &self.carts)?;
+        st.serialize_field("stats", &self.stats)?;
+        st.end()
+    }
+}
+
 impl Aggregator {
     /// The whole state (open sessions, carts, orders, windows, the buffer
     /// ahead of the watermark, the dedup and visitor sets) as bytes.
@@ -55,10 +78,12 @@ impl Aggregator {
     /// The aggregator `bytes` were taken from, provided `cfg` is the
     /// configuration it ran under.
     pub fn restore(cfg: &AggregatorConfig, bytes: &[u8]) -> Result<Aggregator, SnapshotError> {
-        let restored: Aggregator = decode(bytes)?;
+        let mut restored: Aggregator = decode(bytes)?;
         if postcard::to_stdvec(restored.config()).ok() != postcard::to_stdvec(cfg).ok() {
             return Err(SnapshotError::Settings("aggregator"));
         }
+        let visits = restored.pages.take_restored();
+        restored.sessions.rejoin(visits);
         Ok(restored)
     }
 }
