@@ -10,7 +10,7 @@ pub struct AggregatorConfig {
     pub window_ms: i64,
     /// Inactivity that ends a session (30 minutes).
     pub session_gap_ms: i64,
-    /// Longest session (24 hours).
+    /// Longest session (24 hours; at most 49 days, longer is taken as 49 days).
     pub session_max_ms: i64,
     /// A session shorter than this, with under 2 page views and no engagement, is a bounce (10 s).
     pub bounce_max_duration_ms: i64,
