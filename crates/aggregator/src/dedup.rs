@@ -15,11 +15,18 @@ pub(crate) struct Dedup {
     evicted_early: u64,
 }
 
-fn id_hash(id: &str) -> u64 {
-    // SipHash with fixed keys: the same id hashes the same in every process.
-    let mut h = DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+/// An event id as the set keeps it: hashed once per event, then looked up
+/// and inserted.
+#[derive(Clone, Copy)]
+pub(crate) struct IdKey(u64);
+
+impl IdKey {
+    pub(crate) fn of(id: &str) -> IdKey {
+        // SipHash with fixed keys: the same id hashes the same in every process.
+        let mut h = DefaultHasher::new();
+        id.hash(&mut h);
+        IdKey(h.finish())
+    }
 }
 
 impl Dedup {
@@ -33,12 +40,12 @@ impl Dedup {
         }
     }
 
-    pub(crate) fn seen(&self, id: &str) -> bool {
-        self.ids.contains_key(&id_hash(id))
+    pub(crate) fn seen(&self, id: IdKey) -> bool {
+        self.ids.contains_key(&id.0)
     }
 
-    pub(crate) fn insert(&mut self, id: &str, ts: i64) {
-        let h = id_hash(id);
+    pub(crate) fn insert(&mut self, id: IdKey, ts: i64) {
+        let h = id.0;
         self.ids.insert(h, ts);
         self.order.push_back((ts, h));
         while self.ids.len() > self.max_ids {
@@ -83,22 +90,22 @@ mod tests {
     #[test]
     fn remembers_ids_for_the_horizon_then_forgets() {
         let mut d = Dedup::new(1000, 10);
-        d.insert("a", 0);
-        assert!(d.seen("a"));
+        d.insert(IdKey::of("a"), 0);
+        assert!(d.seen(IdKey::of("a")));
         d.expire(1000);
-        assert!(d.seen("a"));
+        assert!(d.seen(IdKey::of("a")));
         d.expire(1001);
-        assert!(!d.seen("a"));
+        assert!(!d.seen(IdKey::of("a")));
     }
 
     #[test]
     fn the_memory_bound_evicts_oldest_first_and_counts_it() {
         let mut d = Dedup::new(1_000_000, 2);
-        d.insert("a", 0);
-        d.insert("b", 1);
-        d.insert("c", 2);
-        assert!(!d.seen("a"));
-        assert!(d.seen("b") && d.seen("c"));
+        d.insert(IdKey::of("a"), 0);
+        d.insert(IdKey::of("b"), 1);
+        d.insert(IdKey::of("c"), 2);
+        assert!(!d.seen(IdKey::of("a")));
+        assert!(d.seen(IdKey::of("b")) && d.seen(IdKey::of("c")));
         assert_eq!(d.evicted_early(), 1);
         assert_eq!(d.len(), 2);
     }

@@ -6,11 +6,11 @@
 //! in it are still open.
 
 use crate::hash::{Map, Set};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use contract::time::window_start;
-use contract::{Event, EventKind, Survey};
+use contract::{Currency, Event, EventKind, Survey};
 
 use crate::channel::Channel;
 use crate::rows::{FeedbackRow, OrderWindowRow, PageRow, ProductRow};
@@ -29,9 +29,12 @@ struct PageAcc {
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 struct PageWindow {
     /// Paths are shared (`Arc<str>`) by the window, its dirty set and the
-    /// visits, so a page view allocates no path copies.
-    paths: BTreeMap<Arc<str>, PageAcc>,
-    dirty: BTreeSet<Arc<str>>,
+    /// visits, so a page view allocates no path copies. Hash tables (a page
+    /// view looks a path up twice; a B-tree of a thousand paths compared
+    /// strings some twenty times a lookup): rows are sorted when they leave.
+    /// Checkpoints hold a map and a sequence either way.
+    paths: Map<Arc<str>, PageAcc>,
+    dirty: Set<Arc<str>>,
     /// Open sessions whose current exit page lies in this window.
     pending_exits: u64,
 }
@@ -249,7 +252,9 @@ impl Pages {
             if w + window_ms > watermark_ms {
                 break;
             }
-            for path in std::mem::take(&mut win.dirty) {
+            let mut dirty: Vec<Arc<str>> = win.dirty.drain().collect();
+            dirty.sort_unstable();
+            for path in dirty {
                 let a = win.paths[&path];
                 rows.push(PageRow {
                     window_start_ms: *w,
@@ -286,9 +291,15 @@ pub(crate) struct Commerce {
     window_ms: i64,
     max_products: usize,
     default_currency: String,
-    products: BTreeMap<i64, BTreeMap<ProductKey, ProductAcc>>,
+    /// A hash table per window (checkpoints hold a map either way); rows
+    /// are sorted when they leave.
+    products: BTreeMap<i64, Map<ProductKey, ProductAcc>>,
     orders: BTreeMap<i64, BTreeMap<OrderKey, OrderWindowRow>>,
     feedback: BTreeMap<(i64, i32), FeedbackRow>,
+    /// A product key reused for lookups, so a product already in its
+    /// window costs no allocation.
+    #[serde(skip)]
+    probe: ProductKey,
 }
 
 /// Every window row made final by one flush.
@@ -308,23 +319,37 @@ impl Commerce {
             products: BTreeMap::new(),
             orders: BTreeMap::new(),
             feedback: BTreeMap::new(),
+            probe: ProductKey::default(),
         }
     }
 
+    /// The window's counts for a product, priced in `currency` (the
+    /// default currency when `None`).
     fn product(
         &mut self,
         w: i64,
         product_id: &str,
-        currency: &str,
+        currency: Option<Currency>,
         partition: i32,
     ) -> &mut ProductAcc {
         let win = self.products.entry(w).or_default();
-        let distinct = win.len();
-        let mut key = (product_id.to_string(), currency.to_string(), partition);
-        if !win.contains_key(&key) && distinct >= self.max_products {
-            key.0 = OTHER.to_string();
+        let probe = &mut self.probe;
+        probe.0.clear();
+        probe.0.push_str(product_id);
+        probe.1.clear();
+        match &currency {
+            Some(c) => probe.1.push_str(c.as_str()),
+            None => probe.1.push_str(&self.default_currency),
         }
-        win.entry(key).or_default()
+        probe.2 = partition;
+        if !win.contains_key(probe) {
+            if win.len() >= self.max_products {
+                probe.0.clear();
+                probe.0.push_str(OTHER);
+            }
+            win.entry(probe.clone()).or_default();
+        }
+        win.get_mut(probe).expect("present")
     }
 
     fn order_row(
@@ -367,14 +392,12 @@ impl Commerce {
         let w = window_start(e.timestamp_ms, self.window_ms);
         match &e.kind {
             EventKind::ProductView { product } => {
-                let cur = product.price.map_or(self.default_currency.clone(), |p| {
-                    p.currency.as_str().to_string()
-                });
-                self.product(w, &product.product_id, &cur, partition).views += 1;
+                let cur = product.price.map(|p| p.currency);
+                self.product(w, &product.product_id, cur, partition).views += 1;
             }
             EventKind::AddToCart { line, .. } => {
-                let cur = line.price.currency.as_str().to_string();
-                self.product(w, &line.product_id, &cur, partition).cart_adds +=
+                let cur = Some(line.price.currency);
+                self.product(w, &line.product_id, cur, partition).cart_adds +=
                     u64::from(line.quantity);
             }
             EventKind::OrderPlaced {
@@ -384,8 +407,8 @@ impl Commerce {
                 ..
             } => {
                 for line in products {
-                    let cur = line.price.currency.as_str().to_string();
-                    let p = self.product(w, &line.product_id, &cur, partition);
+                    let cur = Some(line.price.currency);
+                    let p = self.product(w, &line.product_id, cur, partition);
                     p.purchases += u64::from(line.quantity);
                     p.revenue_minor = p
                         .revenue_minor
@@ -468,6 +491,8 @@ impl Commerce {
             .saturating_add(1);
         let keep = self.products.split_off(&cut);
         for (w, win) in std::mem::replace(&mut self.products, keep) {
+            let mut win: Vec<_> = win.into_iter().collect();
+            win.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for ((product_id, currency, partition), a) in win {
                 out.products.push(ProductRow {
                     window_start_ms: w,
@@ -496,6 +521,43 @@ impl Commerce {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn products_past_the_cap_count_as_other_in_their_currency() {
+        let mut c = Commerce::new(60_000, 2, "usd");
+        let decoder = contract::Decoder::default();
+        let view = |id: usize, product: &str, price: &str| {
+            let json = format!(
+                r#"{{"event_id":"e{id}","type":"product_view","timestamp":1569888005000,"anonymous_id":"a","properties":{{"product":{{"product_id":"{product}"{price}}}}}}}"#
+            );
+            decoder
+                .decode(json.as_bytes(), contract::Stream::Clickstream, None)
+                .expect("valid")
+        };
+        let views = [
+            view(1, "p1", ""),
+            view(2, "p2", r#","price":"1.00""#),
+            view(3, "p3", ""),
+            view(4, "p1", ""),
+            view(5, "p4", ""),
+        ];
+        for e in &views {
+            c.event(e, 0, Channel::Direct, None);
+        }
+        let mut rows: Vec<_> = c
+            .flush(i64::MAX / 2)
+            .products
+            .into_iter()
+            .map(|r| (r.product_id, r.currency, r.views))
+            .collect();
+        rows.sort();
+        let want = [(OTHER, "USD", 2), ("p1", "USD", 2), ("p2", "USD", 1)];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(p, c, n)| (p.to_string(), c.to_string(), *n))
+            .collect();
+        assert_eq!(rows, want);
+    }
 
     #[test]
     fn a_short_visit_holds_only_the_pages_it_saw() {

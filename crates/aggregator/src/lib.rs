@@ -43,7 +43,7 @@ pub use rows::{
 pub use snapshot::{SnapshotError, FORMAT as SNAPSHOT_FORMAT};
 
 use carts::Carts;
-use dedup::Dedup;
+use dedup::{Dedup, IdKey};
 use event_windows::{Commerce, Pages};
 use offsets::HeldOffsets;
 use session_windows::SessionWindows;
@@ -214,7 +214,8 @@ impl Aggregator {
     /// Offers one event. Duplicates and late events are rejected; the rest
     /// is buffered until [`Aggregator::advance`] passes its timestamp.
     pub fn push(&mut self, event: Event, pos: Position) -> Result<Accepted, Rejected> {
-        if self.dedup.seen(&event.event_id) {
+        let id = IdKey::of(&event.event_id);
+        if self.dedup.seen(id) {
             self.stats.duplicates += 1;
             return Err(Rejected::Duplicate);
         }
@@ -224,15 +225,17 @@ impl Aggregator {
                 watermark_ms: self.watermark_ms,
             });
         }
-        self.dedup.insert(&event.event_id, event.timestamp_ms);
+        self.dedup.insert(id, event.timestamp_ms);
         if event.device == Device::Bot {
             self.stats.bots += 1;
             return Ok(Accepted::Bot);
         }
         self.held.hold(pos.source, pos.offset);
+        // Most milliseconds hold one event: room for exactly one, not the
+        // four (over a kilobyte of events) a first push would reserve.
         self.pending
             .entry(event.timestamp_ms)
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push((event, pos));
         self.pending_len += 1;
         Ok(Accepted::Buffered)
@@ -255,12 +258,14 @@ impl Aggregator {
         });
         for (ts, (event, pos)) in ready {
             self.pending_len -= 1;
-            self.held.release(pos.source, pos.offset);
             // Carts and payments that expired before this event expire first,
             // so outcomes follow event time, not how advances were batched.
             self.carts
                 .advance(ts, &mut self.held, &mut out.carts, &mut out.triggers);
             self.apply(&event, pos, &mut out);
+            // Released after its session and cart hold it, so the offset's
+            // entry is counted down, not removed and made again.
+            self.held.release(pos.source, pos.offset);
         }
         for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
             self.close_session(closed, &mut out);
@@ -318,10 +323,7 @@ impl Aggregator {
                     .page_view(visit, event.timestamp_ms, &page.path, pos.source.partition);
             }
         }
-        let channel = self
-            .sessions
-            .channel_of(&event.anonymous_id)
-            .unwrap_or(Channel::Direct);
+        let channel = applied.channel;
         let order_total = match &event.kind {
             contract::EventKind::OrderPaid { order_id }
             | contract::EventKind::OrderCancelled { order_id } => self.carts.order_total(order_id),

@@ -159,6 +159,8 @@ pub(crate) struct Applied {
     pub closed: Option<Closed>,
     /// Start time of the session this event opened, if it opened one.
     pub started: Option<i64>,
+    /// The channel of the session the event belongs to.
+    pub channel: Channel,
 }
 
 /// Visitors seen before, as 64-bit digests, bounded (oldest forgotten first).
@@ -260,11 +262,6 @@ impl Sessionizer {
         VisitsRef(&self.open)
     }
 
-    /// The channel of the visitor's open session.
-    pub(crate) fn channel_of(&self, visitor: &str) -> Option<Channel> {
-        self.open.get(visitor).map(|s| s.row.channel)
-    }
-
     /// The funnel stage names, `session` first.
     pub(crate) fn stage_names(&self) -> Vec<String> {
         std::iter::once("session".to_string())
@@ -356,7 +353,11 @@ impl Sessionizer {
                 s.held.push((pos.source, pos.offset));
             }
         }
-        Applied { closed, started }
+        Applied {
+            closed,
+            started,
+            channel: s.row.channel,
+        }
     }
 
     fn start(&self, e: &Event, pos: Position, visitor: Arc<str>) -> Open {

@@ -134,8 +134,9 @@ struct ExperimentRaw<'a> {
 struct Props<'a> {
     #[serde(borrow, default)]
     currency: Raw<'a>,
+    /// Read in the envelope's pass, not re-parsed from raw text.
     #[serde(borrow, default)]
-    product: Raw<'a>,
+    product: Nested<ProductRaw<'a>>,
     #[serde(borrow, default)]
     products: Raw<'a>,
     #[serde(borrow, default)]
@@ -166,7 +167,7 @@ struct Props<'a> {
     period_end: Raw<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone, Copy)]
 struct ProductRaw<'a> {
     #[serde(borrow, default)]
     product_id: Raw<'a>,
@@ -182,7 +183,7 @@ struct ProductRaw<'a> {
 /// raw), so no byte of the message is parsed twice. Absent or `null` is
 /// [`Nested::Absent`]; any other JSON type is kept as [`Nested::NotObject`]
 /// for the decoder to reject with the field's name.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 enum Nested<T> {
     #[default]
     Absent,
@@ -587,7 +588,15 @@ impl Decoder {
         if present(raw).is_none() {
             return Err(Invalid::missing(field));
         }
-        let p: ProductRaw<'_> = object(raw, field)?;
+        self.line_of(object(raw, field)?, field, cur)
+    }
+
+    fn line_of(
+        &self,
+        p: ProductRaw<'_>,
+        field: &'static str,
+        cur: Currency,
+    ) -> Result<LineItem, Invalid> {
         let quantity = match present(p.quantity) {
             None => 1,
             Some(q) => q
@@ -654,10 +663,10 @@ impl Decoder {
             "page_view" if !has_page => return Err(Invalid::missing("context.page.url")),
             "page_view" => EventKind::PageView,
             "product_view" => {
-                if present(props.product).is_none() {
-                    return Err(Invalid::missing("properties.product"));
-                }
-                let p: ProductRaw<'_> = object(props.product, "properties.product")?;
+                let p = props
+                    .product
+                    .present("properties.product")?
+                    .ok_or_else(|| Invalid::missing("properties.product"))?;
                 EventKind::ProductView {
                     product: Product {
                         product_id: req_str(p.product_id, "properties.product.product_id", 128)?
@@ -669,7 +678,11 @@ impl Decoder {
             }
             "add_to_cart" | "remove_from_cart" => {
                 let cart_id = cart_id(true)?.unwrap_or_default();
-                let line = self.line(props.product, "properties.product", cur)?;
+                let p = props
+                    .product
+                    .present("properties.product")?
+                    .ok_or_else(|| Invalid::missing("properties.product"))?;
+                let line = self.line_of(p, "properties.product", cur)?;
                 if type_name == "add_to_cart" {
                     EventKind::AddToCart { cart_id, line }
                 } else {

@@ -314,3 +314,29 @@ fn escaped_and_plain_strings_decode_alike_and_lengths_count_characters() {
         Reason::WrongType
     );
 }
+
+#[test]
+fn a_product_that_is_absent_null_or_not_an_object_is_rejected_by_name() {
+    let event = |kind: &str, product: &str| {
+        format!(
+            r#"{{"event_id":"e","type":"{kind}","timestamp":1569888005000,"anonymous_id":"a",
+              "properties":{{"cart_id":"c1"{product}}}}}"#
+        )
+    };
+    for kind in ["product_view", "add_to_cart", "remove_from_cart"] {
+        for (product, want) in [
+            ("", Reason::MissingField),
+            (r#","product":null"#, Reason::MissingField),
+            (r#","product":"p1""#, Reason::WrongType),
+            (r#","product":[{"product_id":"p1"}]"#, Reason::WrongType),
+        ] {
+            let err = decode(&event(kind, product), Stream::Clickstream).expect_err(product);
+            assert_eq!((err.reason, err.field), (want, Some("properties.product")));
+        }
+        let ok = event(
+            kind,
+            r#","product":{"product_id":"p1","price":"12.50","quantity":2}"#,
+        );
+        decode(&ok, Stream::Clickstream).expect("a product object decodes");
+    }
+}
