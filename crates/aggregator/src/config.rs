@@ -42,6 +42,13 @@ pub struct AggregatorConfig {
     pub reporting_currency: String,
     /// Channel grouping rules.
     pub channels: ChannelRules,
+    /// Memory bound of the open sessions (about 1 KiB each). A new session
+    /// beyond it first closes the one due to close soonest, and counts it.
+    /// A bound, not a definition: it is not part of checkpoints, and a
+    /// checkpoint restores under any value. Read from the settings'
+    /// `[aggregator]` section by the application.
+    #[serde(skip)]
+    pub max_open_sessions: usize,
 }
 
 impl Default for AggregatorConfig {
@@ -72,6 +79,7 @@ impl Default for AggregatorConfig {
             max_customers: 2_000_000,
             reporting_currency: "USD".into(),
             channels: ChannelRules::default(),
+            max_open_sessions: 1_000_000,
         }
     }
 }

@@ -113,6 +113,9 @@ pub struct Output {
     pub customer_facts: Vec<CustomerFact>,
     /// Ad spend by day.
     pub spend: Vec<SpendRow>,
+    /// Sessions closed before their gap or length cap, because the open
+    /// sessions reached `max_open_sessions` (their rows are in `sessions`).
+    pub sessions_closed_early: u64,
 }
 
 impl Output {
@@ -142,6 +145,7 @@ impl Output {
         self.triggers.extend(other.triggers);
         self.customer_facts.extend(other.customer_facts);
         self.spend.extend(other.spend);
+        self.sessions_closed_early += other.sessions_closed_early;
     }
 }
 
@@ -309,7 +313,13 @@ impl Aggregator {
             }
             return;
         }
-        let applied = self.sessions.apply(event, pos, &mut self.held);
+        let applied = self
+            .sessions
+            .apply(event, pos, &mut self.held, self.cfg.max_open_sessions);
+        if let Some(evicted) = applied.evicted {
+            out.sessions_closed_early += 1;
+            self.close_session(evicted, out);
+        }
         if let Some(closed) = applied.closed {
             self.close_session(closed, out);
         }

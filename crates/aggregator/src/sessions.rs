@@ -157,6 +157,9 @@ impl serde::Serialize for VisitsRef<'_> {
 pub(crate) struct Applied {
     /// A session this event ended (it started a new one).
     pub closed: Option<Closed>,
+    /// Another visitor's session, closed early to keep the open sessions
+    /// within their bound.
+    pub evicted: Option<Closed>,
     /// Start time of the session this event opened, if it opened one.
     pub started: Option<i64>,
     /// The channel of the session the event belongs to.
@@ -269,8 +272,15 @@ impl Sessionizer {
             .collect()
     }
 
-    /// Applies one event in event-time order.
-    pub(crate) fn apply(&mut self, e: &Event, pos: Position, held: &mut HeldOffsets) -> Applied {
+    /// Applies one event in event-time order. A new session beyond
+    /// `max_open` open ones first closes the session due to close soonest.
+    pub(crate) fn apply(
+        &mut self,
+        e: &Event,
+        pos: Position,
+        held: &mut HeldOffsets,
+        max_open: usize,
+    ) -> Applied {
         let ts = e.timestamp_ms;
         let mut closed = None;
         if let Some(s) = self.open.get(e.anonymous_id.as_str()) {
@@ -281,6 +291,10 @@ impl Sessionizer {
             }
         }
         let mut started = None;
+        let mut evicted = None;
+        if self.open.len() >= max_open.max(1) && !self.open.contains_key(e.anonymous_id.as_str()) {
+            evicted = self.close_soonest(held);
+        }
         let s = match self.open.get_mut(e.anonymous_id.as_str()) {
             Some(s) => s,
             None => {
@@ -355,6 +369,7 @@ impl Sessionizer {
         }
         Applied {
             closed,
+            evicted,
             started,
             channel: s.row.channel,
         }
@@ -419,6 +434,29 @@ impl Sessionizer {
             row: s.row,
             visit: s.visit,
         }
+    }
+
+    /// Closes the open session whose inactivity gap or length cap ends
+    /// first: of all open sessions, the one closest to closing anyway.
+    fn close_soonest(&mut self, held: &mut HeldOffsets) -> Option<Closed> {
+        while let Some(Reverse((at, visitor))) = self.deadlines.pop() {
+            let Some(s) = self.open.get_mut(&*visitor) else {
+                continue; // closed earlier by a new session
+            };
+            if s.queued_at() != at {
+                continue; // a stale entry of an earlier session of this visitor
+            }
+            let now_at = s.close_at(self.gap_ms, self.max_ms);
+            if now_at > at {
+                // Extended since queued: its true deadline is later.
+                let now_at = s.queue(now_at);
+                self.deadlines.push(Reverse((now_at, visitor)));
+                continue;
+            }
+            let s = self.open.remove(&*visitor).expect("present");
+            return Some(self.finish(*s, held));
+        }
+        None
     }
 
     /// Closes every session that no event at or after `watermark_ms` can extend.
@@ -502,10 +540,30 @@ mod tests {
             offset,
         };
         // The storefront's id from the start; one that comes later; none.
-        s.apply(&page_view(1, "a", t, Some("sa")), at(0, 10), &mut held);
-        s.apply(&page_view(2, "b", t, None), at(0, 11), &mut held);
-        s.apply(&page_view(3, "b", t + 1, Some("sb")), at(1, 5), &mut held);
-        s.apply(&page_view(4, "c", t, None), at(0, 12), &mut held);
+        s.apply(
+            &page_view(1, "a", t, Some("sa")),
+            at(0, 10),
+            &mut held,
+            usize::MAX,
+        );
+        s.apply(
+            &page_view(2, "b", t, None),
+            at(0, 11),
+            &mut held,
+            usize::MAX,
+        );
+        s.apply(
+            &page_view(3, "b", t + 1, Some("sb")),
+            at(1, 5),
+            &mut held,
+            usize::MAX,
+        );
+        s.apply(
+            &page_view(4, "c", t, None),
+            at(0, 12),
+            &mut held,
+            usize::MAX,
+        );
         let want = [
             ("a", Some("sa"), vec![(at(0, 0).source, 10)]),
             (

@@ -82,6 +82,7 @@ impl Aggregator {
         if postcard::to_stdvec(restored.config()).ok() != postcard::to_stdvec(cfg).ok() {
             return Err(SnapshotError::Settings("aggregator"));
         }
+        restored.cfg.max_open_sessions = cfg.max_open_sessions;
         let visits = restored.pages.take_restored();
         restored.sessions.rejoin(visits);
         Ok(restored)

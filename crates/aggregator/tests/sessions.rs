@@ -448,3 +448,58 @@ fn traffic_sums_match_the_sessions() {
         "pages, carts, orders and feedback rows were made"
     );
 }
+
+#[test]
+fn past_the_open_session_bound_the_session_due_soonest_closes_early_and_is_counted() {
+    let cfg = AggregatorConfig {
+        max_open_sessions: 2,
+        ..AggregatorConfig::default()
+    };
+    let mut agg = Aggregator::new(cfg);
+    let events = [
+        pv("1", "a", T0, "/"),
+        pv("2", "b", T0 + MIN, "/"),
+        pv("3", "a", T0 + 2 * MIN, "/p/1"), // a's session now ends after b's
+        pv("4", "c", T0 + 3 * MIN, "/"),    // a third: b is due soonest
+        pv("5", "b", T0 + 4 * MIN, "/p/2"), // b again: a new session, a goes
+    ];
+    for (i, e) in events.iter().enumerate() {
+        agg.push(e.clone(), at(i as i64)).unwrap();
+    }
+    let out = agg.advance(T0 + 5 * MIN);
+    assert_eq!(out.sessions_closed_early, 2);
+    let closed: Vec<(&str, i64, u32, &str)> = out
+        .sessions
+        .iter()
+        .map(|s| {
+            (
+                &*s.anonymous_id,
+                s.start_ms,
+                s.page_views,
+                s.exit_path.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        closed,
+        [("b", T0 + MIN, 1, "/"), ("a", T0, 2, "/p/1")],
+        "closed in the order they were pushed out, with what they had"
+    );
+    assert_eq!(agg.open_sessions(), 2);
+    // The rest close as usual, and every page view and exit is counted once.
+    let rest = agg.advance(T0 + 3_600_000);
+    assert_eq!(rest.sessions_closed_early, 0);
+    assert_eq!(rest.sessions.len(), 2);
+    // A page window is emitted again while exits land in it: keep the
+    // latest version of each.
+    let mut latest = std::collections::BTreeMap::new();
+    for p in out.pages.iter().chain(&rest.pages) {
+        let key = (p.window_start_ms, p.path.clone());
+        let newer = latest.get(&key).is_none_or(|(v, _)| p.version > *v);
+        if newer {
+            latest.insert(key, (p.version, p.exits));
+        }
+    }
+    let exits: u64 = latest.values().map(|(_, e)| e).sum();
+    assert_eq!(exits, 4, "one exit per session: b, a, c and b's second");
+}

@@ -66,7 +66,7 @@ fn stored(name: &str, bytes: &[u8]) -> Vec<u8> {
     if std::env::var_os("SHOPLENS_BLESS").is_some() {
         std::fs::write(&path, bytes).expect("writes the stored snapshot");
     }
-    std::fs::read(&path).expect("stored snapshot")
+    stored_read(name)
 }
 
 /// Two visitors with open sessions and page-exit state, and a page
@@ -119,4 +119,31 @@ fn an_earlier_snapshot_of_one_visit_is_written_back_byte_for_byte() {
     let bytes = stored("format1-one-visit.bin", &agg.snapshot());
     let restored = Aggregator::restore(&cfg, &bytes).expect("the stored snapshot restores");
     assert_eq!(restored.snapshot(), bytes);
+}
+
+#[test]
+fn a_snapshot_restores_under_another_open_session_bound_which_then_holds() {
+    let bytes = stored_read("format1-open-visits.bin");
+    let cfg = AggregatorConfig {
+        max_open_sessions: 2,
+        ..AggregatorConfig::default()
+    };
+    let mut agg =
+        Aggregator::restore(&cfg, &bytes).expect("the bound is not a setting of the state");
+    assert_eq!(agg.open_sessions(), 2);
+    let out = feed(
+        &mut agg,
+        &[pv("e7", "c", T0 + 5 * MIN, "/")],
+        100,
+        T0 + 6 * MIN,
+    );
+    assert_eq!(out.sessions_closed_early, 1);
+    assert_eq!(agg.open_sessions(), 2);
+}
+
+fn stored_read(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    std::fs::read(path).expect("stored snapshot")
 }

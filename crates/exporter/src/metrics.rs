@@ -30,6 +30,8 @@ pub struct Metrics {
     pub events_bot: IntCounter,
     /// Dedup ids evicted early by the memory bound.
     pub dedup_evicted_early: IntCounter,
+    /// Sessions closed before their gap or cap by the open-session bound.
+    pub sessions_closed_early: IntCounter,
     /// Closed sessions.
     pub sessions: IntCounter,
     /// Closed sessions by channel.
@@ -271,6 +273,11 @@ impl Metrics {
                 "shoplens_dedup_evicted_early_total",
                 "Event ids forgotten before the dedup horizon because of the memory bound.",
             ),
+            sessions_closed_early: counter(
+                &r,
+                "shoplens_sessions_closed_early_total",
+                "Sessions closed before their inactivity gap or length cap because the open sessions reached aggregator.max_open_sessions.",
+            ),
             sessions: counter(&r, "shoplens_sessions_total", "Closed sessions."),
             sessions_by_channel: counter_vec(
                 &r,
@@ -482,6 +489,7 @@ impl Metrics {
 
     /// Counts the business figures of one durable batch of aggregator output.
     pub fn record(&self, out: &aggregator::Output, stages: &[String]) {
+        self.sessions_closed_early.inc_by(out.sessions_closed_early);
         for s in &out.sessions {
             self.sessions.inc();
             self.sessions_by_channel

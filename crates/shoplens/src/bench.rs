@@ -141,7 +141,9 @@ pub fn run(messages: usize, cfg: AggregatorConfig, lateness_ms: i64) -> BenchRep
 /// The figure includes everything the aggregator keeps for such a visitor:
 /// the open session, its page-exit state, the new-visitor memory and the
 /// event id in the dedup set.
-pub fn open_sessions(n: usize, cfg: AggregatorConfig) -> (usize, f64) {
+pub fn open_sessions(n: usize, mut cfg: AggregatorConfig) -> (usize, f64) {
+    // Every session stays open, whatever the configured bound.
+    cfg.max_open_sessions = cfg.max_open_sessions.max(n);
     let decoder = Decoder::default();
     let before = rss();
     let mut agg = Aggregator::new(cfg);

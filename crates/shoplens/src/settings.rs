@@ -17,7 +17,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// Lateness, idleness and alignment.
     pub watermark: WatermarkSettings,
-    /// Metric definitions' thresholds.
+    /// Metric definitions' thresholds, and the open-session bound.
+    #[serde(deserialize_with = "aggregator_section")]
     pub aggregator: AggregatorConfig,
     /// ClickHouse connection.
     pub clickhouse: ClickHouseSettings,
@@ -118,6 +119,26 @@ impl Default for PipelineSettings {
     }
 }
 
+/// The `[aggregator]` section: the metric definitions, and the memory bound
+/// `max_open_sessions`, which checkpoints do not carry (so the aggregator
+/// does not read it itself).
+fn aggregator_section<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<AggregatorConfig, D::Error> {
+    #[derive(Deserialize)]
+    struct Section {
+        #[serde(flatten)]
+        cfg: AggregatorConfig,
+        max_open_sessions: Option<usize>,
+    }
+    let section = Section::deserialize(d)?;
+    let mut cfg = section.cfg;
+    if let Some(n) = section.max_open_sessions {
+        cfg.max_open_sessions = n;
+    }
+    Ok(cfg)
+}
+
 /// Configuration errors.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -183,5 +204,17 @@ mod tests {
         expected.aggregator.channels.own_domains = vec!["shop.example".into()];
         expected.contract.currencies = ["USD", "EUR", "GBP", "RUB"].map(String::from).to_vec();
         assert_eq!(format!("{loaded:?}"), format!("{expected:?}"));
+
+        // An override reaches the bound kept outside checkpoints and the
+        // definitions beside it. (One test, so no other sees the variables.)
+        std::env::set_var("AGGREGATOR__MAX_OPEN_SESSIONS", "5000");
+        std::env::set_var("AGGREGATOR__SESSION_GAP_MS", "60000");
+        let loaded = Settings::load(Some(&file));
+        std::env::remove_var("AGGREGATOR__MAX_OPEN_SESSIONS");
+        std::env::remove_var("AGGREGATOR__SESSION_GAP_MS");
+        let loaded = loaded.expect("loads with overrides");
+        assert_eq!(loaded.aggregator.max_open_sessions, 5000);
+        assert_eq!(loaded.aggregator.session_gap_ms, 60_000);
+        assert_eq!(loaded.aggregator.dedup_max_ids, 2_000_000);
     }
 }
