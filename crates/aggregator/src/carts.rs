@@ -17,7 +17,56 @@ use contract::{Event, EventKind};
 use crate::config::AggregatorConfig;
 use crate::offsets::HeldOffsets;
 use crate::rows::{CartRow, CartStatus, Item, Trigger};
-use crate::Position;
+use crate::{Output, Position};
+
+/// The memory bounds of the carts (not part of checkpoints).
+#[derive(Clone, Copy)]
+pub(crate) struct CartBounds {
+    /// Open carts at most; a new one beyond first abandons the cart due soonest.
+    pub open: usize,
+    /// Abandoned carts remembered for recovery at most; the oldest go first.
+    pub abandoned: usize,
+}
+
+impl CartBounds {
+    pub(crate) fn of(cfg: &AggregatorConfig) -> Self {
+        CartBounds {
+            open: cfg.max_open_carts.max(1),
+            abandoned: cfg.max_abandoned_carts.max(1),
+        }
+    }
+}
+
+/// Cart ids by a visitor or user id: a visitor's carts without a scan of
+/// them all. Derived from the carts, so rebuilt after a restore, not saved.
+#[derive(Default)]
+struct ById(Map<String, Vec<String>>);
+
+impl ById {
+    fn add(&mut self, key: &str, id: &str) {
+        if !key.is_empty() {
+            self.0
+                .entry(key.to_string())
+                .or_default()
+                .push(id.to_string());
+        }
+    }
+
+    fn remove(&mut self, key: &str, id: &str) {
+        if let Some(ids) = self.0.get_mut(key) {
+            if let Some(i) = ids.iter().position(|x| x == id) {
+                ids.swap_remove(i);
+            }
+            if ids.is_empty() {
+                self.0.remove(key);
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> &[String] {
+        self.0.get(key).map_or(&[], Vec::as_slice)
+    }
+}
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Cart {
@@ -84,6 +133,14 @@ pub(crate) struct Carts {
     order_queue: VecDeque<(i64, String)>,
     /// Orders awaiting payment, by placement time.
     unpaid: VecDeque<(i64, String)>,
+    /// Open carts by visitor.
+    #[serde(skip)]
+    open_by_visitor: ById,
+    /// Abandoned carts by visitor, and by user where known.
+    #[serde(skip)]
+    abandoned_by_visitor: ById,
+    #[serde(skip)]
+    abandoned_by_user: ById,
 }
 
 impl Carts {
@@ -101,6 +158,23 @@ impl Carts {
             orders: Map::default(),
             order_queue: VecDeque::new(),
             unpaid: VecDeque::new(),
+            open_by_visitor: ById::default(),
+            abandoned_by_visitor: ById::default(),
+            abandoned_by_user: ById::default(),
+        }
+    }
+
+    /// Rebuilds the indexes, which checkpoints do not hold.
+    pub(crate) fn reindex(&mut self) {
+        self.open_by_visitor = ById::default();
+        for (id, c) in &self.open {
+            self.open_by_visitor.add(&c.row.anonymous_id, id);
+        }
+        self.abandoned_by_visitor = ById::default();
+        self.abandoned_by_user = ById::default();
+        for (id, row) in &self.abandoned {
+            self.abandoned_by_visitor.add(&row.anonymous_id, id);
+            self.abandoned_by_user.add(&row.user_id, id);
         }
     }
 
@@ -134,8 +208,13 @@ impl Carts {
         currency: &str,
         pos: Position,
         held: &mut HeldOffsets,
+        (out, bounds): (&mut Output, CartBounds),
     ) -> &mut Cart {
         if !self.open.contains_key(cart_id) {
+            if self.open.len() >= bounds.open {
+                self.abandon_soonest(e.timestamp_ms, held, out, bounds);
+            }
+            self.open_by_visitor.add(&e.anonymous_id, cart_id);
             held.hold(pos.source, pos.offset);
             let at = e.timestamp_ms + self.timeout_ms + 1;
             self.deadlines.push(Reverse((at, cart_id.to_string())));
@@ -171,17 +250,19 @@ impl Carts {
         c
     }
 
-    /// Applies one event in event-time order; finished carts go to `rows`.
+    /// Applies one event in event-time order; finished carts go to `out`.
     pub(crate) fn apply(
         &mut self,
         e: &Event,
         pos: Position,
         held: &mut HeldOffsets,
-        rows: &mut Vec<CartRow>,
+        out: &mut Output,
+        bounds: CartBounds,
     ) {
         match &e.kind {
             EventKind::AddToCart { cart_id, line } => {
-                let c = self.cart(e, cart_id, line.price.currency.as_str(), pos, held);
+                let currency = line.price.currency.as_str();
+                let c = self.cart(e, cart_id, currency, pos, held, (out, bounds));
                 let entry = c.lines.entry(line.product_id.clone()).or_insert((0, 0));
                 entry.0 = entry.0.saturating_add(i64::from(line.quantity));
                 entry.1 = line.price.minor;
@@ -206,8 +287,8 @@ impl Carts {
                 products,
                 ..
             } => {
-                self.convert(e, order_id, cart_id.as_deref(), held, rows);
-                self.recover(e, order_id, rows);
+                self.convert(e, order_id, cart_id.as_deref(), held, &mut out.carts);
+                self.recover(e, order_id, &mut out.carts);
                 self.remember(
                     e,
                     order_id,
@@ -246,18 +327,14 @@ impl Carts {
                 .into_iter()
                 .collect(),
             None => {
-                let mut ids: Vec<String> = self
-                    .open
-                    .iter()
-                    .filter(|(_, c)| c.row.anonymous_id == e.anonymous_id)
-                    .map(|(id, _)| id.clone())
-                    .collect();
+                let mut ids = self.open_by_visitor.get(&e.anonymous_id).to_vec();
                 ids.sort();
                 ids
             }
         };
         for id in ids {
             if let Some(c) = self.open.remove(&id) {
+                self.open_by_visitor.remove(&c.row.anonymous_id, &id);
                 held.release(c.held.source, c.held.offset);
                 rows.push(c.finish(CartStatus::Converted, order_id, e.timestamp_ms));
             }
@@ -266,17 +343,12 @@ impl Carts {
 
     fn recover(&mut self, e: &Event, order_id: &str, rows: &mut Vec<CartRow>) {
         let user = e.user_id.as_deref().unwrap_or("");
-        let mut ids: Vec<String> = self
-            .abandoned
-            .iter()
-            .filter(|(_, c)| {
-                c.anonymous_id == e.anonymous_id || (!user.is_empty() && c.user_id == user)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let mut ids = self.abandoned_by_visitor.get(&e.anonymous_id).to_vec();
+        ids.extend_from_slice(self.abandoned_by_user.get(user));
         ids.sort();
+        ids.dedup();
         for id in ids {
-            if let Some(mut c) = self.abandoned.remove(&id) {
+            if let Some(mut c) = self.forget_abandoned(&id) {
                 c.status = CartStatus::Recovered;
                 c.order_id = order_id.to_string();
                 c.at_ms = e.timestamp_ms;
@@ -338,19 +410,12 @@ impl Carts {
         }
     }
 
-    /// Abandons carts, flags overdue orders and forgets what expired, up to
-    /// `watermark_ms`.
-    pub(crate) fn advance(
-        &mut self,
-        watermark_ms: i64,
-        held: &mut HeldOffsets,
-        rows: &mut Vec<CartRow>,
-        triggers: &mut Vec<Trigger>,
-    ) {
-        let mut abandoned_now = Vec::new();
+    /// The next open cart whose inactivity deadline is at or before
+    /// `until` (the soonest due of all when `None`), taken off the heap.
+    fn pop_due(&mut self, until: Option<i64>) -> Option<String> {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
-            if *at > watermark_ms {
-                break;
+            if until.is_some_and(|w| *at > w) {
+                return None;
             }
             let Reverse((at, id)) = self.deadlines.pop().expect("peeked");
             let Some(c) = self.open.get_mut(&id) else {
@@ -361,32 +426,116 @@ impl Carts {
             }
             let now_at = c.row.last_activity_ms + self.timeout_ms + 1;
             if now_at > at {
+                // Active since queued: its true deadline is later.
                 c.queued_at = now_at;
                 self.deadlines.push(Reverse((now_at, id)));
                 continue;
             }
-            let c = self.open.remove(&id).expect("present");
-            held.release(c.held.source, c.held.offset);
+            return Some(id);
+        }
+        None
+    }
+
+    /// Takes open cart `id` out (its offset and index entry too).
+    fn take_open(&mut self, id: &str, held: &mut HeldOffsets) -> Option<Cart> {
+        let c = self.open.remove(id)?;
+        self.open_by_visitor.remove(&c.row.anonymous_id, id);
+        held.release(c.held.source, c.held.offset);
+        Some(c)
+    }
+
+    /// Abandons, at `now_ms`, the open cart due soonest, to make room for a
+    /// new one within the bound.
+    fn abandon_soonest(
+        &mut self,
+        now_ms: i64,
+        held: &mut HeldOffsets,
+        out: &mut Output,
+        bounds: CartBounds,
+    ) {
+        let Some(id) = self.pop_due(None) else {
+            return;
+        };
+        let Some(c) = self.take_open(&id, held) else {
+            return;
+        };
+        out.evictions.carts += 1;
+        if c.value() > 0 {
+            let row = c.finish(CartStatus::Abandoned, "", now_ms);
+            self.record_abandoned(vec![row], out, bounds);
+        }
+    }
+
+    /// Emits newly abandoned carts (rows and triggers, in a stable order) and
+    /// remembers them for recovery, within the bound (oldest forgotten first).
+    fn record_abandoned(&mut self, mut now: Vec<CartRow>, out: &mut Output, bounds: CartBounds) {
+        now.sort_by(|a, b| (a.at_ms, &a.cart_id).cmp(&(b.at_ms, &b.cart_id)));
+        for row in now {
+            // A cart id abandoned again replaces its earlier abandonment.
+            self.forget_abandoned(&row.cart_id);
+            self.abandoned_order
+                .push_back((row.at_ms, row.cart_id.clone()));
+            self.abandoned_by_visitor
+                .add(&row.anonymous_id, &row.cart_id);
+            self.abandoned_by_user.add(&row.user_id, &row.cart_id);
+            self.abandoned.insert(row.cart_id.clone(), row.clone());
+            out.triggers.push(Trigger::AbandonedCart(row.clone()));
+            out.carts.push(row);
+        }
+        while self.abandoned.len() > bounds.abandoned {
+            let Some((at, id)) = self.abandoned_order.pop_front() else {
+                break;
+            };
+            if self.is_abandoned_at(&id, at) {
+                self.forget_abandoned(&id);
+                out.evictions.abandoned_carts += 1;
+            }
+        }
+    }
+
+    /// Whether `id`'s remembered abandonment is the one of time `at` (not
+    /// an earlier one of the same cart id, nor one since recovered).
+    fn is_abandoned_at(&self, id: &str, at: i64) -> bool {
+        self.abandoned.get(id).is_some_and(|r| r.at_ms == at)
+    }
+
+    fn forget_abandoned(&mut self, id: &str) -> Option<CartRow> {
+        let row = self.abandoned.remove(id)?;
+        self.abandoned_by_visitor.remove(&row.anonymous_id, id);
+        self.abandoned_by_user.remove(&row.user_id, id);
+        Some(row)
+    }
+
+    /// Abandons carts, flags overdue orders and forgets what expired, up to
+    /// `watermark_ms`.
+    pub(crate) fn advance(
+        &mut self,
+        watermark_ms: i64,
+        held: &mut HeldOffsets,
+        out: &mut Output,
+        bounds: CartBounds,
+    ) {
+        let mut abandoned_now = Vec::new();
+        while let Some(id) = self.pop_due(Some(watermark_ms)) {
+            let Some(c) = self.take_open(&id, held) else {
+                continue;
+            };
             let at_ms = c.row.last_activity_ms + self.timeout_ms;
             if c.value() > 0 {
                 abandoned_now.push(c.finish(CartStatus::Abandoned, "", at_ms));
             }
         }
-        abandoned_now.sort_by(|a, b| (a.at_ms, &a.cart_id).cmp(&(b.at_ms, &b.cart_id)));
-        for row in abandoned_now {
-            self.abandoned_order
-                .push_back((row.at_ms, row.cart_id.clone()));
-            self.abandoned.insert(row.cart_id.clone(), row.clone());
-            triggers.push(Trigger::AbandonedCart(row.clone()));
-            rows.push(row);
-        }
-        while let Some((at, id)) = self.abandoned_order.front() {
+        self.record_abandoned(abandoned_now, out, bounds);
+        while let Some((at, _)) = self.abandoned_order.front() {
             if at + self.recovery_ms >= watermark_ms {
                 break;
             }
-            self.abandoned.remove(id);
-            self.abandoned_order.pop_front();
+            let (at, id) = self.abandoned_order.pop_front().expect("front");
+            if self.is_abandoned_at(&id, at) {
+                self.forget_abandoned(&id);
+            }
         }
+        let triggers = &mut out.triggers;
         while let Some((placed, _)) = self.unpaid.front() {
             if placed + self.payment_ms >= watermark_ms {
                 break;

@@ -49,6 +49,16 @@ pub struct AggregatorConfig {
     /// `[aggregator]` section by the application.
     #[serde(skip)]
     pub max_open_sessions: usize,
+    /// Memory bound of the open carts. A new cart beyond it first abandons
+    /// the one due soonest (its row and trigger come out then), and counts
+    /// it. Not part of checkpoints, as `max_open_sessions`.
+    #[serde(skip)]
+    pub max_open_carts: usize,
+    /// Memory bound of the abandoned carts remembered for recovery. Beyond
+    /// it the oldest is forgotten (an order can no longer recover it), and
+    /// counted. Not part of checkpoints, as `max_open_sessions`.
+    #[serde(skip)]
+    pub max_abandoned_carts: usize,
 }
 
 impl Default for AggregatorConfig {
@@ -80,6 +90,8 @@ impl Default for AggregatorConfig {
             reporting_currency: "USD".into(),
             channels: ChannelRules::default(),
             max_open_sessions: 1_000_000,
+            max_open_carts: 1_000_000,
+            max_abandoned_carts: 1_000_000,
         }
     }
 }

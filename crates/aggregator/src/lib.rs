@@ -42,7 +42,7 @@ pub use rows::{
 
 pub use snapshot::{SnapshotError, FORMAT as SNAPSHOT_FORMAT};
 
-use carts::Carts;
+use carts::{CartBounds, Carts};
 use dedup::{Dedup, IdKey};
 use event_windows::{Commerce, Pages};
 use offsets::HeldOffsets;
@@ -113,9 +113,30 @@ pub struct Output {
     pub customer_facts: Vec<CustomerFact>,
     /// Ad spend by day.
     pub spend: Vec<SpendRow>,
+    /// State given up early to stay within the memory bounds.
+    pub evictions: Evictions,
+}
+
+/// What the memory bounds made the aggregator give up early, per advance.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Evictions {
     /// Sessions closed before their gap or length cap, because the open
     /// sessions reached `max_open_sessions` (their rows are in `sessions`).
-    pub sessions_closed_early: u64,
+    pub sessions: u64,
+    /// Carts abandoned before their timeout, because the open carts reached
+    /// `max_open_carts` (their rows and triggers are in the output).
+    pub carts: u64,
+    /// Abandoned carts forgotten before the recovery window ended, because
+    /// they reached `max_abandoned_carts`: an order can no longer recover them.
+    pub abandoned_carts: u64,
+}
+
+impl Evictions {
+    fn add(&mut self, other: Evictions) {
+        self.sessions += other.sessions;
+        self.carts += other.carts;
+        self.abandoned_carts += other.abandoned_carts;
+    }
 }
 
 impl Output {
@@ -145,7 +166,7 @@ impl Output {
         self.triggers.extend(other.triggers);
         self.customer_facts.extend(other.customer_facts);
         self.spend.extend(other.spend);
-        self.sessions_closed_early += other.sessions_closed_early;
+        self.evictions.add(other.evictions);
     }
 }
 
@@ -264,8 +285,8 @@ impl Aggregator {
             self.pending_len -= 1;
             // Carts and payments that expired before this event expire first,
             // so outcomes follow event time, not how advances were batched.
-            self.carts
-                .advance(ts, &mut self.held, &mut out.carts, &mut out.triggers);
+            let bounds = CartBounds::of(&self.cfg);
+            self.carts.advance(ts, &mut self.held, &mut out, bounds);
             self.apply(&event, pos, &mut out);
             // Released after its session and cart hold it, so the offset's
             // entry is counted down, not removed and made again.
@@ -274,12 +295,9 @@ impl Aggregator {
         for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
             self.close_session(closed, &mut out);
         }
-        self.carts.advance(
-            watermark_ms,
-            &mut self.held,
-            &mut out.carts,
-            &mut out.triggers,
-        );
+        let bounds = CartBounds::of(&self.cfg);
+        self.carts
+            .advance(watermark_ms, &mut self.held, &mut out, bounds);
         self.dedup.expire(watermark_ms);
         self.stats.dedup_evicted_early = self.dedup.evicted_early();
         out.session_windows = self.session_windows.flush(watermark_ms);
@@ -317,7 +335,7 @@ impl Aggregator {
             .sessions
             .apply(event, pos, &mut self.held, self.cfg.max_open_sessions);
         if let Some(evicted) = applied.evicted {
-            out.sessions_closed_early += 1;
+            out.evictions.sessions += 1;
             self.close_session(evicted, out);
         }
         if let Some(closed) = applied.closed {
@@ -342,7 +360,8 @@ impl Aggregator {
         self.commerce
             .event(event, pos.source.partition, channel, order_total.clone());
         self.customer_fact(event, channel, order_total, out);
-        self.carts.apply(event, pos, &mut self.held, &mut out.carts);
+        let bounds = CartBounds::of(&self.cfg);
+        self.carts.apply(event, pos, &mut self.held, out, bounds);
     }
 
     /// Orders, cancellations and refunds become facts about their customer:

@@ -83,6 +83,9 @@ impl Aggregator {
             return Err(SnapshotError::Settings("aggregator"));
         }
         restored.cfg.max_open_sessions = cfg.max_open_sessions;
+        restored.cfg.max_open_carts = cfg.max_open_carts;
+        restored.cfg.max_abandoned_carts = cfg.max_abandoned_carts;
+        restored.carts.reindex();
         let visits = restored.pages.take_restored();
         restored.sessions.rejoin(visits);
         Ok(restored)

@@ -509,3 +509,131 @@ fn orders_cancellations_and_refunds_become_customer_facts() {
         ]
     );
 }
+
+/// The latest row of each cart.
+fn latest_carts(out: &Output) -> Vec<(String, CartStatus, i64, String)> {
+    let mut latest: std::collections::BTreeMap<String, &aggregator::CartRow> = Default::default();
+    for c in &out.carts {
+        if latest
+            .get(&c.cart_id)
+            .is_none_or(|l| c.version >= l.version)
+        {
+            latest.insert(c.cart_id.clone(), c);
+        }
+    }
+    latest
+        .into_values()
+        .map(|c| (c.cart_id.clone(), c.status, c.at_ms, c.order_id.clone()))
+        .collect()
+}
+
+#[test]
+fn an_order_without_a_cart_id_converts_each_open_cart_of_its_visitor_and_recovers_by_user() {
+    let mut by_user = order("u-device", T0 + 3 * 60 * MIN, "ou", None, 100, vec![]);
+    by_user.user_id = Some("user-1".into());
+    let mut abandoning = add("x", T0, "cx", line("p1", 100, 1));
+    abandoning.user_id = Some("user-1".into());
+    let events = vec![
+        add("d", T0, "cd1", line("p1", 100, 1)),
+        add("d", T0 + MIN, "cd2", line("p2", 100, 1)),
+        add("e", T0, "ce", line("p1", 100, 1)),
+        order("d", T0 + 2 * MIN, "od", None, 200, vec![]),
+        abandoning,
+        by_user,
+    ];
+    let out = run(AggregatorConfig::default(), events, T0 + 10 * 60 * MIN);
+    let converted = |id: &str, at: i64, order: &str| {
+        (id.to_string(), CartStatus::Converted, at, order.to_string())
+    };
+    assert_eq!(
+        latest_carts(&out),
+        [
+            converted("cd1", T0 + 2 * MIN, "od"),
+            converted("cd2", T0 + 2 * MIN, "od"),
+            (
+                "ce".into(),
+                CartStatus::Abandoned,
+                T0 + 60 * MIN,
+                String::new()
+            ),
+            (
+                "cx".into(),
+                CartStatus::Recovered,
+                T0 + 3 * 60 * MIN,
+                "ou".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn past_the_cart_bounds_the_cart_due_soonest_is_abandoned_early_and_the_oldest_abandoned_forgotten()
+{
+    let cfg = AggregatorConfig {
+        max_open_carts: 2,
+        max_abandoned_carts: 1,
+        ..AggregatorConfig::default()
+    };
+    let events = vec![
+        add("a", T0, "ca", line("p1", 100, 1)),
+        add("b", T0 + MIN, "cb", line("p1", 100, 1)),
+        add("a", T0 + 2 * MIN, "ca", line("p2", 100, 1)), // ca now due after cb
+        add("c", T0 + 3 * MIN, "cc", line("p1", 100, 1)), // a third: cb goes early
+        // ca (at 62 min) and cc (at 63 min) are abandoned by timeout; each
+        // pushes the one before out of memory, so only cc can recover.
+        order("a", T0 + 5 * 60 * MIN, "oa", None, 200, vec![]),
+        order("c", T0 + 5 * 60 * MIN + 1, "oc", None, 100, vec![]),
+    ];
+    let out = run(cfg, events, T0 + 10 * 60 * MIN);
+    assert_eq!(out.evictions.carts, 1);
+    assert_eq!(out.evictions.abandoned_carts, 2);
+    let abandoned = |id: &str, at: i64| (id.to_string(), CartStatus::Abandoned, at, String::new());
+    assert_eq!(
+        latest_carts(&out),
+        [
+            abandoned("ca", T0 + 62 * MIN),
+            abandoned("cb", T0 + 3 * MIN),
+            (
+                "cc".into(),
+                CartStatus::Recovered,
+                T0 + 5 * 60 * MIN + 1,
+                "oc".into()
+            ),
+        ]
+    );
+    let triggers = out
+        .triggers
+        .iter()
+        .filter(|t| matches!(t, aggregator::Trigger::AbandonedCart(_)))
+        .count();
+    assert_eq!(triggers, 3, "one trigger per abandonment, early or not");
+}
+
+#[test]
+fn after_a_restore_orders_still_find_the_visitors_open_and_abandoned_carts() {
+    let cfg = AggregatorConfig::default();
+    let mut agg = Aggregator::new(cfg.clone());
+    let at = |offset| Position {
+        source: SRC,
+        offset,
+    };
+    agg.push(add("a", T0, "ca", line("p1", 100, 1)), at(0))
+        .unwrap();
+    agg.push(add("b", T0 + 2 * 60 * MIN, "cb", line("p1", 100, 1)), at(1))
+        .unwrap();
+    let mut out = agg.advance(T0 + 2 * 60 * MIN + MIN); // ca abandoned, cb open
+    let mut agg = Aggregator::restore(&cfg, &agg.snapshot()).expect("restores");
+    let later = T0 + 2 * 60 * MIN + 2 * MIN;
+    agg.push(order("a", later, "oa", None, 100, vec![]), at(2))
+        .unwrap();
+    agg.push(order("b", later, "ob", None, 100, vec![]), at(3))
+        .unwrap();
+    out.extend(agg.advance(later + MIN));
+    assert_eq!(
+        latest_carts(&out),
+        [
+            ("ca".into(), CartStatus::Recovered, later, "oa".into()),
+            ("cb".into(), CartStatus::Converted, later, "ob".into()),
+        ]
+    );
+}

@@ -467,7 +467,7 @@ fn past_the_open_session_bound_the_session_due_soonest_closes_early_and_is_count
         agg.push(e.clone(), at(i as i64)).unwrap();
     }
     let out = agg.advance(T0 + 5 * MIN);
-    assert_eq!(out.sessions_closed_early, 2);
+    assert_eq!(out.evictions.sessions, 2);
     let closed: Vec<(&str, i64, u32, &str)> = out
         .sessions
         .iter()
@@ -488,7 +488,7 @@ fn past_the_open_session_bound_the_session_due_soonest_closes_early_and_is_count
     assert_eq!(agg.open_sessions(), 2);
     // The rest close as usual, and every page view and exit is counted once.
     let rest = agg.advance(T0 + 3_600_000);
-    assert_eq!(rest.sessions_closed_early, 0);
+    assert_eq!(rest.evictions.sessions, 0);
     assert_eq!(rest.sessions.len(), 2);
     // A page window is emitted again while exits land in it: keep the
     // latest version of each.

@@ -137,7 +137,7 @@ fn a_snapshot_restores_under_another_open_session_bound_which_then_holds() {
         100,
         T0 + 6 * MIN,
     );
-    assert_eq!(out.sessions_closed_early, 1);
+    assert_eq!(out.evictions.sessions, 1);
     assert_eq!(agg.open_sessions(), 2);
 }
 

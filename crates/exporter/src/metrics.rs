@@ -30,8 +30,8 @@ pub struct Metrics {
     pub events_bot: IntCounter,
     /// Dedup ids evicted early by the memory bound.
     pub dedup_evicted_early: IntCounter,
-    /// Sessions closed before their gap or cap by the open-session bound.
-    pub sessions_closed_early: IntCounter,
+    /// State given up early by a memory bound, by kind.
+    pub state_evictions: IntCounterVec,
     /// Closed sessions.
     pub sessions: IntCounter,
     /// Closed sessions by channel.
@@ -118,6 +118,10 @@ pub struct Metrics {
 /// Most experiment/variant pairs with series of their own; later ones are
 /// counted under `experiment="(other)"` so labels stay bounded.
 pub const MAX_EXPERIMENT_SERIES: usize = 50;
+
+/// The `state` label values of `shoplens_state_evictions_total`, in the
+/// order of [`aggregator::Evictions`]' fields.
+pub const EVICTED_STATES: [&str; 3] = ["open_sessions", "open_carts", "abandoned_carts"];
 
 /// Tables the pipeline writes, for pre-registered series.
 pub const TABLES: [&str; 11] = [
@@ -273,10 +277,11 @@ impl Metrics {
                 "shoplens_dedup_evicted_early_total",
                 "Event ids forgotten before the dedup horizon because of the memory bound.",
             ),
-            sessions_closed_early: counter(
+            state_evictions: counter_vec(
                 &r,
-                "shoplens_sessions_closed_early_total",
-                "Sessions closed before their inactivity gap or length cap because the open sessions reached aggregator.max_open_sessions.",
+                "shoplens_state_evictions_total",
+                "State given up early to stay within a memory bound: open_sessions closed early (aggregator.max_open_sessions), open_carts abandoned early (max_open_carts), abandoned_carts forgotten before their recovery window (max_abandoned_carts).",
+                "state",
             ),
             sessions: counter(&r, "shoplens_sessions_total", "Closed sessions."),
             sessions_by_channel: counter_vec(
@@ -480,6 +485,9 @@ impl Metrics {
         ] {
             m.survey_responses.with_label_values(&[survey, class]);
         }
+        for state in EVICTED_STATES {
+            m.state_evictions.with_label_values(&[state]);
+        }
         for table in TABLES {
             m.insert_failures.with_label_values(&[table]);
             m.rows_written.with_label_values(&[table]);
@@ -489,7 +497,13 @@ impl Metrics {
 
     /// Counts the business figures of one durable batch of aggregator output.
     pub fn record(&self, out: &aggregator::Output, stages: &[String]) {
-        self.sessions_closed_early.inc_by(out.sessions_closed_early);
+        let e = out.evictions;
+        for (state, n) in EVICTED_STATES
+            .into_iter()
+            .zip([e.sessions, e.carts, e.abandoned_carts])
+        {
+            self.state_evictions.with_label_values(&[state]).inc_by(n);
+        }
         for s in &out.sessions {
             self.sessions.inc();
             self.sessions_by_channel

@@ -119,9 +119,9 @@ impl Default for PipelineSettings {
     }
 }
 
-/// The `[aggregator]` section: the metric definitions, and the memory bound
-/// `max_open_sessions`, which checkpoints do not carry (so the aggregator
-/// does not read it itself).
+/// The `[aggregator]` section: the metric definitions, and the memory
+/// bounds of open sessions and carts, which checkpoints do not carry (so the
+/// aggregator does not read them itself).
 fn aggregator_section<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<AggregatorConfig, D::Error> {
@@ -130,11 +130,19 @@ fn aggregator_section<'de, D: serde::Deserializer<'de>>(
         #[serde(flatten)]
         cfg: AggregatorConfig,
         max_open_sessions: Option<usize>,
+        max_open_carts: Option<usize>,
+        max_abandoned_carts: Option<usize>,
     }
     let section = Section::deserialize(d)?;
     let mut cfg = section.cfg;
-    if let Some(n) = section.max_open_sessions {
-        cfg.max_open_sessions = n;
+    for (bound, value) in [
+        (&mut cfg.max_open_sessions, section.max_open_sessions),
+        (&mut cfg.max_open_carts, section.max_open_carts),
+        (&mut cfg.max_abandoned_carts, section.max_abandoned_carts),
+    ] {
+        if let Some(n) = value {
+            *bound = n;
+        }
     }
     Ok(cfg)
 }
@@ -208,12 +216,16 @@ mod tests {
         // An override reaches the bound kept outside checkpoints and the
         // definitions beside it. (One test, so no other sees the variables.)
         std::env::set_var("AGGREGATOR__MAX_OPEN_SESSIONS", "5000");
+        std::env::set_var("AGGREGATOR__MAX_ABANDONED_CARTS", "7");
         std::env::set_var("AGGREGATOR__SESSION_GAP_MS", "60000");
         let loaded = Settings::load(Some(&file));
         std::env::remove_var("AGGREGATOR__MAX_OPEN_SESSIONS");
+        std::env::remove_var("AGGREGATOR__MAX_ABANDONED_CARTS");
         std::env::remove_var("AGGREGATOR__SESSION_GAP_MS");
         let loaded = loaded.expect("loads with overrides");
         assert_eq!(loaded.aggregator.max_open_sessions, 5000);
+        assert_eq!(loaded.aggregator.max_abandoned_carts, 7);
+        assert_eq!(loaded.aggregator.max_open_carts, 1_000_000);
         assert_eq!(loaded.aggregator.session_gap_ms, 60_000);
         assert_eq!(loaded.aggregator.dedup_max_ids, 2_000_000);
     }
