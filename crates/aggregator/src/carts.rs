@@ -10,11 +10,12 @@
 
 use crate::hash::Map;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use contract::{Event, EventKind};
 
 use crate::config::AggregatorConfig;
+use crate::deadlines::{pop_due, Deadlines, Due};
 use crate::offsets::HeldOffsets;
 use crate::rows::{CartRow, CartStatus, Item, Trigger};
 use crate::{Output, Position};
@@ -126,7 +127,7 @@ pub(crate) struct Carts {
     retention_ms: i64,
     max_orders: usize,
     open: Map<String, Cart>,
-    deadlines: BinaryHeap<Reverse<(i64, String)>>,
+    deadlines: Deadlines<String>,
     abandoned: Map<String, CartRow>,
     abandoned_order: VecDeque<(i64, String)>,
     orders: Map<String, Order>,
@@ -152,7 +153,7 @@ impl Carts {
             retention_ms: cfg.order_retention_ms,
             max_orders: cfg.max_orders.max(1),
             open: Map::default(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::new(),
             abandoned: Map::default(),
             abandoned_order: VecDeque::new(),
             orders: Map::default(),
@@ -413,27 +414,22 @@ impl Carts {
     /// The next open cart whose inactivity deadline is at or before
     /// `until` (the soonest due of all when `None`), taken off the heap.
     fn pop_due(&mut self, until: Option<i64>) -> Option<String> {
-        while let Some(Reverse((at, _))) = self.deadlines.peek() {
-            if until.is_some_and(|w| *at > w) {
-                return None;
+        let (open, timeout) = (&mut self.open, self.timeout_ms);
+        pop_due(&mut self.deadlines, until, |id, at| {
+            match open.get_mut(id) {
+                Some(c) if c.queued_at == at => {
+                    let now_at = c.row.last_activity_ms + timeout + 1;
+                    if now_at > at {
+                        // Active since queued.
+                        c.queued_at = now_at;
+                        Due::Later(now_at)
+                    } else {
+                        Due::Now
+                    }
+                }
+                _ => Due::Stale,
             }
-            let Reverse((at, id)) = self.deadlines.pop().expect("peeked");
-            let Some(c) = self.open.get_mut(&id) else {
-                continue;
-            };
-            if c.queued_at != at {
-                continue;
-            }
-            let now_at = c.row.last_activity_ms + self.timeout_ms + 1;
-            if now_at > at {
-                // Active since queued: its true deadline is later.
-                c.queued_at = now_at;
-                self.deadlines.push(Reverse((now_at, id)));
-                continue;
-            }
-            return Some(id);
-        }
-        None
+        })
     }
 
     /// Takes open cart `id` out (its offset and index entry too).

@@ -16,6 +16,7 @@ mod carts;
 pub mod channel;
 mod config;
 pub mod customers;
+mod deadlines;
 mod dedup;
 mod event_windows;
 mod hash;

@@ -3,7 +3,7 @@
 
 use crate::hash::{Map, Set};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use contract::{Event, EventKind};
 
 use crate::channel::{Channel, ChannelRules};
 use crate::config::AggregatorConfig;
+use crate::deadlines::{pop_due, Deadlines, Due};
 use crate::event_windows::{VisitPages, Visits};
 use crate::offsets::HeldOffsets;
 use crate::rows::SessionRow;
@@ -206,7 +207,7 @@ pub(crate) struct Sessionizer {
     /// inline `Open` is 400 bytes; a box is 8.
     open: Map<Arc<str>, Box<Open>>,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
-    deadlines: BinaryHeap<Reverse<(i64, Arc<str>)>>,
+    deadlines: Deadlines<Arc<str>>,
 }
 
 impl Sessionizer {
@@ -226,7 +227,7 @@ impl Sessionizer {
             },
             rules: cfg.channels.clone(),
             open: Map::default(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::new(),
         }
     }
 
@@ -436,52 +437,43 @@ impl Sessionizer {
         }
     }
 
+    /// The visitor of the next open session whose deadline (inactivity gap
+    /// or length cap) is at or before `until` (the soonest of all when
+    /// `None`), taken off the heap.
+    fn pop_due(&mut self, until: Option<i64>) -> Option<Arc<str>> {
+        let (open, gap, max) = (&mut self.open, self.gap_ms, self.max_ms);
+        pop_due(&mut self.deadlines, until, |visitor, at| {
+            match open.get_mut(&**visitor) {
+                // Closed earlier by a new session, or an entry of an
+                // earlier session of this visitor.
+                Some(s) if s.queued_at() == at => {
+                    let now_at = s.close_at(gap, max);
+                    if now_at > at {
+                        Due::Later(s.queue(now_at))
+                    } else {
+                        Due::Now
+                    }
+                }
+                _ => Due::Stale,
+            }
+        })
+    }
+
     /// Closes the open session whose inactivity gap or length cap ends
     /// first: of all open sessions, the one closest to closing anyway.
     fn close_soonest(&mut self, held: &mut HeldOffsets) -> Option<Closed> {
-        while let Some(Reverse((at, visitor))) = self.deadlines.pop() {
-            let Some(s) = self.open.get_mut(&*visitor) else {
-                continue; // closed earlier by a new session
-            };
-            if s.queued_at() != at {
-                continue; // a stale entry of an earlier session of this visitor
-            }
-            let now_at = s.close_at(self.gap_ms, self.max_ms);
-            if now_at > at {
-                // Extended since queued: its true deadline is later.
-                let now_at = s.queue(now_at);
-                self.deadlines.push(Reverse((now_at, visitor)));
-                continue;
-            }
-            let s = self.open.remove(&*visitor).expect("present");
-            return Some(self.finish(*s, held));
-        }
-        None
+        let visitor = self.pop_due(None)?;
+        let s = self.open.remove(&*visitor)?;
+        Some(self.finish(*s, held))
     }
 
     /// Closes every session that no event at or after `watermark_ms` can extend.
     pub(crate) fn close_until(&mut self, watermark_ms: i64, held: &mut HeldOffsets) -> Vec<Closed> {
         let mut out = Vec::new();
-        while let Some(Reverse((at, _))) = self.deadlines.peek() {
-            if *at > watermark_ms {
-                break;
+        while let Some(visitor) = self.pop_due(Some(watermark_ms)) {
+            if let Some(s) = self.open.remove(&*visitor) {
+                out.push(self.finish(*s, held));
             }
-            let Reverse((at, visitor)) = self.deadlines.pop().expect("peeked");
-            let Some(s) = self.open.get_mut(&*visitor) else {
-                continue; // closed earlier by a new session
-            };
-            if s.queued_at() != at {
-                continue; // a stale entry of an earlier session of this visitor
-            }
-            let now_at = s.close_at(self.gap_ms, self.max_ms);
-            if now_at > at {
-                // Extended since queued: look again later.
-                let now_at = s.queue(now_at);
-                self.deadlines.push(Reverse((now_at, visitor)));
-                continue;
-            }
-            let s = self.open.remove(&*visitor).expect("present");
-            out.push(self.finish(*s, held));
         }
         // Sessions closed in one advance come out in a stable order.
         crate::rows::sort_rows(&mut out, |a, b| {

@@ -53,6 +53,8 @@ pub struct Metrics {
     pub checkpoint_interval: prometheus::Gauge,
     /// Partitions held back because they ran ahead of the watermark.
     pub partitions_paused: IntGauge,
+    /// Partitions of the consumed topics assigned to this instance.
+    pub partitions_assigned: IntGauge,
     /// Messages behind the end of the log (librdkafka's last seen high
     /// watermark minus the position), summed over this instance's
     /// partitions, by topic kind.
@@ -338,6 +340,11 @@ impl Metrics {
                 &r,
                 "shoplens_partitions_paused",
                 "Partitions held back because they ran ahead of the watermark.",
+            ),
+            partitions_assigned: gauge(
+                &r,
+                "shoplens_partitions_assigned",
+                "Partitions of the consumed topics (inputs and customer facts) assigned to this instance.",
             ),
             consumer_lag: gauge_vec(
                 &r,

@@ -961,6 +961,7 @@ impl Ingest {
         self.last_assignment_check = Some(Instant::now());
         match self.consumer.assignment() {
             Ok(tpl) => {
+                self.metrics.partitions_assigned.set(tpl.count() as i64);
                 let sources: Vec<Source> = tpl
                     .elements()
                     .iter()
