@@ -18,7 +18,7 @@ use crate::config::AggregatorConfig;
 use crate::deadlines::{pop_due, Deadlines, Due};
 use crate::offsets::HeldOffsets;
 use crate::rows::{CartRow, CartStatus, Item, Trigger};
-use crate::{Output, Position};
+use crate::{Output, Position, Source};
 
 /// The memory bounds of the carts (not part of checkpoints).
 #[derive(Clone, Copy)]
@@ -163,6 +163,13 @@ impl Carts {
             abandoned_by_visitor: ById::default(),
             abandoned_by_user: ById::default(),
         }
+    }
+
+    /// The offsets the open carts and unsettled orders hold.
+    pub(crate) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
+        let carts = self.open.values().map(|c| c.held);
+        let orders = self.orders.values().filter_map(|o| o.held);
+        carts.chain(orders).map(|p| (p.source, p.offset))
     }
 
     /// Rebuilds the indexes, which checkpoints do not hold.

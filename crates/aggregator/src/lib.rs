@@ -256,7 +256,6 @@ impl Aggregator {
             self.stats.bots += 1;
             return Ok(Accepted::Bot);
         }
-        self.held.hold(pos.source, pos.offset);
         // Most milliseconds hold one event: room for exactly one, not the
         // four (over a kilobyte of events) a first push would reserve.
         self.pending
@@ -289,9 +288,6 @@ impl Aggregator {
             let bounds = CartBounds::of(&self.cfg);
             self.carts.advance(ts, &mut self.held, &mut out, bounds);
             self.apply(&event, pos, &mut out);
-            // Released after its session and cart hold it, so the offset's
-            // entry is counted down, not removed and made again.
-            self.held.release(pos.source, pos.offset);
         }
         for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
             self.close_session(closed, &mut out);
@@ -432,10 +428,20 @@ impl Aggregator {
         self.watermark_ms
     }
 
-    /// The lowest offset of `source` that an open session or a buffered event
-    /// still depends on; `None` when nothing from it is held.
+    /// The lowest offset of `source` that an open session, cart or order,
+    /// or a buffered event, still depends on; `None` when nothing from it is
+    /// held. Open state keeps its holds as it changes; the buffer is looked
+    /// through here, as this is asked only when a checkpoint is taken, not
+    /// once per event.
     pub fn low_water(&self, source: Source) -> Option<i64> {
-        self.held.low(source)
+        let buffered = self
+            .pending
+            .values()
+            .flatten()
+            .filter(|(_, pos)| pos.source == source)
+            .map(|(_, pos)| pos.offset)
+            .min();
+        self.held.low(source).into_iter().chain(buffered).min()
     }
 
     /// Sessions open now.

@@ -32,6 +32,15 @@ impl HeldOffsets {
         }
     }
 
+    /// The holds of `holds` alone (checkpoints written before the buffered
+    /// events stopped holding theirs also held those).
+    pub(crate) fn rebuild(&mut self, holds: impl IntoIterator<Item = (Source, i64)>) {
+        self.by_source.clear();
+        for (source, offset) in holds {
+            self.hold(source, offset);
+        }
+    }
+
     pub(crate) fn low(&self, source: Source) -> Option<i64> {
         self.by_source
             .get(&source)

@@ -243,6 +243,11 @@ impl Sessionizer {
             .filter(|u| !u.is_empty())
     }
 
+    /// The offsets the open sessions hold (each its lowest per source).
+    pub(crate) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
+        self.open.values().flat_map(|s| s.held.iter().copied())
+    }
+
     /// The page state of the visitor's open session (made on first use).
     pub(crate) fn visit_mut(&mut self, visitor: &str) -> Option<&mut VisitPages> {
         let s = self.open.get_mut(visitor)?;

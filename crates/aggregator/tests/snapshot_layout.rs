@@ -147,3 +147,26 @@ fn stored_read(name: &str) -> Vec<u8> {
         .join(name);
     std::fs::read(path).expect("stored snapshot")
 }
+
+#[test]
+fn an_earlier_snapshot_with_buffered_events_holds_their_offsets_only_until_applied() {
+    let cfg = AggregatorConfig::default();
+    let source = at(0).source;
+    let mut agg = Aggregator::new(cfg.clone());
+    for (i, e) in before().iter().enumerate() {
+        agg.push(e.clone(), at(10 + i as i64)).expect("accepted");
+    }
+    assert_eq!(agg.buffered_events(), 5);
+    let bytes = stored("format1-buffered.bin", &agg.snapshot());
+    let mut restored = Aggregator::restore(&cfg, &bytes).expect("the stored snapshot restores");
+    assert_eq!(restored.low_water(source), Some(10), "buffered events");
+    restored.advance(T0 + 3 * MIN);
+    assert_eq!(restored.buffered_events(), 0);
+    assert_eq!(restored.low_water(source), Some(10), "a's open session");
+    restored.advance(T0 + 3 * 3_600_000);
+    assert_eq!(
+        restored.low_water(source),
+        None,
+        "every session closed: nothing holds an offset any more"
+    );
+}
