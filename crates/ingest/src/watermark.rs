@@ -162,14 +162,29 @@ impl WatermarkTracker {
     /// where it is while an active partition has delivered nothing yet.
     pub fn watermark(&mut self, now_ms: u64) -> i64 {
         let mut min: Option<i64> = None;
+        let mut any_active = false;
         for p in self.parts.values() {
             if !self.active(p, now_ms) {
                 continue;
             }
+            any_active = true;
             match self.partition_wm(p) {
                 None => return self.current, // an active partition we know nothing of
                 Some(w) => min = Some(min.map_or(w, |m| m.min(w))),
             }
+        }
+        if !any_active {
+            // Every partition is caught up and silent. The watermark stands
+            // where the slowest of those that delivered events stopped: what
+            // a call made while they were still active together would have
+            // given. Without this, when they all went idle between two calls
+            // before a partition that delivers nothing (say, an empty spend
+            // topic) stopped holding it, the watermark stayed unset for good.
+            min = self
+                .parts
+                .values()
+                .filter_map(|p| self.partition_wm(p))
+                .min();
         }
         if let Some(m) = min {
             self.current = self.current.max(m);
@@ -267,6 +282,21 @@ mod tests {
         assert_eq!(t.watermark(0), 840_000);
         t.observe(B, Some(2_000_000), 1);
         assert_eq!(t.watermark(1), 940_000);
+    }
+
+    #[test]
+    fn a_call_after_every_partition_went_idle_still_sets_the_watermark() {
+        let mut t = tracker();
+        // B delivers nothing (an empty topic): it holds the watermark until
+        // idle. A's events all came at once, and both went idle before the
+        // next call.
+        t.assign([A, B], 0);
+        t.observe(A, Some(1_000_000), 10);
+        assert_eq!(t.watermark(10), i64::MIN, "B not heard from yet");
+        assert_eq!(t.watermark(30_011), 940_000, "A's events count");
+        t.observe(A, Some(2_000_000), 40_000);
+        assert_eq!(t.watermark(40_000), 1_940_000);
+        assert_eq!(t.watermark(100_000), 1_940_000, "all idle: it stays");
     }
 
     #[test]
