@@ -281,18 +281,17 @@ impl Aggregator {
             same_ms.sort_by(|a, b| a.0.event_id.cmp(&b.0.event_id));
             same_ms.into_iter().map(move |e| (ts, e))
         });
+        let bounds = CartBounds::of(&self.cfg);
         for (ts, (event, pos)) in ready {
             self.pending_len -= 1;
             // Carts and payments that expired before this event expire first,
             // so outcomes follow event time, not how advances were batched.
-            let bounds = CartBounds::of(&self.cfg);
             self.carts.advance(ts, &mut self.held, &mut out, bounds);
             self.apply(&event, pos, &mut out);
         }
         for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
             self.close_session(closed, &mut out);
         }
-        let bounds = CartBounds::of(&self.cfg);
         self.carts
             .advance(watermark_ms, &mut self.held, &mut out, bounds);
         self.dedup.expire(watermark_ms);

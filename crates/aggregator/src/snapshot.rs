@@ -86,11 +86,7 @@ impl Aggregator {
         restored.cfg.max_open_carts = cfg.max_open_carts;
         restored.cfg.max_abandoned_carts = cfg.max_abandoned_carts;
         restored.carts.reindex();
-        let holds: Vec<_> = restored
-            .sessions
-            .holds()
-            .chain(restored.carts.holds())
-            .collect();
+        let holds = restored.sessions.holds().chain(restored.carts.holds());
         restored.held.rebuild(holds);
         let visits = restored.pages.take_restored();
         restored.sessions.rejoin(visits);
