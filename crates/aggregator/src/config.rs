@@ -59,6 +59,12 @@ pub struct AggregatorConfig {
     /// counted. Not part of checkpoints, as `max_open_sessions`.
     #[serde(skip)]
     pub max_abandoned_carts: usize,
+    /// How long a payment or cancellation whose order is not known yet
+    /// waits for it (the application sets the allowed lateness): event
+    /// times of payment systems and storefronts differ by that much. Not
+    /// part of checkpoints, as `max_open_sessions`.
+    #[serde(skip)]
+    pub settle_grace_ms: i64,
 }
 
 impl Default for AggregatorConfig {
@@ -92,6 +98,7 @@ impl Default for AggregatorConfig {
             max_open_sessions: 1_000_000,
             max_open_carts: 1_000_000,
             max_abandoned_carts: 1_000_000,
+            settle_grace_ms: 60_000,
         }
     }
 }

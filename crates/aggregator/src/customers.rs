@@ -15,8 +15,9 @@ use contract::time::window_start;
 use crate::channel::Channel;
 
 const DAY_MS: i64 = 86_400_000;
-/// Gaps kept per customer for the median (the most recent ones).
-const MAX_GAPS: usize = 64;
+/// Gaps kept per customer for the median: all of them up to this many (the
+/// most recent ones beyond), far above what real wholesale customers reach.
+const MAX_GAPS: usize = 10_000;
 
 /// What happened to a customer's order.
 #[derive(
@@ -240,9 +241,14 @@ impl CustomerBook {
         self.histories.is_empty()
     }
 
+    /// When a customer with 2 orders or more lapses: the time since their
+    /// last order exceeds twice their median gap and is at least the
+    /// minimum (30 days).
     fn lapse_at(&self, h: &History) -> Option<i64> {
-        (h.row.orders >= 2 && !h.row.lapsed)
-            .then(|| h.row.last_order_ms + (2 * h.row.median_gap_ms).max(self.lapse_min_ms) + 1)
+        (h.row.orders >= 2 && !h.row.lapsed).then(|| {
+            let last = h.row.last_order_ms;
+            (last + 2 * h.row.median_gap_ms + 1).max(last + self.lapse_min_ms)
+        })
     }
 
     fn apply(&mut self, f: CustomerFact, partition: i32) {
@@ -484,12 +490,29 @@ mod tests {
     }
 
     #[test]
-    fn short_gaps_still_wait_30_days() {
+    fn short_gaps_lapse_at_exactly_30_days() {
         let mut b = CustomerBook::new(30 * DAY, "USD");
         b.push(order("c", "a", T0, 1), 0).unwrap();
         b.push(order("c", "b", T0 + DAY, 1), 0).unwrap();
-        assert!(b.advance(T0 + 31 * DAY).lapsed.is_empty());
-        assert_eq!(b.advance(T0 + 31 * DAY + 2).lapsed.len(), 1);
+        assert!(b.advance(T0 + 31 * DAY - 1).lapsed.is_empty());
+        // "At least 30 days": 30 days to the millisecond is lapsed.
+        assert_eq!(b.advance(T0 + 31 * DAY).lapsed.len(), 1);
+    }
+
+    #[test]
+    fn the_median_gap_is_over_all_of_a_wholesale_customers_gaps() {
+        let mut b = CustomerBook::new(30 * DAY, "USD");
+        // 100 gaps of 1 day, then 80 gaps of 10 days: 180 gaps, median 1
+        // day over all of them (the last 64 alone would say 10 days).
+        let mut ts = T0;
+        for i in 0..181 {
+            b.push(order("w", &format!("o{i}"), ts, 1), 0).unwrap();
+            ts += if i < 100 { DAY } else { 10 * DAY };
+        }
+        let out = b.advance(ts);
+        let row = out.customers.iter().find(|c| c.customer_id == "w").unwrap();
+        assert_eq!(row.orders, 181);
+        assert_eq!(row.median_gap_ms, DAY);
     }
 
     #[test]

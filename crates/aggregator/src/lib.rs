@@ -7,8 +7,11 @@
 //! same input gives the same rows.
 //!
 //! Events are held in an event-time ordered buffer until the watermark passes
-//! them, then applied in `(timestamp, event_id)` order. Any shuffle of the
-//! input inside the allowed lateness therefore yields the same rows.
+//! them, then applied in `(timestamp, causal rank, event_id)` order: the
+//! events of one instant in the order they can happen (a view before an add
+//! to cart, an order placed before it is paid), whatever their ids. Any
+//! shuffle of the input inside the allowed lateness therefore yields the
+//! same rows.
 
 #![warn(missing_docs)]
 
@@ -18,6 +21,7 @@ mod config;
 pub mod customers;
 mod deadlines;
 mod dedup;
+mod early;
 mod event_windows;
 mod hash;
 mod offsets;
@@ -45,6 +49,7 @@ pub use snapshot::{SnapshotError, FORMAT as SNAPSHOT_FORMAT};
 
 use carts::{CartBounds, Carts};
 use dedup::{Dedup, IdKey};
+use early::EarlySettlements;
 use event_windows::{Commerce, Pages};
 use offsets::HeldOffsets;
 use session_windows::SessionWindows;
@@ -206,6 +211,31 @@ pub struct Aggregator {
     commerce: Commerce,
     carts: Carts,
     stats: Stats,
+    /// Payments and cancellations waiting for their order (format 2 on).
+    early: EarlySettlements,
+}
+
+/// Where an event type falls among the events of one instant: the order
+/// in which they can happen, so that a payment integration sending
+/// `order_placed` and `order_paid` in the same millisecond is read right.
+pub fn causal_rank(kind: &contract::EventKind) -> u8 {
+    use contract::EventKind as K;
+    match kind {
+        K::PageView => 0,
+        K::ProductView { .. } => 1,
+        K::AddToCart { .. } => 2,
+        K::RemoveFromCart { .. } => 3,
+        K::CheckoutStarted { .. } => 4,
+        K::OrderPlaced { .. } => 5,
+        K::OrderPaid { .. } => 6,
+        K::OrderCancelled { .. } => 7,
+        K::OrderRefunded { .. } => 8,
+        // Not part of the purchase path: after it, in a fixed order.
+        K::Signup => 9,
+        K::ReferralSent { .. } => 10,
+        K::SurveyResponse { .. } => 11,
+        K::AdSpend { .. } => 12,
+    }
 }
 
 impl Aggregator {
@@ -229,6 +259,7 @@ impl Aggregator {
             pending_len: 0,
             held: HeldOffsets::default(),
             stats: Stats::default(),
+            early: EarlySettlements::default(),
         }
     }
 
@@ -278,17 +309,23 @@ impl Aggregator {
         let rest = self.pending.split_off(&watermark_ms);
         let ready = std::mem::replace(&mut self.pending, rest);
         let ready = ready.into_iter().flat_map(|(ts, mut same_ms)| {
-            same_ms.sort_by(|a, b| a.0.event_id.cmp(&b.0.event_id));
+            same_ms.sort_by(|a, b| {
+                (causal_rank(&a.0.kind), &a.0.event_id)
+                    .cmp(&(causal_rank(&b.0.kind), &b.0.event_id))
+            });
             same_ms.into_iter().map(move |e| (ts, e))
         });
         let bounds = CartBounds::of(&self.cfg);
         for (ts, (event, pos)) in ready {
             self.pending_len -= 1;
-            // Carts and payments that expired before this event expire first,
-            // so outcomes follow event time, not how advances were batched.
+            // Settlements, carts and payments that expired before this event
+            // expire first, so outcomes follow event time, not how advances
+            // were batched.
+            self.expire_early(ts, &mut out);
             self.carts.advance(ts, &mut self.held, &mut out, bounds);
-            self.apply(&event, pos, &mut out);
+            self.apply(event, pos, &mut out, true);
         }
+        self.expire_early(watermark_ms, &mut out);
         for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
             self.close_session(closed, &mut out);
         }
@@ -305,7 +342,42 @@ impl Aggregator {
         out
     }
 
-    fn apply(&mut self, event: &Event, pos: Position, out: &mut Output) {
+    /// Applies the settlements whose order did not come within the grace,
+    /// at the end of it, as settlements of orders never seen.
+    fn expire_early(&mut self, until_ms: i64, out: &mut Output) {
+        let over = self.cfg.max_orders.max(1);
+        while let Some((at_ms, waiting)) = self.early.pop_expired(until_ms, over, &mut self.held) {
+            for (mut event, pos) in waiting {
+                event.timestamp_ms = event.timestamp_ms.max(at_ms);
+                self.apply(event, pos, out, false);
+            }
+        }
+    }
+
+    /// Applies one event in event-time order. A payment or cancellation of
+    /// an order not known yet waits for it when `may_wait` (see `early`).
+    fn apply(&mut self, event: Event, pos: Position, out: &mut Output, may_wait: bool) {
+        use contract::EventKind as K;
+        if let K::OrderPaid { order_id } | K::OrderCancelled { order_id } = &event.kind {
+            if may_wait && self.carts.order_total(order_id).is_none() {
+                let deadline = event.timestamp_ms.saturating_add(self.cfg.settle_grace_ms);
+                let order_id = order_id.clone();
+                self.early
+                    .defer(&order_id, event, pos, deadline, &mut self.held);
+                return;
+            }
+        }
+        self.apply_now(&event, pos, out);
+        if let K::OrderPlaced { order_id, .. } = &event.kind {
+            for (mut early, early_pos) in self.early.take(order_id, &mut self.held) {
+                // Paired: it counts at the order's time, in its currency.
+                early.timestamp_ms = event.timestamp_ms;
+                self.apply_now(&early, early_pos, out);
+            }
+        }
+    }
+
+    fn apply_now(&mut self, event: &Event, pos: Position, out: &mut Output) {
         if let contract::EventKind::AdSpend {
             channel,
             campaign,

@@ -214,8 +214,7 @@ impl Sessionizer {
     pub(crate) fn new(cfg: &AggregatorConfig) -> Self {
         Sessionizer {
             gap_ms: cfg.session_gap_ms.max(0),
-            // Deadlines are kept as u32 milliseconds after a session's
-            // start: 49 days at most.
+            // Deadlines are u32 ms after a session's start: 49 days at most.
             max_ms: cfg.session_max_ms.clamp(0, i64::from(u32::MAX)),
             bounce_ms: cfg.bounce_max_duration_ms,
             stages: cfg.funnel_stages.iter().take(31).cloned().collect(),
@@ -288,13 +287,25 @@ impl Sessionizer {
         max_open: usize,
     ) -> Applied {
         let ts = e.timestamp_ms;
+        // Orders, payments and refunds (the back end's) join the open
+        // session, keeping its channel; they never open or split one.
+        let server_side = e.kind.is_order_lifecycle();
         let mut closed = None;
         if let Some(s) = self.open.get(e.anonymous_id.as_str()) {
-            let new_id = matches!((&e.session_id, s.storefront_id()), (Some(a), Some(b)) if a != b);
+            let new_id = !server_side
+                && matches!((&e.session_id, s.storefront_id()), (Some(a), Some(b)) if a != b);
             if new_id || ts >= s.close_at(self.gap_ms, self.max_ms) {
                 let s = self.open.remove(e.anonymous_id.as_str()).expect("present");
                 closed = Some(self.finish(*s, held));
             }
+        }
+        if server_side && !self.open.contains_key(e.anonymous_id.as_str()) {
+            return Applied {
+                closed,
+                evicted: None,
+                started: None,
+                channel: self.rules.classify(&e.campaign, e.page.as_ref()),
+            };
         }
         let mut started = None;
         let mut evicted = None;
@@ -304,8 +315,7 @@ impl Sessionizer {
         let s = match self.open.get_mut(e.anonymous_id.as_str()) {
             Some(s) => s,
             None => {
-                // One shared copy of the visitor id keys the map and the
-                // heap, and is the row's.
+                // One copy of the visitor id keys the map and heap, and is the row's.
                 let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
                 let mut s = self.start(e, pos, key.clone());
                 s.row.new_visitor = self.visitors.first_time(&e.anonymous_id);

@@ -10,14 +10,15 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{Aggregator, AggregatorConfig, CustomerBook};
 
-/// The snapshot layout this build writes and reads.
-pub const FORMAT: u8 = 1;
+/// The snapshot layout this build writes. It also reads format 1, which
+/// lacks the settlements waiting for their order (none were kept then).
+pub const FORMAT: u8 = 2;
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// Written by a build with another layout.
-    #[error("snapshot format {found}, this build reads format {FORMAT}")]
+    #[error("snapshot format {found}, this build reads formats 1 and {FORMAT}")]
     Format {
         /// The format byte found.
         found: u8,
@@ -37,12 +38,58 @@ fn encode<T: Serialize>(state: &T) -> Vec<u8> {
     bytes
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
+/// The format byte and the body of a snapshot this build reads.
+fn split(bytes: &[u8]) -> Result<(u8, &[u8]), SnapshotError> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&format @ (1 | FORMAT), rest)) => Ok((format, rest)),
         Some((&found, _)) => Err(SnapshotError::Format { found }),
         None => Err(SnapshotError::Format { found: 0 }),
     }
+}
+
+/// A state whose layout is the same in formats 1 and 2.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
+    Ok(postcard::from_bytes(split(bytes)?.1)?)
+}
+
+/// The aggregator of format 1: the fields of format 2 but the last.
+#[derive(serde::Deserialize)]
+struct AggregatorV1 {
+    cfg: AggregatorConfig,
+    watermark_ms: i64,
+    dedup: crate::dedup::Dedup,
+    pending: std::collections::BTreeMap<i64, Vec<(contract::Event, crate::Position)>>,
+    pending_len: usize,
+    held: crate::offsets::HeldOffsets,
+    sessions: crate::sessions::Sessionizer,
+    session_windows: crate::session_windows::SessionWindows,
+    pages: crate::event_windows::Pages,
+    commerce: crate::event_windows::Commerce,
+    carts: crate::carts::Carts,
+    stats: crate::Stats,
+}
+
+fn decode_aggregator(bytes: &[u8]) -> Result<Aggregator, SnapshotError> {
+    let (format, body) = split(bytes)?;
+    if format == FORMAT {
+        return Ok(postcard::from_bytes(body)?);
+    }
+    let v1: AggregatorV1 = postcard::from_bytes(body)?;
+    Ok(Aggregator {
+        cfg: v1.cfg,
+        watermark_ms: v1.watermark_ms,
+        dedup: v1.dedup,
+        pending: v1.pending,
+        pending_len: v1.pending_len,
+        held: v1.held,
+        sessions: v1.sessions,
+        session_windows: v1.session_windows,
+        pages: v1.pages,
+        commerce: v1.commerce,
+        carts: v1.carts,
+        stats: v1.stats,
+        early: Default::default(),
+    })
 }
 
 /// The checkpoint layout, field by field: the derived `Deserialize` reads
@@ -51,7 +98,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
 impl Serialize for Aggregator {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Aggregator", 12)?;
+        let mut st = s.serialize_struct("Aggregator", 13)?;
         st.serialize_field("cfg", &self.cfg)?;
         st.serialize_field("watermark_ms", &self.watermark_ms)?;
         st.serialize_field("dedup", &self.dedup)?;
@@ -64,6 +111,7 @@ impl Serialize for Aggregator {
         st.serialize_field("commerce", &self.commerce)?;
         st.serialize_field("carts", &self.carts)?;
         st.serialize_field("stats", &self.stats)?;
+        st.serialize_field("early", &self.early)?;
         st.end()
     }
 }
@@ -78,15 +126,17 @@ impl Aggregator {
     /// The aggregator `bytes` were taken from, provided `cfg` is the
     /// configuration it ran under.
     pub fn restore(cfg: &AggregatorConfig, bytes: &[u8]) -> Result<Aggregator, SnapshotError> {
-        let mut restored: Aggregator = decode(bytes)?;
+        let mut restored = decode_aggregator(bytes)?;
         if postcard::to_stdvec(restored.config()).ok() != postcard::to_stdvec(cfg).ok() {
             return Err(SnapshotError::Settings("aggregator"));
         }
         restored.cfg.max_open_sessions = cfg.max_open_sessions;
         restored.cfg.max_open_carts = cfg.max_open_carts;
         restored.cfg.max_abandoned_carts = cfg.max_abandoned_carts;
+        restored.cfg.settle_grace_ms = cfg.settle_grace_ms;
         restored.carts.reindex();
-        let holds = restored.sessions.holds().chain(restored.carts.holds());
+        let holds =
+            (restored.sessions.holds().chain(restored.carts.holds())).chain(restored.early.holds());
         restored.held.rebuild(holds);
         let visits = restored.pages.take_restored();
         restored.sessions.rejoin(visits);

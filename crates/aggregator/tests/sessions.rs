@@ -178,15 +178,22 @@ fn sessions_are_capped_at_24_hours() {
 fn a_new_storefront_session_id_starts_a_new_session_and_orders_join_the_open_one() {
     let mut a = pv("1", "v", T0, "/");
     a.session_id = Some("s1".into());
-    let order = ev(
+    // A refund (from the back end, with a payment system's session id)
+    // joins the open session and does not split it.
+    let mut order = ev(
         "2",
         "v",
         T0 + MIN,
-        EventKind::OrderPaid {
+        EventKind::OrderRefunded {
             order_id: "o".into(),
+            amount: contract::Money {
+                minor: 100,
+                currency: contract::Currency::parse("USD").unwrap(),
+            },
         },
         None,
     );
+    order.session_id = Some("psp-session".into());
     let mut b = pv("3", "v", T0 + 2 * MIN, "/");
     b.session_id = Some("s2".into());
     let out = run(&[a, order, b], &[T0 + 60 * MIN]);

@@ -14,7 +14,7 @@ use crate::event::{
 };
 use crate::money::{parse_minor, AmountError, Currency, Money};
 use crate::reason::{Invalid, Reason};
-use crate::time::{parse_rfc3339, MAX_MS, MIN_MS};
+use crate::time::{parse_rfc3339, MAX_MS, MIN_MS, MIN_TIME_MS};
 use crate::url;
 use crate::MAX_MESSAGE_BYTES;
 
@@ -49,6 +49,11 @@ pub struct DecodeOptions {
     pub currencies: HashSet<Currency>,
     /// Clock skew (|Kafka timestamp - sent_at|) above which event time is corrected.
     pub skew_threshold_ms: i64,
+    /// Earliest accepted event time, epoch ms (default 1990-01-01, which
+    /// still rejects epoch seconds sent as milliseconds: those read as 1970).
+    pub earliest_ms: i64,
+    /// Latest accepted event time, epoch ms, exclusive (default 2100-01-01).
+    pub latest_ms: i64,
 }
 
 impl Default for DecodeOptions {
@@ -58,6 +63,8 @@ impl Default for DecodeOptions {
             default_currency: usd,
             currencies: [usd].into_iter().collect(),
             skew_threshold_ms: 60_000,
+            earliest_ms: MIN_MS,
+            latest_ms: MAX_MS,
         }
     }
 }
@@ -245,17 +252,24 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nested<T> {
             fn visit_f64<E>(self, _: f64) -> Result<Nested<T>, E> {
                 Ok(Nested::NotObject)
             }
-            fn visit_str<E>(self, _: &str) -> Result<Nested<T>, E> {
-                Ok(Nested::NotObject)
+            fn visit_str<E>(self, s: &str) -> Result<Nested<T>, E> {
+                // `""` means absent, as for every optional field.
+                Ok(if s.is_empty() {
+                    Nested::Absent
+                } else {
+                    Nested::NotObject
+                })
             }
         }
         d.deserialize_any(Any(std::marker::PhantomData))
     }
 }
 
-/// Treats JSON `null` as absent.
+/// Treats JSON `null` and the empty string as absent: browsers and the
+/// usual tracking libraries send `""` for what they do not have (a direct
+/// visit's referrer, a guest's user id, an unset campaign field).
 fn present(raw: Raw<'_>) -> Raw<'_> {
-    raw.filter(|r| r.get() != "null")
+    raw.filter(|r| !matches!(r.get(), "null" | "\"\""))
 }
 
 /// Parses a nested object field, absent or null giving the default.
@@ -285,7 +299,7 @@ fn json_str(r: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-/// An optional string of at most `max` characters (and at least one).
+/// An optional string of at most `max` characters; empty means absent.
 fn opt_str<'a>(
     raw: Raw<'a>,
     field: &'static str,
@@ -302,11 +316,14 @@ fn opt_str<'a>(
     } else {
         s.chars().count()
     };
-    if n == 0 || n > max {
+    if n == 0 {
+        return Ok(None);
+    }
+    if n > max {
         return Err(Invalid::new(
             Reason::WrongType,
             Some(field),
-            format!("length {n} outside 1..={max}"),
+            format!("length {n} above {max}"),
         ));
     }
     Ok(Some(s))
@@ -320,8 +337,13 @@ fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
     s.map(Cow::into_owned)
 }
 
-/// A timestamp: RFC 3339 string with offset, or integer epoch milliseconds.
-fn timestamp(raw: Raw<'_>, field: &'static str) -> Result<Option<i64>, Invalid> {
+/// A timestamp: RFC 3339 string with offset, or integer epoch milliseconds,
+/// inside `range` (the configured accepted event times).
+fn timestamp(
+    raw: Raw<'_>,
+    field: &'static str,
+    range: std::ops::Range<i64>,
+) -> Result<Option<i64>, Invalid> {
     let Some(r) = present(raw) else {
         return Ok(None);
     };
@@ -337,13 +359,25 @@ fn timestamp(raw: Raw<'_>, field: &'static str) -> Result<Option<i64>, Invalid> 
         let s = json_str(r).ok_or_else(bad)?;
         parse_rfc3339(&s).ok_or_else(bad)?
     } else {
-        let ms: i64 = text.parse().map_err(|_| bad())?;
-        if !(MIN_MS..MAX_MS).contains(&ms) {
-            return Err(bad());
-        }
-        ms
+        text.parse::<i64>().map_err(|_| bad())?
     };
+    if !range.contains(&ms) {
+        return Err(out_of_range(field, &range));
+    }
     Ok(Some(ms))
+}
+
+/// The rejection of a time outside the accepted range, naming the settings.
+fn out_of_range(field: &'static str, range: &std::ops::Range<i64>) -> Invalid {
+    Invalid::new(
+        Reason::BadTimestamp,
+        Some(field),
+        format!(
+            "outside the accepted event times {}..{} (settings contract.earliest_event_time, contract.latest_event_time)",
+            crate::time::format_rfc3339(range.start),
+            crate::time::format_rfc3339(range.end)
+        ),
+    )
 }
 
 /// A number given as JSON number or string, as text.
@@ -397,9 +431,11 @@ impl Decoder {
         let event_id = req_str(env.event_id, "event_id", 128)?.into_owned();
         let type_name = req_str(env.kind, "type", 64)?;
         let anonymous_id = req_str(env.anonymous_id, "anonymous_id", 128)?.into_owned();
-        let client_ts =
-            timestamp(env.timestamp, "timestamp")?.ok_or_else(|| Invalid::missing("timestamp"))?;
-        let sent_at = timestamp(env.sent_at, "sent_at")?;
+        let range = self.opts.earliest_ms..self.opts.latest_ms;
+        let client_ts = timestamp(env.timestamp, "timestamp", range.clone())?
+            .ok_or_else(|| Invalid::missing("timestamp"))?;
+        // sent_at is only compared with the broker's clock: any readable time.
+        let sent_at = timestamp(env.sent_at, "sent_at", MIN_TIME_MS..MAX_MS)?;
         let user_id = owned(opt_str(env.user_id, "user_id", 128)?);
         let session_id = owned(opt_str(env.session_id, "session_id", 128)?);
 
@@ -408,12 +444,8 @@ impl Decoder {
                 if kafka.saturating_sub(sent).saturating_abs() > self.opts.skew_threshold_ms =>
             {
                 let corrected = kafka.saturating_sub(sent - client_ts);
-                if !(MIN_MS..MAX_MS).contains(&corrected) {
-                    return Err(Invalid::new(
-                        Reason::BadTimestamp,
-                        Some("sent_at"),
-                        "skew correction leaves the accepted range",
-                    ));
+                if !range.contains(&corrected) {
+                    return Err(out_of_range("sent_at", &range));
                 }
                 corrected
             }
@@ -446,6 +478,8 @@ impl Decoder {
             }
         };
         let experiment = match ctx.experiment.present("context.experiment")? {
+            // An experiment object with every field empty is no experiment.
+            Some(e) if present(e.id).is_none() && present(e.variant).is_none() => None,
             None => None,
             Some(e) => Some(Experiment {
                 id: req_str(e.id, "context.experiment.id", 128)?.into_owned(),
@@ -599,8 +633,9 @@ impl Decoder {
     ) -> Result<LineItem, Invalid> {
         let quantity = match present(p.quantity) {
             None => 1,
-            Some(q) => q
-                .get()
+            // A number, or an integer in a string (as some platforms send it).
+            Some(q) => json_str(q)
+                .unwrap_or(Cow::Borrowed(q.get()))
                 .parse::<u32>()
                 .ok()
                 .filter(|q| (1..=100_000).contains(q))
@@ -741,9 +776,11 @@ impl Decoder {
                 amount: self.req_money(props.amount, "properties.amount", cur)?,
             },
             _ => {
-                let start = timestamp(props.period_start, "properties.period_start")?
-                    .ok_or_else(|| Invalid::missing("properties.period_start"))?;
-                let end = timestamp(props.period_end, "properties.period_end")?
+                let range = self.opts.earliest_ms..self.opts.latest_ms;
+                let start =
+                    timestamp(props.period_start, "properties.period_start", range.clone())?
+                        .ok_or_else(|| Invalid::missing("properties.period_start"))?;
+                let end = timestamp(props.period_end, "properties.period_end", range)?
                     .ok_or_else(|| Invalid::missing("properties.period_end"))?;
                 if end <= start {
                     return Err(Invalid::new(

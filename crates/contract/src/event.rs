@@ -236,6 +236,18 @@ impl EventKind {
         }
     }
 
+    /// Whether this is an order, payment, cancellation or refund: events of
+    /// the `storefront.orders` topic, which a store's back end sends.
+    pub fn is_order_lifecycle(&self) -> bool {
+        matches!(
+            self,
+            EventKind::OrderPlaced { .. }
+                | EventKind::OrderPaid { .. }
+                | EventKind::OrderCancelled { .. }
+                | EventKind::OrderRefunded { .. }
+        )
+    }
+
     /// Whether this event makes a session engaged (not a bounce) by itself.
     pub fn is_engagement(&self) -> bool {
         matches!(

@@ -2,9 +2,13 @@
 //!
 //! All times inside the pipeline are UTC epoch milliseconds (`i64`).
 
-/// Earliest accepted event time: 2000-01-01T00:00:00Z.
-pub const MIN_MS: i64 = 946_684_800_000;
-/// Latest accepted event time: 2100-01-01T00:00:00Z.
+/// Default earliest accepted event time: 1990-01-01T00:00:00Z. Early enough
+/// for any store's order history, late enough that epoch seconds sent as
+/// milliseconds (which read as January 1970) are still rejected.
+pub const MIN_MS: i64 = 631_152_000_000;
+/// Earliest time read at all: 1900-01-01T00:00:00Z.
+pub const MIN_TIME_MS: i64 = -2_208_988_800_000;
+/// Default latest accepted event time (exclusive) and latest read at all: 2100-01-01T00:00:00Z.
 pub const MAX_MS: i64 = 4_102_444_800_000;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -112,7 +116,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(min) * 60 + i64::from(sec)
         - offset_min * 60;
     let ms = secs * 1000 + millis;
-    (MIN_MS..MAX_MS).contains(&ms).then_some(ms)
+    (MIN_TIME_MS..=MAX_MS).contains(&ms).then_some(ms)
 }
 
 /// Formats UTC epoch milliseconds as RFC 3339 with millisecond precision and `Z`.
@@ -159,7 +163,7 @@ mod tests {
             "2019-10-01T24:00:00Z",
             "2019-10-01T00:00:00.Z",
             "2019-10-01T00:00:00+0300",
-            "1969-12-31T23:59:59Z",
+            "1899-12-31T23:59:59Z",
             "2019-10-01T00:00:00Zjunk",
             "２019-10-01T00:00:00Z",
         ] {
@@ -170,7 +174,13 @@ mod tests {
 
     #[test]
     fn formats_and_parses_round_trip() {
-        for ms in [MIN_MS, 1_569_888_005_123, 1_700_000_000_001, MAX_MS - 1] {
+        for ms in [
+            MIN_TIME_MS,
+            MIN_MS,
+            1_569_888_005_123,
+            1_700_000_000_001,
+            MAX_MS - 1,
+        ] {
             assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms));
         }
     }

@@ -176,7 +176,7 @@ fn each_rejection_names_its_reason() {
             r#"{"event_id":"","type":"signup","timestamp":1569888005000,"anonymous_id":"a"}"#,
             cs
         ),
-        Reason::WrongType
+        Reason::MissingField
     );
     assert_eq!(
         reason(
@@ -311,7 +311,7 @@ fn escaped_and_plain_strings_decode_alike_and_lengths_count_characters() {
             r#"{"event_id":"","type":"page_view","timestamp":1569888005000,"anonymous_id":"a","context":{"page":{"url":"/"}}}"#,
             Stream::Clickstream
         ),
-        Reason::WrongType
+        Reason::MissingField
     );
 }
 
@@ -339,4 +339,125 @@ fn a_product_that_is_absent_null_or_not_an_object_is_rejected_by_name() {
         );
         decode(&ok, Stream::Clickstream).expect("a product object decodes");
     }
+}
+
+/// What browsers and tracking libraries send for what they do not have: an
+/// empty string. Every optional field takes it as absent; a required one
+/// names itself as missing.
+#[test]
+fn empty_optional_strings_mean_absent_in_every_optional_field() {
+    let direct = r#"{"event_id":"e","type":"page_view","timestamp":1569888005000,"anonymous_id":"a",
+      "user_id":"","session_id":"","sent_at":"",
+      "context":{"page":{"url":"https://shop.example/","referrer":"","title":""},"device":"",
+        "campaign":{"source":"","medium":"","name":""},"experiment":{"id":"","variant":""}}}"#;
+    let e = decode(direct, Stream::Clickstream).expect("a direct visit with empty fields");
+    assert_eq!(e.user_id, None);
+    assert_eq!(e.session_id, None);
+    assert_eq!(e.page.as_ref().unwrap().referrer_host, None);
+    assert_eq!(e.device, Device::Unknown);
+    assert_eq!(e.campaign, contract::Campaign::default());
+    assert!(e.experiment.is_none());
+
+    let order = r#"{"event_id":"o","type":"order_placed","timestamp":1569888005000,"anonymous_id":"a",
+      "user_id":"","context":"","properties":{"order_id":"o1","cart_id":"","currency":"","coupon":"",
+      "referral_code":"","total":"10.00","products":[{"product_id":"p","price":"10.00","quantity":"","category":""}]}}"#;
+    match decode(order, Stream::Orders)
+        .expect("an order with empty optionals")
+        .kind
+    {
+        EventKind::OrderPlaced {
+            cart_id,
+            referral_code,
+            total,
+            products,
+            ..
+        } => {
+            assert_eq!((cart_id, referral_code), (None, None));
+            assert_eq!(
+                total.currency.as_str(),
+                "USD",
+                "empty currency is the default"
+            );
+            assert_eq!(products[0].quantity, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    let view = r#"{"event_id":"v","type":"product_view","timestamp":1569888005000,"anonymous_id":"a",
+      "properties":{"product":{"product_id":"p","price":"","category":""}}}"#;
+    match decode(view, Stream::Clickstream).unwrap().kind {
+        EventKind::ProductView { product } => {
+            assert_eq!((product.price, product.category), (None, None))
+        }
+        other => panic!("{other:?}"),
+    }
+    let spend = r#"{"event_id":"s","type":"ad_spend","timestamp":1569888005000,"anonymous_id":"m",
+      "properties":{"channel":"Email","campaign":"","amount":"5","period_start":"2019-10-01T00:00:00Z","period_end":"2019-10-02T00:00:00Z"}}"#;
+    match decode(spend, Stream::Spend).unwrap().kind {
+        EventKind::AdSpend { campaign, .. } => assert_eq!(campaign, None),
+        other => panic!("{other:?}"),
+    }
+    // Required fields given as "" are missing, by name.
+    for (json, stream, field) in [
+        (
+            r#"{"event_id":"e","type":"order_paid","timestamp":1569888005000,"anonymous_id":"a","properties":{"order_id":""}}"#,
+            Stream::Orders,
+            "properties.order_id",
+        ),
+        (
+            r#"{"event_id":"e","type":"order_refunded","timestamp":1569888005000,"anonymous_id":"a","properties":{"order_id":"o","amount":""}}"#,
+            Stream::Orders,
+            "properties.amount",
+        ),
+        (
+            r#"{"event_id":"e","type":"signup","timestamp":"","anonymous_id":"a"}"#,
+            Stream::Clickstream,
+            "timestamp",
+        ),
+        (
+            r#"{"event_id":"e","type":"signup","timestamp":1569888005000,"anonymous_id":""}"#,
+            Stream::Clickstream,
+            "anonymous_id",
+        ),
+    ] {
+        let err = decode(json, stream).expect_err(json);
+        assert_eq!((err.reason, err.field), (Reason::MissingField, Some(field)));
+    }
+}
+
+/// Order histories reach back before 2000; the accepted range is a setting
+/// whose default (from 1990) still catches epoch seconds sent as milliseconds.
+#[test]
+fn old_histories_are_accepted_and_the_range_is_a_setting() {
+    let at = |ts: &str| {
+        format!(
+            r#"{{"event_id":"e","type":"order_paid","timestamp":{ts},"anonymous_id":"a","properties":{{"order_id":"o"}}}}"#
+        )
+    };
+    let e = decode(&at(r#""1997-03-14T10:00:00Z""#), Stream::Orders).expect("1997 is accepted");
+    assert_eq!(e.timestamp_ms, 858_333_600_000);
+    decode(&at("858333600000"), Stream::Orders).expect("1997 as epoch ms");
+    // 2019-10-01 in epoch seconds reads as January 1970: rejected, naming the settings.
+    let err = decode(&at("1569888005"), Stream::Orders).expect_err("seconds as ms");
+    assert_eq!(err.reason, Reason::BadTimestamp);
+    assert!(
+        err.detail.contains("contract.earliest_event_time"),
+        "{}",
+        err.detail
+    );
+    let opts = contract::DecodeOptions {
+        earliest_ms: contract::time::parse_rfc3339("1960-01-01T00:00:00Z").unwrap(),
+        ..contract::DecodeOptions::default()
+    };
+    let e = Decoder::new(opts)
+        .decode(
+            at(r#""1965-06-01T00:00:00Z""#).as_bytes(),
+            Stream::Orders,
+            None,
+        )
+        .expect("an earlier range admits 1965");
+    assert!(e.timestamp_ms < 0);
+    assert_eq!(
+        reason(&at(r#""1965-06-01T00:00:00Z""#), Stream::Orders),
+        Reason::BadTimestamp
+    );
 }

@@ -10,6 +10,7 @@
 pub mod consumer;
 pub mod dead_letter;
 pub mod outbox;
+pub mod reject_rate;
 pub mod settings;
 pub mod streams;
 pub mod watermark;
@@ -20,6 +21,7 @@ pub use consumer::{
 };
 pub use dead_letter::{DeadLetter, Rejection};
 pub use outbox::{Outbox, Outgoing};
+pub use reject_rate::{Alarm, RejectRate};
 pub use settings::{KafkaSettings, TopicNames, WatermarkSettings};
 pub use streams::Streams;
 pub use watermark::{may_have_backlog, Group, WatermarkTracker};

@@ -44,6 +44,9 @@ struct Part {
     max_event_ms: Option<i64>,
     last_seen_ms: u64,
     paused: bool,
+    /// The broker reported nothing to read at our position, and nothing
+    /// was delivered since.
+    empty: bool,
 }
 
 /// Tracks watermarks of the assigned partitions. Wall-clock times are
@@ -108,6 +111,7 @@ impl WatermarkTracker {
                         max_event_ms: None,
                         last_seen_ms: now_ms,
                         paused: false,
+                        empty: false,
                     }
                 });
                 (s, part)
@@ -122,6 +126,18 @@ impl WatermarkTracker {
     pub fn has_backlog(&mut self, source: Source, now_ms: u64) {
         if let Some(p) = self.parts.get_mut(&source) {
             p.last_seen_ms = now_ms;
+            p.empty = false;
+        }
+    }
+
+    /// The broker reports nothing to read in `source` at our position. One
+    /// that never delivered an event (an empty `marketing.spend`, say) then
+    /// stops holding the watermark at once, rather than after the idle
+    /// timeout; one that delivered events keeps the timeout, as more may
+    /// follow within it.
+    pub fn nothing_to_read(&mut self, source: Source) {
+        if let Some(p) = self.parts.get_mut(&source) {
+            p.empty = true;
         }
     }
 
@@ -142,8 +158,10 @@ impl WatermarkTracker {
             max_event_ms: None,
             last_seen_ms: now_ms,
             paused: false,
+            empty: false,
         });
         p.last_seen_ms = now_ms;
+        p.empty = false;
         if let Some(t) = event_ms {
             p.max_event_ms = Some(p.max_event_ms.map_or(t, |m| m.max(t)));
         }
@@ -154,8 +172,10 @@ impl WatermarkTracker {
     }
 
     fn active(&self, p: &Part, now_ms: u64) -> bool {
-        // A paused partition is held back by us, not idle.
-        p.paused || now_ms.saturating_sub(p.last_seen_ms) < self.cfg.idle_timeout_ms
+        // A paused partition is held back by us, not idle; an empty one that
+        // never delivered has nothing to hold the watermark for.
+        let empty = p.empty && p.max_event_ms.is_none();
+        p.paused || (!empty && now_ms.saturating_sub(p.last_seen_ms) < self.cfg.idle_timeout_ms)
     }
 
     /// The pipeline watermark at `now_ms`: never moves backwards, and stays
@@ -282,6 +302,24 @@ mod tests {
         assert_eq!(t.watermark(0), 840_000);
         t.observe(B, Some(2_000_000), 1);
         assert_eq!(t.watermark(1), 940_000);
+    }
+
+    #[test]
+    fn a_partition_with_nothing_to_read_that_never_delivered_holds_nothing() {
+        let mut t = tracker();
+        t.assign([A, B], 0);
+        t.observe(A, Some(1_000_000), 10);
+        assert_eq!(t.watermark(10), i64::MIN, "B's end of log not known yet");
+        // The broker reports B empty at our position: no idle timeout wait.
+        t.nothing_to_read(B);
+        assert_eq!(t.watermark(20), 940_000);
+        // A partition that delivered keeps holding until its idle timeout.
+        t.nothing_to_read(A);
+        t.observe(B, Some(500_000), 30);
+        assert_eq!(t.watermark(40), 940_000, "B is behind but so is the floor");
+        t.observe(A, Some(3_000_000), 50);
+        t.nothing_to_read(A);
+        assert_eq!(t.watermark(60), 940_000, "B delivered: it holds again");
     }
 
     #[test]

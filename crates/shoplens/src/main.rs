@@ -179,6 +179,16 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::load(config.as_deref())?;
     match cli.command {
         Command::Run => {
+            let others = settings.unreported_currencies();
+            if !others.is_empty() {
+                tracing::warn!(
+                    reporting_currency = %settings.aggregator.reporting_currency,
+                    other_currencies = ?others,
+                    "customer net revenue and experiment revenue sum the reporting currency only; \
+                     the other accepted currencies count in the revenue and order tables by currency \
+                     (aggregator.reporting_currency, env AGGREGATOR__REPORTING_CURRENCY)"
+                );
+            }
             let pipeline = Pipeline::start(settings).await?;
             pipeline
                 .run_until(async {

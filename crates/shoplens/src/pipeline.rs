@@ -239,6 +239,7 @@ impl Pipeline {
             metrics: metrics.clone(),
             health: health.clone(),
             next: HashMap::new(),
+            reject_rate: ingest::RejectRate::default(),
             committed: HashMap::new(),
             clock: Instant::now(),
             since_step: 0,
@@ -475,6 +476,8 @@ struct Ingest {
     health: Arc<Health>,
     /// Next offset to read, per source.
     next: HashMap<Source, i64>,
+    /// Notices partitions whose input is nearly all rejected.
+    reject_rate: ingest::RejectRate,
     /// Highest commit position sent to Kafka, per source.
     committed: HashMap<Source, i64>,
     clock: Instant,
@@ -613,6 +616,7 @@ impl Ingest {
         {
             Err(invalid) => {
                 self.tracker.observe(source, None, now);
+                self.watch_rejections(source, m.topic(), Some((invalid.reason, invalid.field)));
                 debug!(reason = %invalid.reason, topic = m.topic(), partition = m.partition(), offset, "invalid event");
                 self.reject(m, invalid.reason, invalid.field, &invalid.detail)
                     .await?;
@@ -624,7 +628,11 @@ impl Ingest {
                 let Some(aggregator) = self.stores.aggregator(slot) else {
                     return Ok(());
                 };
-                match aggregator.push(event, Position { source, offset }) {
+                let pushed = aggregator.push(event, Position { source, offset });
+                let late = matches!(pushed, Err(Rejected::Late { .. }));
+                let why = late.then_some((Reason::Late, Some("timestamp")));
+                self.watch_rejections(source, m.topic(), why);
+                match pushed {
                     Ok(Accepted::Buffered) => {}
                     Ok(Accepted::Bot) => self.metrics.events_bot.inc(),
                     Err(Rejected::Duplicate) => self.metrics.events_duplicate.inc(),
@@ -921,6 +929,29 @@ impl Ingest {
     }
 
     /// Dead-letters `m` unchanged with `reason` and counts it.
+    /// Counts one message of `source` as accepted or rejected, and logs an
+    /// error naming the reason, the field and the setting to look at when
+    /// nearly a whole block of the partition was rejected.
+    fn watch_rejections(
+        &mut self,
+        source: Source,
+        topic: &str,
+        rejected: Option<(Reason, Option<&'static str>)>,
+    ) {
+        if let Some(a) = self.reject_rate.record(source, rejected) {
+            error!(
+                topic,
+                partition = source.partition,
+                rejected = a.rejected,
+                of = ingest::reject_rate::BLOCK,
+                reason = %a.reason,
+                field = a.field.unwrap_or("-"),
+                look_at = a.look_at,
+                "nearly every message of this partition is dead-lettered"
+            );
+        }
+    }
+
     async fn reject(
         &mut self,
         m: &rdkafka::message::BorrowedMessage<'_>,
@@ -1071,12 +1102,18 @@ impl Ingest {
             let cached = ingest::cached_high_watermark(&self.consumer, topic, source.partition);
             let high = self.log_ends.end(source, cached);
             let next = self.next.get(&source).copied();
+            let tracker = if source.stream == FACTS {
+                &mut self.facts_tracker
+            } else {
+                &mut self.tracker
+            };
             if self.log_ends.is_pending(source) || ingest::may_have_backlog(high, next) {
-                if source.stream == FACTS {
-                    self.facts_tracker.has_backlog(source, now);
-                } else {
-                    self.tracker.has_backlog(source, now);
-                }
+                tracker.has_backlog(source, now);
+            } else if high.is_some() {
+                // The broker says nothing waits: a partition that never
+                // delivered stops holding the watermark now, not after the
+                // idle timeout (results came 30 s late after every start).
+                tracker.nothing_to_read(source);
             }
             if let (Some(high), Some(next)) = (high, next) {
                 *lag.entry(kind).or_default() += (high - next).max(0);

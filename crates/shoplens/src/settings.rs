@@ -18,7 +18,7 @@ pub struct Settings {
     /// Lateness, idleness and alignment.
     pub watermark: WatermarkSettings,
     /// Metric definitions' thresholds, and the open-session bound.
-    #[serde(deserialize_with = "aggregator_section")]
+    #[serde(deserialize_with = "aggregator_section", default = "aggregator_unset")]
     pub aggregator: AggregatorConfig,
     /// ClickHouse connection.
     pub clickhouse: ClickHouseSettings,
@@ -40,6 +40,11 @@ pub struct ContractSettings {
     pub currencies: Vec<String>,
     /// Skew above which event time is corrected from `sent_at`.
     pub skew_threshold_ms: i64,
+    /// Earliest accepted event time, RFC 3339 (older events are dead-lettered
+    /// as `bad_timestamp`). Set it earlier to load an older order history.
+    pub earliest_event_time: String,
+    /// Latest accepted event time (exclusive), RFC 3339.
+    pub latest_event_time: String,
 }
 
 impl Default for ContractSettings {
@@ -48,6 +53,8 @@ impl Default for ContractSettings {
             default_currency: "USD".into(),
             currencies: vec!["USD".into()],
             skew_threshold_ms: 60_000,
+            earliest_event_time: "1990-01-01T00:00:00Z".into(),
+            latest_event_time: "2100-01-01T00:00:00Z".into(),
         }
     }
 }
@@ -119,6 +126,15 @@ impl Default for PipelineSettings {
     }
 }
 
+/// The definitions' defaults when the `[aggregator]` section is absent,
+/// the reporting currency left to follow the contract's default currency.
+fn aggregator_unset() -> AggregatorConfig {
+    AggregatorConfig {
+        reporting_currency: String::new(),
+        ..AggregatorConfig::default()
+    }
+}
+
 /// The `[aggregator]` section: the metric definitions, and the memory
 /// bounds of open sessions and carts, which checkpoints do not carry (so the
 /// aggregator does not read them itself).
@@ -132,9 +148,12 @@ fn aggregator_section<'de, D: serde::Deserializer<'de>>(
         max_open_sessions: Option<usize>,
         max_open_carts: Option<usize>,
         max_abandoned_carts: Option<usize>,
+        /// Unset or empty: the contract's default currency (resolved later).
+        reporting_currency: Option<String>,
     }
     let section = Section::deserialize(d)?;
     let mut cfg = section.cfg;
+    cfg.reporting_currency = section.reporting_currency.unwrap_or_default();
     for (bound, value) in [
         (&mut cfg.max_open_sessions, section.max_open_sessions),
         (&mut cfg.max_open_carts, section.max_open_carts),
@@ -145,6 +164,28 @@ fn aggregator_section<'de, D: serde::Deserializer<'de>>(
         }
     }
     Ok(cfg)
+}
+
+/// A load error with the `SECTION__KEY` variables set for the section it
+/// names: the config crate reports a flattened section's bad value as the
+/// section alone (`for key aggregator`), not the key or the variable.
+fn explain(e: config::ConfigError) -> config::ConfigError {
+    let text = e.to_string();
+    let vars: Vec<String> = std::env::vars()
+        .filter(|(k, _)| {
+            k.split_once("__").is_some_and(|(section, _)| {
+                text.contains(&format!("key `{}", section.to_ascii_lowercase()))
+            })
+        })
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
+    if vars.is_empty() {
+        return e;
+    }
+    config::ConfigError::Message(format!(
+        "{text}; environment overrides of that section: {}",
+        vars.join(", ")
+    ))
 }
 
 /// Configuration errors.
@@ -173,9 +214,55 @@ impl Settings {
             .with_list_parse_key("contract.currencies")
             .with_list_parse_key("aggregator.funnel_stages")
             .with_list_parse_key("aggregator.channels.own_domains");
-        let settings: Settings = b.add_source(env).build()?.try_deserialize()?;
+        let loaded = b.add_source(env).build().and_then(|c| c.try_deserialize());
+        let mut settings: Settings = loaded.map_err(|e| SettingsError::Load(explain(e)))?;
+        settings.resolve_reporting_currency()?;
+        // A payment may precede its order by as much as events may be late.
+        settings.aggregator.settle_grace_ms = settings.watermark.allowed_lateness_ms.max(0);
         settings.decode_options()?;
         Ok(settings)
+    }
+
+    /// Customer net revenue and experiment revenue are summed in one
+    /// currency. Unset, it is the contract's default currency (the store's
+    /// own); it must be one the contract accepts, or every such sum would
+    /// silently read 0.
+    fn resolve_reporting_currency(&mut self) -> Result<(), SettingsError> {
+        let agg = &mut self.aggregator;
+        if agg.reporting_currency.trim().is_empty() {
+            agg.reporting_currency = self.contract.default_currency.to_ascii_uppercase();
+        }
+        agg.reporting_currency.make_ascii_uppercase();
+        let accepted = |c: &str| {
+            c.eq_ignore_ascii_case(&self.contract.default_currency)
+                || self
+                    .contract
+                    .currencies
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(c))
+        };
+        if !accepted(&agg.reporting_currency) {
+            return Err(SettingsError::Invalid(format!(
+                "aggregator.reporting_currency (env AGGREGATOR__REPORTING_CURRENCY) = {:?} is not \
+                 an accepted currency ({:?}, contract.currencies): customer and experiment \
+                 revenue would always be 0; leave it unset to use contract.default_currency",
+                agg.reporting_currency, self.contract.currencies
+            )));
+        }
+        Ok(())
+    }
+
+    /// Accepted currencies whose money customer net revenue and experiment
+    /// revenue do not include (they show in the revenue tables, by currency).
+    pub fn unreported_currencies(&self) -> Vec<String> {
+        let mut others: Vec<String> = std::iter::once(&self.contract.default_currency)
+            .chain(&self.contract.currencies)
+            .map(|c| c.to_ascii_uppercase())
+            .filter(|c| *c != self.aggregator.reporting_currency)
+            .collect();
+        others.sort();
+        others.dedup();
+        others
     }
 
     /// Decoder options from the contract settings.
@@ -191,10 +278,32 @@ impl Settings {
             .map(|c| parse(c))
             .collect::<Result<_, _>>()?;
         currencies.insert(default_currency);
+        let time = |key: &str, value: &str| {
+            contract::time::parse_rfc3339(value).ok_or_else(|| {
+                SettingsError::Invalid(format!(
+                    "contract.{key} (env CONTRACT__{}) = {value:?} is not an RFC 3339 time from 1900 to 2100, e.g. \"1990-01-01T00:00:00Z\"",
+                    key.to_ascii_uppercase()
+                ))
+            })
+        };
+        let earliest_ms = time("earliest_event_time", &self.contract.earliest_event_time)?;
+        if earliest_ms < 0 {
+            return Err(SettingsError::Invalid(
+                "contract.earliest_event_time (env CONTRACT__EARLIEST_EVENT_TIME) must be 1970 or later: ClickHouse DateTime columns start there".into(),
+            ));
+        }
+        let latest_ms = time("latest_event_time", &self.contract.latest_event_time)?;
+        if earliest_ms >= latest_ms {
+            return Err(SettingsError::Invalid(
+                "contract.earliest_event_time must be before contract.latest_event_time".into(),
+            ));
+        }
         Ok(DecodeOptions {
             default_currency,
             currencies,
             skew_threshold_ms: self.contract.skew_threshold_ms,
+            earliest_ms,
+            latest_ms,
         })
     }
 }
@@ -228,5 +337,40 @@ mod tests {
         assert_eq!(loaded.aggregator.max_open_carts, 1_000_000);
         assert_eq!(loaded.aggregator.session_gap_ms, 60_000);
         assert_eq!(loaded.aggregator.dedup_max_ids, 2_000_000);
+
+        // A bad value names the variable that set it, not only the section.
+        std::env::set_var("AGGREGATOR__SESSION_GAP_MS", "abc");
+        let err = Settings::load(Some(&file)).expect_err("abc is no number");
+        std::env::remove_var("AGGREGATOR__SESSION_GAP_MS");
+        assert!(
+            err.to_string()
+                .contains("AGGREGATOR__SESSION_GAP_MS=\"abc\""),
+            "{err}"
+        );
+
+        // A rouble store: the reporting currency follows its default
+        // currency, so customer and experiment revenue are not a silent 0.
+        std::env::set_var("CONTRACT__DEFAULT_CURRENCY", "RUB");
+        std::env::set_var("CONTRACT__CURRENCIES", "RUB");
+        let rub = Settings::load(None);
+        // An explicit reporting currency the store never accepts is refused.
+        std::env::set_var("AGGREGATOR__REPORTING_CURRENCY", "USD");
+        let refused = Settings::load(None);
+        std::env::remove_var("AGGREGATOR__REPORTING_CURRENCY");
+        std::env::remove_var("CONTRACT__DEFAULT_CURRENCY");
+        std::env::remove_var("CONTRACT__CURRENCIES");
+        let rub = rub.expect("a rouble store loads");
+        assert_eq!(rub.aggregator.reporting_currency, "RUB");
+        assert!(rub.unreported_currencies().is_empty());
+        let refused = refused.expect_err("USD is not accepted").to_string();
+        assert!(
+            refused.contains("AGGREGATOR__REPORTING_CURRENCY"),
+            "{refused}"
+        );
+        // The shipped example accepts four currencies and reports USD.
+        assert_eq!(
+            Settings::load(Some(&file)).unwrap().unreported_currencies(),
+            ["EUR", "GBP", "RUB"]
+        );
     }
 }
