@@ -110,6 +110,12 @@ pub struct CustomerDayRow {
     pub repeat_orders: u64,
     /// All orders.
     pub orders: u64,
+    /// Distinct customers who ordered this day (each in the channel of
+    /// their first order of the day, so channels add up to the day's).
+    pub paying_customers: u64,
+    /// Distinct customers who ordered this day and had ordered before
+    /// (each in the channel of their first such order of the day).
+    pub repeat_customers: u64,
     /// Grows with each re-emission (the orders counted).
     pub version: u64,
 }
@@ -130,30 +136,33 @@ pub struct CustomerOutput {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct History {
-    row: CustomerRow,
-    gaps: VecDeque<i64>,
-    queued_at: i64,
+pub(crate) struct History {
+    pub(crate) row: CustomerRow,
+    pub(crate) gaps: VecDeque<i64>,
+    pub(crate) queued_at: i64,
 }
 
 /// Customer histories of the facts partitions this instance owns.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct CustomerBook {
-    lapse_min_ms: i64,
-    max_customers: usize,
+    pub(crate) lapse_min_ms: i64,
+    pub(crate) max_customers: usize,
     /// Customers by last order time, oldest first (lazily cleaned).
-    recency: BinaryHeap<Reverse<(i64, String)>>,
-    evicted: u64,
-    currency: String,
-    watermark_ms: i64,
-    pending: BTreeMap<(i64, String, FactKind), (CustomerFact, i32)>,
-    histories: Map<String, History>,
-    lapse: BinaryHeap<Reverse<(i64, String)>>,
-    days: BTreeMap<(i64, Channel, i32), CustomerDayRow>,
-    dirty_days: BTreeSet<(i64, Channel, i32)>,
-    new_customers: u64,
-    repeat_orders: u64,
-    dirty: BTreeSet<String>,
+    pub(crate) recency: BinaryHeap<Reverse<(i64, String)>>,
+    pub(crate) evicted: u64,
+    pub(crate) currency: String,
+    pub(crate) watermark_ms: i64,
+    pub(crate) pending: BTreeMap<(i64, String, FactKind), (CustomerFact, i32)>,
+    pub(crate) histories: Map<String, History>,
+    pub(crate) lapse: BinaryHeap<Reverse<(i64, String)>>,
+    pub(crate) days: BTreeMap<(i64, Channel, i32), CustomerDayRow>,
+    pub(crate) dirty_days: BTreeSet<(i64, Channel, i32)>,
+    pub(crate) new_customers: u64,
+    pub(crate) repeat_orders: u64,
+    pub(crate) dirty: BTreeSet<String>,
+    /// Customers lapsed now (format 2 on; counted from the histories when
+    /// a format-1 book is read).
+    pub(crate) lapsed_now: u64,
 }
 
 fn median(gaps: &VecDeque<i64>) -> i64 {
@@ -203,6 +212,7 @@ impl CustomerBook {
             new_customers: 0,
             repeat_orders: 0,
             dirty: BTreeSet::new(),
+            lapsed_now: 0,
         }
     }
 
@@ -224,6 +234,12 @@ impl CustomerBook {
     /// Customers known.
     pub fn len(&self) -> usize {
         self.histories.len()
+    }
+
+    /// Customers lapsed now: a state, where the rows' `lapsed` events are
+    /// what happened.
+    pub fn lapsed_now(&self) -> u64 {
+        self.lapsed_now
     }
 
     /// Histories forgotten because of the memory bound.
@@ -263,6 +279,8 @@ impl CustomerBook {
                     new_customers: 0,
                     repeat_orders: 0,
                     orders: 0,
+                    paying_customers: 0,
+                    repeat_customers: 0,
                     version: 0,
                 });
                 d.orders += 1;
@@ -286,6 +304,12 @@ impl CustomerBook {
                         gaps: VecDeque::new(),
                         queued_at: i64::MIN,
                     });
+                // Facts apply in event time: the last order is the one before.
+                let ordered_today =
+                    h.row.orders > 0 && window_start(h.row.last_order_ms, DAY_MS) == day.0;
+                d.paying_customers += u64::from(!ordered_today);
+                let repeat_counted_today = ordered_today && h.row.orders >= 2;
+                d.repeat_customers += u64::from(h.row.orders > 0 && !repeat_counted_today);
                 if h.row.orders == 0 {
                     d.new_customers += 1;
                     self.new_customers += 1;
@@ -300,6 +324,7 @@ impl CustomerBook {
                 }
                 h.row.orders += 1;
                 h.row.last_order_ms = f.ts_ms;
+                self.lapsed_now -= u64::from(h.row.lapsed);
                 h.row.lapsed = false;
                 if same_currency {
                     h.row.net_minor = h.row.net_minor.saturating_add(f.amount_minor);
@@ -342,7 +367,9 @@ impl CustomerBook {
                 .get(&id)
                 .is_some_and(|h| h.row.last_order_ms == ts);
             if current {
-                self.histories.remove(&id);
+                if let Some(h) = self.histories.remove(&id) {
+                    self.lapsed_now -= u64::from(h.row.lapsed);
+                }
                 self.evicted += 1;
             }
         }
@@ -407,6 +434,7 @@ impl CustomerBook {
                 continue;
             }
             h.row.lapsed = true;
+            self.lapsed_now += 1;
             h.row.version += 1;
             out.lapsed.push(h.row.clone());
             self.dirty.insert(id);
@@ -497,6 +525,27 @@ mod tests {
         assert!(b.advance(T0 + 31 * DAY - 1).lapsed.is_empty());
         // "At least 30 days": 30 days to the millisecond is lapsed.
         assert_eq!(b.advance(T0 + 31 * DAY).lapsed.len(), 1);
+    }
+
+    #[test]
+    fn a_day_counts_each_paying_and_repeat_customer_once() {
+        let mut b = CustomerBook::new(30 * DAY, "USD");
+        // c1: first order and a repeat the same day; c2: three repeats.
+        b.push(order("c2", "x", T0 - DAY, 1), 0).unwrap();
+        for (c, o, ts) in [
+            ("c1", "a", 1),
+            ("c1", "b", 2),
+            ("c2", "y", 3),
+            ("c2", "z", 4),
+        ] {
+            b.push(order(c, o, T0 + ts, 1), 0).unwrap();
+        }
+        b.push(order("c2", "w", T0 + 5, 1), 0).unwrap();
+        let out = b.advance(T0 + DAY);
+        let d = out.days.iter().find(|d| d.day_ms == T0).unwrap();
+        let got = (d.orders, d.new_customers, d.repeat_orders);
+        assert_eq!(got, (5, 1, 4));
+        assert_eq!((d.paying_customers, d.repeat_customers), (2, 2));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! under different settings is refused, since the state would not mean what
 //! the new settings say.
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
 
 use crate::{Aggregator, AggregatorConfig, CustomerBook};
 
@@ -47,9 +47,77 @@ fn split(bytes: &[u8]) -> Result<(u8, &[u8]), SnapshotError> {
     }
 }
 
-/// A state whose layout is the same in formats 1 and 2.
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SnapshotError> {
-    Ok(postcard::from_bytes(split(bytes)?.1)?)
+/// A day of the customer book in format 1: no distinct customer counts.
+#[derive(serde::Deserialize)]
+struct DayV1 {
+    day_ms: i64,
+    channel: crate::Channel,
+    partition: i32,
+    new_customers: u64,
+    repeat_orders: u64,
+    orders: u64,
+    version: u64,
+}
+
+/// The customer book of format 1 (its open days are [`DayV1`]).
+#[derive(serde::Deserialize)]
+struct BookV1 {
+    lapse_min_ms: i64,
+    max_customers: usize,
+    recency: std::collections::BinaryHeap<std::cmp::Reverse<(i64, String)>>,
+    evicted: u64,
+    currency: String,
+    watermark_ms: i64,
+    pending: std::collections::BTreeMap<(i64, String, crate::FactKind), (crate::CustomerFact, i32)>,
+    histories: crate::hash::Map<String, crate::customers::History>,
+    lapse: std::collections::BinaryHeap<std::cmp::Reverse<(i64, String)>>,
+    days: std::collections::BTreeMap<(i64, crate::Channel, i32), DayV1>,
+    dirty_days: std::collections::BTreeSet<(i64, crate::Channel, i32)>,
+    new_customers: u64,
+    repeat_orders: u64,
+    dirty: std::collections::BTreeSet<String>,
+}
+
+/// A customer book of format 1 or 2. Days open in a format-1 book count
+/// no distinct customers for the orders before the upgrade.
+fn decode_book(bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
+    let (format, body) = split(bytes)?;
+    if format == FORMAT {
+        return Ok(postcard::from_bytes(body)?);
+    }
+    let v1: BookV1 = postcard::from_bytes(body)?;
+    let days = v1.days.into_iter().map(|(key, d)| {
+        let day = crate::CustomerDayRow {
+            day_ms: d.day_ms,
+            channel: d.channel,
+            partition: d.partition,
+            new_customers: d.new_customers,
+            repeat_orders: d.repeat_orders,
+            orders: d.orders,
+            paying_customers: 0,
+            repeat_customers: 0,
+            version: d.version,
+        };
+        (key, day)
+    });
+    let lapsed_now = v1.histories.values().filter(|h| h.row.lapsed).count() as u64;
+    Ok(CustomerBook {
+        lapsed_now,
+        lapse_min_ms: v1.lapse_min_ms,
+        max_customers: v1.max_customers,
+        recency: v1.recency,
+        evicted: v1.evicted,
+        currency: v1.currency,
+        watermark_ms: v1.watermark_ms,
+        pending: v1.pending,
+        histories: v1.histories,
+        lapse: v1.lapse,
+        days: days.collect(),
+        dirty_days: v1.dirty_days,
+        new_customers: v1.new_customers,
+        repeat_orders: v1.repeat_orders,
+        dirty: v1.dirty,
+    })
 }
 
 /// The aggregator of format 1: the fields of format 2 but the last.
@@ -153,7 +221,7 @@ impl CustomerBook {
     /// The book `bytes` were taken from, provided it was built like `like`
     /// (same lapse minimum, currency and bound).
     pub fn restore(like: &CustomerBook, bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
-        let restored: CustomerBook = decode(bytes)?;
+        let restored = decode_book(bytes)?;
         if !restored.same_settings(like) {
             return Err(SnapshotError::Settings("customers"));
         }

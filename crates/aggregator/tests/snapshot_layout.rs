@@ -166,3 +166,60 @@ fn an_earlier_snapshot_with_buffered_events_holds_their_offsets_only_until_appli
         "every session closed: nothing holds an offset any more"
     );
 }
+
+/// The customer facts the stored format-1 book was made from: c1 orders
+/// twice (a refund on the second), c2 twice on consecutive days.
+fn book_facts() -> Vec<aggregator::CustomerFact> {
+    use aggregator::{Channel, CustomerFact, FactKind};
+    const DAY: i64 = 86_400_000;
+    let f = |c: &str, o: &str, kind: FactKind, ts: i64, minor: i64| CustomerFact {
+        customer_id: c.into(),
+        kind,
+        order_id: o.into(),
+        ts_ms: ts,
+        amount_minor: minor,
+        currency: "USD".into(),
+        channel: Channel::Email,
+    };
+    vec![
+        f("c1", "o1", FactKind::Order, T0, 1000),
+        f("c1", "o2", FactKind::Order, T0 + 10 * DAY, 2000),
+        f("c2", "o3", FactKind::Order, T0 + 10 * DAY + 5, 500),
+        f("c1", "o2", FactKind::Refund, T0 + 10 * DAY + 9, 300),
+        f("c2", "o4", FactKind::Order, T0 + 11 * DAY, 700),
+    ]
+}
+
+#[test]
+fn a_format_1_customer_book_continues_with_distinct_customers_from_then_on() {
+    use aggregator::CustomerBook;
+    const DAY: i64 = 86_400_000;
+    let like = CustomerBook::bounded(30 * DAY, "USD", 1000);
+    // Written by the previous release after advancing to T0 + 10 days + 7 ms.
+    let bytes = stored_read("format1-customers.bin");
+    let mut restored = CustomerBook::restore(&like, &bytes).expect("format 1 restores");
+    let mut whole = CustomerBook::bounded(30 * DAY, "USD", 1000);
+    for f in book_facts() {
+        whole.push(f, 0).unwrap();
+    }
+    whole.advance(T0 + 10 * DAY + 7);
+    let (got, want) = (
+        restored.advance(T0 + 12 * DAY),
+        whole.advance(T0 + 12 * DAY),
+    );
+    assert_eq!(got.customers, want.customers, "histories continue exactly");
+    let day11 = |out: &aggregator::CustomerOutput| {
+        out.days
+            .iter()
+            .find(|d| d.day_ms == T0 + 11 * DAY)
+            .map(|d| (d.orders, d.paying_customers, d.repeat_customers))
+    };
+    assert_eq!(day11(&got), Some((1, 1, 1)), "c2's repeat order on day 11");
+    assert_eq!(day11(&got), day11(&want));
+    let net: Vec<_> = got
+        .customers
+        .iter()
+        .map(|c| (c.customer_id.as_str(), c.net_minor))
+        .collect();
+    assert_eq!(net, [("c1", 2700), ("c2", 1200)]);
+}

@@ -105,8 +105,10 @@ pub struct Metrics {
     pub new_customers: IntCounter,
     /// Orders from customers with an earlier order.
     pub repeat_orders: IntCounter,
-    /// Customers that lapsed.
-    pub lapsed_customers: IntCounter,
+    /// Lapse events: customers who became lapsed (again only after a new order).
+    pub customer_lapses: IntCounter,
+    /// Customers lapsed now, of the histories this instance holds.
+    pub lapsed_customers: IntGauge,
     /// Customer facts re-keyed through the internal topic.
     pub customer_facts: IntCounter,
     /// Closed sessions in an experiment, by experiment and variant.
@@ -425,10 +427,15 @@ impl Metrics {
                 "shoplens_repeat_orders_total",
                 "Orders from customers with an earlier order.",
             ),
-            lapsed_customers: counter(
+            customer_lapses: counter(
                 &r,
-                "shoplens_lapsed_customers_total",
-                "Customers that lapsed (at least 2 orders, silent beyond twice their median gap and 30 days).",
+                "shoplens_customer_lapses_total",
+                "Lapse events: customers with at least 2 orders who became silent for at least 30 days and beyond twice their median gap (again only after a new order).",
+            ),
+            lapsed_customers: gauge(
+                &r,
+                "shoplens_lapsed_customers",
+                "Customers lapsed now, of the customer histories this instance holds (sum over instances).",
             ),
             customer_facts: counter(
                 &r,
@@ -594,7 +601,7 @@ impl Metrics {
     pub fn record_customers(&self, out: &aggregator::CustomerOutput) {
         self.new_customers.inc_by(out.new_customers);
         self.repeat_orders.inc_by(out.repeat_orders);
-        self.lapsed_customers.inc_by(out.lapsed.len() as u64);
+        self.customer_lapses.inc_by(out.lapsed.len() as u64);
     }
 
     /// The text exposition of every series.

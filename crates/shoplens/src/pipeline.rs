@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aggregator::{Accepted, Aggregator, CustomerOutput, Output, Position, Rejected, Source};
+use aggregator::{
+    Accepted, Aggregator, CustomerBook, CustomerOutput, Output, Position, Rejected, Source,
+};
 use contract::{Decoder, Reason};
 use exporter::{Checkpoint, CheckpointStore, ClickHouseSink, Health, Metrics};
 use ingest::{
@@ -1251,6 +1253,8 @@ impl Ingest {
         m.carts_open.set(sum(Aggregator::open_carts));
         m.buffered_events.set(sum(Aggregator::buffered_events));
         m.dedup_ids.set(sum(Aggregator::dedup_ids));
+        let lapsed: u64 = self.stores.books().map(CustomerBook::lapsed_now).sum();
+        m.lapsed_customers.set(lapsed as i64);
         m.partitions_paused.set(self.tracker.paused() as i64);
         if watermark != i64::MIN {
             m.watermark.set(watermark as f64 / 1000.0);

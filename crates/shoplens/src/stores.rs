@@ -494,6 +494,11 @@ impl Stores {
     pub fn aggregators(&self) -> impl Iterator<Item = &Aggregator> {
         self.aggregators.values()
     }
+
+    /// The customer books, for gauges.
+    pub fn books(&self) -> impl Iterator<Item = &CustomerBook> {
+        self.books.values()
+    }
 }
 
 /// The values of `by_source`, grouped by store and keyed by topic name.

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "checkpoints",
         include_str!("../../migrations/0005_checkpoints.sql"),
     ),
+    (
+        6,
+        "real_histories",
+        include_str!("../../migrations/0006_real_histories.sql"),
+    ),
 ];
 
 /// The bookkeeping table, created before the migrations.

@@ -340,6 +340,8 @@ pub struct CustomerDayRecord<'a> {
     repeat_orders: u64,
     orders: u64,
     version: u64,
+    paying_customers: u64,
+    repeat_customers: u64,
 }
 
 impl<'a> From<&'a CustomerDayRow> for CustomerDayRecord<'a> {
@@ -352,6 +354,8 @@ impl<'a> From<&'a CustomerDayRow> for CustomerDayRecord<'a> {
             repeat_orders: d.repeat_orders,
             orders: d.orders,
             version: d.version,
+            paying_customers: d.paying_customers,
+            repeat_customers: d.repeat_customers,
         }
     }
 }
