@@ -33,18 +33,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the pipeline until SIGTERM or Ctrl-C.
-    Run,
+    Run {
+        /// A bounded run (a backfill): read every input partition up to the
+        /// end offsets found at start, close everything as if time had run
+        /// out, write it, commit, print a summary and exit 0.
+        #[arg(long)]
+        until_end: bool,
+    },
     /// Produce realistic storefront traffic to Kafka.
     Generate(GenerateArgs),
     /// Produce events from JSON lines (a file, or stdin) to their topics, for backfills.
     Replay {
-        /// The file to read; stdin when absent or `-`.
+        /// The file to read; stdin when absent or `-`. Close the replayed
+        /// history with `shoplens run --until-end`.
         #[arg(long)]
         input: Option<PathBuf>,
-        /// Afterwards, send one page view per partition past every deadline,
-        /// so the replayed history closes completely.
-        #[arg(long)]
-        flush: bool,
     },
     /// Create the contract's topics (clickstream and orders co-partitioned).
     Topics {
@@ -178,7 +181,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     });
     let settings = Settings::load(config.as_deref())?;
     match cli.command {
-        Command::Run => {
+        Command::Run { until_end } => {
             let others = settings.unreported_currencies();
             if !others.is_empty() {
                 tracing::warn!(
@@ -188,6 +191,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                      the other accepted currencies count in the revenue and order tables by currency \
                      (aggregator.reporting_currency, env AGGREGATOR__REPORTING_CURRENCY)"
                 );
+            }
+            if until_end {
+                let pipeline = Pipeline::start_until_end(settings).await?;
+                let metrics = pipeline.metrics().clone();
+                let started = std::time::Instant::now();
+                pipeline.run_until(shutdown_signal()).await?;
+                let text = metrics.render();
+                println_quiet(&format!(
+                    "bounded run done in {:.1} s: read to the end of the input, every deadline passed, written and committed\n{}\n{}",
+                    started.elapsed().as_secs_f64(),
+                    shoplens::summary::line(&text, now_ms() as f64 / 1000.0),
+                    shoplens::summary::table(&text)
+                ));
+                return Ok(());
             }
             let pipeline = Pipeline::start(settings).await?;
             pipeline
@@ -227,10 +244,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 g.revenue_minor / 100, g.revenue_minor % 100
             );
         }
-        Command::Replay { input, flush } => {
+        Command::Replay { input } => {
             let opts = ProduceOptions {
                 speed: None,
-                flush_after_ms: flush.then(|| shoplens::generate::flush_horizon_ms(&settings)),
+                flush_after_ms: None,
             };
             let report = match input.filter(|p| p.as_os_str() != "-") {
                 Some(path) => {
@@ -243,8 +260,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
             };
             println_quiet(&format!(
-                "replayed {} messages (+{} flush)",
-                report.generated.messages, report.flush_messages
+                "replayed {} messages; `shoplens run --until-end` reads and closes them",
+                report.generated.messages
             ));
         }
         Command::Topics {

@@ -31,6 +31,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+mod bounded;
+
+pub use bounded::DRAIN_WATERMARK_MS;
+
 use crate::log_ends::LogEnds;
 use crate::phases::{Phase, Phases};
 use crate::settings::{Settings, SettingsError};
@@ -79,6 +83,8 @@ struct Batch {
     marks: Vec<(i32, i64)>,
     /// When the aggregator closed them (for the result delay).
     closed_at: Instant,
+    /// Batches handed to the writer that this one holds (merged writes).
+    handed: usize,
 }
 
 impl Batch {
@@ -103,6 +109,7 @@ impl Batch {
     /// latest checkpoint of each store and the latest marker of each
     /// partition. The earlier closing time stays, for the result delay.
     fn absorb(&mut self, next: Batch) {
+        self.handed += next.handed;
         self.out.extend(next.out);
         let c = &mut self.customers;
         c.customers.extend(next.customers.customers);
@@ -128,6 +135,8 @@ impl Batch {
 /// What the writer reports once a batch is durable.
 struct Ack {
     commits: Vec<(Source, i64)>,
+    /// Batches handed to the writer that this write made durable.
+    handed: usize,
 }
 
 /// A started pipeline.
@@ -144,6 +153,18 @@ impl Pipeline {
     /// Applies migrations, binds the HTTP endpoint, joins the consumer group
     /// and starts consuming.
     pub async fn start(settings: Settings) -> Result<Pipeline, PipelineError> {
+        Self::start_with(settings, false).await
+    }
+
+    /// As [`Pipeline::start`], for a bounded run: it reads every input
+    /// partition up to the end offsets it finds at start, closes
+    /// everything as if time had run out, writes it, and stops by itself
+    /// ([`Pipeline::run_until`] then returns).
+    pub async fn start_until_end(settings: Settings) -> Result<Pipeline, PipelineError> {
+        Self::start_with(settings, true).await
+    }
+
+    async fn start_with(settings: Settings, until_end: bool) -> Result<Pipeline, PipelineError> {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::default());
         let sink =
@@ -249,6 +270,7 @@ impl Pipeline {
             phases: Phases::new(&metrics),
             last_assignment_check: None,
             log_ends: LogEnds::new(),
+            bounded: until_end.then(bounded::Bounded::new),
         };
         let consume = tokio::spawn(ingest.run(stop_rx, batch_tx, ack_rx, writer));
         Ok(Pipeline {
@@ -413,6 +435,7 @@ impl Writer {
                 .observe(batch.closed_at.elapsed().as_secs_f64());
             let ack = Ack {
                 commits: batch.commits,
+                handed: batch.handed,
             };
             if acks.send(ack).is_err() {
                 break;
@@ -480,6 +503,8 @@ struct Ingest {
     next: HashMap<Source, i64>,
     /// Notices partitions whose input is nearly all rejected.
     reject_rate: ingest::RejectRate,
+    /// A bounded run's progress (`run --until-end`).
+    bounded: Option<bounded::Bounded>,
     /// Highest commit position sent to Kafka, per source.
     committed: HashMap<Source, i64>,
     clock: Instant,
@@ -524,6 +549,11 @@ impl Ingest {
                     self.phases.charge(Phase::Fetch);
                     if let Err(e) = self.step(&batches, false).await {
                         break Err(e);
+                    }
+                    match self.bounded_progress(&batches).await {
+                        Ok(true) => break Ok(()),
+                        Ok(false) => {}
+                        Err(e) => break Err(e),
                     }
                 }
                 msg = consumer.recv() => {
@@ -625,6 +655,9 @@ impl Ingest {
             }
             Ok(event) => {
                 let event_ms = event.timestamp_ms;
+                if let Some(b) = &mut self.bounded {
+                    b.max_event_ms = b.max_event_ms.max(event_ms);
+                }
                 self.tracker.observe(source, Some(event_ms), now);
                 self.stores.saw_event_time(source, event_ms);
                 let Some(aggregator) = self.stores.aggregator(slot) else {
@@ -930,7 +963,6 @@ impl Ingest {
         Ok(())
     }
 
-    /// Dead-letters `m` unchanged with `reason` and counts it.
     /// Counts one message of `source` as accepted or rejected, and logs an
     /// error naming the reason, the field and the setting to look at when
     /// nearly a whole block of the partition was rejected.
@@ -954,6 +986,7 @@ impl Ingest {
         }
     }
 
+    /// Dead-letters `m` unchanged with `reason` and counts it.
     async fn reject(
         &mut self,
         m: &rdkafka::message::BorrowedMessage<'_>,
@@ -1206,7 +1239,11 @@ impl Ingest {
         // state saved with them, never from a position the state lacks.
         let mut checkpoints = Vec::new();
         let mut commits = Vec::new();
-        if force || self.last_checkpoint.elapsed() >= self.checkpoint_every {
+        // A drained bounded run's stores stand past every deadline: nothing
+        // is saved, and the customer books stop at the end of its input.
+        let drained = self.bounded.as_ref().filter(|b| b.drained());
+        let drained = drained.map(|b| b.end_ms);
+        if (force || self.last_checkpoint.elapsed() >= self.checkpoint_every) && drained.is_none() {
             self.last_checkpoint = Instant::now();
             checkpoints = self.stores.checkpoints(topic_names(
                 &self.settings.kafka.topics.customer_facts,
@@ -1282,14 +1319,29 @@ impl Ingest {
             carts = out.carts.len(),
             "flushing"
         );
-        let send = batches.send(Batch {
+        let mut marks = self.stores.event_watermarks();
+        if let Some(end_ms) = drained {
+            marks.iter_mut().for_each(|m| m.1 = m.1.min(end_ms));
+        }
+        let batch = Batch {
             out,
             customers,
             commits,
             checkpoints,
-            marks: self.stores.event_watermarks(),
+            marks,
             closed_at: Instant::now(),
-        });
+            handed: 1,
+        };
+        self.send_batch(batches, batch).await
+    }
+
+    /// Hands `batch` to the writer, waiting while it is busy.
+    async fn send_batch(
+        &mut self,
+        batches: &mpsc::Sender<Batch>,
+        batch: Batch,
+    ) -> Result<(), PipelineError> {
+        let send = batches.send(batch);
         // Blocked here while the writer retries (backpressure): keep the lag
         // gauge current meanwhile, when operators need it most.
         tokio::pin!(send);
@@ -1298,7 +1350,11 @@ impl Ingest {
             tokio::select! {
                 sent = &mut send => {
                     self.phases.charge(Phase::Writer);
-                    return sent.map_err(|_| PipelineError::Task("writer stopped".into()));
+                    sent.map_err(|_| PipelineError::Task("writer stopped".into()))?;
+                    if let Some(b) = &mut self.bounded {
+                        b.in_flight += 1;
+                    }
+                    return Ok(());
                 }
                 _ = tick.tick() => {
                     let now = self.now_ms();
@@ -1309,6 +1365,9 @@ impl Ingest {
     }
 
     fn acknowledged(&mut self, ack: Ack, mode: CommitMode) {
+        if let Some(b) = &mut self.bounded {
+            b.in_flight = b.in_flight.saturating_sub(ack.handed);
+        }
         self.commit(&ack.commits, mode);
     }
 
@@ -1396,6 +1455,7 @@ mod tests {
             }],
             marks: partition_marks.to_vec(),
             closed_at: Instant::now(),
+            handed: 1,
         }
     }
 
@@ -1411,5 +1471,6 @@ mod tests {
         assert_eq!(first.checkpoints[0].watermark_ms, 200, "the later one");
         assert_eq!(first.marks, vec![(0, 100), (1, 70)]);
         assert_eq!(first.closed_at, closed);
+        assert_eq!(first.handed, 2, "one acknowledgement answers for both");
     }
 }

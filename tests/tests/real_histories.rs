@@ -1,0 +1,306 @@
+//! A store's exported order history, shaped like the real ones: server-side
+//! order events only (no clickstream), two years, placed and paid in the same
+//! millisecond (the payment's event id sorting first), refunds in a second
+//! currency, wholesale customers with over a hundred orders, empty optional
+//! strings. Replayed, then read and closed with a bounded run; every figure
+//! is compared with what this test computes from the same events on its own.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use e2e::{settings, unique};
+use serde::Deserialize;
+use shoplens::generate::ProduceOptions;
+use shoplens::http_get::metric_sum;
+use shoplens::Pipeline;
+
+const DAY: i64 = 86_400_000;
+/// 2019-01-01T00:00:00Z.
+const T0: i64 = 1_546_300_800_000;
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> i64 {
+        (self.next() % n.max(1)) as i64
+    }
+}
+
+fn money(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
+/// What the history holds, computed here from the events themselves.
+#[derive(Default)]
+struct Expected {
+    lines: Vec<(i64, String)>,
+    orders: u64,
+    gross_gbp: i64,
+    cancelled: u64,
+    cancelled_gbp: i64,
+    refunds: u64,
+    refunded: BTreeMap<String, i64>,
+    /// Per customer: order times, net revenue in GBP.
+    customers: BTreeMap<String, (Vec<i64>, i64)>,
+    /// Distinct paying customers per day.
+    paying_by_day: BTreeMap<i64, BTreeSet<String>>,
+    max_ts: i64,
+}
+
+impl Expected {
+    fn event(&mut self, ts: i64, json: String) {
+        self.max_ts = self.max_ts.max(ts);
+        self.lines.push((ts, json));
+    }
+
+    fn order(&mut self, rng: &mut Rng, c: usize, n: usize, ts: i64) {
+        let (order, anon, user) = (format!("o{c}-{n}"), format!("a{c}"), format!("u{c}"));
+        let total = 100 + rng.below(50_000);
+        // Server-side events with the empty strings real exports carry.
+        self.event(ts, format!(
+            r#"{{"event_id":"{order}:order_placed","type":"order_placed","timestamp":{ts},"anonymous_id":"{anon}","user_id":"{user}","session_id":"","context":{{"campaign":{{"source":"","medium":""}}}},"properties":{{"order_id":"{order}","cart_id":"","coupon":"","currency":"GBP","total":"{}","products":[{{"product_id":"p{}","price":"{}","quantity":1}}]}}}}"#,
+            money(total), rng.below(50), money(total)
+        ));
+        self.event(ts, format!(
+            r#"{{"event_id":"{order}:order_paid","type":"order_paid","timestamp":{ts},"anonymous_id":"{anon}","user_id":"{user}","properties":{{"order_id":"{order}","currency":"GBP"}}}}"#
+        ));
+        self.orders += 1;
+        self.gross_gbp += total;
+        self.paying_by_day
+            .entry(ts.div_euclid(DAY) * DAY)
+            .or_default()
+            .insert(user.clone());
+        let customer = self.customers.entry(user.clone()).or_default();
+        customer.0.push(ts);
+        customer.1 += total;
+        match rng.below(20) {
+            0 => {
+                let at = ts + 10 * 60_000;
+                self.event(at, format!(
+                    r#"{{"event_id":"{order}:order_cancelled","type":"order_cancelled","timestamp":{at},"anonymous_id":"{anon}","user_id":"{user}","properties":{{"order_id":"{order}"}}}}"#
+                ));
+                self.cancelled += 1;
+                self.cancelled_gbp += total;
+                self.customers.get_mut(&user).unwrap().1 -= total;
+            }
+            1..=3 => {
+                let at = ts + (1 + rng.below(40)) * DAY;
+                let currency = if rng.below(2) == 0 { "GBP" } else { "EUR" };
+                let amount = 1 + rng.below(total as u64);
+                self.event(at, format!(
+                    r#"{{"event_id":"{order}:order_refunded","type":"order_refunded","timestamp":{at},"anonymous_id":"{anon}","user_id":"{user}","properties":{{"order_id":"{order}","currency":"{currency}","amount":"{}"}}}}"#,
+                    money(amount)
+                ));
+                self.refunds += 1;
+                *self.refunded.entry(currency.into()).or_default() += amount;
+                if currency == "GBP" {
+                    self.customers.get_mut(&user).unwrap().1 -= amount;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `customers` customers over two years; the first three are wholesale
+    /// buyers with 120 orders each.
+    fn history(customers: usize, seed: u64) -> Expected {
+        let mut rng = Rng(seed);
+        let mut e = Expected::default();
+        for c in 0..customers {
+            let mut ts = T0 + rng.below(700) * DAY + rng.below(DAY as u64);
+            let orders = if c < 3 {
+                120
+            } else {
+                match rng.below(10) {
+                    0..=5 => 1,
+                    6..=8 => 2 + rng.below(3) as usize,
+                    _ => 5 + rng.below(8) as usize,
+                }
+            };
+            for n in 0..orders {
+                e.order(&mut rng, c, n, ts);
+                ts += if c < 3 {
+                    (1 + rng.below(4)) * DAY
+                } else {
+                    rng.below(90) * DAY + rng.below(DAY as u64)
+                };
+            }
+        }
+        e.lines.sort();
+        e
+    }
+}
+
+/// The median of the gaps between `times` (sorted), in ms, as the spec
+/// defines it: over all gaps, the mean of the middle two when even.
+fn median_gap(times: &[i64]) -> i64 {
+    let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    let n = gaps.len();
+    match n {
+        0 => 0,
+        _ if n % 2 == 1 => gaps[n / 2],
+        _ => (gaps[n / 2 - 1] + gaps[n / 2]) / 2,
+    }
+}
+
+#[derive(Deserialize, clickhouse::Row)]
+struct Customer {
+    customer_id: String,
+    orders: u64,
+    net_minor: i64,
+    median_gap_days: f64,
+    lapsed: u8,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
+    let id = unique("history");
+    let mut s = settings(&id);
+    s.contract.default_currency = "GBP".into();
+    s.contract.currencies = vec!["GBP".into(), "EUR".into()];
+    s.aggregator.reporting_currency = "GBP".into();
+    shoplens::topics::create_topics(&s.kafka, 3, 1)
+        .await
+        .expect("topics (is the stack up? deploy/local/stack.sh up)");
+    let e = Expected::history(1_500, 0x5EED_1234_ABCD);
+    assert!(e.customers.values().any(|(t, _)| t.len() > 64));
+    let jsonl: String = e.lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let no_flush = ProduceOptions {
+        speed: None,
+        flush_after_ms: None,
+    };
+    let sent = shoplens::replay::replay(&s.kafka, std::io::Cursor::new(jsonl), &no_flush)
+        .await
+        .expect("replay");
+    assert_eq!(sent.generated.messages, e.lines.len() as u64);
+
+    let pipeline = Pipeline::start_until_end(s.clone()).await.expect("starts");
+    let metrics = pipeline.metrics().clone();
+    let run = pipeline.run_until(std::future::pending());
+    tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the bounded run ends by itself")
+        .expect("and succeeds");
+    let text = metrics.render();
+    let n = |name: &str, label: &str| metric_sum(&text, name, label) as u64;
+    assert_eq!(
+        n("shoplens_events_consumed_total", ""),
+        e.lines.len() as u64
+    );
+    assert_eq!(
+        n("shoplens_events_invalid_total", ""),
+        0,
+        "nothing dead-lettered: {}",
+        shoplens::summary::table(&text)
+    );
+    assert_eq!(
+        n("shoplens_triggers_total", "kind=\"overdue_order\""),
+        0,
+        "every order was paid in the millisecond it was placed"
+    );
+
+    let ch = s.clickhouse.client().with_database(&id);
+    let sessions: u64 = ch
+        .query("SELECT count() FROM sessions FINAL")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "an order-only feed opens no sessions");
+
+    #[derive(Deserialize, clickhouse::Row)]
+    struct Revenue {
+        currency: String,
+        orders: u64,
+        paid: u64,
+        cancelled: u64,
+        refunds: u64,
+        gross_minor: i64,
+        cancelled_minor: i64,
+        refunded_minor: i64,
+    }
+    let revenue: Vec<Revenue> = ch
+        .query("SELECT currency, sum(orders), sum(paid), sum(cancelled), sum(refunds), sum(gross_minor), sum(cancelled_minor), sum(refunded_minor) FROM revenue_1d_final GROUP BY currency ORDER BY currency")
+        .fetch_all()
+        .await
+        .unwrap();
+    let by = |c: &str| revenue.iter().find(|r| r.currency == c).expect(c);
+    let (gbp, eur) = (by("GBP"), by("EUR"));
+    assert_eq!((gbp.orders, gbp.paid), (e.orders, e.orders));
+    assert_eq!(
+        (gbp.gross_minor, gbp.cancelled, gbp.cancelled_minor),
+        (e.gross_gbp, e.cancelled, e.cancelled_gbp)
+    );
+    assert_eq!(gbp.refunds + eur.refunds, e.refunds);
+    assert_eq!(gbp.refunded_minor, e.refunded["GBP"]);
+    assert_eq!(eur.refunded_minor, e.refunded["EUR"]);
+    assert_eq!(
+        (eur.orders, eur.paid),
+        (0, 0),
+        "payments count in the order's currency"
+    );
+
+    let got: Vec<Customer> = ch
+        .query("SELECT customer_id, orders, net_minor, median_gap_days, lapsed FROM customers FINAL ORDER BY customer_id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), e.customers.len());
+    // The customer books stop just past the last event (and the grace).
+    let end_ms = e.max_ts + s.aggregator.settle_grace_ms + 1;
+    let mut lapsed = 0;
+    let got: HashMap<&str, &Customer> = got.iter().map(|c| (c.customer_id.as_str(), c)).collect();
+    for (user, (times, net)) in &e.customers {
+        let c = got[user.as_str()];
+        assert_eq!(
+            (c.orders, c.net_minor),
+            (times.len() as u64, *net),
+            "{user}"
+        );
+        let median = median_gap(times);
+        assert!(
+            (c.median_gap_days - median as f64 / DAY as f64).abs() < 1e-9,
+            "{user}"
+        );
+        let since = end_ms - times.last().unwrap();
+        let want = times.len() >= 2 && since >= 30 * DAY && since > 2 * median;
+        assert_eq!(
+            c.lapsed == 1,
+            want,
+            "{user}: lapsed as of the end of the history; orders at {times:?}, median gap {median} ms, end {end_ms}"
+        );
+        lapsed += u64::from(want);
+    }
+    assert!(lapsed > 100, "{lapsed}");
+
+    #[derive(Deserialize, clickhouse::Row)]
+    struct Day {
+        day: u16,
+        paying_customers: u64,
+    }
+    let days: Vec<Day> = ch
+        .query(
+            "SELECT day, sum(paying_customers) FROM customers_1d_final GROUP BY day ORDER BY day",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    let got: BTreeMap<i64, u64> = days
+        .iter()
+        .filter(|d| d.paying_customers > 0)
+        .map(|d| (i64::from(d.day) * DAY, d.paying_customers))
+        .collect();
+    let want: BTreeMap<i64, u64> = e
+        .paying_by_day
+        .iter()
+        .map(|(d, c)| (*d, c.len() as u64))
+        .collect();
+    assert_eq!(got, want, "distinct paying customers per day");
+}
