@@ -16,6 +16,16 @@ pub enum KafkaError {
     /// Topics the pipeline reads do not exist on the brokers.
     #[error("topics missing on the brokers: {0:?} (create them with `shoplens topics`)")]
     MissingTopics(Vec<String>),
+    /// The brokers did not answer at all.
+    #[error(
+        "cannot reach the Kafka brokers {brokers} (kafka.brokers, env KAFKA__BROKERS): {cause}"
+    )]
+    Unreachable {
+        /// The bootstrap list tried.
+        brokers: String,
+        /// What the client reported.
+        cause: String,
+    },
 }
 
 fn base(settings: &KafkaSettings) -> ClientConfig {
@@ -76,22 +86,31 @@ pub fn input_topics(settings: &KafkaSettings, streams: &Streams) -> Vec<String> 
 /// yet is only looked for again at librdkafka's metadata refresh (5 minutes
 /// by default), so the pipeline waits for this to be empty before it
 /// subscribes.
-pub fn missing_topics(consumer: &StreamConsumer, topics: &[String]) -> Vec<String> {
-    let known: Vec<String> = consumer
+///
+/// Brokers that do not answer are [`KafkaError::Unreachable`], naming
+/// `brokers`: an unreachable broker is not a missing topic.
+pub fn missing_topics(
+    consumer: &StreamConsumer,
+    topics: &[String],
+    brokers: &str,
+) -> Result<Vec<String>, KafkaError> {
+    let metadata = consumer
         .fetch_metadata(None, std::time::Duration::from_secs(2))
-        .map(|m| {
-            m.topics()
-                .iter()
-                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-                .map(|t| t.name().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    topics
+        .map_err(|e| KafkaError::Unreachable {
+            brokers: brokers.to_string(),
+            cause: e.to_string(),
+        })?;
+    let known: Vec<String> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.name().to_string())
+        .collect();
+    Ok(topics
         .iter()
         .filter(|t| !known.contains(t))
         .cloned()
-        .collect()
+        .collect())
 }
 
 /// The number of partitions of `topic`, from the brokers' metadata.
@@ -143,4 +162,27 @@ pub fn cached_high_watermark(
     };
     (err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn brokers_that_do_not_answer_are_named_not_taken_for_missing_topics() {
+        let settings = KafkaSettings {
+            // A port nothing listens on.
+            brokers: "127.0.0.1:1".into(),
+            ..KafkaSettings::default()
+        };
+        let consumer = build_consumer(&settings).expect("a client needs no broker to exist");
+        let err = missing_topics(&consumer, &["t".into()], &settings.brokers)
+            .expect_err("no broker answers");
+        let text = err.to_string();
+        assert!(matches!(err, KafkaError::Unreachable { .. }), "{text}");
+        assert!(
+            text.contains("127.0.0.1:1") && text.contains("KAFKA__BROKERS"),
+            "{text}"
+        );
+    }
 }

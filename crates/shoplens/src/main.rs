@@ -376,7 +376,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     println!("{stmt};\n");
                 }
             } else {
-                let applied = exporter::clickhouse::migrate(&settings.clickhouse).await?;
+                let applied = exporter::clickhouse::migrate(&settings.clickhouse)
+                    .await
+                    .map_err(|e| e.at(&settings.clickhouse.url))?;
                 info!(?applied, "migrations applied");
             }
         }

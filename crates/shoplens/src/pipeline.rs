@@ -196,12 +196,14 @@ impl Pipeline {
         let topics = ingest::input_topics(&settings.kafka, &streams);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let missing = ingest::missing_topics(&consumer, &topics);
-            if missing.is_empty() {
-                break;
-            }
+            let brokers = &settings.kafka.brokers;
+            let missing = match ingest::missing_topics(&consumer, &topics, brokers) {
+                Ok(missing) if missing.is_empty() => break,
+                Ok(missing) => ingest::KafkaError::MissingTopics(missing),
+                Err(unreachable) => unreachable,
+            };
             if Instant::now() >= deadline {
-                return Err(ingest::KafkaError::MissingTopics(missing).into());
+                return Err(missing.into());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

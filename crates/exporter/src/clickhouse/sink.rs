@@ -24,6 +24,37 @@ pub enum SinkError {
     /// The settings are unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// No connection could be made to the server.
+    #[error("cannot reach ClickHouse at {url} (clickhouse.url, env CLICKHOUSE__URL): {cause}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// The client's error with its causes.
+        cause: String,
+    },
+}
+
+impl SinkError {
+    /// This error, naming `url` when it is a failure to connect (the
+    /// client's own text says only `client error (Connect)`).
+    pub fn at(self, url: &str) -> SinkError {
+        match self {
+            SinkError::ClickHouse(clickhouse::error::Error::Network(e)) => {
+                let mut cause = e.to_string();
+                let mut source = e.source();
+                while let Some(s) = source {
+                    cause.push_str(": ");
+                    cause.push_str(&s.to_string());
+                    source = s.source();
+                }
+                SinkError::Unreachable {
+                    url: url.to_string(),
+                    cause,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Encodes rows for their table.
@@ -53,10 +84,13 @@ impl ClickHouseSink {
     /// Applies the migrations, or, when `migrate_on_start` is off, checks
     /// that someone has: a schema older than this build needs is an error.
     pub async fn migrate(&self) -> Result<Vec<u32>, SinkError> {
+        let url = &self.settings.url;
         if self.settings.migrate_on_start {
-            return super::migrate(&self.settings).await;
+            return super::migrate(&self.settings).await.map_err(|e| e.at(url));
         }
-        let found = super::schema_version(&self.settings).await?;
+        let found = super::schema_version(&self.settings)
+            .await
+            .map_err(|e| e.at(url))?;
         let needed = super::latest_version();
         if found < needed {
             return Err(SinkError::Config(format!(
@@ -180,5 +214,28 @@ impl ClickHouseSink {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_names_the_url_and_the_setting() {
+        let url = "http://127.0.0.1:1";
+        let client = Client::default().with_url(url).with_validation(false);
+        let err = client
+            .query("SELECT 1")
+            .execute()
+            .await
+            .expect_err("nothing listens");
+        let text = SinkError::from(err).at(url).to_string();
+        assert!(
+            text.starts_with("cannot reach ClickHouse at http://127.0.0.1:1"),
+            "{text}"
+        );
+        assert!(text.contains("CLICKHOUSE__URL"), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "the cause: {text}");
     }
 }
