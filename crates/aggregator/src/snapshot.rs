@@ -103,6 +103,7 @@ fn decode_book(bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
     let lapsed_now = v1.histories.values().filter(|h| h.row.lapsed).count() as u64;
     Ok(CustomerBook {
         lapsed_now,
+        gaps_clipped: 0,
         lapse_min_ms: v1.lapse_min_ms,
         max_customers: v1.max_customers,
         recency: v1.recency,

@@ -109,6 +109,8 @@ pub struct Metrics {
     pub customer_lapses: IntCounter,
     /// Customers lapsed now, of the histories this instance holds.
     pub lapsed_customers: IntGauge,
+    /// Customers with more order gaps than kept for their median.
+    pub customers_gaps_clipped: IntGauge,
     /// Customer facts re-keyed through the internal topic.
     pub customer_facts: IntCounter,
     /// Closed sessions in an experiment, by experiment and variant.
@@ -436,6 +438,11 @@ impl Metrics {
                 &r,
                 "shoplens_lapsed_customers",
                 "Customers lapsed now, of the customer histories this instance holds (sum over instances).",
+            ),
+            customers_gaps_clipped: gauge(
+                &r,
+                "shoplens_customers_gaps_clipped",
+                "Customers with more than 10,000 gaps between orders, whose median gap is over the latest 10,000 (sum over instances).",
             ),
             customer_facts: counter(
                 &r,

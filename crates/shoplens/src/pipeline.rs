@@ -1292,8 +1292,10 @@ impl Ingest {
         m.carts_open.set(sum(Aggregator::open_carts));
         m.buffered_events.set(sum(Aggregator::buffered_events));
         m.dedup_ids.set(sum(Aggregator::dedup_ids));
-        let lapsed: u64 = self.stores.books().map(CustomerBook::lapsed_now).sum();
-        m.lapsed_customers.set(lapsed as i64);
+        let books = |f: fn(&CustomerBook) -> u64| self.stores.books().map(f).sum::<u64>() as i64;
+        m.lapsed_customers.set(books(CustomerBook::lapsed_now));
+        m.customers_gaps_clipped
+            .set(books(CustomerBook::gaps_clipped));
         m.partitions_paused.set(self.tracker.paused() as i64);
         if watermark != i64::MIN {
             m.watermark.set(watermark as f64 / 1000.0);
