@@ -30,19 +30,34 @@ def main():
     events = [json.loads(line) for line in open(path)]
     for e in events:
         e["ms"] = ms(e["timestamp"])
-    events.sort(key=lambda e: (e["ms"], e["event_id"]))
+    # Events of one instant: by visitor, storefront events before order events,
+    # storefront events grouped by session id, then the causal rank and the id.
+    lifecycle = ("order_placed", "order_paid", "order_cancelled", "order_refunded")
+    ranks = ["page_view", "product_view", "add_to_cart", "remove_from_cart", "checkout_started",
+             *lifecycle, "signup", "referral_sent", "survey_response", "ad_spend"]
 
-    # Sessions: one open per visitor; split on a gap over 30 min, 24 h, or a new session id.
+    def instant_key(e):
+        server = e["type"] in lifecycle
+        sid = "" if server else (e.get("session_id") or "")
+        return (e["ms"], e["anonymous_id"], server, sid, ranks.index(e["type"]), e["event_id"])
+    events.sort(key=instant_key)
+
+    # Sessions: one open per visitor; split on a gap over 30 min, 24 h, or a new
+    # storefront session id. Order events join the open session; they never open
+    # one nor split one.
     open_s = {}
     sessions = []
     for e in events:
         v = e["anonymous_id"]
         s = open_s.get(v)
-        sid = e.get("session_id")
+        server = e["type"] in lifecycle
+        sid = None if server else e.get("session_id")
         if s and (e["ms"] - s["last"] > GAP or e["ms"] - s["start"] >= MAX
                   or (sid and s["sid"] and sid != s["sid"])):
             sessions.append(open_s.pop(v))
             s = None
+        if not s and server:
+            continue
         if not s:
             s = open_s[v] = {"start": e["ms"], "last": e["ms"], "sid": sid, "pv": 0,
                              "stage": 0, "any": set(), "orders": 0}

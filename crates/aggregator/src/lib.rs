@@ -7,11 +7,10 @@
 //! same input gives the same rows.
 //!
 //! Events are held in an event-time ordered buffer until the watermark passes
-//! them, then applied in `(timestamp, causal rank, event_id)` order: the
-//! events of one instant in the order they can happen (a view before an add
-//! to cart, an order placed before it is paid), whatever their ids. Any
-//! shuffle of the input inside the allowed lateness therefore yields the
-//! same rows.
+//! them, then applied in time order; the events of one instant in the order
+//! they can happen (a view before an add to cart, an order placed before it
+//! is paid), whatever their ids (see `same_instant_key`). Any shuffle of the
+//! input inside the allowed lateness therefore yields the same rows.
 
 #![warn(missing_docs)]
 
@@ -238,6 +237,18 @@ pub fn causal_rank(kind: &contract::EventKind) -> u8 {
     }
 }
 
+/// The order of events of one instant: by visitor; a visitor's storefront
+/// events before its orders, payments and refunds; the storefront events
+/// grouped by storefront session (so two sessions interleaved within one
+/// timestamp do not split each other at every event); then the causal rank
+/// and the event id. Only events of one visitor can affect each other here.
+fn same_instant_key(e: &Event) -> (&str, bool, Option<&str>, u8, &str) {
+    let lifecycle = e.kind.is_order_lifecycle();
+    let session = e.session_id.as_deref().filter(|_| !lifecycle);
+    let rank = causal_rank(&e.kind);
+    (&e.anonymous_id, lifecycle, session, rank, &e.event_id)
+}
+
 impl Aggregator {
     /// A fresh aggregator with `cfg`.
     pub fn new(cfg: AggregatorConfig) -> Self {
@@ -309,10 +320,7 @@ impl Aggregator {
         let rest = self.pending.split_off(&watermark_ms);
         let ready = std::mem::replace(&mut self.pending, rest);
         let ready = ready.into_iter().flat_map(|(ts, mut same_ms)| {
-            same_ms.sort_by(|a, b| {
-                (causal_rank(&a.0.kind), &a.0.event_id)
-                    .cmp(&(causal_rank(&b.0.kind), &b.0.event_id))
-            });
+            same_ms.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
             same_ms.into_iter().map(move |e| (ts, e))
         });
         let bounds = CartBounds::of(&self.cfg);

@@ -333,3 +333,39 @@ fn an_add_to_cart_and_its_order_in_one_millisecond_convert_the_cart() {
         .iter()
         .all(|t| !matches!(t, Trigger::AbandonedCart(_))));
 }
+
+#[test]
+fn two_storefront_sessions_interleaved_in_one_instant_do_not_split_at_every_event() {
+    // REES46 has these: one visitor, two session ids, events of both in one
+    // second. Ranked by type alone they alternate A, B, A, B (4 sessions).
+    let with_session = |mut e: Event, s: &str| {
+        e.session_id = Some(s.into());
+        e.user_id = None;
+        e
+    };
+    let view = |id: &str, ts: i64| {
+        let product = contract::Product {
+            product_id: "p".into(),
+            category: None,
+            price: None,
+        };
+        ev(id, "v", ts, EventKind::ProductView { product })
+    };
+    let t = T0 + 1_000;
+    let out = run(
+        &[
+            with_session(page_view("a0", "v", T0, None), "A"),
+            with_session(page_view("a1", "v", t, None), "A"),
+            with_session(page_view("b1", "v", t, None), "B"),
+            with_session(view("a2", t), "A"),
+            with_session(view("b2", t), "B"),
+        ],
+        T0 + 3 * HOUR,
+    );
+    let sessions: Vec<_> = out
+        .sessions
+        .iter()
+        .map(|s| (s.session_id.as_str(), s.events))
+        .collect();
+    assert_eq!(sessions, [("A", 3), ("B", 2)]);
+}

@@ -4,7 +4,8 @@
 //!
 //! ```sh
 //! cargo run --example rees46 -- path/to/export.csv > events.jsonl
-//! shoplens replay --input events.jsonl --flush
+//! shoplens replay --input events.jsonl
+//! shoplens run --until-end
 //! ```
 //!
 //! Mapping (documented in docs/metrics.md, "Checking against REES46"):
