@@ -42,20 +42,35 @@ def main():
         return (e["ms"], e["anonymous_id"], server, sid, ranks.index(e["type"]), e["event_id"])
     events.sort(key=instant_key)
 
-    # Sessions: one open per visitor; split on a gap over 30 min, 24 h, or a new
-    # storefront session id. Order events join the open session; they never open
-    # one nor split one.
+    # Sessions: one in use per visitor; it ends after a gap over 30 min or 24 h.
+    # An event under another storefront session id sets it aside and continues
+    # the visitor's session under that id if one is still open, else starts
+    # one. Order events join the session in use, or an open one of the visitor
+    # they name; they never open one.
     open_s = {}
+    parked = defaultdict(list)
     sessions = []
+
+    def live(s, t):
+        return t - s["last"] <= GAP and t - s["start"] < MAX
+
     for e in events:
         v = e["anonymous_id"]
         s = open_s.get(v)
         server = e["type"] in lifecycle
         sid = None if server else e.get("session_id")
-        if s and (e["ms"] - s["last"] > GAP or e["ms"] - s["start"] >= MAX
-                  or (sid and s["sid"] and sid != s["sid"])):
+        if s and not live(s, e["ms"]):
             sessions.append(open_s.pop(v))
             s = None
+        elif s and e.get("session_id") and s["sid"] and e["session_id"] != s["sid"] and (
+                not server or any(p["sid"] == e["session_id"] and live(p, e["ms"]) for p in parked[v])):
+            parked[v].append(open_s.pop(v))
+            s = None
+        if not s and e.get("session_id"):
+            back = [p for p in parked[v] if p["sid"] == e["session_id"] and live(p, e["ms"])]
+            if back:
+                parked[v].remove(back[0])
+                s = open_s[v] = back[0]
         if not s and server:
             continue
         if not s:
@@ -73,6 +88,7 @@ def main():
         if e["type"] == "order_placed":
             s["orders"] += 1
     sessions.extend(open_s.values())
+    sessions.extend(p for ps in parked.values() for p in ps)
 
     print(f"sessions {len(sessions)}; visitors {len({e['anonymous_id'] for e in events})}")
     print(f"page views {sum(s['pv'] for s in sessions)}; single-page sessions "

@@ -18,6 +18,12 @@ use crate::rows::SessionRow;
 use crate::{Position, Source};
 use thin_vec::ThinVec;
 
+#[path = "sessions_parked.rs"]
+mod parked;
+
+use parked::Parked;
+pub(crate) use parked::VisitsRef;
+
 /// One open session, kept compact: a million of them are held at once.
 /// It is 320 bytes, an allocator size class below the 384 that a `Vec` and
 /// a second copy of the storefront's session id made it. Checkpoints keep
@@ -134,26 +140,6 @@ pub(crate) struct Closed {
     pub visit: Option<Box<VisitPages>>,
 }
 
-/// The open sessions' page state as a map by visitor id, the layout
-/// checkpoints kept it in.
-pub(crate) struct VisitsRef<'a>(&'a Map<Arc<str>, Box<Open>>);
-
-impl serde::Serialize for VisitsRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let visits = || {
-            self.0
-                .iter()
-                .filter_map(|(k, s)| s.visit.as_ref().map(|v| (k, v)))
-        };
-        let mut map = serializer.serialize_map(Some(visits().count()))?;
-        for (visitor, visit) in visits() {
-            map.serialize_entry(visitor, visit)?;
-        }
-        map.end()
-    }
-}
-
 /// What applying one event did.
 pub(crate) struct Applied {
     /// A session this event ended (it started a new one).
@@ -194,7 +180,8 @@ impl Visitors {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// Serialized by hand (see `parked`), read by this derive.
+#[derive(serde::Deserialize)]
 pub(crate) struct Sessionizer {
     gap_ms: i64,
     max_ms: i64,
@@ -208,6 +195,9 @@ pub(crate) struct Sessionizer {
     open: Map<Arc<str>, Box<Open>>,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
     deadlines: Deadlines<Arc<str>>,
+    /// Visitors' sessions under other storefront ids than the one in use.
+    #[serde(skip)]
+    parked: Parked,
 }
 
 impl Sessionizer {
@@ -227,11 +217,12 @@ impl Sessionizer {
             rules: cfg.channels.clone(),
             open: Map::default(),
             deadlines: Deadlines::new(),
+            parked: Parked::default(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.open.len()
+        self.open.len() + self.parked.len()
     }
 
     /// The user id known in the visitor's open session.
@@ -244,7 +235,8 @@ impl Sessionizer {
 
     /// The offsets the open sessions hold (each its lowest per source).
     pub(crate) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
-        self.open.values().flat_map(|s| s.held.iter().copied())
+        let in_use = self.open.values().flat_map(|s| s.held.iter().copied());
+        in_use.chain(self.parked.holds())
     }
 
     /// The page state of the visitor's open session (made on first use).
@@ -262,12 +254,13 @@ impl Sessionizer {
                 s.visit = Some(visit);
             }
         }
+        self.unpark_restored();
     }
 
     /// The open sessions' page state, serialized as the checkpoint's
     /// visitor-keyed map.
     pub(crate) fn visits(&self) -> VisitsRef<'_> {
-        VisitsRef(&self.open)
+        VisitsRef(self)
     }
 
     /// The funnel stage names, `session` first.
@@ -287,16 +280,33 @@ impl Sessionizer {
         max_open: usize,
     ) -> Applied {
         let ts = e.timestamp_ms;
-        // Orders, payments and refunds (the back end's) join the open
-        // session, keeping its channel; they never open or split one.
+        // Orders, payments and refunds (the back end's) join the session in
+        // use, keeping its channel, or the visitor's open session they name;
+        // they never open one.
         let server_side = e.kind.is_order_lifecycle();
         let mut closed = None;
-        if let Some(s) = self.open.get(e.anonymous_id.as_str()) {
-            let new_id = !server_side
-                && matches!((&e.session_id, s.storefront_id()), (Some(a), Some(b)) if a != b);
-            if new_id || ts >= s.close_at(self.gap_ms, self.max_ms) {
-                let s = self.open.remove(e.anonymous_id.as_str()).expect("present");
+        let visitor = e.anonymous_id.as_str();
+        let (gap, max) = (self.gap_ms, self.max_ms);
+        let live = |s: &Open| ts < s.close_at(gap, max);
+        let id = e.session_id.as_deref();
+        if let Some(s) = self.open.get(visitor) {
+            let other = matches!((id, s.storefront_id()), (Some(a), Some(b)) if a != b);
+            // A back-end event switches only to a session it names that the
+            // visitor has open (a payment system's own id names none).
+            let switch =
+                other && (!server_side || id.is_some_and(|id| self.parked.has(visitor, id, live)));
+            if !live(s) {
+                let s = self.open.remove(visitor).expect("present");
                 closed = Some(self.finish(*s, held));
+            } else if switch {
+                // Another storefront session of the visitor: this one waits.
+                let (key, s) = self.open.remove_entry(visitor).expect("present");
+                self.parked.park(key, s);
+            }
+        }
+        if let (false, Some(id)) = (self.open.contains_key(visitor), id) {
+            if let Some(s) = self.parked.take(visitor, id, live) {
+                self.open.insert(s.row.anonymous_id.clone(), s);
             }
         }
         if server_side && !self.open.contains_key(e.anonymous_id.as_str()) {
@@ -309,7 +319,7 @@ impl Sessionizer {
         }
         let mut started = None;
         let mut evicted = None;
-        if self.open.len() >= max_open.max(1) && !self.open.contains_key(e.anonymous_id.as_str()) {
+        if self.len() >= max_open.max(1) && !self.open.contains_key(visitor) {
             evicted = self.close_soonest(held);
         }
         let s = match self.open.get_mut(e.anonymous_id.as_str()) {
@@ -327,7 +337,7 @@ impl Sessionizer {
         };
         s.row.end_ms = ts;
         s.row.events += 1;
-        if s.storefront_id().is_none() {
+        if s.storefront_id().is_none() && !server_side {
             s.storefront_id_other = e.session_id.clone().map(Box::new);
         }
         if let Some(u) = &e.user_id {
@@ -455,38 +465,44 @@ impl Sessionizer {
     /// The visitor of the next open session whose deadline (inactivity gap
     /// or length cap) is at or before `until` (the soonest of all when
     /// `None`), taken off the heap.
-    fn pop_due(&mut self, until: Option<i64>) -> Option<Arc<str>> {
-        let (open, gap, max) = (&mut self.open, self.gap_ms, self.max_ms);
-        pop_due(&mut self.deadlines, until, |visitor, at| {
-            match open.get_mut(&**visitor) {
-                // Closed earlier by a new session, or an entry of an
-                // earlier session of this visitor.
-                Some(s) if s.queued_at() == at => {
-                    let now_at = s.close_at(gap, max);
-                    if now_at > at {
-                        Due::Later(s.queue(now_at))
-                    } else {
-                        Due::Now
-                    }
-                }
-                _ => Due::Stale,
+    fn pop_due(&mut self, until: Option<i64>) -> Option<(Arc<str>, i64)> {
+        let (open, parked) = (&mut self.open, &mut self.parked);
+        let (gap, max) = (self.gap_ms, self.max_ms);
+        let mut due_at = 0;
+        let visitor = pop_due(&mut self.deadlines, until, |visitor, at| {
+            // The session in use, or a parked one; none: closed earlier (by
+            // a new session), or an entry of an earlier session.
+            let s = match open.get_mut(&**visitor) {
+                Some(s) if s.queued_at() == at => Some(&mut **s),
+                _ => parked.queued_mut(visitor, at),
+            };
+            let Some(s) = s else {
+                return Due::Stale;
+            };
+            let now_at = s.close_at(gap, max);
+            if now_at > at {
+                Due::Later(s.queue(now_at))
+            } else {
+                due_at = at;
+                Due::Now
             }
-        })
+        })?;
+        Some((visitor, due_at))
     }
 
     /// Closes the open session whose inactivity gap or length cap ends
     /// first: of all open sessions, the one closest to closing anyway.
     fn close_soonest(&mut self, held: &mut HeldOffsets) -> Option<Closed> {
-        let visitor = self.pop_due(None)?;
-        let s = self.open.remove(&*visitor)?;
+        let (visitor, at) = self.pop_due(None)?;
+        let s = self.take_due(&visitor, at)?;
         Some(self.finish(*s, held))
     }
 
     /// Closes every session that no event at or after `watermark_ms` can extend.
     pub(crate) fn close_until(&mut self, watermark_ms: i64, held: &mut HeldOffsets) -> Vec<Closed> {
         let mut out = Vec::new();
-        while let Some(visitor) = self.pop_due(Some(watermark_ms)) {
-            if let Some(s) = self.open.remove(&*visitor) {
+        while let Some((visitor, at)) = self.pop_due(Some(watermark_ms)) {
+            if let Some(s) = self.take_due(&visitor, at) {
                 out.push(self.finish(*s, held));
             }
         }
@@ -499,100 +515,5 @@ impl Sessionizer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The layout checkpoints were written in before `Open` was compacted.
-    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-    struct EarlierOpen {
-        row: SessionRow,
-        storefront_id: Option<String>,
-        engaged: bool,
-        held: Vec<(Source, i64)>,
-        queued_at: i64,
-    }
-
-    fn event(json: &str) -> Event {
-        contract::Decoder::default()
-            .decode(json.as_bytes(), contract::Stream::Clickstream, None)
-            .expect("valid")
-    }
-
-    fn page_view(id: u32, visitor: &str, ts: i64, session: Option<&str>) -> Event {
-        let session = session.map_or(String::new(), |s| format!(r#""session_id":"{s}","#));
-        event(&format!(
-            r#"{{"event_id":"e{id}","type":"page_view","timestamp":{ts},"anonymous_id":"{visitor}",{session}"context":{{"page":{{"url":"https://shop.example/p{id}"}}}}}}"#
-        ))
-    }
-
-    #[test]
-    fn an_open_session_fits_the_320_byte_size_class() {
-        assert!(
-            std::mem::size_of::<Open>() <= 320,
-            "{}",
-            std::mem::size_of::<Open>()
-        );
-    }
-
-    #[test]
-    fn open_sessions_keep_the_checkpoint_layout() {
-        let mut s = Sessionizer::new(&AggregatorConfig::default());
-        let mut held = HeldOffsets::default();
-        let t = 1_700_000_000_000;
-        let at = |partition, offset| Position {
-            source: Source {
-                stream: partition as u8,
-                partition,
-            },
-            offset,
-        };
-        // The storefront's id from the start; one that comes later; none.
-        s.apply(
-            &page_view(1, "a", t, Some("sa")),
-            at(0, 10),
-            &mut held,
-            usize::MAX,
-        );
-        s.apply(
-            &page_view(2, "b", t, None),
-            at(0, 11),
-            &mut held,
-            usize::MAX,
-        );
-        s.apply(
-            &page_view(3, "b", t + 1, Some("sb")),
-            at(1, 5),
-            &mut held,
-            usize::MAX,
-        );
-        s.apply(
-            &page_view(4, "c", t, None),
-            at(0, 12),
-            &mut held,
-            usize::MAX,
-        );
-        let want = [
-            ("a", Some("sa"), vec![(at(0, 0).source, 10)]),
-            (
-                "b",
-                Some("sb"),
-                vec![(at(0, 0).source, 11), (at(1, 0).source, 5)],
-            ),
-            ("c", None, vec![(at(0, 0).source, 12)]),
-        ];
-        for (visitor, storefront_id, want_held) in want {
-            let open = s.open.get(visitor).expect("open");
-            let bytes = postcard::to_allocvec(open).expect("encodes");
-            let earlier: EarlierOpen = postcard::from_bytes(&bytes).expect("earlier layout");
-            assert_eq!(earlier.storefront_id.as_deref(), storefront_id, "{visitor}");
-            assert_eq!(earlier.held, want_held, "{visitor}");
-            assert_eq!(earlier.row, open.row);
-            // Checkpoints written before read back the same.
-            let back: Open =
-                postcard::from_bytes(&postcard::to_allocvec(&earlier).expect("encodes"))
-                    .expect("reads the earlier layout");
-            assert_eq!(back.storefront_id(), storefront_id, "{visitor}");
-            assert_eq!(postcard::to_allocvec(&back).expect("encodes"), bytes);
-        }
-    }
-}
+#[path = "sessions_tests.rs"]
+mod tests;

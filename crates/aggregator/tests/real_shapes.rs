@@ -369,3 +369,113 @@ fn two_storefront_sessions_interleaved_in_one_instant_do_not_split_at_every_even
         .collect();
     assert_eq!(sessions, [("A", 3), ("B", 2)]);
 }
+
+fn in_session(id: &str, ts: i64, session: &str, path: &str) -> Event {
+    let mut e = page_view(id, "v", ts, None);
+    e.session_id = Some(session.into());
+    if let Some(p) = &mut e.page {
+        p.path = path.into();
+    }
+    e
+}
+
+fn session_rows(out: &Output) -> Vec<(String, u32, u32, String)> {
+    let mut rows: Vec<_> = out
+        .sessions
+        .iter()
+        .map(|s| {
+            let exit = s.exit_path.clone();
+            (s.session_id.clone(), s.events, s.page_views, exit)
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_visitor_alternating_between_two_storefront_sessions_keeps_two_sessions() {
+    let out = run(
+        &[
+            in_session("1", T0, "A", "/a1"),
+            in_session("2", T0 + MIN, "B", "/b1"),
+            in_session("3", T0 + 2 * MIN, "A", "/a2"),
+            in_session("4", T0 + 3 * MIN, "B", "/b2"),
+            in_session("5", T0 + 4 * MIN, "A", "/a3"),
+        ],
+        T0 + 3 * HOUR,
+    );
+    let want = [("A", 3, 3, "/a3"), ("B", 2, 2, "/b2")]
+        .map(|(s, e, p, x)| (s.to_string(), e, p, x.to_string()));
+    assert_eq!(session_rows(&out), want);
+    // Each page's exits: the last page of each session.
+    let exits: Vec<_> = out
+        .pages
+        .iter()
+        .filter(|p| p.exits > 0)
+        .map(|p| p.path.as_str())
+        .collect();
+    assert_eq!(exits.len(), 2, "{exits:?}");
+}
+
+#[test]
+fn a_storefront_session_left_longer_than_the_gap_is_closed_not_continued() {
+    let out = run(
+        &[
+            in_session("1", T0, "A", "/a"),
+            in_session("2", T0 + MIN, "B", "/b"),
+            in_session("3", T0 + 25 * MIN, "B", "/b"),
+            // A's last event was 45 minutes ago: a new session under its id.
+            in_session("4", T0 + 45 * MIN, "A", "/a"),
+        ],
+        T0 + 3 * HOUR,
+    );
+    let ids: Vec<_> = session_rows(&out).into_iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(
+        ids,
+        [
+            ("A".to_string(), 1),
+            ("A".to_string(), 1),
+            ("B".to_string(), 2)
+        ]
+    );
+}
+
+#[test]
+fn a_checkpoint_with_a_parked_session_continues_as_an_uninterrupted_run() {
+    let events = [
+        in_session("1", T0, "A", "/a1"),
+        in_session("2", T0 + MIN, "B", "/b1"),
+        in_session("3", T0 + 2 * MIN, "A", "/a2"),
+        in_session("4", T0 + 3 * MIN, "B", "/b2"),
+    ];
+    let cfg = AggregatorConfig::default();
+    let feed = |agg: &mut Aggregator, from: usize, to: usize| {
+        for (i, e) in events.iter().enumerate().take(to).skip(from) {
+            let pos = Position {
+                source: SRC,
+                offset: i as i64,
+            };
+            agg.push(e.clone(), pos).expect("accepted");
+        }
+    };
+    let mut whole = Aggregator::new(cfg.clone());
+    feed(&mut whole, 0, 4);
+    let mut want = whole.advance(T0 + 2 * MIN);
+    want.extend(whole.advance(T0 + 3 * HOUR));
+
+    let mut first = Aggregator::new(cfg.clone());
+    feed(&mut first, 0, 4);
+    // A is parked (B in use) when the snapshot is taken.
+    let mut got = first.advance(T0 + 2 * MIN);
+    let mut restored = Aggregator::restore(&cfg, &first.snapshot()).expect("restores");
+    assert_eq!(restored.open_sessions(), 2);
+    assert_eq!(
+        restored.low_water(SRC),
+        Some(0),
+        "the parked session's offset"
+    );
+    got.extend(restored.advance(T0 + 3 * HOUR));
+    assert_eq!(session_rows(&got), session_rows(&want));
+    assert_eq!(got.pages, want.pages);
+    assert_eq!(restored.low_water(SRC), None);
+}
