@@ -158,15 +158,16 @@ struct Customer {
     net_minor: i64,
     median_gap_days: f64,
     lapsed: u8,
+    currency: String,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
     let id = unique("history");
     let mut s = settings(&id);
-    s.contract.default_currency = "GBP".into();
+    // The store sells in GBP and refunds some orders in EUR; the default
+    // (USD) reporting currency is left as it is.
     s.contract.currencies = vec!["GBP".into(), "EUR".into()];
-    s.aggregator.reporting_currency = "GBP".into();
     shoplens::topics::create_topics(&s.kafka, 3, 1)
         .await
         .expect("topics (is the stack up? deploy/local/stack.sh up)");
@@ -248,7 +249,7 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
     );
 
     let got: Vec<Customer> = ch
-        .query("SELECT customer_id, orders, net_minor, median_gap_days, lapsed FROM customers FINAL ORDER BY customer_id")
+        .query("SELECT customer_id, orders, net_minor, median_gap_days, lapsed, currency FROM customers FINAL ORDER BY customer_id")
         .fetch_all()
         .await
         .unwrap();
@@ -260,9 +261,9 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
     for (user, (times, net)) in &e.customers {
         let c = got[user.as_str()];
         assert_eq!(
-            (c.orders, c.net_minor),
-            (times.len() as u64, *net),
-            "{user}"
+            (c.orders, c.net_minor, c.currency.as_str()),
+            (times.len() as u64, *net, "GBP"),
+            "{user}: net revenue in the store's currency, whatever the reporting one"
         );
         let median = median_gap(times);
         assert!(

@@ -83,7 +83,7 @@ pub struct CustomerRow {
     pub last_order_ms: i64,
     /// Orders placed.
     pub orders: u64,
-    /// Net revenue in the reporting currency, minor units.
+    /// Net revenue in `currency`, minor units.
     pub net_minor: i64,
     /// Median days between orders, in ms (0 with fewer than 2 orders).
     pub median_gap_ms: i64,
@@ -93,6 +93,10 @@ pub struct CustomerRow {
     pub lapsed: bool,
     /// Grows with every change.
     pub version: u64,
+    /// Currency of `net_minor`: that of the customer's first order. Money in
+    /// another currency is not added (it is counted in
+    /// [`CustomerBook::foreign_currency_facts`]).
+    pub currency: String,
 }
 
 /// New and repeat customers per day and channel of acquisition.
@@ -166,6 +170,9 @@ pub struct CustomerBook {
     /// Customers whose median gap is over their latest gaps only (format 2
     /// on; 0 when a format-1 book is read, which kept 64 gaps).
     pub(crate) gaps_clipped: u64,
+    /// Orders, cancellations and refunds in another currency than their
+    /// customer's, left out of net revenue (format 2 on).
+    pub(crate) foreign_currency_facts: u64,
 }
 
 fn median(gaps: &VecDeque<i64>) -> i64 {
@@ -217,6 +224,7 @@ impl CustomerBook {
             dirty: BTreeSet::new(),
             lapsed_now: 0,
             gaps_clipped: 0,
+            foreign_currency_facts: 0,
         }
     }
 
@@ -252,6 +260,12 @@ impl CustomerBook {
         self.gaps_clipped
     }
 
+    /// Orders, cancellations and refunds in another currency than their
+    /// customer's (the currency of the first order), left out of net revenue.
+    pub fn foreign_currency_facts(&self) -> u64 {
+        self.foreign_currency_facts
+    }
+
     /// Histories forgotten because of the memory bound.
     pub fn evicted(&self) -> u64 {
         self.evicted
@@ -278,77 +292,16 @@ impl CustomerBook {
     }
 
     fn apply(&mut self, f: CustomerFact, partition: i32) {
-        let same_currency = f.currency == self.currency;
         match f.kind {
-            FactKind::Order => {
-                let day = (window_start(f.ts_ms, DAY_MS), f.channel, partition);
-                let d = self.days.entry(day).or_insert_with(|| CustomerDayRow {
-                    day_ms: day.0,
-                    channel: f.channel,
-                    partition,
-                    new_customers: 0,
-                    repeat_orders: 0,
-                    orders: 0,
-                    paying_customers: 0,
-                    repeat_customers: 0,
-                    version: 0,
-                });
-                d.orders += 1;
-                d.version = d.orders;
-                self.dirty_days.insert(day);
-                let h = self
-                    .histories
-                    .entry(f.customer_id.clone())
-                    .or_insert_with(|| History {
-                        row: CustomerRow {
-                            customer_id: f.customer_id.clone(),
-                            first_order_ms: f.ts_ms,
-                            last_order_ms: f.ts_ms,
-                            orders: 0,
-                            net_minor: 0,
-                            median_gap_ms: 0,
-                            first_channel: f.channel,
-                            lapsed: false,
-                            version: 0,
-                        },
-                        gaps: VecDeque::new(),
-                        queued_at: i64::MIN,
-                    });
-                // Facts apply in event time: the last order is the one before.
-                let ordered_today =
-                    h.row.orders > 0 && window_start(h.row.last_order_ms, DAY_MS) == day.0;
-                d.paying_customers += u64::from(!ordered_today);
-                let repeat_counted_today = ordered_today && h.row.orders >= 2;
-                d.repeat_customers += u64::from(h.row.orders > 0 && !repeat_counted_today);
-                if h.row.orders == 0 {
-                    d.new_customers += 1;
-                    self.new_customers += 1;
-                } else {
-                    d.repeat_orders += 1;
-                    self.repeat_orders += 1;
-                    h.gaps.push_back(f.ts_ms - h.row.last_order_ms);
-                    if h.gaps.len() > MAX_GAPS {
-                        h.gaps.pop_front();
-                        // Counted once per customer: the order that first clips.
-                        self.gaps_clipped += u64::from(h.row.orders == MAX_GAPS as u64 + 1);
-                    }
-                    h.row.median_gap_ms = median(&h.gaps);
-                }
-                h.row.orders += 1;
-                h.row.last_order_ms = f.ts_ms;
-                self.lapsed_now -= u64::from(h.row.lapsed);
-                h.row.lapsed = false;
-                if same_currency {
-                    h.row.net_minor = h.row.net_minor.saturating_add(f.amount_minor);
-                }
-                h.row.version += 1;
-            }
+            FactKind::Order => self.apply_order(&f, partition),
             FactKind::Cancel | FactKind::Refund => {
                 let Some(h) = self.histories.get_mut(&f.customer_id) else {
                     return;
                 };
-                if same_currency {
+                if f.currency == h.row.currency {
                     h.row.net_minor = h.row.net_minor.saturating_sub(f.amount_minor);
+                } else {
+                    self.foreign_currency_facts += 1;
                 }
                 h.row.version += 1;
             }
@@ -366,6 +319,74 @@ impl CustomerBook {
             }
         }
         self.dirty.insert(id);
+    }
+
+    /// An order: the day's counts, and the customer's history (created at
+    /// their first order, in that order's currency).
+    fn apply_order(&mut self, f: &CustomerFact, partition: i32) {
+        let day = (window_start(f.ts_ms, DAY_MS), f.channel, partition);
+        let d = self.days.entry(day).or_insert_with(|| CustomerDayRow {
+            day_ms: day.0,
+            channel: f.channel,
+            partition,
+            new_customers: 0,
+            repeat_orders: 0,
+            orders: 0,
+            paying_customers: 0,
+            repeat_customers: 0,
+            version: 0,
+        });
+        d.orders += 1;
+        d.version = d.orders;
+        self.dirty_days.insert(day);
+        let h = self
+            .histories
+            .entry(f.customer_id.clone())
+            .or_insert_with(|| History {
+                row: CustomerRow {
+                    customer_id: f.customer_id.clone(),
+                    first_order_ms: f.ts_ms,
+                    last_order_ms: f.ts_ms,
+                    orders: 0,
+                    net_minor: 0,
+                    median_gap_ms: 0,
+                    first_channel: f.channel,
+                    lapsed: false,
+                    version: 0,
+                    currency: f.currency.clone(),
+                },
+                gaps: VecDeque::new(),
+                queued_at: i64::MIN,
+            });
+        // Facts apply in event time: the last order is the one before.
+        let ordered_today = h.row.orders > 0 && window_start(h.row.last_order_ms, DAY_MS) == day.0;
+        d.paying_customers += u64::from(!ordered_today);
+        let repeat_counted_today = ordered_today && h.row.orders >= 2;
+        d.repeat_customers += u64::from(h.row.orders > 0 && !repeat_counted_today);
+        if h.row.orders == 0 {
+            d.new_customers += 1;
+            self.new_customers += 1;
+        } else {
+            d.repeat_orders += 1;
+            self.repeat_orders += 1;
+            h.gaps.push_back(f.ts_ms - h.row.last_order_ms);
+            if h.gaps.len() > MAX_GAPS {
+                h.gaps.pop_front();
+                // Counted once per customer: the order that first clips.
+                self.gaps_clipped += u64::from(h.row.orders == MAX_GAPS as u64 + 1);
+            }
+            h.row.median_gap_ms = median(&h.gaps);
+        }
+        h.row.orders += 1;
+        h.row.last_order_ms = f.ts_ms;
+        self.lapsed_now -= u64::from(h.row.lapsed);
+        h.row.lapsed = false;
+        if f.currency == h.row.currency {
+            h.row.net_minor = h.row.net_minor.saturating_add(f.amount_minor);
+        } else {
+            self.foreign_currency_facts += 1;
+        }
+        h.row.version += 1;
     }
 
     /// Forgets the least recently ordering customers beyond the bound.

@@ -154,3 +154,27 @@ fn customers_past_the_kept_gaps_are_counted_once() {
     b.advance(T0 + DAY);
     assert_eq!(b.gaps_clipped(), 1, "one customer, clipped by three orders");
 }
+
+#[test]
+fn a_customer_s_net_revenue_is_in_the_currency_of_their_first_order() {
+    // The book's reporting currency is USD; this store sells in GBP.
+    let mut b = CustomerBook::new(30 * DAY, "USD");
+    let gbp = |mut f: CustomerFact| {
+        f.currency = "GBP".into();
+        f
+    };
+    b.push(gbp(order("c", "a", T0, 5_000)), 0).unwrap();
+    b.push(gbp(order("c", "b", T0 + 1, 2_000)), 0).unwrap();
+    let mut refund = gbp(order("c", "b", T0 + 2, 500));
+    refund.kind = FactKind::Refund;
+    b.push(refund, 0).unwrap();
+    // A refund in another currency is left out, and counted.
+    let mut eur = order("c", "a", T0 + 3, 100);
+    eur.kind = FactKind::Refund;
+    eur.currency = "EUR".into();
+    b.push(eur, 0).unwrap();
+    let out = b.advance(T0 + DAY);
+    let c = &out.customers[0];
+    assert_eq!((c.net_minor, c.currency.as_str()), (6_500, "GBP"));
+    assert_eq!(b.foreign_currency_facts(), 1);
+}

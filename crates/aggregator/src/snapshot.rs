@@ -59,6 +59,51 @@ struct DayV1 {
     version: u64,
 }
 
+/// A customer's row in format 1: no currency (net revenue was summed in
+/// the book's reporting currency).
+#[derive(serde::Deserialize)]
+struct RowV1 {
+    customer_id: String,
+    first_order_ms: i64,
+    last_order_ms: i64,
+    orders: u64,
+    net_minor: i64,
+    median_gap_ms: i64,
+    first_channel: crate::Channel,
+    lapsed: bool,
+    version: u64,
+}
+
+/// A customer's history in format 1.
+#[derive(serde::Deserialize)]
+struct HistoryV1 {
+    row: RowV1,
+    gaps: std::collections::VecDeque<i64>,
+    queued_at: i64,
+}
+
+impl HistoryV1 {
+    fn into_history(self, currency: &str) -> crate::customers::History {
+        let r = self.row;
+        crate::customers::History {
+            row: crate::CustomerRow {
+                customer_id: r.customer_id,
+                first_order_ms: r.first_order_ms,
+                last_order_ms: r.last_order_ms,
+                orders: r.orders,
+                net_minor: r.net_minor,
+                median_gap_ms: r.median_gap_ms,
+                first_channel: r.first_channel,
+                lapsed: r.lapsed,
+                version: r.version,
+                currency: currency.to_string(),
+            },
+            gaps: self.gaps,
+            queued_at: self.queued_at,
+        }
+    }
+}
+
 /// The customer book of format 1 (its open days are [`DayV1`]).
 #[derive(serde::Deserialize)]
 struct BookV1 {
@@ -69,7 +114,7 @@ struct BookV1 {
     currency: String,
     watermark_ms: i64,
     pending: std::collections::BTreeMap<(i64, String, crate::FactKind), (crate::CustomerFact, i32)>,
-    histories: crate::hash::Map<String, crate::customers::History>,
+    histories: crate::hash::Map<String, HistoryV1>,
     lapse: std::collections::BinaryHeap<std::cmp::Reverse<(i64, String)>>,
     days: std::collections::BTreeMap<(i64, crate::Channel, i32), DayV1>,
     dirty_days: std::collections::BTreeSet<(i64, crate::Channel, i32)>,
@@ -101,9 +146,13 @@ fn decode_book(bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
         (key, day)
     });
     let lapsed_now = v1.histories.values().filter(|h| h.row.lapsed).count() as u64;
+    let currency = v1.currency.clone();
+    let histories = v1.histories.into_iter();
+    let histories = histories.map(|(id, h)| (id, h.into_history(&currency)));
     Ok(CustomerBook {
         lapsed_now,
         gaps_clipped: 0,
+        foreign_currency_facts: 0,
         lapse_min_ms: v1.lapse_min_ms,
         max_customers: v1.max_customers,
         recency: v1.recency,
@@ -111,7 +160,7 @@ fn decode_book(bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
         currency: v1.currency,
         watermark_ms: v1.watermark_ms,
         pending: v1.pending,
-        histories: v1.histories,
+        histories: histories.collect(),
         lapse: v1.lapse,
         days: days.collect(),
         dirty_days: v1.dirty_days,

@@ -1,6 +1,12 @@
 -- What analysts of real store histories asked for: distinct paying and
--- repeat customers per day, and the money of cancellations and refunds in
--- the hourly and daily revenue views.
+-- repeat customers per day, the money of cancellations and refunds in the
+-- hourly and daily revenue views, and each customer's currency.
+
+-- A customer's net revenue is in the currency of their first order (before:
+-- the reporting currency, so a store in another currency read 0). Rows
+-- written before this have the empty string: their net is in
+-- aggregator.reporting_currency.
+ALTER TABLE {db}.customers ADD COLUMN currency String DEFAULT '';
 
 -- Per day, channel and facts partition: distinct customers who ordered, and
 -- those of them who had ordered before. A customer counts once per day, in

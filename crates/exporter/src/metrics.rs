@@ -111,6 +111,8 @@ pub struct Metrics {
     pub lapsed_customers: IntGauge,
     /// Customers with more order gaps than kept for their median.
     pub customers_gaps_clipped: IntGauge,
+    /// Customer facts in another currency than their customer's.
+    pub customer_foreign_currency_facts: IntGauge,
     /// Customer facts re-keyed through the internal topic.
     pub customer_facts: IntCounter,
     /// Closed sessions in an experiment, by experiment and variant.
@@ -438,6 +440,11 @@ impl Metrics {
                 &r,
                 "shoplens_lapsed_customers",
                 "Customers lapsed now, of the customer histories this instance holds (sum over instances).",
+            ),
+            customer_foreign_currency_facts: gauge(
+                &r,
+                "shoplens_customer_foreign_currency_facts",
+                "Orders, cancellations and refunds in another currency than their customer's (that of the first order), left out of customer net revenue; of the histories this instance holds.",
             ),
             customers_gaps_clipped: gauge(
                 &r,

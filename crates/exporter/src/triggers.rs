@@ -22,6 +22,7 @@ pub fn encode_lapsed(c: &aggregator::CustomerRow) -> (String, Vec<u8>) {
         "customer_id": c.customer_id,
         "orders": c.orders,
         "net_minor": c.net_minor,
+        "currency": c.currency,
         "first_order": format_rfc3339(c.first_order_ms),
         "last_order": format_rfc3339(c.last_order_ms),
         "median_gap_days": c.median_gap_ms as f64 / 86_400_000.0,

@@ -187,9 +187,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 tracing::warn!(
                     reporting_currency = %settings.aggregator.reporting_currency,
                     other_currencies = ?others,
-                    "customer net revenue and experiment revenue sum the reporting currency only; \
-                     the other accepted currencies count in the revenue and order tables by currency \
-                     (aggregator.reporting_currency, env AGGREGATOR__REPORTING_CURRENCY)"
+                    "session and experiment revenue sum the reporting currency only; the other \
+                     accepted currencies count in the revenue and order tables by currency, and \
+                     customers in their own (aggregator.reporting_currency, env AGGREGATOR__REPORTING_CURRENCY)"
                 );
             }
             if until_end {

@@ -1296,6 +1296,8 @@ impl Ingest {
         m.lapsed_customers.set(books(CustomerBook::lapsed_now));
         m.customers_gaps_clipped
             .set(books(CustomerBook::gaps_clipped));
+        m.customer_foreign_currency_facts
+            .set(books(CustomerBook::foreign_currency_facts));
         m.partitions_paused.set(self.tracker.paused() as i64);
         if watermark != i64::MIN {
             m.watermark.set(watermark as f64 / 1000.0);

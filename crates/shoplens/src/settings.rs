@@ -223,14 +223,17 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Customer net revenue and experiment revenue are summed in one
-    /// currency. Unset, it is the contract's default currency (the store's
-    /// own); it must be one the contract accepts, or every such sum would
-    /// silently read 0.
+    /// Session and experiment revenue are summed in one currency. Unset, it
+    /// is the store's: the one currency `contract.currencies` lists, else
+    /// `contract.default_currency`. It must be one the contract accepts, or
+    /// every such sum would silently read 0.
     fn resolve_reporting_currency(&mut self) -> Result<(), SettingsError> {
         let agg = &mut self.aggregator;
         if agg.reporting_currency.trim().is_empty() {
-            agg.reporting_currency = self.contract.default_currency.to_ascii_uppercase();
+            agg.reporting_currency = match self.contract.currencies.as_slice() {
+                [only] => only.to_ascii_uppercase(),
+                _ => self.contract.default_currency.to_ascii_uppercase(),
+            };
         }
         agg.reporting_currency.make_ascii_uppercase();
         let accepted = |c: &str| {
@@ -244,16 +247,16 @@ impl Settings {
         if !accepted(&agg.reporting_currency) {
             return Err(SettingsError::Invalid(format!(
                 "aggregator.reporting_currency (env AGGREGATOR__REPORTING_CURRENCY) = {:?} is not \
-                 an accepted currency ({:?}, contract.currencies): customer and experiment \
-                 revenue would always be 0; leave it unset to use contract.default_currency",
+                 an accepted currency ({:?}, contract.currencies): session and experiment \
+                 revenue would always be 0; leave it unset to follow the store's currency",
                 agg.reporting_currency, self.contract.currencies
             )));
         }
         Ok(())
     }
 
-    /// Accepted currencies whose money customer net revenue and experiment
-    /// revenue do not include (they show in the revenue tables, by currency).
+    /// Accepted currencies whose money session and experiment revenue do
+    /// not include (they show in the revenue tables, by currency).
     pub fn unreported_currencies(&self) -> Vec<String> {
         let mut others: Vec<String> = std::iter::once(&self.contract.default_currency)
             .chain(&self.contract.currencies)
@@ -348,21 +351,25 @@ mod tests {
             "{err}"
         );
 
-        // A rouble store: the reporting currency follows its default
-        // currency, so customer and experiment revenue are not a silent 0.
-        std::env::set_var("CONTRACT__DEFAULT_CURRENCY", "RUB");
+        // A rouble store that lists its one currency and leaves the default
+        // currency alone: session and experiment revenue follow the store's
+        // currency, not a silent 0 in USD.
         std::env::set_var("CONTRACT__CURRENCIES", "RUB");
         let rub = Settings::load(None);
+        std::env::set_var("CONTRACT__DEFAULT_CURRENCY", "RUB");
+        let rub_default = Settings::load(None);
         // An explicit reporting currency the store never accepts is refused.
-        std::env::set_var("AGGREGATOR__REPORTING_CURRENCY", "USD");
+        std::env::set_var("AGGREGATOR__REPORTING_CURRENCY", "EUR");
         let refused = Settings::load(None);
         std::env::remove_var("AGGREGATOR__REPORTING_CURRENCY");
         std::env::remove_var("CONTRACT__DEFAULT_CURRENCY");
         std::env::remove_var("CONTRACT__CURRENCIES");
         let rub = rub.expect("a rouble store loads");
         assert_eq!(rub.aggregator.reporting_currency, "RUB");
-        assert!(rub.unreported_currencies().is_empty());
-        let refused = refused.expect_err("USD is not accepted").to_string();
+        let rub_default = rub_default.expect("a rouble store loads");
+        assert_eq!(rub_default.aggregator.reporting_currency, "RUB");
+        assert!(rub_default.unreported_currencies().is_empty());
+        let refused = refused.expect_err("EUR is not accepted").to_string();
         assert!(
             refused.contains("AGGREGATOR__REPORTING_CURRENCY"),
             "{refused}"

@@ -312,6 +312,7 @@ pub struct CustomerRecord<'a> {
     first_channel: &'a str,
     lapsed: u8,
     version: u64,
+    currency: &'a str,
 }
 
 impl<'a> From<&'a CustomerRow> for CustomerRecord<'a> {
@@ -326,6 +327,7 @@ impl<'a> From<&'a CustomerRow> for CustomerRecord<'a> {
             first_channel: c.first_channel.as_str(),
             lapsed: u8::from(c.lapsed),
             version: c.version,
+            currency: &c.currency,
         }
     }
 }
