@@ -321,7 +321,30 @@ fn server_version(v: &str) -> (u32, u32) {
 
 /// Creates the database and applies the migrations it has not recorded yet,
 /// then the retention settings. Returns the versions applied now.
+///
+/// Several instances starting at once each migrate a fresh database: one
+/// can drop a table (migration 2 drops `traffic_1m`) while another is still
+/// creating a view over it. Every statement can run again, and a migration
+/// is recorded only once all of its statements ran, so a statement the
+/// server refuses is retried from the first unrecorded migration, up to
+/// five times (then the error stands).
 pub async fn migrate(settings: &ClickHouseSettings) -> Result<Vec<u32>, SinkError> {
+    let mut attempt = 1;
+    loop {
+        match migrate_once(settings).await {
+            Err(SinkError::ClickHouse(clickhouse::error::Error::BadResponse(msg)))
+                if attempt < 5 =>
+            {
+                warn!(attempt, error = %msg, "a migration statement was refused; migrating again");
+                tokio::time::sleep(std::time::Duration::from_millis(300 * attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn migrate_once(settings: &ClickHouseSettings) -> Result<Vec<u32>, SinkError> {
     let layout = Layout::new(settings)?;
     let database = &settings.database;
     let client: Client = settings.client();
