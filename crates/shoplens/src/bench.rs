@@ -109,20 +109,46 @@ pub fn decode_and_aggregate(
     rows + count(&agg.advance(i64::MAX / 2))
 }
 
+/// The benchmark input from events as JSON lines (what `replay` reads: an
+/// export, or `../shared/bench`'s events), routed to their topics as
+/// `replay` routes them, at most `messages` of them.
+pub fn input_from(lines: impl std::io::BufRead, messages: usize) -> std::io::Result<Vec<Message>> {
+    let mut out = Vec::new();
+    for line in lines.lines() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            out.push(crate::replay::route(line.trim()));
+        }
+        if out.len() >= messages {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// Generates `messages` messages in memory, then times decoding alone and
 /// decoding plus aggregation ([`decode_and_aggregate`]).
 pub fn run(messages: usize, cfg: AggregatorConfig, lateness_ms: i64) -> BenchReport {
-    let input = input(messages);
+    run_on(&input(messages), &Decoder::default(), cfg, lateness_ms)
+}
+
+/// Times decoding alone and decoding plus aggregation of `input` with
+/// `decoder` (the configured contract, for an export's currencies).
+pub fn run_on(
+    input: &[Message],
+    decoder: &Decoder,
+    cfg: AggregatorConfig,
+    lateness_ms: i64,
+) -> BenchReport {
     let bytes = input.iter().map(|m| m.payload.len() as u64).sum();
-    let decoder = Decoder::default();
 
     let started = Instant::now();
-    std::hint::black_box(decode_all(&decoder, &input));
+    std::hint::black_box(decode_all(decoder, input));
     let decode_secs = started.elapsed().as_secs_f64();
 
     let mut agg = Aggregator::new(cfg);
     let started = Instant::now();
-    let rows = decode_and_aggregate(&decoder, &mut agg, &input, lateness_ms);
+    let rows = decode_and_aggregate(decoder, &mut agg, input, lateness_ms);
     let total_secs = started.elapsed().as_secs_f64();
     BenchReport {
         messages: input.len() as u64,
@@ -460,5 +486,36 @@ mod tests {
         assert_eq!(super::slope_per_sec(&[0, 10, 20, 30]), 10.0);
         assert_eq!(super::slope_per_sec(&[7]), 0.0);
         assert!((super::slope_per_sec(&[0, 12, 18, 30]) - 9.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_file_of_events_is_routed_as_replay_routes_it_and_measured() {
+        let lines = concat!(
+            r#"{"event_id":"e1","type":"page_view","timestamp":1569888005000,"anonymous_id":"a","context":{"page":{"url":"/","referrer":""}}}"#,
+            "
+
+",
+            r#"{"event_id":"o1","type":"order_placed","timestamp":1569888006000,"anonymous_id":"a","properties":{"order_id":"o","total":"1.00","products":[]}}"#,
+            "
+",
+            r#"{"event_id":"e2","type":"page_view","timestamp":1569888007000,"anonymous_id":"b","context":{"page":{"url":"/"}}}"#,
+            "
+"
+        );
+        let input = super::input_from(lines.as_bytes(), 2).unwrap();
+        let streams: Vec<_> = input.iter().map(|m| m.stream).collect();
+        assert_eq!(
+            streams,
+            [contract::Stream::Clickstream, contract::Stream::Orders]
+        );
+        let all = super::input_from(lines.as_bytes(), 10).unwrap();
+        let r = super::run_on(
+            &all,
+            &contract::Decoder::default(),
+            Default::default(),
+            60_000,
+        );
+        assert_eq!(r.messages, 3);
+        assert!(r.rows > 0, "the two visitors' sessions close at the end");
     }
 }

@@ -67,9 +67,14 @@ enum Command {
     },
     /// Measure decode + validate + every aggregate in process on one core.
     Bench {
-        /// Messages of the generator's mix to process.
+        /// Messages of the generator's mix to process (or, with `--input`,
+        /// at most this many of the file's).
         #[arg(long, default_value_t = 1_000_000)]
         messages: usize,
+        /// Events as JSON lines (as `replay` reads them) instead of the
+        /// generator's mix: an export, or `../shared/bench`'s events.
+        #[arg(long)]
+        input: Option<PathBuf>,
         /// Instead, pre-load fresh topics with this many minutes of traffic
         /// and time broker -> pipeline -> ClickHouse.
         #[arg(long)]
@@ -353,12 +358,22 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 phases.join(", ")
             ));
         }
-        Command::Bench { messages, .. } => {
-            let r = shoplens::bench::run(
-                messages,
+        Command::Bench {
+            messages, input, ..
+        } => {
+            let (cfg, lateness) = (
                 settings.aggregator.clone(),
                 settings.watermark.allowed_lateness_ms,
             );
+            let r = match input {
+                Some(path) => {
+                    let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+                    let input = shoplens::bench::input_from(file, messages)?;
+                    let decoder = contract::Decoder::new(settings.decode_options()?);
+                    shoplens::bench::run_on(&input, &decoder, cfg, lateness)
+                }
+                None => shoplens::bench::run(messages, cfg, lateness),
+            };
             println_quiet(&format!(
                 "{} messages ({:.0} bytes each): decode {:.0}/s; decode + aggregate {:.0}/s ({:.1} s); {} rows; peak RSS {:.0} MiB",
                 r.messages,
