@@ -202,6 +202,11 @@ impl Carts {
         })
     }
 
+    /// Whether order `order_id` is remembered.
+    pub(crate) fn knows_order(&self, order_id: &str) -> bool {
+        self.orders.contains_key(order_id)
+    }
+
     /// Total and currency of a remembered order.
     pub(crate) fn order_total(&self, order_id: &str) -> Option<(i64, String)> {
         self.orders

@@ -217,7 +217,7 @@ pub struct Aggregator {
 /// Where an event type falls among the events of one instant: the order
 /// in which they can happen, so that a payment integration sending
 /// `order_placed` and `order_paid` in the same millisecond is read right.
-pub fn causal_rank(kind: &contract::EventKind) -> u8 {
+fn causal_rank(kind: &contract::EventKind) -> u8 {
     use contract::EventKind as K;
     match kind {
         K::PageView => 0,
@@ -367,7 +367,7 @@ impl Aggregator {
     fn apply(&mut self, event: Event, pos: Position, out: &mut Output, may_wait: bool) {
         use contract::EventKind as K;
         if let K::OrderPaid { order_id } | K::OrderCancelled { order_id } = &event.kind {
-            if may_wait && self.carts.order_total(order_id).is_none() {
+            if may_wait && !self.carts.knows_order(order_id) {
                 let deadline = event.timestamp_ms.saturating_add(self.cfg.settle_grace_ms);
                 let order_id = order_id.clone();
                 self.early

@@ -304,7 +304,9 @@ impl Sessionizer {
                 self.parked.park(key, s);
             }
         }
-        if let (false, Some(id)) = (self.open.contains_key(visitor), id) {
+        // Only a visitor with no session in use (and parked ones) resumes one.
+        let resume = self.parked.len() > 0 && !self.open.contains_key(visitor);
+        if let Some(id) = id.filter(|_| resume) {
             if let Some(s) = self.parked.take(visitor, id, live) {
                 self.open.insert(s.row.anonymous_id.clone(), s);
             }

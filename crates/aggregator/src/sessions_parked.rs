@@ -22,16 +22,21 @@ use super::{Open, Sessionizer};
 /// Separates a visitor id from a parked session's number in checkpoint keys.
 pub(super) const MARK: &str = "\u{0}parked\u{0}";
 
-/// The parked sessions, by visitor. Boxed as in the table of sessions in
+/// The parked sessions, by visitor, and how many there are (asked once per
+/// event, for the open-session bound). Boxed as in the table of sessions in
 /// use, so a session moves between the two without being copied.
 #[derive(Default)]
 #[allow(clippy::vec_box)]
-pub(super) struct Parked(Map<Arc<str>, Vec<Box<Open>>>);
+pub(super) struct Parked {
+    by_visitor: Map<Arc<str>, Vec<Box<Open>>>,
+    len: usize,
+}
 
 impl Parked {
     /// Parks `s`, a session of `visitor` no longer in use.
     pub(super) fn park(&mut self, visitor: Arc<str>, s: Box<Open>) {
-        self.0.entry(visitor).or_default().push(s);
+        self.by_visitor.entry(visitor).or_default().push(s);
+        self.len += 1;
     }
 
     /// Takes out `visitor`'s parked session under storefront id `id` that
@@ -48,7 +53,7 @@ impl Parked {
     /// Whether `visitor` has a parked session under storefront id `id` that
     /// `live` accepts.
     pub(super) fn has(&self, visitor: &str, id: &str, live: impl Fn(&Open) -> bool) -> bool {
-        self.0
+        self.by_visitor
             .get(visitor)
             .is_some_and(|l| l.iter().any(|s| s.storefront_id() == Some(id) && live(s)))
     }
@@ -59,18 +64,22 @@ impl Parked {
     }
 
     fn take_where(&mut self, visitor: &str, pick: impl Fn(&Open) -> bool) -> Option<Box<Open>> {
-        let list = self.0.get_mut(visitor)?;
+        if self.len == 0 {
+            return None; // the common case: no hashing of the visitor
+        }
+        let list = self.by_visitor.get_mut(visitor)?;
         let i = list.iter().position(|s| pick(s))?;
         let s = list.swap_remove(i);
         if list.is_empty() {
-            self.0.remove(visitor);
+            self.by_visitor.remove(visitor);
         }
+        self.len -= 1;
         Some(s)
     }
 
     /// `visitor`'s parked session whose deadline entry is `at`.
     pub(super) fn queued_mut(&mut self, visitor: &str, at: i64) -> Option<&mut Open> {
-        let list = self.0.get_mut(visitor)?;
+        let list = self.by_visitor.get_mut(visitor)?;
         list.iter_mut()
             .find(|s| s.queued_at() == at)
             .map(|s| &mut **s)
@@ -78,12 +87,12 @@ impl Parked {
 
     /// Parked sessions.
     pub(super) fn len(&self) -> usize {
-        self.0.values().map(Vec::len).sum()
+        self.len
     }
 
     /// The offsets the parked sessions hold.
     pub(super) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
-        self.0
+        self.by_visitor
             .values()
             .flatten()
             .flat_map(|s| s.held.iter().copied())
@@ -91,7 +100,7 @@ impl Parked {
 
     /// Every parked session with its checkpoint key.
     pub(super) fn keyed(&self) -> impl Iterator<Item = (String, &Open)> + '_ {
-        self.0.iter().flat_map(|(visitor, list)| {
+        self.by_visitor.iter().flat_map(|(visitor, list)| {
             list.iter()
                 .enumerate()
                 .map(move |(n, s)| (format!("{visitor}{MARK}{n}"), &**s))

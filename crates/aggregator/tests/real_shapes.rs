@@ -2,7 +2,9 @@
 //! one instant, payment clocks ahead of the storefront's, payments of
 //! orders placed before the history began, order-only feeds.
 
+mod common;
 use aggregator::{Aggregator, AggregatorConfig, Output, Position, Source, Trigger};
+use common::Rng;
 use contract::{Campaign, Currency, Device, Event, EventKind, Money, Page};
 
 const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
@@ -160,21 +162,6 @@ fn a_payment_of_an_order_never_seen_still_counts_after_the_grace() {
 fn an_unpaid_order_is_still_overdue_once() {
     let out = run(&[placed("o1", "a", T0, 100, "USD")], T0 + 3 * HOUR);
     assert_eq!(overdue(&out), vec!["o1".to_string()]);
-}
-
-/// A small deterministic generator (xorshift), so a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// No order paid at or before its deadline is ever overdue, and every

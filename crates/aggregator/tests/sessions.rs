@@ -1,6 +1,8 @@
 //! Hand-computed session scenarios, and order-independence of every row.
 
+mod common;
 use aggregator::{Aggregator, AggregatorConfig, Channel, Output, Position, Rejected, Source};
+use common::Rng;
 use contract::{Campaign, Device, Event, EventKind, Page};
 
 const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
@@ -249,17 +251,6 @@ fn low_water_is_the_oldest_offset_an_open_session_needs() {
     assert_eq!(agg.low_water(SRC), Some(11), "a's session closed");
     agg.advance(T0 + 32 * MIN);
     assert_eq!(agg.low_water(SRC), None);
-}
-
-/// A small deterministic PRNG for shuffles (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 fn sample_events(rng: &mut Rng) -> Vec<Event> {

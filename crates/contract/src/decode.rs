@@ -299,7 +299,8 @@ fn json_str(r: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-/// An optional string of at most `max` characters; empty means absent.
+/// An optional string of at most `max` characters; empty means absent (see
+/// [`present`]).
 fn opt_str<'a>(
     raw: Raw<'a>,
     field: &'static str,
@@ -316,9 +317,6 @@ fn opt_str<'a>(
     } else {
         s.chars().count()
     };
-    if n == 0 {
-        return Ok(None);
-    }
     if n > max {
         return Err(Invalid::new(
             Reason::WrongType,
