@@ -4,11 +4,13 @@
 //! the event types ([`Event`], [`EventKind`]), exact money ([`Money`]),
 //! timestamps ([`time`]) and the decoder ([`Decoder`]) that turns one Kafka
 //! message into an [`Event`] or an [`Invalid`] with a bounded [`Reason`].
-//! It does no I/O. The human-readable contract lives in `docs/contract.md`
+//! It does no I/O. It also holds the one retry policy every crate uses
+//! ([`Backoff`]). The human-readable contract lives in `docs/contract.md`
 //! and the machine-readable one in `schema/event.v1.schema.json`.
 
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod decode;
 pub mod event;
 pub mod money;
@@ -16,6 +18,7 @@ pub mod reason;
 pub mod time;
 mod url;
 
+pub use backoff::Backoff;
 pub use decode::{DecodeOptions, Decoder, Stream};
 pub use event::{
     Campaign, Device, Event, EventKind, Experiment, LineItem, Page, Product, Survey, EVENT_TYPES,

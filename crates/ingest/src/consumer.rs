@@ -1,11 +1,10 @@
 //! librdkafka clients configured for this pipeline.
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 
 use crate::settings::KafkaSettings;
-use crate::streams::Streams;
 
 /// Kafka client errors.
 #[derive(Debug, thiserror::Error)]
@@ -40,10 +39,9 @@ fn apply_overrides(c: &mut ClientConfig, settings: &KafkaSettings) {
     }
 }
 
-/// A consumer in the group, with manual commits: offsets move only when the
-/// results behind them are durable. Subscribe it to [`input_topics`] once
-/// they exist (see [`missing_topics`]).
-pub fn build_consumer(settings: &KafkaSettings) -> Result<StreamConsumer, KafkaError> {
+/// The configuration of a consumer in the group, with manual commits:
+/// offsets move only when the results behind them are durable.
+pub(crate) fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
     let mut c = base(settings);
     c.set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
@@ -70,15 +68,7 @@ pub fn build_consumer(settings: &KafkaSettings) -> Result<StreamConsumer, KafkaE
             settings.max_poll_interval_ms.to_string(),
         );
     apply_overrides(&mut c, settings);
-    Ok(c.create()?)
-}
-
-/// The topics the pipeline reads: the input streams and the internal
-/// customer-facts topic.
-pub fn input_topics(settings: &KafkaSettings, streams: &Streams) -> Vec<String> {
-    let mut topics: Vec<String> = streams.topics().into_iter().map(String::from).collect();
-    topics.push(settings.topics.customer_facts.clone());
-    topics
+    c
 }
 
 /// Which of `topics` the brokers' metadata does not list (all of them when
@@ -89,8 +79,8 @@ pub fn input_topics(settings: &KafkaSettings, streams: &Streams) -> Vec<String> 
 ///
 /// Brokers that do not answer are [`KafkaError::Unreachable`], naming
 /// `brokers`: an unreachable broker is not a missing topic.
-pub fn missing_topics(
-    consumer: &StreamConsumer,
+pub(crate) fn missing_topics<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
     topics: &[String],
     brokers: &str,
 ) -> Result<Vec<String>, KafkaError> {
@@ -114,7 +104,10 @@ pub fn missing_topics(
 }
 
 /// The number of partitions of `topic`, from the brokers' metadata.
-pub fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, KafkaError> {
+pub(crate) fn partition_count<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+) -> Result<i32, KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(5))?;
     metadata
         .topics()
@@ -141,8 +134,8 @@ pub fn build_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaE
 /// The high watermark of `topic`/`partition` from librdkafka's local cache
 /// (updated by every fetch response; no network round trip), or `None` when
 /// it is not known yet.
-pub fn cached_high_watermark(
-    consumer: &StreamConsumer,
+pub(crate) fn cached_high_watermark<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
     topic: &str,
     partition: i32,
 ) -> Option<i64> {
@@ -175,7 +168,9 @@ mod tests {
             brokers: "127.0.0.1:1".into(),
             ..KafkaSettings::default()
         };
-        let consumer = build_consumer(&settings).expect("a client needs no broker to exist");
+        let consumer: StreamConsumer = consumer_config(&settings)
+            .create()
+            .expect("a client needs no broker to exist");
         let err = missing_topics(&consumer, &["t".into()], &settings.brokers)
             .expect_err("no broker answers");
         let text = err.to_string();

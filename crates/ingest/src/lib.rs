@@ -7,21 +7,26 @@
 
 #![warn(missing_docs)]
 
+pub mod commits;
 pub mod consumer;
 pub mod dead_letter;
+pub mod input;
+pub mod log_ends;
 pub mod outbox;
 pub mod reject_rate;
+pub mod seek_back;
 pub mod settings;
-pub mod streams;
+pub mod topology;
 pub mod watermark;
 
-pub use consumer::{
-    build_consumer, build_producer, cached_high_watermark, input_topics, missing_topics,
-    partition_count, KafkaError,
-};
+pub use commits::{commit_positions, CommitLedger};
+pub use consumer::{build_producer, KafkaError};
 pub use dead_letter::{DeadLetter, Rejection};
+pub use input::{CommitMode, KafkaInput, Messages, Received};
+pub use log_ends::LogEnds;
 pub use outbox::{Outbox, Outgoing};
 pub use reject_rate::{Alarm, RejectRate};
+pub use seek_back::Gap;
 pub use settings::{KafkaSettings, TopicNames, WatermarkSettings};
-pub use streams::Streams;
+pub use topology::{Feed, Topology};
 pub use watermark::{may_have_backlog, Group, WatermarkTracker};

@@ -160,7 +160,7 @@ impl Outbox {
 
     /// [`Outbox::flush`], with `failed` already known to need sending again.
     async fn retry(&mut self, mut failed: Vec<Outgoing>) -> Result<(), KafkaError> {
-        let mut delay = FIRST_RETRY;
+        let mut backoff = contract::Backoff::new(FIRST_RETRY, MAX_RETRY);
         let mut last_error = (!failed.is_empty()).then(|| "delivery failed".to_string());
         loop {
             for (delivery, message) in std::mem::take(&mut self.pending) {
@@ -179,14 +179,14 @@ impl Outbox {
             if failed.is_empty() {
                 return Ok(());
             }
+            let wait = backoff.next_wait();
             warn!(
                 failed = failed.len(),
                 error = last_error.as_deref().unwrap_or_default(),
-                retry_in_ms = delay.as_millis() as u64,
+                retry_in_ms = wait.as_millis() as u64,
                 "messages not delivered; sending them again"
             );
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_RETRY);
+            tokio::time::sleep(wait).await;
             for message in std::mem::take(&mut failed) {
                 self.enqueue(message).await?;
             }

@@ -2,7 +2,44 @@
 //! in proportion to the open state, so a large state is checkpointed less
 //! often, keeping the bytes written per second bounded.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::settings::PipelineSettings;
+
+/// When the next checkpoint is due.
+pub(crate) struct Pace {
+    last: Instant,
+    every: Duration,
+    min_ms: u64,
+    max_ms: u64,
+    bytes_per_sec: u64,
+}
+
+impl Pace {
+    /// Paced as `settings` say, the first checkpoint one interval from now.
+    pub(crate) fn new(settings: &PipelineSettings) -> Self {
+        Pace {
+            last: Instant::now(),
+            every: Duration::from_millis(settings.checkpoint_interval_ms),
+            min_ms: settings.checkpoint_interval_ms,
+            max_ms: settings.checkpoint_max_interval_ms,
+            bytes_per_sec: settings.checkpoint_bytes_per_sec,
+        }
+    }
+
+    /// Whether a checkpoint is due now (or `force`d).
+    pub(crate) fn due(&self, force: bool) -> bool {
+        force || self.last.elapsed() >= self.every
+    }
+
+    /// A checkpoint of `bytes` was taken now; returns the wait before the
+    /// next.
+    pub(crate) fn taken(&mut self, bytes: usize) -> Duration {
+        self.last = Instant::now();
+        self.every = next_interval(self.min_ms, self.max_ms, self.bytes_per_sec, bytes as u64);
+        self.every
+    }
+}
 
 /// The wait before the next checkpoint after one of `last_bytes`: at least
 /// `min_ms`, stretched so that checkpoints average at most `bytes_per_sec`

@@ -8,7 +8,6 @@ pub mod bench;
 mod checkpoint_pace;
 pub mod generate;
 pub mod http_get;
-mod log_ends;
 mod phases;
 pub mod pipeline;
 pub mod replay;

@@ -12,11 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aggregator::{Aggregator, AggregatorConfig, CustomerBook, CustomerOutput, Output, Source};
 use exporter::Checkpoint;
-
-/// The stream index of the internal customer-facts topic in [`Source`].
-pub const FACTS: u8 = 3;
-/// The stream index of ad spend (see [`ingest::Streams`]).
-const SPEND: u8 = 2;
+use ingest::Topology;
 
 /// Which state a store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,8 +49,8 @@ impl Slot {
     /// The store `source` feeds.
     pub fn of(source: Source) -> Slot {
         let kind = match source.stream {
-            FACTS => Kind::Customers,
-            SPEND => Kind::Spend,
+            Topology::FACTS => Kind::Customers,
+            Topology::SPEND => Kind::Spend,
             _ => Kind::Events,
         };
         Slot {
@@ -163,15 +159,16 @@ impl Stores {
         }
     }
 
-    /// Installs `slot` from `checkpoint` (with the sources its offsets name,
-    /// resolved by `source_of`), or fresh when there is none or it cannot be
-    /// used. Replaces whatever was held.
+    /// Installs `slot` from `checkpoint` (with the sources its offsets name
+    /// in `topology`), or fresh when there is none or it cannot be used.
+    /// Replaces whatever was held.
     pub fn load(
         &mut self,
         slot: Slot,
         checkpoint: Option<&Checkpoint>,
-        source_of: impl Fn(&str) -> Option<Source>,
+        topology: &Topology,
     ) -> Loaded {
+        let source_of = |topic: &str| topology.source(topic, slot.partition);
         self.drop_slot(slot);
         self.parked.remove(&slot);
         let Some(c) = checkpoint else {
@@ -273,14 +270,14 @@ impl Stores {
 
     /// Puts back the store of `slot` parked at its revocation, unless
     /// `furthest` (the furthest checkpoint saved for it, by whichever
-    /// instance) is further along some topic (named by `topic_of`): then
-    /// another owner moved the partition on, and the parked store is
-    /// dropped. Returns whether the parked store is held again.
+    /// instance) is further along some topic: then another owner moved the
+    /// partition on, and the parked store is dropped. Returns whether the
+    /// parked store is held again.
     pub fn unpark(
         &mut self,
         slot: Slot,
         furthest: Option<&Checkpoint>,
-        topic_of: impl Fn(Source) -> Option<String>,
+        topology: &Topology,
     ) -> bool {
         let Some(p) = self.parked.remove(&slot) else {
             return false;
@@ -290,7 +287,7 @@ impl Stores {
                 let ours = p
                     .next
                     .iter()
-                    .find(|(s, _)| topic_of(*s).as_deref() == Some(topic.as_str()))
+                    .find(|(s, _)| topology.topic(*s) == Some(topic.as_str()))
                     .map_or(i64::MIN, |(_, n)| *n);
                 *offset > ours
             })
@@ -450,12 +447,12 @@ impl Stores {
 
     /// A checkpoint of every store that has read something and changed
     /// since its last checkpoint (or its restore), naming each source's
-    /// topic with `topic_of`. A store whose offsets and watermark have not
-    /// moved holds the state already saved: an idle partition is not
+    /// topic as `topology` does. A store whose offsets and watermark have
+    /// not moved holds the state already saved: an idle partition is not
     /// written again every interval.
-    pub fn checkpoints(&mut self, topic_of: impl Fn(Source) -> Option<String>) -> Vec<Checkpoint> {
-        let offsets = by_slot(&self.next, &topic_of);
-        let times = by_slot(&self.event_times, &topic_of);
+    pub fn checkpoints(&mut self, topology: &Topology) -> Vec<Checkpoint> {
+        let offsets = by_slot(&self.next, topology);
+        let times = by_slot(&self.event_times, topology);
         let mut out = Vec::new();
         for (slot, offsets) in offsets {
             let watermark_ms = match slot.kind {
@@ -504,14 +501,14 @@ impl Stores {
 /// The values of `by_source`, grouped by store and keyed by topic name.
 fn by_slot(
     by_source: &HashMap<Source, i64>,
-    topic_of: impl Fn(Source) -> Option<String>,
+    topology: &Topology,
 ) -> BTreeMap<Slot, BTreeMap<String, i64>> {
     let mut out: BTreeMap<Slot, BTreeMap<String, i64>> = BTreeMap::new();
     for (source, value) in by_source {
-        if let Some(topic) = topic_of(*source) {
+        if let Some(topic) = topology.topic(*source) {
             out.entry(Slot::of(*source))
                 .or_default()
-                .insert(topic, *value);
+                .insert(topic.to_string(), *value);
         }
     }
     out
@@ -521,6 +518,12 @@ fn by_slot(
 mod tests {
     use super::*;
 
+    const CLICKS: &str = "storefront.clickstream";
+
+    fn topology() -> Topology {
+        Topology::new(&ingest::TopicNames::default())
+    }
+
     fn src(stream: u8, partition: i32) -> Source {
         Source { stream, partition }
     }
@@ -529,16 +532,16 @@ mod tests {
     fn clickstream_and_orders_share_a_store_spend_and_facts_have_their_own() {
         assert_eq!(Slot::of(src(0, 3)), Slot::of(src(1, 3)));
         assert_eq!(Slot::of(src(2, 3)).kind, Kind::Spend);
-        assert_eq!(Slot::of(src(FACTS, 3)).kind, Kind::Customers);
+        assert_eq!(Slot::of(src(Topology::FACTS, 3)).kind, Kind::Customers);
         assert_ne!(Slot::of(src(0, 3)), Slot::of(src(0, 4)));
     }
 
     #[test]
     fn a_revoked_store_comes_back_unless_another_owner_saved_it_further() {
-        let topic = |s: Source| Some(format!("t{}", s.stream));
+        let topic = &topology();
         let mut stores = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
         let slot = Slot::of(src(0, 1));
-        stores.load(slot, None, |_| None);
+        stores.load(slot, None, topic);
         for offset in 0..5 {
             stores.applied(src(0, 1), offset);
         }
@@ -560,13 +563,13 @@ mod tests {
         // Another owner read on and saved further: the parked store goes.
         stores.park(slot, 0);
         let mut further = saved[0].clone();
-        further.offsets.insert("t0".into(), 9);
+        further.offsets.insert(CLICKS.into(), 9);
         assert!(!stores.unpark(slot, Some(&further), topic));
         assert!(!stores.holds(slot));
         assert_eq!(stores.parked(), 0);
 
         // Never given back: forgotten after the age limit.
-        stores.load(slot, None, |_| None);
+        stores.load(slot, None, topic);
         stores.park(slot, 1_000);
         stores.expire_parked(60_000, 60_000);
         assert_eq!(stores.parked(), 1);
@@ -576,17 +579,17 @@ mod tests {
 
     #[test]
     fn a_restored_store_skips_what_it_holds_and_notices_gaps() {
+        let topic = &topology();
         let mut stores = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
         let slot = Slot::of(src(0, 1));
-        stores.load(slot, None, |_| None);
+        stores.load(slot, None, topic);
         for offset in 0..5 {
             assert_eq!(stores.arrival(src(0, 1), offset), Arrival::Next);
             stores.applied(src(0, 1), offset);
         }
-        let topic = |s: Source| Some(format!("t{}", s.stream));
         let checkpoints = stores.checkpoints(topic);
         assert_eq!(checkpoints.len(), 1);
-        assert_eq!(checkpoints[0].offsets.get("t0"), Some(&5));
+        assert_eq!(checkpoints[0].offsets.get(CLICKS), Some(&5));
         assert_eq!(checkpoints[0].version(), 5);
         assert!(
             stores.checkpoints(topic).is_empty(),
@@ -594,9 +597,7 @@ mod tests {
         );
 
         let mut other = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
-        let loaded = other.load(slot, Some(&checkpoints[0]), |t| {
-            (t == "t0").then_some(src(0, 1))
-        });
+        let loaded = other.load(slot, Some(&checkpoints[0]), topic);
         assert_eq!(loaded, Loaded::Restored);
         assert!(
             other.checkpoints(topic).is_empty(),
@@ -623,7 +624,7 @@ mod tests {
             "USD",
             10,
         );
-        let loaded = refused.load(slot, Some(&checkpoints[0]), |_| None);
+        let loaded = refused.load(slot, Some(&checkpoints[0]), topic);
         assert!(matches!(loaded, Loaded::Refused(_)), "{loaded:?}");
         assert!(refused.holds(slot));
     }

@@ -330,13 +330,14 @@ fn server_version(v: &str) -> (u32, u32) {
 /// five times (then the error stands).
 pub async fn migrate(settings: &ClickHouseSettings) -> Result<Vec<u32>, SinkError> {
     let mut attempt = 1;
+    let mut backoff = contract::Backoff::from_millis(300, 2_000);
     loop {
         match migrate_once(settings).await {
             Err(SinkError::ClickHouse(clickhouse::error::Error::BadResponse(msg)))
                 if attempt < 5 =>
             {
                 warn!(attempt, error = %msg, "a migration statement was refused; migrating again");
-                tokio::time::sleep(std::time::Duration::from_millis(300 * attempt)).await;
+                tokio::time::sleep(backoff.next_wait()).await;
                 attempt += 1;
             }
             other => return other,

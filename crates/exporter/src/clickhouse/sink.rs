@@ -1,7 +1,7 @@
 //! The durable writer: one insert per table per batch, retried with backoff.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aggregator::Output;
 use clickhouse::Client;
@@ -183,8 +183,8 @@ impl ClickHouseSink {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), SinkError>>,
     {
-        let mut delay = Duration::from_millis(self.settings.retry_initial_ms.max(1));
-        let max = Duration::from_millis(self.settings.retry_max_ms.max(1));
+        let s = &self.settings;
+        let mut backoff = contract::Backoff::from_millis(s.retry_initial_ms, s.retry_max_ms);
         loop {
             let started = Instant::now();
             match attempt().await {
@@ -208,9 +208,9 @@ impl ClickHouseSink {
                         .with_label_values(&[table])
                         .inc();
                     self.health.set_sink_ok(false);
-                    warn!(table, %error, retry_in_ms = delay.as_millis() as u64, "insert failed");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(max);
+                    let wait = backoff.next_wait();
+                    warn!(table, %error, retry_in_ms = wait.as_millis() as u64, "insert failed");
+                    tokio::time::sleep(wait).await;
                 }
             }
         }

@@ -21,15 +21,15 @@
 //!    once nothing is in flight the run is `Done`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aggregator::{CustomerOutput, Source};
-use rdkafka::consumer::Consumer;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::{Batch, Ingest, PipelineError};
-use crate::stores::FACTS;
+use super::batch::Batch;
+use super::consume::Ingest;
+use super::PipelineError;
 
 /// The watermark that closes everything: a year past the latest event time
 /// the contract accepts, so no deadline is later.
@@ -160,12 +160,10 @@ impl Ingest {
         let next = |s: Source| {
             let read = self.next.get(&s).copied();
             let held = self.stores.next_of(s);
-            let next = read.max(held).or(self.committed.get(&s).copied())?;
-            let topic = self.topic_of(s)?;
-            let cached = ingest::cached_high_watermark(&self.consumer, topic, s.partition);
-            let end = self.log_ends.end(s, cached);
+            let next = read.max(held).or(self.input.committed(s))?;
+            let end = self.input.end_of_log(s);
             let caught_up =
-                !self.log_ends.is_pending(s) && !ingest::may_have_backlog(end, Some(next));
+                !self.input.end_pending(s) && !ingest::may_have_backlog(end, Some(next));
             caught_up.then_some(next)
         };
         self.bounded.as_ref().is_some_and(|b| b.reached(next))
@@ -175,46 +173,25 @@ impl Ingest {
     /// `facts`, of every facts partition), once all of them are assigned;
     /// a partition already read to its end (or empty) needs nothing more.
     fn bounded_targets(&mut self, facts: bool) -> Result<(), PipelineError> {
-        let topics = &self.settings.kafka.topics;
+        let topology = self.input.topology();
         let names: Vec<String> = if facts {
-            vec![topics.customer_facts.clone()]
+            vec![topology.facts_topic().to_string()]
         } else {
-            ingest::input_topics(&self.settings.kafka, &self.streams)
-                .into_iter()
-                .filter(|t| *t != topics.customer_facts)
-                .collect()
+            topology.input_topics()
         };
         let mut wanted = Vec::new();
         for topic in &names {
-            for partition in 0..ingest::partition_count(&self.consumer, topic)? {
-                let source = if facts {
-                    Some(Source {
-                        stream: FACTS,
-                        partition,
-                    })
-                } else {
-                    self.streams
-                        .of(topic)
-                        .map(|(stream, _)| Source { stream, partition })
-                };
-                wanted.extend(source.map(|s| (s, topic.clone())));
+            for partition in 0..self.input.partition_count(topic)? {
+                wanted.extend(self.input.topology().source(topic, partition));
             }
         }
-        let assigned = self
-            .tracker
-            .sources()
-            .into_iter()
-            .chain(self.facts_tracker.sources());
-        let assigned: std::collections::HashSet<Source> = assigned.collect();
-        if !wanted.iter().all(|(s, _)| assigned.contains(s)) {
+        let assigned = self.clocks.sources();
+        if !wanted.iter().all(|s| assigned.contains(s)) {
             return Ok(()); // not every partition is ours yet
         }
         let mut targets = HashMap::new();
-        for (source, topic) in wanted {
-            let (low, high) = self
-                .consumer
-                .fetch_watermarks(&topic, source.partition, Duration::from_secs(10))
-                .map_err(ingest::KafkaError::from)?;
+        for source in wanted {
+            let (low, high) = self.input.fetch_bounds(source)?;
             if high > low {
                 targets.insert(source, high);
             }
@@ -238,11 +215,9 @@ impl Ingest {
         if let Some(b) = &mut self.bounded {
             b.end_ms = end_ms;
         }
-        let inputs = self.tracker.sources();
+        let inputs = self.clocks.events.sources();
         // Nothing past the ends is read now: it would only come late.
-        if let Err(error) = self.consumer.pause(&self.tpl(&inputs)) {
-            tracing::warn!(%error, "bounded run: pausing the input failed");
-        }
+        self.input.pause(&inputs);
         self.set_bounded_step(Step::Draining);
         let out = self.stores.advance(|_| Some(DRAIN_WATERMARK_MS));
         info!(
@@ -256,7 +231,11 @@ impl Ingest {
             customers: CustomerOutput::default(),
             commits: Vec::new(),
             checkpoints: Vec::new(),
-            marks: (0..self.input_partitions).map(|p| (p, end_ms)).collect(),
+            marks: self
+                .clocks
+                .input_partitions()
+                .map(|p| (p, end_ms))
+                .collect(),
             closed_at: Instant::now(),
             handed: 1,
         };

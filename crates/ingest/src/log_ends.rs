@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aggregator::Source;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
+
+use crate::input::InputConsumer;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -38,7 +40,7 @@ const MAX_FAILURES: u32 = 12;
 type Answers = Vec<(Source, Option<i64>)>;
 
 /// Ends of partitions' logs as the broker last answered.
-pub(crate) struct LogEnds {
+pub struct LogEnds {
     /// Ends to ask: newly assigned, or stale since a consumer error, with
     /// failed asks so far.
     pending: HashMap<Source, u32>,
@@ -50,9 +52,15 @@ pub(crate) struct LogEnds {
     answers: mpsc::UnboundedReceiver<Answers>,
 }
 
+impl Default for LogEnds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LogEnds {
     /// Nothing asked yet.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         let (answers_tx, answers) = mpsc::unbounded_channel();
         LogEnds {
             pending: HashMap::new(),
@@ -65,7 +73,7 @@ impl LogEnds {
     }
 
     /// `sources` are newly assigned: unknown until the broker answers.
-    pub(crate) fn assigned(&mut self, sources: &[Source]) {
+    pub fn assigned(&mut self, sources: &[Source]) {
         for s in sources {
             self.known.remove(s);
         }
@@ -74,26 +82,26 @@ impl LogEnds {
 
     /// The consumer reported an error: the ends of `sources` count as
     /// unknown until the broker answers again.
-    pub(crate) fn stale(&mut self, sources: impl IntoIterator<Item = Source>) {
+    pub fn stale(&mut self, sources: impl IntoIterator<Item = Source>) {
         for s in sources {
             self.pending.insert(s, 0);
         }
     }
 
     /// Forgets partitions no longer assigned.
-    pub(crate) fn retain(&mut self, assigned: impl Fn(Source) -> bool) {
+    pub fn retain(&mut self, assigned: impl Fn(Source) -> bool) {
         self.pending.retain(|s, _| assigned(*s));
         self.known.retain(|s, _| assigned(*s));
     }
 
     /// Partitions whose answer is still awaited.
-    pub(crate) fn pending(&self) -> impl Iterator<Item = Source> + '_ {
+    pub fn pending(&self) -> impl Iterator<Item = Source> + '_ {
         self.pending.keys().copied()
     }
 
     /// Whether a new ask may go out at `now_ms`: none in flight, and the
     /// last one `every_ms` ago or more.
-    pub(crate) fn due(&self, now_ms: u64, every_ms: u64) -> bool {
+    pub fn due(&self, now_ms: u64, every_ms: u64) -> bool {
         !self.in_flight
             && self
                 .last_ask_ms
@@ -102,9 +110,9 @@ impl LogEnds {
 
     /// Asks the broker for the ends of `parts` (source, topic, partition)
     /// on a blocking thread, one ask at a time.
-    pub(crate) fn ask(
+    pub fn ask(
         &mut self,
-        consumer: &Arc<StreamConsumer>,
+        consumer: &Arc<InputConsumer>,
         parts: Vec<(Source, String, i32)>,
         now_ms: u64,
     ) {
@@ -134,7 +142,7 @@ impl LogEnds {
     }
 
     /// Takes in the answers that came.
-    pub(crate) fn poll(&mut self) {
+    pub fn poll(&mut self) {
         while let Ok(ends) = self.answers.try_recv() {
             self.in_flight = false;
             for (source, end) in ends {
@@ -166,14 +174,14 @@ impl LogEnds {
     }
 
     /// Whether `source`'s end is being asked: it counts as unknown.
-    pub(crate) fn is_pending(&self, source: Source) -> bool {
+    pub fn is_pending(&self, source: Source) -> bool {
         self.pending.contains_key(&source)
     }
 
     /// The latest end of `source`'s log known: the later of the broker's
     /// last answer and librdkafka's `cached` end (either may be stale while
     /// [`Self::is_pending`]).
-    pub(crate) fn end(&self, source: Source, cached: Option<i64>) -> Option<i64> {
+    pub fn end(&self, source: Source, cached: Option<i64>) -> Option<i64> {
         match (cached, self.known.get(&source).copied()) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),

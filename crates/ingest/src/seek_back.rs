@@ -1,0 +1,149 @@
+//! Seeking back past a gap: the fetch went on after the offset a partition's
+//! store needs.
+//!
+//! Kafka answers a fetch with the whole record batch holding the offset asked
+//! for (the client drops the records before it). A broker that starts at the
+//! next batch instead (tansu 0.6, after a pause or a rebalance) skips the rest
+//! of that batch. So the pipeline seeks back by the resume overlap, further
+//! each time the fetch still starts past the offset needed, and skips what the
+//! store holds. A gap that remains from the log start, or a seek that does not
+//! take effect within [`SEEK_PATIENCE`], is a hole: counted, logged and read
+//! past. This module decides; [`crate::KafkaInput`] seeks.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aggregator::Source;
+
+/// How long a seek may take to show in what is fetched.
+pub const SEEK_PATIENCE: Duration = Duration::from_secs(10);
+
+/// What to do with a message that arrived past a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gap {
+    /// Drop it: fetched before the seek in progress took effect.
+    Drop,
+    /// Seek back to this offset (and drop the message).
+    Seek(i64),
+    /// A hole nothing can fill: apply the message and read on.
+    Hole,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seek {
+    /// The first offset that arrived past the gap.
+    trigger: i64,
+    /// Where the seek went.
+    target: i64,
+    since: Instant,
+}
+
+/// The seeks back in progress, by source.
+#[derive(Debug)]
+pub struct SeekBack {
+    seeks: HashMap<Source, Seek>,
+    /// The first step back, in messages (the resume overlap).
+    step: i64,
+}
+
+impl SeekBack {
+    /// Seeks that step back `step` messages first, four times as far after.
+    pub fn new(step: i64) -> Self {
+        SeekBack {
+            seeks: HashMap::new(),
+            step: step.max(1),
+        }
+    }
+
+    /// Whether a seek back is in progress on `source`.
+    pub fn in_progress(&self, source: Source) -> bool {
+        self.seeks.contains_key(&source)
+    }
+
+    /// The offset the store needed arrived: no seek is in progress.
+    pub fn closed(&mut self, source: Source) {
+        self.seeks.remove(&source);
+    }
+
+    /// What to do with `offset` of `source`, which arrived past `expected`,
+    /// the offset its store needs, at `now`.
+    pub fn decide(&self, source: Source, offset: i64, expected: i64, now: Instant) -> Gap {
+        match self.seeks.get(&source) {
+            None => Gap::Seek((expected - self.step).max(0)),
+            Some(s) if offset > s.trigger && now.duration_since(s.since) < SEEK_PATIENCE => {
+                Gap::Drop
+            }
+            Some(s) if s.target == 0 || offset > s.trigger => Gap::Hole,
+            Some(s) => Gap::Seek((s.target - self.step * 4).max(0)),
+        }
+    }
+
+    /// A seek to `target` went out, for `offset` that arrived past the gap.
+    pub fn sought(&mut self, source: Source, offset: i64, target: i64, now: Instant) {
+        let seek = Seek {
+            trigger: offset,
+            target,
+            since: now,
+        };
+        self.seeks.insert(source, seek);
+    }
+
+    /// Forgets the sources `revoked` selects.
+    pub fn forget(&mut self, revoked: impl Fn(Source) -> bool) {
+        self.seeks.retain(|s, _| !revoked(*s));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Source = Source {
+        stream: 0,
+        partition: 0,
+    };
+
+    #[test]
+    fn a_first_gap_seeks_back_by_the_overlap_then_four_times_as_far() {
+        let now = Instant::now();
+        let mut seeks = SeekBack::new(100);
+        assert_eq!(seeks.decide(A, 1_000, 950, now), Gap::Seek(850));
+        seeks.sought(A, 1_000, 850, now);
+        assert!(seeks.in_progress(A));
+        // The seek took effect and the fetch starts past the gap again.
+        assert_eq!(seeks.decide(A, 1_000, 950, now), Gap::Seek(450));
+        seeks.closed(A);
+        assert!(!seeks.in_progress(A));
+    }
+
+    #[test]
+    fn what_was_fetched_before_the_seek_took_effect_is_dropped_for_a_while() {
+        let now = Instant::now();
+        let mut seeks = SeekBack::new(100);
+        seeks.sought(A, 1_000, 850, now);
+        assert_eq!(seeks.decide(A, 1_001, 950, now), Gap::Drop);
+        let later = now + SEEK_PATIENCE;
+        assert_eq!(
+            seeks.decide(A, 1_001, 950, later),
+            Gap::Hole,
+            "never took effect"
+        );
+    }
+
+    #[test]
+    fn a_gap_from_the_log_start_is_a_hole() {
+        let now = Instant::now();
+        let mut seeks = SeekBack::new(100);
+        assert_eq!(seeks.decide(A, 60, 50, now), Gap::Seek(0));
+        seeks.sought(A, 60, 0, now);
+        assert_eq!(seeks.decide(A, 60, 50, now), Gap::Hole);
+    }
+
+    #[test]
+    fn a_revoked_source_has_no_seek_in_progress() {
+        let mut seeks = SeekBack::new(100);
+        seeks.sought(A, 60, 0, Instant::now());
+        seeks.forget(|s| s == A);
+        assert!(!seeks.in_progress(A));
+    }
+}

@@ -1,0 +1,393 @@
+//! The consume loop: reads each message, decodes it (or dead-letters it
+//! with its reason) and pushes it into its partition's store; on every tick
+//! (or after `pipeline.max_batch_events`) it steps the stores (see
+//! [`super::step`]), and it commits what the writer acknowledges.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aggregator::{Accepted, Position, Rejected, Source};
+use contract::{Decoder, Reason};
+use exporter::{CheckpointStore, Health, Metrics};
+use ingest::{
+    build_producer, CommitMode, DeadLetter, Feed, KafkaInput, Received, Rejection, Topology,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use super::batch::{Ack, Batch};
+use super::bounded::Bounded;
+use super::clocks::Clocks;
+use super::PipelineError;
+use crate::checkpoint_pace::Pace;
+use crate::phases::{Phase, Phases};
+use crate::settings::Settings;
+use crate::stores::{Slot, Stores};
+
+/// The consume side of the pipeline: its input, its stores and clocks.
+pub(super) struct Ingest {
+    pub(super) settings: Settings,
+    pub(super) input: KafkaInput,
+    pub(super) dead_letter: DeadLetter,
+    pub(super) decoder: Decoder,
+    /// The state, one store per partition (aggregators and customer books).
+    pub(super) stores: Stores,
+    /// Where the stores' checkpoints are read from.
+    pub(super) checkpoints: CheckpointStore,
+    /// Stores of newly assigned partitions, to load before the next advance.
+    pub(super) to_load: BTreeSet<Slot>,
+    pub(super) pace: Pace,
+    pub(super) clocks: Clocks,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) health: Arc<Health>,
+    /// Next offset to read, per source.
+    pub(super) next: HashMap<Source, i64>,
+    /// Notices partitions whose input is nearly all rejected.
+    pub(super) reject_rate: ingest::RejectRate,
+    /// A bounded run's progress (`run --until-end`).
+    pub(super) bounded: Option<Bounded>,
+    clock: Instant,
+    /// Messages read since the last step.
+    pub(super) since_step: usize,
+    /// Dedup evictions already counted.
+    pub(super) evicted_seen: u64,
+    /// Where the task's wall time goes.
+    pub(super) phases: Phases,
+}
+
+impl Ingest {
+    /// Joins the consumer group and subscribes (see
+    /// [`KafkaInput::connect`]); the stores load as partitions arrive.
+    pub(super) async fn connect(
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        until_end: bool,
+    ) -> Result<Self, PipelineError> {
+        let topology = Topology::new(&settings.kafka.topics);
+        let overlap = settings.pipeline.resume_overlap_messages;
+        let input = KafkaInput::connect(&settings.kafka, topology, overlap).await?;
+        let dead_letter = DeadLetter::new(
+            build_producer(&settings.kafka)?,
+            settings.kafka.topics.dead_letter.clone(),
+        );
+        let aggregator = &settings.aggregator;
+        let stores = Stores::new(
+            aggregator.clone(),
+            30 * 86_400_000,
+            &aggregator.reporting_currency,
+            aggregator.max_customers,
+        );
+        let input_partitions = input.partition_count(&settings.kafka.topics.clickstream)?;
+        Ok(Ingest {
+            input,
+            dead_letter,
+            decoder: Decoder::new(settings.decode_options()?),
+            stores,
+            checkpoints: CheckpointStore::new(&settings.clickhouse, &settings.kafka.group_id),
+            to_load: BTreeSet::new(),
+            pace: Pace::new(&settings.pipeline),
+            clocks: Clocks::new(&settings.watermark, input_partitions),
+            phases: Phases::new(&metrics),
+            metrics,
+            health,
+            next: HashMap::new(),
+            reject_rate: ingest::RejectRate::default(),
+            bounded: until_end.then(Bounded::new),
+            clock: Instant::now(),
+            since_step: 0,
+            evicted_seen: 0,
+            settings,
+        })
+    }
+
+    pub(super) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub(super) fn input(&self) -> &KafkaInput {
+        &self.input
+    }
+
+    /// Milliseconds since the loop began: the watermarks' idle clock.
+    pub(super) fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    /// The loop, until `stop` or an error; then a last step, the writer
+    /// drained and what it acknowledged committed.
+    pub(super) async fn run(
+        mut self,
+        mut stop: watch::Receiver<bool>,
+        batches: mpsc::Sender<Batch>,
+        mut acks: mpsc::UnboundedReceiver<Ack>,
+        writer: JoinHandle<()>,
+    ) -> Result<(), PipelineError> {
+        let tick_ms = self.settings.pipeline.tick_ms.max(10);
+        let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        info!(group = %self.settings.kafka.group_id, "consuming");
+        let messages = self.input.messages();
+        let result = loop {
+            let stepped = tokio::select! {
+                biased;
+                _ = stop.changed() => break Ok(()),
+                Some(ack) = acks.recv() => {
+                    self.phases.charge(Phase::Fetch);
+                    self.acknowledged(ack, CommitMode::Async);
+                    Ok(false)
+                }
+                _ = tick.tick() => {
+                    self.phases.charge(Phase::Fetch);
+                    match self.step(&batches, false).await {
+                        Ok(()) => self.bounded_progress(&batches).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                msg = messages.recv() => {
+                    self.phases.charge(Phase::Fetch);
+                    self.received(msg, &batches).await.map(|()| false)
+                }
+            };
+            self.phases.charge(Phase::Handle);
+            match stepped {
+                Ok(false) => {}
+                Ok(true) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.shut_down(result.is_ok(), batches, acks, writer)
+            .await?;
+        result
+    }
+
+    /// One message or consumer error; a step once enough were read.
+    async fn received(
+        &mut self,
+        msg: Result<Received<'_>, ingest::KafkaError>,
+        batches: &mpsc::Sender<Batch>,
+    ) -> Result<(), PipelineError> {
+        match msg {
+            Ok(m) => self.handle(&m).await?,
+            Err(error) => {
+                warn!(%error, "kafka consumer error");
+                // Ends of logs cached before it may be stale when the
+                // connection comes back.
+                let assigned = self.clocks.sources();
+                self.input.consumer_error(assigned);
+            }
+        }
+        if self.since_step >= self.settings.pipeline.max_batch_events {
+            self.step(batches, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes what is closed (after a clean stop), waits for the writer
+    /// and commits what it acknowledged, within the shutdown timeout.
+    async fn shut_down(
+        &mut self,
+        clean: bool,
+        batches: mpsc::Sender<Batch>,
+        mut acks: mpsc::UnboundedReceiver<Ack>,
+        writer: JoinHandle<()>,
+    ) -> Result<(), PipelineError> {
+        let deadline = Duration::from_millis(self.settings.pipeline.shutdown_timeout_ms);
+        let flushed = tokio::time::timeout(deadline, async {
+            if clean {
+                self.step(&batches, true).await?;
+            }
+            drop(batches);
+            let _ = writer.await;
+            while let Some(ack) = acks.recv().await {
+                self.acknowledged(ack, CommitMode::Sync);
+            }
+            Ok::<(), PipelineError>(())
+        })
+        .await;
+        match flushed {
+            Ok(r) => r?,
+            Err(_) => warn!("shutdown timed out; uncommitted work will be replayed"),
+        }
+        self.health.set_consumer_ok(false);
+        info!("stopped");
+        Ok(())
+    }
+
+    /// Where `m` goes: its store, once it is the next offset that store
+    /// needs. `None` for messages to skip (a topic not read, a re-read).
+    async fn admitted(&mut self, m: &Received<'_>) -> Result<Option<Source>, PipelineError> {
+        let Some(source) = m.source() else {
+            return Ok(None);
+        };
+        let offset = m.offset();
+        self.next.insert(source, offset + 1);
+        if !self.clocks.is_assigned(source) || self.input.rebalanced() {
+            // A partition not seen assigned: learn the whole assignment
+            // before this partition alone can move the watermark.
+            self.apply_assignment();
+        }
+        Ok(self.admit(source, offset).await?.then_some(source))
+    }
+
+    async fn handle(&mut self, m: &Received<'_>) -> Result<(), PipelineError> {
+        let feed = m.source().and_then(|s| self.input.topology().feed(s));
+        let Some(Feed::Input(stream)) = feed else {
+            return self.handle_fact(m).await;
+        };
+        let label = [stream.as_str()];
+        self.since_step += 1;
+        let Some(source) = self.admitted(m).await? else {
+            self.metrics.events_reread.with_label_values(&label).inc();
+            return Ok(());
+        };
+        self.metrics.events_consumed.with_label_values(&label).inc();
+        let now = self.now_ms();
+        match self.decoder.decode(m.payload(), stream, m.timestamp_ms()) {
+            Err(invalid) => {
+                self.clocks.events.observe(source, None, now);
+                self.watch_rejections(source, m.topic(), Some((invalid.reason, invalid.field)));
+                debug!(reason = %invalid.reason, topic = m.topic(), partition = m.partition(), offset = m.offset(), "invalid event");
+                self.reject(m, invalid.reason, invalid.field, &invalid.detail)
+                    .await?;
+            }
+            Ok(event) => self.push(m, source, event, now).await?,
+        }
+        self.stores.applied(source, m.offset());
+        Ok(())
+    }
+
+    /// Pushes a decoded event into its store; dead-letters it if late.
+    async fn push(
+        &mut self,
+        m: &Received<'_>,
+        source: Source,
+        event: contract::Event,
+        now: u64,
+    ) -> Result<(), PipelineError> {
+        let event_ms = event.timestamp_ms;
+        if let Some(b) = &mut self.bounded {
+            b.max_event_ms = b.max_event_ms.max(event_ms);
+        }
+        self.clocks.events.observe(source, Some(event_ms), now);
+        self.stores.saw_event_time(source, event_ms);
+        let Some(aggregator) = self.stores.aggregator(Slot::of(source)) else {
+            return Ok(());
+        };
+        let offset = m.offset();
+        let pushed = aggregator.push(event, Position { source, offset });
+        let late = matches!(pushed, Err(Rejected::Late { .. }));
+        let why = late.then_some((Reason::Late, Some("timestamp")));
+        self.watch_rejections(source, m.topic(), why);
+        match pushed {
+            Ok(Accepted::Buffered) => Ok(()),
+            Ok(Accepted::Bot) => {
+                self.metrics.events_bot.inc();
+                Ok(())
+            }
+            Err(Rejected::Duplicate) => {
+                self.metrics.events_duplicate.inc();
+                Ok(())
+            }
+            Err(Rejected::Late { watermark_ms }) => {
+                debug!(?source, offset, event_ms, watermark_ms, "late event");
+                let detail =
+                    format!("event time {event_ms} ms is before the watermark {watermark_ms} ms");
+                self.reject(m, Reason::Late, Some("timestamp"), &detail)
+                    .await
+            }
+        }
+    }
+
+    /// A message of the customer-facts topic: a watermark marker moves the
+    /// customer clock; a fact goes to its partition's customer book.
+    async fn handle_fact(&mut self, m: &Received<'_>) -> Result<(), PipelineError> {
+        let Some(source) = self.admitted(m).await? else {
+            return Ok(());
+        };
+        self.stores.applied(source, m.offset());
+        // The customer side's clock is the partitions' markers, not the
+        // facts' own event times.
+        let now = self.now_ms();
+        self.clocks.facts.observe(source, None, now);
+        let fact = match exporter::facts::decode_message(m.payload()) {
+            Some(exporter::facts::FactMessage::Marker(marker)) => {
+                let (partition, ms) = (marker.partition, marker.watermark_ms);
+                self.clocks.marked(m.partition(), partition, ms);
+                return Ok(());
+            }
+            Some(exporter::facts::FactMessage::Fact(fact)) => fact,
+            None => {
+                warn!(
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "unreadable customer fact"
+                );
+                let detail = "not a customer fact of this version";
+                return self.reject(m, Reason::NotJson, None, detail).await;
+            }
+        };
+        let ts = fact.ts_ms;
+        let Some(book) = self.stores.book(m.partition()) else {
+            return Ok(());
+        };
+        if let Err(watermark_ms) = book.push(fact, m.partition()) {
+            let detail = format!(
+                "customer fact at {ts} ms is before the customer watermark {watermark_ms} ms"
+            );
+            self.reject(m, Reason::Late, Some("ts_ms"), &detail).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts one message of `source` as accepted or rejected, and logs an
+    /// error naming the reason, the field and the setting to look at when
+    /// nearly a whole block of the partition was rejected.
+    fn watch_rejections(
+        &mut self,
+        source: Source,
+        topic: &str,
+        rejected: Option<(Reason, Option<&'static str>)>,
+    ) {
+        if let Some(a) = self.reject_rate.record(source, rejected) {
+            error!(
+                topic,
+                partition = source.partition,
+                rejected = a.rejected,
+                of = ingest::reject_rate::BLOCK,
+                reason = %a.reason,
+                field = a.field.unwrap_or("-"),
+                look_at = a.look_at,
+                "nearly every message of this partition is dead-lettered"
+            );
+        }
+    }
+
+    /// Dead-letters `m` unchanged with `reason` and counts it.
+    async fn reject(
+        &mut self,
+        m: &Received<'_>,
+        reason: Reason,
+        field: Option<&str>,
+        detail: &str,
+    ) -> Result<(), PipelineError> {
+        self.metrics
+            .events_invalid
+            .with_label_values(&[reason.as_str()])
+            .inc();
+        let why = Rejection {
+            reason: reason.as_str(),
+            field,
+            detail,
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+        };
+        Ok(self
+            .dead_letter
+            .send(m.key(), Some(m.payload()), why)
+            .await?)
+    }
+}

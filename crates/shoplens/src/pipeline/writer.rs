@@ -1,0 +1,215 @@
+//! The writer task: makes each batch durable, stage by stage, then
+//! acknowledges it so that its offsets may be committed.
+//!
+//! The stages, in the order that makes a restart safe at any point:
+//! 1. rows (and customer rows) durable in ClickHouse;
+//! 2. triggers and customer facts delivered to Kafka;
+//! 3. the partitions' watermark markers, after the facts they cover;
+//! 4. the checkpoints, which may be saved only once everything they have
+//!    emitted is durable;
+//! 5. metrics, then the acknowledgement.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use exporter::{ClickHouseSink, Metrics};
+use ingest::{build_producer, Outbox, Outgoing};
+use tokio::sync::mpsc;
+use tracing::error;
+
+use super::batch::{Ack, Batch};
+use super::PipelineError;
+use crate::settings::Settings;
+
+/// How batches are coalesced into writes: fewer, larger inserts are what
+/// ClickHouse merges cheaply, and rows wait at most the linger.
+struct Coalesce {
+    /// Rows at which a write goes out without lingering further.
+    min_rows: usize,
+    /// How long the first batch of a write may wait for more.
+    linger: Duration,
+}
+
+impl Coalesce {
+    /// The next write: a batch, and those that follow it within the linger
+    /// while the rows are fewer than `min_rows`. `None` once the channel is
+    /// closed and drained.
+    async fn next(&self, batches: &mut mpsc::Receiver<Batch>) -> Option<Batch> {
+        let mut batch = batches.recv().await?;
+        let deadline = tokio::time::Instant::now() + self.linger;
+        while batch.rows() < self.min_rows {
+            match tokio::time::timeout_at(deadline, batches.recv()).await {
+                Ok(Some(next)) => batch.absorb(next),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+}
+
+/// Makes batches durable; see the module's stages.
+pub(crate) struct Writer {
+    sink: ClickHouseSink,
+    group_id: String,
+    metrics: Arc<Metrics>,
+    /// The funnel's stage names, for its rows and gauges.
+    stages: Vec<String>,
+    /// Triggers, customer facts and markers, each kept until delivered.
+    outbox: Outbox,
+    triggers_topic: String,
+    facts_topic: String,
+    /// Partitions of the facts topic (each gets every marker).
+    facts_partitions: i32,
+    coalesce: Coalesce,
+}
+
+impl Writer {
+    /// A writer to `sink` and to the triggers and facts topics of
+    /// `settings`.
+    pub(crate) fn new(
+        settings: &Settings,
+        sink: ClickHouseSink,
+        metrics: Arc<Metrics>,
+        stages: Vec<String>,
+        facts_partitions: i32,
+    ) -> Result<Self, PipelineError> {
+        let topics = &settings.kafka.topics;
+        Ok(Writer {
+            sink,
+            group_id: settings.kafka.group_id.clone(),
+            metrics,
+            stages,
+            outbox: Outbox::new(build_producer(&settings.kafka)?),
+            triggers_topic: topics.triggers.clone(),
+            facts_topic: topics.customer_facts.clone(),
+            facts_partitions,
+            coalesce: Coalesce {
+                min_rows: settings.pipeline.write_min_rows,
+                linger: Duration::from_millis(settings.pipeline.write_linger_ms),
+            },
+        })
+    }
+
+    /// Writes every batch received, in order, acknowledging each once
+    /// durable; returns when the channel closes or nobody listens.
+    pub(crate) async fn run(
+        mut self,
+        mut batches: mpsc::Receiver<Batch>,
+        acks: mpsc::UnboundedSender<Ack>,
+    ) {
+        while let Some(batch) = self.coalesce.next(&mut batches).await {
+            self.write_rows(&batch).await;
+            self.send_triggers(&batch).await;
+            self.send_facts(&batch).await;
+            self.send_markers(&batch.marks).await;
+            self.write_checkpoints(&batch).await;
+            self.record(&batch);
+            let ack = Ack {
+                commits: batch.commits,
+                handed: batch.handed,
+            };
+            if acks.send(ack).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Stage 1: the rows, retried until ClickHouse has them.
+    async fn write_rows(&self, batch: &Batch) {
+        tokio::join!(
+            self.sink.write(&batch.out, &self.stages),
+            self.sink.write_customers(&batch.customers),
+        );
+    }
+
+    /// Stage 2a: triggers (abandoned carts, overdue orders, lapsed customers).
+    async fn send_triggers(&mut self, batch: &Batch) {
+        let carts = batch.out.triggers.iter().map(exporter::triggers::encode);
+        let lapsed = batch.customers.lapsed.iter();
+        let triggers: Vec<(String, Vec<u8>)> = carts
+            .chain(lapsed.map(exporter::triggers::encode_lapsed))
+            .collect();
+        for (key, payload) in triggers {
+            self.send(Outgoing::new(&self.triggers_topic, key, payload))
+                .await;
+        }
+    }
+
+    /// Stage 2b: customer facts, flushed with the triggers: a fact sent
+    /// again after its marker would be late to the customer book.
+    async fn send_facts(&mut self, batch: &Batch) {
+        let facts = &batch.out.customer_facts;
+        for (key, payload) in facts.iter().map(exporter::facts::encode) {
+            self.send(Outgoing::new(&self.facts_topic, key, payload))
+                .await;
+        }
+        self.flush_outbox().await;
+    }
+
+    /// Stage 3: in every facts partition, after the facts, each input
+    /// partition's watermark: no fact of an event before it is still to
+    /// come.
+    async fn send_markers(&mut self, marks: &[(i32, i64)]) {
+        for (partition, watermark_ms) in marks {
+            let (key, payload) = exporter::facts::encode_marker(&exporter::facts::Marker {
+                partition: *partition,
+                watermark_ms: *watermark_ms,
+            });
+            for to in 0..self.facts_partitions.max(1) {
+                let marker = Outgoing::new(&self.facts_topic, key.clone(), payload.clone());
+                self.send(marker.to_partition(to)).await;
+            }
+        }
+        self.flush_outbox().await;
+    }
+
+    /// Stage 4: the stores' snapshots, once all they emitted is durable.
+    async fn write_checkpoints(&self, batch: &Batch) {
+        let checkpoints = &batch.checkpoints;
+        self.sink
+            .write_checkpoints(&self.group_id, checkpoints)
+            .await;
+        if !checkpoints.is_empty() {
+            let bytes: usize = checkpoints.iter().map(|c| c.state.len()).sum();
+            self.metrics.checkpoint_bytes.set(bytes as i64);
+            self.metrics
+                .checkpoints_written
+                .inc_by(checkpoints.len() as u64);
+        }
+    }
+
+    /// Stage 5: what the batch made durable, counted.
+    fn record(&self, batch: &Batch) {
+        let m = &self.metrics;
+        for t in &batch.out.triggers {
+            let kind = exporter::triggers::kind(t);
+            m.triggers.with_label_values(&[kind]).inc();
+        }
+        m.triggers
+            .with_label_values(&["lapsed_customer"])
+            .inc_by(batch.customers.lapsed.len() as u64);
+        m.customer_facts
+            .inc_by(batch.out.customer_facts.len() as u64);
+        m.record(&batch.out, &self.stages);
+        m.record_customers(&batch.customers);
+        m.result_delay
+            .observe(batch.closed_at.elapsed().as_secs_f64());
+    }
+
+    /// Hands `message` to the producer; the next flush waits for it. A
+    /// message the producer refuses outright (too large for the broker, say)
+    /// can never be delivered: it is logged, not retried forever.
+    async fn send(&mut self, message: Outgoing) {
+        if let Err(error) = self.outbox.send(message).await {
+            error!(%error, "a message the producer refuses was dropped");
+        }
+    }
+
+    /// Waits until the broker has every message sent so far, sending the
+    /// failed ones again (with backoff) until it does.
+    async fn flush_outbox(&mut self) {
+        if let Err(error) = self.outbox.flush().await {
+            error!(%error, "a message the producer refuses was dropped");
+        }
+    }
+}
