@@ -15,9 +15,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::collections::BTreeMap;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use shoplens::Settings;
 
 /// Kafka bootstrap address for tests.
@@ -237,34 +234,6 @@ pub fn read_dead_letters(
     topic: &str,
     want: usize,
 ) -> Vec<BTreeMap<String, String>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reader-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while out.len() < want && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let mut h = BTreeMap::new();
-            if let Some(headers) = m.headers() {
-                for header in headers.iter() {
-                    let value = header
-                        .value
-                        .map(|v| String::from_utf8_lossy(v).into_owned());
-                    h.insert(header.key.to_string(), value.unwrap_or_default());
-                }
-            }
-            out.push(h);
-        }
-    }
-    out
+    let limit = Duration::from_secs(60);
+    ingest::admin::read_headers(brokers, topic, partitions, want, limit).expect("read the topic")
 }

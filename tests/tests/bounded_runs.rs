@@ -61,7 +61,7 @@ async fn a_bounded_run_equals_a_stopped_streaming_run_closed_later() {
     let base = settings(&id);
     let (one_shot, streamed) = (own(&base, "a"), own(&base, "b"));
     for s in [&one_shot, &streamed] {
-        shoplens::topics::create_topics(&s.kafka, 3, 1)
+        ingest::admin::create_topics(&s.kafka, 3, 1)
             .await
             .expect("topics (is the stack up? deploy/local/stack.sh up)");
     }

@@ -35,7 +35,7 @@ async fn insert_only_pipeline_on_a_two_shard_cluster_gives_the_generators_figure
     let id = unique("cluster");
     let mut settings = settings(&id);
     settings.clickhouse.cluster = "shoplens_cluster".into();
-    shoplens::topics::create_topics(&settings.kafka, 3, 1)
+    ingest::admin::create_topics(&settings.kafka, 3, 1)
         .await
         .expect("topics (is the stack up? deploy/local/stack.sh up)");
     // The administrator migrates; the pipeline only inserts.

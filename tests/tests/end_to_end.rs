@@ -45,7 +45,7 @@ fn promtool_check_metrics(text: &str) -> String {
 async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     let id = unique("e2e");
     let settings = settings(&id);
-    shoplens::topics::create_topics(&settings.kafka, PARTITIONS, 1)
+    ingest::admin::create_topics(&settings.kafka, PARTITIONS, 1)
         .await
         .expect("topics (is the stack up? deploy/local/stack.sh up)");
 

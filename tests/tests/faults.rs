@@ -222,7 +222,7 @@ fn generator() -> Generator {
 
 /// Topics of `s`, loaded with the same generated traffic every time.
 async fn load(s: &Settings) -> GenStats {
-    shoplens::topics::create_topics(&s.kafka, 3, 1)
+    ingest::admin::create_topics(&s.kafka, 3, 1)
         .await
         .expect("topics (is the stack up? deploy/local/stack.sh up)");
     let start_ms = START_MS;
@@ -515,7 +515,7 @@ async fn kill_9_half_way_and_restart_gives_the_undisturbed_tables() {
 /// Creates the topics of `s` and produces the first half of the generated
 /// traffic at once, with no flush. Returns its size and the second half.
 async fn first_half_now(s: &Settings, g: &GenStats) -> (usize, Vec<shoplens::generate::Message>) {
-    shoplens::topics::create_topics(&s.kafka, 3, 1)
+    ingest::admin::create_topics(&s.kafka, 3, 1)
         .await
         .expect("topics");
     let mut gen = generator();
@@ -762,7 +762,7 @@ async fn a_flood_of_10000_hostile_messages_is_accounted_for_and_changes_no_resul
 
     let (g, want) = undisturbed().await;
     let s = run_settings("flood");
-    shoplens::topics::create_topics(&s.kafka, 3, 1)
+    ingest::admin::create_topics(&s.kafka, 3, 1)
         .await
         .expect("topics");
     let decoder = contract::Decoder::new(s.decode_options().expect("decode options"));

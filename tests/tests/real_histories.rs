@@ -168,7 +168,7 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
     // The store sells in GBP and refunds some orders in EUR; the default
     // (USD) reporting currency is left as it is.
     s.contract.currencies = vec!["GBP".into(), "EUR".into()];
-    shoplens::topics::create_topics(&s.kafka, 3, 1)
+    ingest::admin::create_topics(&s.kafka, 3, 1)
         .await
         .expect("topics (is the stack up? deploy/local/stack.sh up)");
     let e = Expected::history(1_500, 0x5EED_1234_ABCD);

@@ -37,7 +37,7 @@ fn config() -> GenConfig {
 async fn sql_over_raw_events_agrees_with_the_pipeline() {
     let id = unique("oracle");
     let settings = settings(&id);
-    shoplens::topics::create_topics(&settings.kafka, 2, 1)
+    ingest::admin::create_topics(&settings.kafka, 2, 1)
         .await
         .expect("topics");
     let pipeline = Pipeline::start(settings.clone())

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod commits;
 pub mod consumer;
 pub mod dead_letter;

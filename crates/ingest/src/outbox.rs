@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tracing::warn;
 
-use crate::consumer::KafkaError;
+use crate::consumer::{build_producer, KafkaError};
+use crate::settings::KafkaSettings;
 
 /// One message to produce, owned so that it can be sent again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +102,36 @@ impl Outbox {
             producer,
             pending: VecDeque::new(),
         }
+    }
+
+    /// An outbox on a new producer to the brokers of `settings`.
+    pub fn connect(settings: &KafkaSettings) -> Result<Self, KafkaError> {
+        Ok(Self::new(build_producer(settings)?))
+    }
+
+    /// The number of partitions of `topic`, asked of the brokers for up to
+    /// two minutes while they do not answer (a broker restarting).
+    pub fn partition_count(&self, topic: &str) -> Result<i32, KafkaError> {
+        let mut tries = 0;
+        let meta = loop {
+            let timeout = Duration::from_secs(10);
+            match self.producer.client().fetch_metadata(Some(topic), timeout) {
+                Ok(meta) => break meta,
+                Err(error) if tries < 12 => {
+                    tries += 1;
+                    warn!(%error, topic, "no metadata yet; asking again");
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        Ok(meta.topics().first().map_or(0, |t| t.partitions().len()) as i32)
+    }
+
+    /// Flushes (see [`Outbox::flush`]), then waits up to `timeout` for the
+    /// producer's own queue to drain.
+    pub async fn close(mut self, timeout: Duration) -> Result<(), KafkaError> {
+        self.flush().await?;
+        Ok(self.producer.flush(timeout)?)
     }
 
     /// Hands `message` to the producer now; [`Outbox::flush`] waits for it.

@@ -266,7 +266,7 @@ async fn isolate(
         .clickhouse
         .database
         .push_str(&suffix.replace(['.', '-'], "_"));
-    crate::topics::create_topics(&settings.kafka, 4, 1).await?;
+    ingest::admin::create_topics(&settings.kafka, 4, 1).await?;
     Ok(())
 }
 

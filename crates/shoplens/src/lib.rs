@@ -14,7 +14,6 @@ pub mod replay;
 pub mod settings;
 pub mod stores;
 pub mod summary;
-pub mod topics;
 
 pub use pipeline::{Pipeline, PipelineError};
 pub use settings::Settings;

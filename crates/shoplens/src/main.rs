@@ -273,7 +273,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             partitions,
             replication,
         } => {
-            shoplens::topics::create_topics(&settings.kafka, partitions, replication).await?;
+            ingest::admin::create_topics(&settings.kafka, partitions, replication).await?;
         }
         Command::Bench {
             open_sessions: Some(n),

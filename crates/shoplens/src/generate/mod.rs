@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use contract::time::format_rfc3339;
 use contract::Stream;
-use ingest::{build_producer, KafkaError, KafkaSettings, Outbox, Outgoing};
-use rdkafka::producer::Producer;
+use ingest::{KafkaError, KafkaSettings, Outbox, Outgoing};
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::info;
@@ -78,8 +77,36 @@ impl Sender {
             .await
     }
 
-    async fn finish(&mut self) -> Result<(), KafkaError> {
-        self.outbox.flush().await
+    /// Paced like a storefront, and in order like one: what was sent is
+    /// acknowledged (failures sent again) before traffic due at `due` goes
+    /// out. A broker that fails requests for a while (starting up) then
+    /// delays the stream instead of moving failed messages behind later
+    /// ones, which would make them late.
+    async fn wait_until(&mut self, due: Instant) -> Result<(), KafkaError> {
+        if Instant::now() + Duration::from_millis(5) < due {
+            self.outbox.flush().await?;
+            tokio::time::sleep_until(due).await;
+        }
+        Ok(())
+    }
+
+    /// One page view per clickstream partition at `ts`, so that every
+    /// session, cart and payment deadline before it passes.
+    async fn send_flush(&mut self, topic: &str, ts: i64) -> Result<u64, KafkaError> {
+        let partitions = self.outbox.partition_count(topic)?;
+        for p in 0..partitions {
+            let key = format!("flush-{p}");
+            let payload = json!({
+                "event_id": format!("flush-{ts}-{p}"),
+                "type": "page_view",
+                "timestamp": ts,
+                "anonymous_id": key,
+                "context": { "page": { "url": "/flush" } },
+            });
+            let bytes = serde_json::to_vec(&payload).expect("json");
+            self.send(topic, Some(key), bytes, Some(p)).await?;
+        }
+        Ok(partitions as u64)
     }
 }
 
@@ -104,9 +131,8 @@ pub async fn produce_messages(
     start_ms: i64,
     opts: &ProduceOptions,
 ) -> Result<ProduceReport, KafkaError> {
-    let producer = build_producer(settings)?;
     let mut sender = Sender {
-        outbox: Outbox::new(producer.clone()),
+        outbox: Outbox::connect(settings)?,
     };
     let topics = &settings.topics;
     let wall_start = Instant::now();
@@ -116,16 +142,7 @@ pub async fn produce_messages(
     for msg in messages {
         if let Some(speed) = opts.speed {
             let due = Duration::from_millis(((msg.ts_ms - start_ms).max(0) as f64 / speed) as u64);
-            if wall_start.elapsed() + Duration::from_millis(5) < due {
-                // Paced like a storefront, and in order like one: what was
-                // sent is acknowledged (failures sent again) before later
-                // traffic goes out. A broker that fails requests for a
-                // while (starting up) then delays the stream instead of
-                // moving failed messages behind later ones, which would
-                // make them late.
-                sender.outbox.flush().await?;
-                tokio::time::sleep_until(wall_start + due).await;
-            }
+            sender.wait_until(wall_start + due).await?;
         }
         let topic = match msg.stream {
             Stream::Clickstream => &topics.clickstream,
@@ -143,42 +160,10 @@ pub async fn produce_messages(
     }
     let mut flush_messages = 0;
     if let Some(ahead) = opts.flush_after_ms {
-        // The broker may be away for a moment (a restart): ask again for
-        // up to two minutes.
-        let mut tries = 0;
-        let meta = loop {
-            match producer
-                .client()
-                .fetch_metadata(Some(&topics.clickstream), Duration::from_secs(10))
-            {
-                Ok(meta) => break meta,
-                Err(error) if tries < 12 => {
-                    tries += 1;
-                    tracing::warn!(%error, "no metadata yet; asking again");
-                }
-                Err(error) => return Err(error.into()),
-            }
-        };
-        let partitions = meta.topics().first().map_or(0, |t| t.partitions().len()) as i32;
         let ts = max_event_ms + ahead;
-        for p in 0..partitions {
-            let key = format!("flush-{p}");
-            let payload = json!({
-                "event_id": format!("flush-{ts}-{p}"),
-                "type": "page_view",
-                "timestamp": ts,
-                "anonymous_id": key,
-                "context": { "page": { "url": "/flush" } },
-            });
-            let bytes = serde_json::to_vec(&payload).expect("json");
-            sender
-                .send(&topics.clickstream, Some(key), bytes, Some(p))
-                .await?;
-            flush_messages += 1;
-        }
+        flush_messages = sender.send_flush(&topics.clickstream, ts).await?;
     }
-    sender.finish().await?;
-    producer.flush(Duration::from_secs(30))?;
+    sender.outbox.close(Duration::from_secs(30)).await?;
     Ok(ProduceReport {
         generated: GenStats {
             messages: sent,
