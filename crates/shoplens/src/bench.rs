@@ -342,7 +342,7 @@ pub async fn end_to_end(
     let settled_secs = started.elapsed().as_secs_f64();
     let rows = crate::metrics_rows(&metrics);
     let sessions = metrics.sessions.get();
-    let inserts = exporter::metrics::TABLES
+    let inserts = exporter::clickhouse::WRITTEN_TABLES
         .iter()
         .map(|t| {
             metrics

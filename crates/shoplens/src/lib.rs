@@ -20,7 +20,7 @@ pub use settings::Settings;
 
 /// Rows written to ClickHouse so far, over every table.
 pub fn metrics_rows(metrics: &exporter::Metrics) -> u64 {
-    exporter::metrics::TABLES
+    exporter::clickhouse::WRITTEN_TABLES
         .iter()
         .map(|t| metrics.rows_written.with_label_values(&[t]).get())
         .sum()

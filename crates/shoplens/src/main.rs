@@ -186,95 +186,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     });
     let settings = Settings::load(config.as_deref())?;
     match cli.command {
-        Command::Run { until_end } => {
-            let others = settings.unreported_currencies();
-            if !others.is_empty() {
-                tracing::warn!(
-                    reporting_currency = %settings.aggregator.reporting_currency,
-                    other_currencies = ?others,
-                    "session and experiment revenue sum the reporting currency only; the other \
-                     accepted currencies count in the revenue and order tables by currency, and \
-                     customers in their own (aggregator.reporting_currency, env AGGREGATOR__REPORTING_CURRENCY)"
-                );
-            }
-            if until_end {
-                let pipeline = Pipeline::start_until_end(settings).await?;
-                let metrics = pipeline.metrics().clone();
-                let started = std::time::Instant::now();
-                pipeline.run_until(shutdown_signal()).await?;
-                let text = metrics.render();
-                println_quiet(&format!(
-                    "bounded run done in {:.1} s: read to the end of the input, every deadline passed, written and committed\n{}\n{}",
-                    started.elapsed().as_secs_f64(),
-                    shoplens::summary::line(&text, now_ms() as f64 / 1000.0),
-                    shoplens::summary::table(&text)
-                ));
-                return Ok(());
-            }
-            let pipeline = Pipeline::start(settings).await?;
-            pipeline
-                .run_until(async {
-                    shutdown_signal().await;
-                    info!("shutting down");
-                })
-                .await?;
-        }
-        Command::Generate(a) => {
-            let avg_events_per_session = 9.0;
-            let sim_ms = (a.duration as f64 * 1000.0 * a.speed) as i64;
-            let start_ms = now_ms() - sim_ms;
-            let cfg = GenConfig {
-                seed: a.seed,
-                start_ms,
-                duration_ms: sim_ms,
-                sessions_per_minute: a.rate * 60.0 / a.speed / avg_events_per_session,
-                cart_abandon_ratio: a.abandon_ratio,
-                invalid_ratio: a.invalid_ratio,
-                duplicate_ratio: a.duplicate_ratio,
-                max_disorder_ms: a.max_disorder_ms,
-                ..GenConfig::default()
-            };
-            let opts = ProduceOptions {
-                speed: (!a.fast).then_some(a.speed),
-                flush_after_ms: (!a.no_flush)
-                    .then(|| shoplens::generate::flush_horizon_ms(&settings)),
-            };
-            let report = produce(&settings.kafka, Generator::new(cfg), start_ms, &opts).await?;
-            let g = report.generated;
-            let _ = writeln!(
-                std::io::stdout(),
-                "produced {} messages: {} valid events ({} from bots), {} duplicates, {} invalid, {} flush; {} sessions, {} page views, {} bounces, {} carts, {} orders ({} paid), revenue {}.{:02}",
-                g.messages + report.flush_messages, g.valid_events + g.bot_events, g.bot_events, g.duplicates,
-                g.invalid, report.flush_messages, g.sessions, g.page_views, g.bounces, g.carts, g.orders, g.paid,
-                g.revenue_minor / 100, g.revenue_minor % 100
-            );
-        }
-        Command::Replay { input } => {
-            let opts = ProduceOptions {
-                speed: None,
-                flush_after_ms: None,
-            };
-            let report = match input.filter(|p| p.as_os_str() != "-") {
-                Some(path) => {
-                    let file = std::io::BufReader::new(std::fs::File::open(&path)?);
-                    shoplens::replay::replay(&settings.kafka, file, &opts).await?
-                }
-                None => {
-                    shoplens::replay::replay(&settings.kafka, std::io::stdin().lock(), &opts)
-                        .await?
-                }
-            };
-            println_quiet(&format!(
-                "replayed {} messages; `shoplens run --until-end` reads and closes them",
-                report.generated.messages
-            ));
-        }
+        Command::Run { until_end } => run_pipeline(settings, until_end).await?,
+        Command::Generate(a) => generate(&settings, &a).await?,
+        Command::Replay { input } => replay(&settings, input).await?,
         Command::Topics {
             partitions,
             replication,
-        } => {
-            ingest::admin::create_topics(&settings.kafka, partitions, replication).await?;
-        }
+        } => ingest::admin::create_topics(&settings.kafka, partitions, replication).await?,
         Command::Bench {
             open_sessions: Some(n),
             ..
@@ -289,145 +207,260 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             steady_minutes,
             sessions_per_minute,
             ..
-        } => {
-            let suffix = format!(".steady{}", now_ms());
-            let r = shoplens::bench::steady(
-                settings,
-                &suffix,
-                rate,
-                steady_minutes,
-                sessions_per_minute,
-            )
-            .await?;
-            let mut sorted = r.lag.clone();
-            sorted.sort_unstable();
-            let at = |q: f64| {
-                sorted
-                    .get(((sorted.len() as f64 - 1.0) * q) as usize)
-                    .copied()
-                    .unwrap_or(0)
-            };
-            println_quiet(&format!(
-                "steady feed: {} messages produced in {:.1} s ({:.0}/s); after a 30 s warm-up {} consumed in {:.1} s ({:.0}/s); lag min {} / median {} / max {} messages, trend {:+.1} messages/s over {} samples; peak RSS {:.0} MiB",
-                r.produced,
-                r.produce_secs,
-                per_sec(r.produced, r.produce_secs),
-                r.consumed,
-                r.measured_secs,
-                per_sec(r.consumed, r.measured_secs),
-                at(0.0),
-                at(0.5),
-                at(1.0),
-                r.lag_slope,
-                r.lag.len(),
-                r.peak_rss_bytes as f64 / 1048576.0
-            ));
-        }
+        } => bench_steady(settings, rate, steady_minutes, sessions_per_minute).await?,
         Command::Bench {
             end_to_end_minutes: Some(minutes),
             sessions_per_minute,
             ..
-        } => {
-            let suffix = format!(".bench{}", now_ms());
-            let r = shoplens::bench::end_to_end(settings, &suffix, minutes, sessions_per_minute)
-                .await?;
-            println_quiet(&format!(
-                "{} messages pre-loaded in {:.1} s; consumed in {:.1} s ({:.0}/s); all {} sessions written in {:.1} s ({:.0} events/s end to end); {} rows in {} inserts ({:.0} rows/insert); result delay p50 <= {} s, p99 <= {} s; max lag {} messages; peak RSS {:.0} MiB",
-                r.messages,
-                r.produce_secs,
-                r.consume_secs,
-                per_sec(r.messages, r.consume_secs),
-                r.sessions,
-                r.settled_secs,
-                per_sec(r.messages, r.settled_secs),
-                r.rows,
-                r.inserts,
-                r.rows as f64 / r.inserts.max(1) as f64,
-                r.delay_p50,
-                r.delay_p99,
-                r.max_lag,
-                r.peak_rss_bytes as f64 / 1048576.0
-            ));
-            let phases: Vec<String> = exporter::metrics::INGEST_PHASES
-                .iter()
-                .zip(r.phases)
-                .map(|(phase, s)| format!("{phase} {s:.1} s"))
-                .collect();
-            println_quiet(&format!(
-                "ingest task until consumed: {}",
-                phases.join(", ")
-            ));
-        }
+        } => bench_end_to_end(settings, minutes, sessions_per_minute).await?,
         Command::Bench {
             messages, input, ..
-        } => {
-            let (cfg, lateness) = (
-                settings.aggregator.clone(),
-                settings.watermark.allowed_lateness_ms,
-            );
-            let r = match input {
-                Some(path) => {
-                    let file = std::io::BufReader::new(std::fs::File::open(&path)?);
-                    let input = shoplens::bench::input_from(file, messages)?;
-                    let decoder = contract::Decoder::new(settings.decode_options()?);
-                    shoplens::bench::run_on(&input, &decoder, cfg, lateness)
-                }
-                None => shoplens::bench::run(messages, cfg, lateness),
-            };
-            println_quiet(&format!(
-                "{} messages ({:.0} bytes each): decode {:.0}/s; decode + aggregate {:.0}/s ({:.1} s); {} rows; peak RSS {:.0} MiB",
-                r.messages,
-                r.bytes as f64 / r.messages.max(1) as f64,
-                r.messages as f64 / r.decode_secs,
-                r.messages as f64 / r.total_secs,
-                r.total_secs,
-                r.rows,
-                r.peak_rss_bytes as f64 / 1048576.0
-            ));
-        }
-        Command::Migrate { print } => {
-            if print {
-                for stmt in exporter::clickhouse::plan(&settings.clickhouse)? {
-                    println!("{stmt};\n");
-                }
-            } else {
-                let applied = exporter::clickhouse::migrate(&settings.clickhouse)
-                    .await
-                    .map_err(|e| e.at(&settings.clickhouse.url))?;
-                info!(?applied, "migrations applied");
-            }
-        }
+        } => bench_in_process(&settings, messages, input)?,
+        Command::Migrate { print } => migrate(&settings, print).await?,
         Command::Summary {
             metrics,
             every,
             watch_for,
             prometheus,
-        } => {
-            let started = std::time::Instant::now();
-            loop {
-                let (status, body) = http_get::get(&metrics, "/metrics").await?;
-                if status != 200 {
-                    return Err(format!("GET /metrics answered {status}").into());
-                }
-                // A closed pipe (e.g. `| head`) ends the summary quietly.
-                let mut out = std::io::stdout().lock();
-                if writeln!(out, "{}", summary::line(&body, now_ms() as f64 / 1000.0)).is_err() {
-                    break;
-                }
-                if started.elapsed().as_secs() >= watch_for {
-                    let _ = write!(out, "{}", summary::table(&body));
-                    break;
-                }
-                drop(out);
-                tokio::time::sleep(Duration::from_secs(every.max(1))).await;
-            }
-            if let Some(prom) = prometheus {
-                println_quiet("prometheus holds (sum over instances):");
-                for series in summary::PROMETHEUS_SERIES {
-                    let value = summary::prometheus_value(&prom, &format!("sum({series})")).await;
-                    println_quiet(&format!("  {series:<42} {}", value.unwrap_or_else(|e| e)));
-                }
-            }
+        } => watch_summary(&metrics, every, watch_for, prometheus).await?,
+    }
+    Ok(())
+}
+
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
+/// `run`: the pipeline until a signal, or (`--until-end`) to the end of its
+/// input.
+async fn run_pipeline(settings: Settings, until_end: bool) -> Outcome {
+    let others = settings.unreported_currencies();
+    if !others.is_empty() {
+        tracing::warn!(
+            reporting_currency = %settings.aggregator.reporting_currency,
+            other_currencies = ?others,
+            "session and experiment revenue sum the reporting currency only; the other \
+             accepted currencies count in the revenue and order tables by currency, and \
+             customers in their own (aggregator.reporting_currency, env AGGREGATOR__REPORTING_CURRENCY)"
+        );
+    }
+    if until_end {
+        let pipeline = Pipeline::start_until_end(settings).await?;
+        let metrics = pipeline.metrics().clone();
+        let started = std::time::Instant::now();
+        pipeline.run_until(shutdown_signal()).await?;
+        let text = metrics.render();
+        println_quiet(&format!(
+                "bounded run done in {:.1} s: read to the end of the input, every deadline passed, written and committed\n{}\n{}",
+                started.elapsed().as_secs_f64(),
+                shoplens::summary::line(&text, now_ms() as f64 / 1000.0),
+                shoplens::summary::table(&text)
+            ));
+        return Ok(());
+    }
+    let pipeline = Pipeline::start(settings).await?;
+    pipeline
+        .run_until(async {
+            shutdown_signal().await;
+            info!("shutting down");
+        })
+        .await?;
+    Ok(())
+}
+
+/// `generate`: realistic traffic produced to the contract's topics.
+async fn generate(settings: &Settings, a: &GenerateArgs) -> Outcome {
+    let avg_events_per_session = 9.0;
+    let sim_ms = (a.duration as f64 * 1000.0 * a.speed) as i64;
+    let start_ms = now_ms() - sim_ms;
+    let cfg = GenConfig {
+        seed: a.seed,
+        start_ms,
+        duration_ms: sim_ms,
+        sessions_per_minute: a.rate * 60.0 / a.speed / avg_events_per_session,
+        cart_abandon_ratio: a.abandon_ratio,
+        invalid_ratio: a.invalid_ratio,
+        duplicate_ratio: a.duplicate_ratio,
+        max_disorder_ms: a.max_disorder_ms,
+        ..GenConfig::default()
+    };
+    let opts = ProduceOptions {
+        speed: (!a.fast).then_some(a.speed),
+        flush_after_ms: (!a.no_flush).then(|| shoplens::generate::flush_horizon_ms(settings)),
+    };
+    let report = produce(&settings.kafka, Generator::new(cfg), start_ms, &opts).await?;
+    let g = report.generated;
+    let _ = writeln!(
+            std::io::stdout(),
+            "produced {} messages: {} valid events ({} from bots), {} duplicates, {} invalid, {} flush; {} sessions, {} page views, {} bounces, {} carts, {} orders ({} paid), revenue {}.{:02}",
+            g.messages + report.flush_messages, g.valid_events + g.bot_events, g.bot_events, g.duplicates,
+            g.invalid, report.flush_messages, g.sessions, g.page_views, g.bounces, g.carts, g.orders, g.paid,
+            g.revenue_minor / 100, g.revenue_minor % 100
+        );
+    Ok(())
+}
+
+/// `replay`: an export (JSON lines) produced to the contract's topics.
+async fn replay(settings: &Settings, input: Option<PathBuf>) -> Outcome {
+    let opts = ProduceOptions {
+        speed: None,
+        flush_after_ms: None,
+    };
+    let report = match input.filter(|p| p.as_os_str() != "-") {
+        Some(path) => {
+            let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+            shoplens::replay::replay(&settings.kafka, file, &opts).await?
+        }
+        None => shoplens::replay::replay(&settings.kafka, std::io::stdin().lock(), &opts).await?,
+    };
+    println_quiet(&format!(
+        "replayed {} messages; `shoplens run --until-end` reads and closes them",
+        report.generated.messages
+    ));
+    Ok(())
+}
+
+/// `bench --steady-rate`: a steady feed, its lag and memory.
+async fn bench_steady(
+    settings: Settings,
+    rate: f64,
+    steady_minutes: f64,
+    sessions_per_minute: f64,
+) -> Outcome {
+    let suffix = format!(".steady{}", now_ms());
+    let r = shoplens::bench::steady(settings, &suffix, rate, steady_minutes, sessions_per_minute)
+        .await?;
+    let mut sorted = r.lag.clone();
+    sorted.sort_unstable();
+    let at = |q: f64| {
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println_quiet(&format!(
+            "steady feed: {} messages produced in {:.1} s ({:.0}/s); after a 30 s warm-up {} consumed in {:.1} s ({:.0}/s); lag min {} / median {} / max {} messages, trend {:+.1} messages/s over {} samples; peak RSS {:.0} MiB",
+            r.produced,
+            r.produce_secs,
+            per_sec(r.produced, r.produce_secs),
+            r.consumed,
+            r.measured_secs,
+            per_sec(r.consumed, r.measured_secs),
+            at(0.0),
+            at(0.5),
+            at(1.0),
+            r.lag_slope,
+            r.lag.len(),
+            r.peak_rss_bytes as f64 / 1048576.0
+        ));
+    Ok(())
+}
+
+/// `bench --end-to-end-minutes`: a pre-loaded backlog through the whole
+/// pipeline.
+async fn bench_end_to_end(settings: Settings, minutes: i64, sessions_per_minute: f64) -> Outcome {
+    let suffix = format!(".bench{}", now_ms());
+    let r = shoplens::bench::end_to_end(settings, &suffix, minutes, sessions_per_minute).await?;
+    println_quiet(&format!(
+            "{} messages pre-loaded in {:.1} s; consumed in {:.1} s ({:.0}/s); all {} sessions written in {:.1} s ({:.0} events/s end to end); {} rows in {} inserts ({:.0} rows/insert); result delay p50 <= {} s, p99 <= {} s; max lag {} messages; peak RSS {:.0} MiB",
+            r.messages,
+            r.produce_secs,
+            r.consume_secs,
+            per_sec(r.messages, r.consume_secs),
+            r.sessions,
+            r.settled_secs,
+            per_sec(r.messages, r.settled_secs),
+            r.rows,
+            r.inserts,
+            r.rows as f64 / r.inserts.max(1) as f64,
+            r.delay_p50,
+            r.delay_p99,
+            r.max_lag,
+            r.peak_rss_bytes as f64 / 1048576.0
+        ));
+    let phases: Vec<String> = exporter::metrics::INGEST_PHASES
+        .iter()
+        .zip(r.phases)
+        .map(|(phase, s)| format!("{phase} {s:.1} s"))
+        .collect();
+    println_quiet(&format!(
+        "ingest task until consumed: {}",
+        phases.join(", ")
+    ));
+    Ok(())
+}
+
+/// `bench`: decode and aggregate in process, on one core.
+fn bench_in_process(settings: &Settings, messages: usize, input: Option<PathBuf>) -> Outcome {
+    let (cfg, lateness) = (
+        settings.aggregator.clone(),
+        settings.watermark.allowed_lateness_ms,
+    );
+    let r = match input {
+        Some(path) => {
+            let file = std::io::BufReader::new(std::fs::File::open(&path)?);
+            let input = shoplens::bench::input_from(file, messages)?;
+            let decoder = contract::Decoder::new(settings.decode_options()?);
+            shoplens::bench::run_on(&input, &decoder, cfg, lateness)
+        }
+        None => shoplens::bench::run(messages, cfg, lateness),
+    };
+    println_quiet(&format!(
+            "{} messages ({:.0} bytes each): decode {:.0}/s; decode + aggregate {:.0}/s ({:.1} s); {} rows; peak RSS {:.0} MiB",
+            r.messages,
+            r.bytes as f64 / r.messages.max(1) as f64,
+            r.messages as f64 / r.decode_secs,
+            r.messages as f64 / r.total_secs,
+            r.total_secs,
+            r.rows,
+            r.peak_rss_bytes as f64 / 1048576.0
+        ));
+    Ok(())
+}
+
+/// `migrate`: applies (or prints) the ClickHouse migrations.
+async fn migrate(settings: &Settings, print: bool) -> Outcome {
+    if print {
+        for stmt in exporter::clickhouse::plan(&settings.clickhouse)? {
+            println!("{stmt};\n");
+        }
+    } else {
+        let applied = exporter::clickhouse::migrate(&settings.clickhouse)
+            .await
+            .map_err(|e| e.at(&settings.clickhouse.url))?;
+        info!(?applied, "migrations applied");
+    }
+    Ok(())
+}
+
+/// `summary`: the live figures from `/metrics`, and Prometheus' if asked.
+async fn watch_summary(
+    metrics: &str,
+    every: u64,
+    watch_for: u64,
+    prometheus: Option<String>,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = http_get::get(metrics, "/metrics").await?;
+        if status != 200 {
+            return Err(format!("GET /metrics answered {status}").into());
+        }
+        // A closed pipe (e.g. `| head`) ends the summary quietly.
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{}", summary::line(&body, now_ms() as f64 / 1000.0)).is_err() {
+            break;
+        }
+        if started.elapsed().as_secs() >= watch_for {
+            let _ = write!(out, "{}", summary::table(&body));
+            break;
+        }
+        drop(out);
+        tokio::time::sleep(Duration::from_secs(every.max(1))).await;
+    }
+    if let Some(prom) = prometheus {
+        println_quiet("prometheus holds (sum over instances):");
+        for series in summary::PROMETHEUS_SERIES {
+            let value = summary::prometheus_value(&prom, &format!("sum({series})")).await;
+            println_quiet(&format!("  {series:<42} {}", value.unwrap_or_else(|e| e)));
         }
     }
     Ok(())

@@ -80,6 +80,10 @@ pub struct CheckpointRecord<'a> {
     state: Bytes<'a>,
 }
 
+impl super::TableRow for CheckpointRecord<'_> {
+    const TABLE: &'static str = "checkpoints";
+}
+
 impl<'a> CheckpointRecord<'a> {
     /// The row of `c` for the consumer group `group_id`.
     pub fn new(group_id: &'a str, c: &'a Checkpoint) -> Self {

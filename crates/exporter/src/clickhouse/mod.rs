@@ -13,7 +13,7 @@ pub use migrate::{
 };
 pub use records::{
     CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord, OrderRecord, PageRecord,
-    ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord,
+    ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord, TableRow, WRITTEN_TABLES,
 };
 pub use sink::{ClickHouseSink, SinkError};
 

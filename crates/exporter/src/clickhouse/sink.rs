@@ -124,14 +124,14 @@ impl ClickHouseSink {
             encode(&out.spend),
         );
         tokio::join!(
-            self.table::<SessionRecord<'_>>("sessions", &sessions),
-            self.table::<SessionWindowRecord<'_>>("session_windows_1m", &windows),
-            self.table::<PageRecord<'_>>("pages_1m", &pages),
-            self.table::<ProductRecord<'_>>("products_1m", &products),
-            self.table::<OrderRecord<'_>>("orders_1m", &orders),
-            self.table::<FeedbackRecord>("feedback_1m", &feedback),
-            self.table::<CartRecord<'_>>("carts", &carts),
-            self.table::<SpendRecord<'_>>("ad_spend_daily", &spend),
+            self.table::<SessionRecord<'_>>(&sessions),
+            self.table::<SessionWindowRecord<'_>>(&windows),
+            self.table::<PageRecord<'_>>(&pages),
+            self.table::<ProductRecord<'_>>(&products),
+            self.table::<OrderRecord<'_>>(&orders),
+            self.table::<FeedbackRecord>(&feedback),
+            self.table::<CartRecord<'_>>(&carts),
+            self.table::<SpendRecord<'_>>(&spend),
         );
     }
 
@@ -139,8 +139,8 @@ impl ClickHouseSink {
     pub async fn write_customers(&self, out: &aggregator::CustomerOutput) {
         let (customers, days) = (encode(&out.customers), encode(&out.days));
         tokio::join!(
-            self.table::<CustomerRecord<'_>>("customers", &customers),
-            self.table::<CustomerDayRecord<'_>>("customers_daily", &days),
+            self.table::<CustomerRecord<'_>>(&customers),
+            self.table::<CustomerDayRecord<'_>>(&days),
         );
     }
 
@@ -151,15 +151,16 @@ impl ClickHouseSink {
             .iter()
             .map(|c| super::CheckpointRecord::new(group_id, c))
             .collect();
-        self.table::<super::CheckpointRecord<'_>>("checkpoints", &records)
-            .await;
+        self.table::<super::CheckpointRecord<'_>>(&records).await;
     }
 
-    /// Writes `rows` to `table` (nothing when empty), retrying until durable.
-    async fn table<T>(&self, table: &str, rows: &[T::Value<'_>])
+    /// Writes `rows` to their table (nothing when empty), retrying until
+    /// durable.
+    async fn table<T>(&self, rows: &[T::Value<'_>])
     where
-        T: clickhouse::RowWrite,
+        T: super::TableRow,
     {
+        let table = T::TABLE;
         if !rows.is_empty() {
             self.retry(table, rows.len(), || self.insert::<T>(table, rows))
                 .await;
