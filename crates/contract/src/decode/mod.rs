@@ -1,0 +1,168 @@
+//! Decoding and validation of one Kafka message into an [`Event`].
+//!
+//! The envelope is read with borrowed raw JSON values, so each field is
+//! checked on its own and a rejection names the field and the reason.
+
+use std::collections::HashSet;
+
+mod context;
+mod kinds;
+mod raw;
+
+use crate::event::Event;
+use crate::money::Currency;
+use crate::reason::{Invalid, Reason};
+use crate::time::{MAX_MS, MIN_MS, MIN_TIME_MS};
+use crate::MAX_MESSAGE_BYTES;
+use raw::{opt_str, out_of_range, owned, req_str, timestamp, Envelope};
+
+/// Which contract topic a message came from; each accepts its own types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// `storefront.clickstream`.
+    Clickstream,
+    /// `storefront.orders`.
+    Orders,
+    /// `marketing.spend`.
+    Spend,
+}
+
+impl Stream {
+    /// Stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Clickstream => "clickstream",
+            Stream::Orders => "orders",
+            Stream::Spend => "spend",
+        }
+    }
+}
+
+/// Settings the decoder needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Currency assumed when `properties.currency` is absent.
+    pub default_currency: Currency,
+    /// Currencies accepted; others are [`Reason::BadCurrency`].
+    pub currencies: HashSet<Currency>,
+    /// Clock skew (|Kafka timestamp - sent_at|) above which event time is corrected.
+    pub skew_threshold_ms: i64,
+    /// Earliest accepted event time, epoch ms (default 1990-01-01, which
+    /// still rejects epoch seconds sent as milliseconds: those read as 1970).
+    pub earliest_ms: i64,
+    /// Latest accepted event time, epoch ms, exclusive (default 2100-01-01).
+    pub latest_ms: i64,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        let usd = Currency::parse("USD").expect("valid code");
+        DecodeOptions {
+            default_currency: usd,
+            currencies: [usd].into_iter().collect(),
+            skew_threshold_ms: 60_000,
+            earliest_ms: MIN_MS,
+            latest_ms: MAX_MS,
+        }
+    }
+}
+
+/// Decodes messages under [`DecodeOptions`].
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    opts: DecodeOptions,
+}
+
+impl Decoder {
+    /// A decoder with `opts`.
+    pub fn new(opts: DecodeOptions) -> Self {
+        Decoder { opts }
+    }
+
+    /// Decodes one message from `stream`. `kafka_ts_ms` is the message's
+    /// Kafka timestamp, used for clock-skew correction with `sent_at`.
+    /// Fields are checked in the order of the envelope, so a message with
+    /// several faults is rejected for the first.
+    pub fn decode(
+        &self,
+        payload: &[u8],
+        stream: Stream,
+        kafka_ts_ms: Option<i64>,
+    ) -> Result<Event, Invalid> {
+        let env = envelope(payload)?;
+        let event_id = req_str(env.event_id, "event_id", 128)?.into_owned();
+        let type_name = req_str(env.kind, "type", 64)?;
+        let anonymous_id = req_str(env.anonymous_id, "anonymous_id", 128)?.into_owned();
+        let range = self.opts.earliest_ms..self.opts.latest_ms;
+        let client_ts = timestamp(env.timestamp, "timestamp", range.clone())?
+            .ok_or_else(|| Invalid::missing("timestamp"))?;
+        // sent_at is only compared with the broker's clock: any readable time.
+        let sent_at = timestamp(env.sent_at, "sent_at", MIN_TIME_MS..MAX_MS)?;
+        let user_id = owned(opt_str(env.user_id, "user_id", 128)?);
+        let session_id = owned(opt_str(env.session_id, "session_id", 128)?);
+        let timestamp_ms = self.corrected(client_ts, sent_at, kafka_ts_ms)?;
+        let ctx = self.context(env.context)?;
+        let props = env.properties.get("properties")?;
+        let kind = self.kind(&type_name, stream, &props, ctx.page.is_some())?;
+        Ok(Event {
+            event_id,
+            timestamp_ms,
+            anonymous_id,
+            user_id,
+            session_id,
+            page: ctx.page,
+            campaign: ctx.campaign,
+            device: ctx.device,
+            experiment: ctx.experiment,
+            kind,
+        })
+    }
+
+    /// The event time: the client's, unless its clock is off by more than
+    /// the skew threshold (its `sent_at` against the broker's timestamp),
+    /// then shifted by that difference, and still inside the accepted range.
+    fn corrected(
+        &self,
+        client_ts: i64,
+        sent_at: Option<i64>,
+        kafka_ts_ms: Option<i64>,
+    ) -> Result<i64, Invalid> {
+        let range = self.opts.earliest_ms..self.opts.latest_ms;
+        match (sent_at, kafka_ts_ms) {
+            (Some(sent), Some(kafka))
+                if kafka.saturating_sub(sent).saturating_abs() > self.opts.skew_threshold_ms =>
+            {
+                let corrected = kafka.saturating_sub(sent - client_ts);
+                if !range.contains(&corrected) {
+                    return Err(out_of_range("sent_at", &range));
+                }
+                Ok(corrected)
+            }
+            _ => Ok(client_ts),
+        }
+    }
+}
+
+/// The envelope of `payload`: at most [`MAX_MESSAGE_BYTES`] of UTF-8 JSON
+/// holding an object.
+fn envelope(payload: &[u8]) -> Result<Envelope<'_>, Invalid> {
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(Invalid::new(
+            Reason::Oversized,
+            None,
+            format!("{} bytes, limit {MAX_MESSAGE_BYTES}", payload.len()),
+        ));
+    }
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| Invalid::new(Reason::NotJson, None, format!("not UTF-8: {e}")))?;
+    let first = text.trim_start().as_bytes().first().copied();
+    match serde_json::from_str(text) {
+        Ok(env) if first == Some(b'{') => Ok(env),
+        Ok(_) => Err(Invalid::new(Reason::NotObject, None, "not a JSON object")),
+        Err(e) if e.is_data() && first != Some(b'{') => {
+            Err(Invalid::new(Reason::NotObject, None, "not a JSON object"))
+        }
+        Err(e) if e.is_data() => Err(Invalid::new(Reason::WrongType, None, e.to_string())),
+        Err(e) => Err(Invalid::new(Reason::NotJson, None, e.to_string())),
+    }
+}
