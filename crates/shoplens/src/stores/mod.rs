@@ -14,6 +14,10 @@ use aggregator::{Aggregator, AggregatorConfig, CustomerBook, CustomerOutput, Out
 use exporter::Checkpoint;
 use ingest::Topology;
 
+mod parked;
+
+use parked::Parked;
+
 /// Which state a store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -87,22 +91,6 @@ pub struct Stores {
     /// Stores of partitions revoked a moment ago, kept in case the
     /// rebalance gives them back (an eager rebalance revokes everything).
     parked: BTreeMap<Slot, Parked>,
-}
-
-/// The state of one store, whichever kind it is.
-enum State {
-    Aggregator(Box<Aggregator>),
-    Book(Box<CustomerBook>),
-}
-
-/// A revoked store, kept for a while.
-struct Parked {
-    state: State,
-    next: Vec<(Source, i64)>,
-    event_times: Vec<(Source, i64)>,
-    saved: Option<Saved>,
-    /// When it was revoked, on the caller's clock.
-    since_ms: u64,
 }
 
 /// A store's position as of a checkpoint: its offsets by topic and its
@@ -233,95 +221,6 @@ impl Stores {
         self.event_times
             .retain(|source, _| Slot::of(*source) != slot);
         self.saved.remove(&slot);
-    }
-
-    /// Takes `slot` out of the held stores (its partition was revoked) but
-    /// keeps it, so that [`Stores::unpark`] can put it back if the partition
-    /// returns. `now_ms` is the caller's clock, for [`Stores::expire_parked`].
-    pub fn park(&mut self, slot: Slot, now_ms: u64) {
-        let of_slot = |m: &HashMap<Source, i64>| -> Vec<(Source, i64)> {
-            m.iter()
-                .filter(|(s, _)| Slot::of(**s) == slot)
-                .map(|(s, v)| (*s, *v))
-                .collect()
-        };
-        let state = match slot.kind {
-            Kind::Customers => self
-                .books
-                .remove(&slot.partition)
-                .map(|b| State::Book(Box::new(b))),
-            _ => self
-                .aggregators
-                .remove(&slot)
-                .map(|a| State::Aggregator(Box::new(a))),
-        };
-        if let Some(state) = state {
-            let parked = Parked {
-                state,
-                next: of_slot(&self.next),
-                event_times: of_slot(&self.event_times),
-                saved: self.saved.get(&slot).cloned(),
-                since_ms: now_ms,
-            };
-            self.parked.insert(slot, parked);
-        }
-        self.drop_slot(slot);
-    }
-
-    /// Puts back the store of `slot` parked at its revocation, unless
-    /// `furthest` (the furthest checkpoint saved for it, by whichever
-    /// instance) is further along some topic: then another owner moved the
-    /// partition on, and the parked store is dropped. Returns whether the
-    /// parked store is held again.
-    pub fn unpark(
-        &mut self,
-        slot: Slot,
-        furthest: Option<&Checkpoint>,
-        topology: &Topology,
-    ) -> bool {
-        let Some(p) = self.parked.remove(&slot) else {
-            return false;
-        };
-        let moved_on = furthest.is_some_and(|c| {
-            c.offsets.iter().any(|(topic, offset)| {
-                let ours = p
-                    .next
-                    .iter()
-                    .find(|(s, _)| topology.topic(*s) == Some(topic.as_str()))
-                    .map_or(i64::MIN, |(_, n)| *n);
-                *offset > ours
-            })
-        });
-        if moved_on {
-            return false;
-        }
-        self.drop_slot(slot);
-        match p.state {
-            State::Aggregator(a) => {
-                self.aggregators.insert(slot, *a);
-            }
-            State::Book(b) => {
-                self.books.insert(slot.partition, *b);
-            }
-        }
-        self.next.extend(p.next);
-        self.event_times.extend(p.event_times);
-        if let Some(saved) = p.saved {
-            self.saved.insert(slot, saved);
-        }
-        true
-    }
-
-    /// Drops stores parked for longer than `max_age_ms` at `now_ms`: their
-    /// partitions went to another owner for good.
-    pub fn expire_parked(&mut self, now_ms: u64, max_age_ms: u64) {
-        self.parked
-            .retain(|_, p| now_ms.saturating_sub(p.since_ms) <= max_age_ms);
-    }
-
-    /// Stores parked now.
-    pub fn parked(&self) -> usize {
-        self.parked.len()
     }
 
     /// The latest event time read from each source of `slot`.
@@ -515,117 +414,4 @@ fn by_slot(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CLICKS: &str = "storefront.clickstream";
-
-    fn topology() -> Topology {
-        Topology::new(&ingest::TopicNames::default())
-    }
-
-    fn src(stream: u8, partition: i32) -> Source {
-        Source { stream, partition }
-    }
-
-    #[test]
-    fn clickstream_and_orders_share_a_store_spend_and_facts_have_their_own() {
-        assert_eq!(Slot::of(src(0, 3)), Slot::of(src(1, 3)));
-        assert_eq!(Slot::of(src(2, 3)).kind, Kind::Spend);
-        assert_eq!(Slot::of(src(Topology::FACTS, 3)).kind, Kind::Customers);
-        assert_ne!(Slot::of(src(0, 3)), Slot::of(src(0, 4)));
-    }
-
-    #[test]
-    fn a_revoked_store_comes_back_unless_another_owner_saved_it_further() {
-        let topic = &topology();
-        let mut stores = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
-        let slot = Slot::of(src(0, 1));
-        stores.load(slot, None, topic);
-        for offset in 0..5 {
-            stores.applied(src(0, 1), offset);
-        }
-        let saved = stores.checkpoints(topic);
-
-        // Revoked, then given back with nothing further saved: kept as it was.
-        stores.park(slot, 0);
-        assert!(!stores.holds(slot));
-        assert_eq!(stores.next_of(src(0, 1)), None);
-        assert!(stores.unpark(slot, saved.first(), topic));
-        assert!(stores.holds(slot));
-        assert_eq!(stores.next_of(src(0, 1)), Some(5));
-        assert_eq!(stores.arrival(src(0, 1), 4), Arrival::Applied);
-        assert!(
-            stores.checkpoints(topic).is_empty(),
-            "still the state saved before"
-        );
-
-        // Another owner read on and saved further: the parked store goes.
-        stores.park(slot, 0);
-        let mut further = saved[0].clone();
-        further.offsets.insert(CLICKS.into(), 9);
-        assert!(!stores.unpark(slot, Some(&further), topic));
-        assert!(!stores.holds(slot));
-        assert_eq!(stores.parked(), 0);
-
-        // Never given back: forgotten after the age limit.
-        stores.load(slot, None, topic);
-        stores.park(slot, 1_000);
-        stores.expire_parked(60_000, 60_000);
-        assert_eq!(stores.parked(), 1);
-        stores.expire_parked(61_001, 60_000);
-        assert_eq!(stores.parked(), 0);
-    }
-
-    #[test]
-    fn a_restored_store_skips_what_it_holds_and_notices_gaps() {
-        let topic = &topology();
-        let mut stores = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
-        let slot = Slot::of(src(0, 1));
-        stores.load(slot, None, topic);
-        for offset in 0..5 {
-            assert_eq!(stores.arrival(src(0, 1), offset), Arrival::Next);
-            stores.applied(src(0, 1), offset);
-        }
-        let checkpoints = stores.checkpoints(topic);
-        assert_eq!(checkpoints.len(), 1);
-        assert_eq!(checkpoints[0].offsets.get(CLICKS), Some(&5));
-        assert_eq!(checkpoints[0].version(), 5);
-        assert!(
-            stores.checkpoints(topic).is_empty(),
-            "nothing read and no watermark moved since: nothing to save"
-        );
-
-        let mut other = Stores::new(AggregatorConfig::default(), 1, "USD", 10);
-        let loaded = other.load(slot, Some(&checkpoints[0]), topic);
-        assert_eq!(loaded, Loaded::Restored);
-        assert!(
-            other.checkpoints(topic).is_empty(),
-            "restored: the state is saved already"
-        );
-        // Reading on, or a watermark advance, changes the state: saved again.
-        stores.applied(src(0, 1), 5);
-        assert_eq!(stores.checkpoints(topic).len(), 1);
-        stores.aggregator(slot).expect("held").advance(1_000);
-        assert_eq!(stores.checkpoints(topic).len(), 1);
-        assert!(stores.checkpoints(topic).is_empty());
-        assert_eq!(other.arrival(src(0, 1), 3), Arrival::Applied);
-        assert_eq!(other.arrival(src(0, 1), 5), Arrival::Next);
-        assert_eq!(other.arrival(src(0, 1), 9), Arrival::Gap);
-        // Orders of the same partition were never read: anything is next.
-        assert_eq!(other.arrival(src(1, 1), 9), Arrival::Next);
-
-        let mut refused = Stores::new(
-            AggregatorConfig {
-                window_ms: 1_000,
-                ..AggregatorConfig::default()
-            },
-            1,
-            "USD",
-            10,
-        );
-        let loaded = refused.load(slot, Some(&checkpoints[0]), topic);
-        assert!(matches!(loaded, Loaded::Refused(_)), "{loaded:?}");
-        assert!(refused.holds(slot));
-    }
-}
+mod tests;
