@@ -20,13 +20,24 @@ use crate::offsets::HeldOffsets;
 use crate::rows::{CartRow, CartStatus, Item, Trigger};
 use crate::{Output, Position, Source};
 
-/// The memory bounds of the carts (not part of checkpoints).
-#[derive(Clone, Copy)]
+/// The memory bounds of the carts (settings, not part of checkpoints: a
+/// restore sets them from the configuration in force).
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct CartBounds {
     /// Open carts at most; a new one beyond first abandons the cart due soonest.
     pub open: usize,
     /// Abandoned carts remembered for recovery at most; the oldest go first.
     pub abandoned: usize,
+}
+
+impl Default for CartBounds {
+    /// Unbounded, until the configuration's bounds are set.
+    fn default() -> Self {
+        CartBounds {
+            open: usize::MAX,
+            abandoned: usize::MAX,
+        }
+    }
 }
 
 impl CartBounds {
@@ -142,6 +153,9 @@ pub(crate) struct Carts {
     abandoned_by_visitor: ById,
     #[serde(skip)]
     abandoned_by_user: ById,
+    /// The memory bounds in force.
+    #[serde(skip)]
+    pub(crate) bounds: CartBounds,
 }
 
 impl Carts {
@@ -162,6 +176,7 @@ impl Carts {
             open_by_visitor: ById::default(),
             abandoned_by_visitor: ById::default(),
             abandoned_by_user: ById::default(),
+            bounds: CartBounds::of(cfg),
         }
     }
 
@@ -264,7 +279,7 @@ impl Carts {
     }
 
     /// Applies one event in event-time order; finished carts go to `out`.
-    pub(crate) fn apply(
+    fn apply_event(
         &mut self,
         e: &Event,
         pos: Position,
@@ -516,7 +531,7 @@ impl Carts {
 
     /// Abandons carts, flags overdue orders and forgets what expired, up to
     /// `watermark_ms`.
-    pub(crate) fn advance(
+    fn expire_until(
         &mut self,
         watermark_ms: i64,
         held: &mut HeldOffsets,
@@ -576,5 +591,22 @@ impl Carts {
             self.orders.remove(id);
             self.order_queue.pop_front();
         }
+    }
+}
+
+impl crate::aggregate::Aggregate for Carts {
+    fn apply(
+        &mut self,
+        a: &crate::aggregate::Applied<'_>,
+        held: &mut HeldOffsets,
+        out: &mut Output,
+    ) {
+        let bounds = self.bounds;
+        self.apply_event(a.event, a.pos, held, out, bounds);
+    }
+
+    fn expire(&mut self, now_ms: i64, held: &mut HeldOffsets, out: &mut Output) {
+        let bounds = self.bounds;
+        self.expire_until(now_ms, held, out, bounds);
     }
 }

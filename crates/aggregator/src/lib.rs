@@ -14,20 +14,24 @@
 
 #![warn(missing_docs)]
 
+mod aggregate;
 mod carts;
 pub mod channel;
+mod commerce;
 mod config;
+mod customer_facts;
 pub mod customers;
 mod deadlines;
 mod dedup;
 mod early;
-mod event_windows;
 mod hash;
 mod offsets;
+mod pages;
 pub mod rows;
 mod session_windows;
 mod sessions;
 mod snapshot;
+mod spend;
 
 use std::collections::BTreeMap;
 
@@ -38,7 +42,7 @@ pub use config::AggregatorConfig;
 pub use customers::{
     CustomerBook, CustomerDayRow, CustomerFact, CustomerOutput, CustomerRow, FactKind,
 };
-pub use event_windows::OTHER;
+pub use pages::OTHER;
 pub use rows::{
     split_by_day, CartRow, CartStatus, FeedbackRow, Item, OrderWindowRow, PageRow, ProductRow,
     SessionRow, SessionWindowRow, SpendRow, Trigger,
@@ -46,13 +50,17 @@ pub use rows::{
 
 pub use snapshot::{SnapshotError, FORMAT as SNAPSHOT_FORMAT};
 
-use carts::{CartBounds, Carts};
+use aggregate::{Aggregate, Applied};
+use carts::Carts;
+use commerce::Commerce;
+use customer_facts::CustomerFacts;
 use dedup::{Dedup, IdKey};
 use early::EarlySettlements;
-use event_windows::{Commerce, Pages};
 use offsets::HeldOffsets;
+use pages::Pages;
 use session_windows::SessionWindows;
 use sessions::{Closed, Sessionizer};
+use spend::Spend;
 
 /// A source of events: one partition of one input stream.
 #[derive(
@@ -323,31 +331,45 @@ impl Aggregator {
             same_ms.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
             same_ms.into_iter().map(move |e| (ts, e))
         });
-        let bounds = CartBounds::of(&self.cfg);
         for (ts, (event, pos)) in ready {
             self.pending_len -= 1;
-            // Settlements, carts and payments that expired before this event
-            // expire first, so outcomes follow event time, not how advances
-            // were batched.
+            // What expired before this event expires first, so outcomes
+            // follow event time, not how advances were batched.
             self.expire_early(ts, &mut out);
-            self.carts.advance(ts, &mut self.held, &mut out, bounds);
+            self.each_aggregate(|a, held| a.expire(ts, held, &mut out));
             self.apply(event, pos, &mut out, true);
         }
         self.expire_early(watermark_ms, &mut out);
         for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
             self.close_session(closed, &mut out);
         }
-        self.carts
-            .advance(watermark_ms, &mut self.held, &mut out, bounds);
+        self.each_aggregate(|a, held| a.expire(watermark_ms, held, &mut out));
         self.dedup.expire(watermark_ms);
         self.stats.dedup_evicted_early = self.dedup.evicted_early();
         out.session_windows = self.session_windows.flush(watermark_ms);
         out.pages = self.pages.flush(watermark_ms);
-        let finished = self.commerce.flush(watermark_ms);
-        out.products = finished.products;
-        out.orders = finished.orders;
-        out.feedback = finished.feedback;
+        self.each_aggregate(|a, _| a.flush(watermark_ms, &mut out));
         out
+    }
+
+    /// Calls `f` on every aggregate after the sessionizer, in the order
+    /// they see an event, with the held offsets.
+    fn each_aggregate(&mut self, mut f: impl FnMut(&mut dyn Aggregate, &mut HeldOffsets)) {
+        let mut facts = CustomerFacts {
+            reporting_currency: &self.cfg.reporting_currency,
+        };
+        let c = &mut self.commerce;
+        let all: [&mut dyn Aggregate; 6] = [
+            &mut Spend,
+            &mut c.products,
+            &mut c.orders,
+            &mut c.feedback,
+            &mut facts,
+            &mut self.carts,
+        ];
+        for aggregate in all {
+            f(aggregate, &mut self.held);
+        }
     }
 
     /// Applies the settlements whose order did not come within the grace,
@@ -385,28 +407,29 @@ impl Aggregator {
         }
     }
 
+    /// The sessionizer places the event (ad spend aside: it is no visitor's
+    /// behaviour), then every other aggregate applies it.
     fn apply_now(&mut self, event: &Event, pos: Position, out: &mut Output) {
-        if let contract::EventKind::AdSpend {
+        let spend = matches!(event.kind, contract::EventKind::AdSpend { .. });
+        let channel = if spend {
+            Channel::Direct
+        } else {
+            self.sessionize(event, pos, out)
+        };
+        let applied = Applied {
+            event,
+            pos,
             channel,
-            campaign,
-            amount,
-            period_start_ms,
-            period_end_ms,
-        } = &event.kind
-        {
-            // Marketing data, not a visitor's behaviour: spend rows only.
-            for (day_ms, share) in split_by_day(amount.minor, *period_start_ms, *period_end_ms) {
-                out.spend.push(SpendRow {
-                    day_ms,
-                    channel: channel.clone(),
-                    campaign: campaign.clone().unwrap_or_default(),
-                    event_id: event.event_id.clone(),
-                    amount_minor: share,
-                    currency: amount.currency.as_str().to_string(),
-                });
-            }
-            return;
-        }
+            order_total: self.order_total(event),
+            customer: self.customer(event),
+        };
+        self.each_aggregate(|a, held| a.apply(&applied, held, out));
+    }
+
+    /// Applies `event` to the visitor's sessions (closing, evicting and
+    /// opening them as it says) and to the page windows of its session;
+    /// returns the session's channel.
+    fn sessionize(&mut self, event: &Event, pos: Position, out: &mut Output) -> Channel {
         let applied = self
             .sessions
             .apply(event, pos, &mut self.held, self.cfg.max_open_sessions);
@@ -427,71 +450,36 @@ impl Aggregator {
                     .page_view(visit, event.timestamp_ms, &page.path, pos.source.partition);
             }
         }
-        let channel = applied.channel;
-        let order_total = match &event.kind {
+        applied.channel
+    }
+
+    /// The total and currency of the order a payment or cancellation
+    /// settles, when the order is known.
+    fn order_total(&self, e: &Event) -> Option<(i64, String)> {
+        match &e.kind {
             contract::EventKind::OrderPaid { order_id }
             | contract::EventKind::OrderCancelled { order_id } => self.carts.order_total(order_id),
             _ => None,
-        };
-        self.commerce
-            .event(event, pos.source.partition, channel, order_total.clone());
-        self.customer_fact(event, channel, order_total, out);
-        let bounds = CartBounds::of(&self.cfg);
-        self.carts.apply(event, pos, &mut self.held, out, bounds);
+        }
     }
 
-    /// Orders, cancellations and refunds become facts about their customer:
-    /// the user id of the event or of the visitor's session, else the visitor.
-    fn customer_fact(
-        &self,
-        e: &Event,
-        channel: Channel,
-        order_total: Option<(i64, String)>,
-        out: &mut Output,
-    ) {
+    /// The customer of an order, cancellation or refund: the user id of the
+    /// event, else of the order's event (cancellations and refunds), else
+    /// of the visitor's session, else the visitor.
+    fn customer(&self, e: &Event) -> Option<String> {
         use contract::EventKind as K;
-        let customer = |order_id: Option<&str>| {
-            e.user_id
-                .clone()
-                .or_else(|| order_id.and_then(|o| self.carts.order_customer(o)))
-                .or_else(|| self.sessions.user_of(&e.anonymous_id))
-                .unwrap_or_else(|| e.anonymous_id.clone())
+        let order_id = match &e.kind {
+            K::OrderPlaced { .. } => None,
+            K::OrderCancelled { order_id } | K::OrderRefunded { order_id, .. } => Some(order_id),
+            _ => return None,
         };
-        let (kind, order_id, amount, currency) = match &e.kind {
-            K::OrderPlaced {
-                order_id, total, ..
-            } => (
-                FactKind::Order,
-                order_id,
-                total.minor,
-                total.currency.as_str().to_string(),
-            ),
-            K::OrderCancelled { order_id } => {
-                let (minor, currency) =
-                    order_total.unwrap_or((0, self.cfg.reporting_currency.clone()));
-                (FactKind::Cancel, order_id, minor, currency)
-            }
-            K::OrderRefunded { order_id, amount } => (
-                FactKind::Refund,
-                order_id,
-                amount.minor,
-                amount.currency.as_str().to_string(),
-            ),
-            _ => return,
-        };
-        let customer_id = match kind {
-            FactKind::Order => customer(None),
-            _ => customer(Some(order_id)),
-        };
-        out.customer_facts.push(CustomerFact {
-            customer_id,
-            kind,
-            order_id: order_id.clone(),
-            ts_ms: e.timestamp_ms,
-            amount_minor: amount,
-            currency,
-            channel,
-        });
+        let customer = e
+            .user_id
+            .clone()
+            .or_else(|| order_id.and_then(|o| self.carts.order_customer(o)))
+            .or_else(|| self.sessions.user_of(&e.anonymous_id))
+            .unwrap_or_else(|| e.anonymous_id.clone());
+        Some(customer)
     }
 
     fn close_session(&mut self, closed: Closed, out: &mut Output) {

@@ -12,8 +12,8 @@ use contract::{Event, EventKind};
 use crate::channel::{Channel, ChannelRules};
 use crate::config::AggregatorConfig;
 use crate::deadlines::{pop_due, Deadlines, Due};
-use crate::event_windows::{VisitPages, Visits};
 use crate::offsets::HeldOffsets;
+use crate::pages::{VisitPages, Visits};
 use crate::rows::SessionRow;
 use crate::{Position, Source};
 use thin_vec::ThinVec;
@@ -28,7 +28,7 @@ pub(crate) use parked::VisitsRef;
 /// It is 320 bytes, an allocator size class below the 384 that a `Vec` and
 /// a second copy of the storefront's session id made it. Checkpoints keep
 /// the earlier layout ([`OpenRepr`]); its page state is written with the
-/// page windows, where it was kept before ([`crate::event_windows::Pages`]).
+/// page windows, where it was kept before ([`crate::pages::Pages`]).
 #[derive(serde::Deserialize)]
 #[serde(from = "OpenRepr")]
 struct Open {

@@ -141,8 +141,8 @@ struct AggregatorV1 {
     held: crate::offsets::HeldOffsets,
     sessions: crate::sessions::Sessionizer,
     session_windows: crate::session_windows::SessionWindows,
-    pages: crate::event_windows::Pages,
-    commerce: crate::event_windows::Commerce,
+    pages: crate::pages::Pages,
+    commerce: crate::commerce::Commerce,
     carts: crate::carts::Carts,
     stats: crate::Stats,
 }

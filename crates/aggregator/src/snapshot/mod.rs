@@ -108,6 +108,7 @@ impl Aggregator {
         restored.cfg.max_abandoned_carts = cfg.max_abandoned_carts;
         restored.cfg.settle_grace_ms = cfg.settle_grace_ms;
         restored.carts.reindex();
+        restored.carts.bounds = crate::carts::CartBounds::of(&restored.cfg);
         let holds =
             (restored.sessions.holds().chain(restored.carts.holds())).chain(restored.early.holds());
         restored.held.rebuild(holds);

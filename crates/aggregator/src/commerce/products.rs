@@ -1,0 +1,189 @@
+//! Product windows: views, cart adds, purchases and revenue per product,
+//! in the currency of its price, at most a capped number of products per
+//! window (the rest under [`OTHER`]).
+
+use std::collections::BTreeMap;
+
+use contract::time::window_start;
+use contract::{Currency, EventKind};
+
+use crate::aggregate::{Aggregate, Applied};
+use crate::hash::Map;
+use crate::offsets::HeldOffsets;
+use crate::pages::OTHER;
+use crate::rows::ProductRow;
+use crate::Output;
+
+/// One product's counts in one window.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct ProductAcc {
+    views: u64,
+    cart_adds: u64,
+    purchases: u64,
+    revenue_minor: i64,
+}
+
+/// (product id, currency, partition).
+pub(super) type ProductKey = (String, String, i32);
+
+/// The product windows.
+pub(crate) struct Products {
+    pub(super) window_ms: i64,
+    pub(super) max_products: usize,
+    pub(super) default_currency: String,
+    /// A hash table per window; rows are sorted when they leave.
+    pub(super) windows: BTreeMap<i64, Map<ProductKey, ProductAcc>>,
+    /// A key reused for lookups, so a product already in its window costs
+    /// no allocation.
+    probe: ProductKey,
+}
+
+impl Products {
+    pub(super) fn new(window_ms: i64, max_products: usize, default_currency: &str) -> Self {
+        Products {
+            window_ms,
+            max_products,
+            default_currency: default_currency.to_string(),
+            windows: BTreeMap::new(),
+            probe: ProductKey::default(),
+        }
+    }
+
+    /// The window's counts for a product, priced in `currency` (the
+    /// default currency when `None`).
+    fn product(
+        &mut self,
+        w: i64,
+        product_id: &str,
+        currency: Option<Currency>,
+        partition: i32,
+    ) -> &mut ProductAcc {
+        let win = self.windows.entry(w).or_default();
+        let probe = &mut self.probe;
+        probe.0.clear();
+        probe.0.push_str(product_id);
+        probe.1.clear();
+        match &currency {
+            Some(c) => probe.1.push_str(c.as_str()),
+            None => probe.1.push_str(&self.default_currency),
+        }
+        probe.2 = partition;
+        if !win.contains_key(probe) {
+            if win.len() >= self.max_products {
+                probe.0.clear();
+                probe.0.push_str(OTHER);
+            }
+            win.entry(probe.clone()).or_default();
+        }
+        win.get_mut(probe).expect("present")
+    }
+}
+
+impl Aggregate for Products {
+    fn apply(&mut self, a: &Applied<'_>, _held: &mut HeldOffsets, _out: &mut Output) {
+        let e = a.event;
+        let partition = a.pos.source.partition;
+        let w = window_start(e.timestamp_ms, self.window_ms);
+        match &e.kind {
+            EventKind::ProductView { product } => {
+                let cur = product.price.map(|p| p.currency);
+                self.product(w, &product.product_id, cur, partition).views += 1;
+            }
+            EventKind::AddToCart { line, .. } => {
+                let cur = Some(line.price.currency);
+                self.product(w, &line.product_id, cur, partition).cart_adds +=
+                    u64::from(line.quantity);
+            }
+            EventKind::OrderPlaced { products, .. } => {
+                for line in products {
+                    let cur = Some(line.price.currency);
+                    let p = self.product(w, &line.product_id, cur, partition);
+                    p.purchases += u64::from(line.quantity);
+                    let amount = line.price.minor.saturating_mul(i64::from(line.quantity));
+                    p.revenue_minor = p.revenue_minor.saturating_add(amount);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Rows of every window the watermark has passed, once each, sorted.
+    fn flush(&mut self, watermark_ms: i64, out: &mut Output) {
+        let cut = super::orders::first_open(watermark_ms, self.window_ms);
+        let keep = self.windows.split_off(&cut);
+        for (w, win) in std::mem::replace(&mut self.windows, keep) {
+            let mut win: Vec<_> = win.into_iter().collect();
+            win.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for ((product_id, currency, partition), a) in win {
+                out.products.push(ProductRow {
+                    window_start_ms: w,
+                    product_id,
+                    currency,
+                    partition,
+                    views: a.views,
+                    cart_adds: a.cart_adds,
+                    purchases: a.purchases,
+                    revenue_minor: a.revenue_minor,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_past_the_cap_count_as_other_in_their_currency() {
+        let mut c = Products::new(60_000, 2, "USD");
+        let decoder = contract::Decoder::default();
+        let view = |id: usize, product: &str, price: &str| {
+            let json = format!(
+                r#"{{"event_id":"e{id}","type":"product_view","timestamp":1569888005000,"anonymous_id":"a","properties":{{"product":{{"product_id":"{product}"{price}}}}}}}"#
+            );
+            decoder
+                .decode(json.as_bytes(), contract::Stream::Clickstream, None)
+                .expect("valid")
+        };
+        let views = [
+            view(1, "p1", ""),
+            view(2, "p2", r#","price":"1.00""#),
+            view(3, "p3", ""),
+            view(4, "p1", ""),
+            view(5, "p4", ""),
+        ];
+        let mut held = HeldOffsets::default();
+        let mut out = Output::default();
+        for e in &views {
+            let pos = crate::Position {
+                source: crate::Source {
+                    stream: 0,
+                    partition: 0,
+                },
+                offset: 0,
+            };
+            let applied = Applied {
+                event: e,
+                pos,
+                channel: crate::Channel::Direct,
+                order_total: None,
+                customer: None,
+            };
+            c.apply(&applied, &mut held, &mut out);
+        }
+        c.flush(i64::MAX / 2, &mut out);
+        let mut rows: Vec<_> = out
+            .products
+            .into_iter()
+            .map(|r| (r.product_id, r.currency, r.views))
+            .collect();
+        rows.sort();
+        let want = [(OTHER, "USD", 2), ("p1", "USD", 2), ("p2", "USD", 1)];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(p, c, n)| (p.to_string(), c.to_string(), *n))
+            .collect();
+        assert_eq!(rows, want);
+    }
+}

@@ -1,0 +1,315 @@
+//! Page windows: views, entrances, exits and sessions per window and path.
+//!
+//! Exits are known only when a session closes, so a page window is
+//! re-emitted (with a higher version) while sessions whose exit page lies
+//! in it are still open. Each open session owns what it did to the page
+//! windows ([`VisitPages`]).
+
+use crate::hash::{Map, Set};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::rows::PageRow;
+use contract::time::window_start;
+
+/// The label that collects what exceeds a per-window cardinality cap.
+pub const OTHER: &str = "(other)";
+
+#[derive(Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct PageAcc {
+    page_views: u64,
+    entrances: u64,
+    exits: u64,
+    sessions: u64,
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct PageWindow {
+    /// Paths are shared (`Arc<str>`) by the window, its dirty set and the
+    /// visits, so a page view allocates no path copies. Hash tables (a page
+    /// view looks a path up twice; a B-tree of a thousand paths compared
+    /// strings some twenty times a lookup): rows are sorted when they leave.
+    /// Checkpoints hold a map and a sequence either way.
+    paths: Map<Arc<str>, PageAcc>,
+    dirty: Set<Arc<str>>,
+    /// Open sessions whose current exit page lies in this window.
+    pending_exits: u64,
+}
+
+type PageKey = (i64, i32);
+
+/// The (window, path) pairs a visit has viewed: a short list while it is
+/// short (most visits see a few pages; a one-element hash set costs 128
+/// bytes of table), a hash set past [`SeenPages::FEW`], so a long visit
+/// stays O(1) per page view. Serialized as a sequence either way, as the
+/// hash set always was, so checkpoints keep their format.
+///
+/// A million of these are held at once, so both forms are kept small: the
+/// list grows 1, 2, 4, 8, 16 (a `Vec` would reserve 4 entries, 96 bytes, on
+/// the first page view), and the rare set is boxed, which keeps the enum at
+/// 32 bytes instead of 56.
+enum SeenPages {
+    Few(Vec<(i64, Arc<str>)>),
+    #[allow(clippy::box_collection)]
+    Many(Box<Set<(i64, Arc<str>)>>),
+}
+
+impl SeenPages {
+    const FEW: usize = 16;
+
+    /// Adds `page`; whether it was new.
+    fn insert(&mut self, page: (i64, Arc<str>)) -> bool {
+        match self {
+            SeenPages::Few(v) if v.contains(&page) => false,
+            SeenPages::Few(v) if v.len() < Self::FEW => {
+                if v.len() == v.capacity() {
+                    v.reserve_exact(v.len().max(1));
+                }
+                v.push(page);
+                true
+            }
+            SeenPages::Few(v) => {
+                let mut set: Set<(i64, Arc<str>)> = v.drain(..).collect();
+                set.insert(page);
+                *self = SeenPages::Many(Box::new(set));
+                true
+            }
+            SeenPages::Many(set) => set.insert(page),
+        }
+    }
+}
+
+impl Default for SeenPages {
+    fn default() -> Self {
+        SeenPages::Few(Vec::new())
+    }
+}
+
+impl serde::Serialize for SeenPages {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SeenPages::Few(v) => s.collect_seq(v),
+            SeenPages::Many(set) => s.collect_seq(set.iter()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SeenPages {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pages = Vec::<(i64, Arc<str>)>::deserialize(d)?;
+        let mut seen = SeenPages::default();
+        for page in pages {
+            seen.insert(page);
+        }
+        Ok(seen)
+    }
+}
+
+/// What one open session has done to the page windows: the pages it saw
+/// (each counts one session per window and path) and its exit page so far.
+/// The open session owns it (it lives and dies with the session, so it
+/// needs no table of its own); checkpoints write it here, in [`Pages`].
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct VisitPages {
+    seen: SeenPages,
+    exit: Option<(PageKey, Arc<str>)>,
+}
+
+/// Visits by visitor id, as checkpoints hold them.
+pub(crate) type Visits = Map<Arc<str>, Box<VisitPages>>;
+
+/// Page views, entrances, exits and sessions per window and path.
+///
+/// Checkpoints hold the open sessions' visits in here, keyed by visitor
+/// (the layout from before the sessions owned them): written through
+/// [`Pages::layout`], read into `restored` until they rejoin their sessions.
+#[derive(serde::Deserialize)]
+#[serde(from = "PagesRepr")]
+pub(crate) struct Pages {
+    window_ms: i64,
+    max_paths: usize,
+    windows: BTreeMap<PageKey, PageWindow>,
+    /// Visits read from a checkpoint, until they rejoin their sessions.
+    restored: Visits,
+}
+
+/// The checkpoint layout of [`Pages`] (field order is the format).
+#[derive(serde::Deserialize)]
+struct PagesRepr {
+    window_ms: i64,
+    max_paths: usize,
+    windows: BTreeMap<PageKey, PageWindow>,
+    visits: Visits,
+}
+
+impl From<PagesRepr> for Pages {
+    fn from(r: PagesRepr) -> Self {
+        Pages {
+            window_ms: r.window_ms,
+            max_paths: r.max_paths,
+            windows: r.windows,
+            restored: r.visits,
+        }
+    }
+}
+
+/// [`PagesRepr`], borrowed to write it; `visits` serializes as the map.
+#[derive(serde::Serialize)]
+pub(crate) struct PagesRef<'a, V> {
+    window_ms: i64,
+    max_paths: usize,
+    windows: &'a BTreeMap<PageKey, PageWindow>,
+    visits: V,
+}
+
+impl Pages {
+    pub(crate) fn new(window_ms: i64, max_paths: usize) -> Self {
+        Pages {
+            window_ms,
+            max_paths: max_paths.max(1),
+            windows: BTreeMap::new(),
+            restored: Map::default(),
+        }
+    }
+
+    /// The checkpoint layout, with the open sessions' `visits`.
+    pub(crate) fn layout<V: serde::Serialize>(&self, visits: V) -> PagesRef<'_, V> {
+        PagesRef {
+            window_ms: self.window_ms,
+            max_paths: self.max_paths,
+            windows: &self.windows,
+            visits,
+        }
+    }
+
+    /// The visits a checkpoint held, for their sessions to take back.
+    pub(crate) fn take_restored(&mut self) -> Visits {
+        std::mem::take(&mut self.restored)
+    }
+
+    /// The window's shared copy of `path`, or of `(other)` once the window
+    /// holds `max_paths` distinct paths.
+    fn path_in(&mut self, w: PageKey, path: &str) -> Arc<str> {
+        let win = self.windows.entry(w).or_default();
+        let name = if win.paths.contains_key(path) || win.paths.len() < self.max_paths {
+            path
+        } else {
+            OTHER
+        };
+        match win.paths.get_key_value(name) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(name),
+        }
+    }
+
+    /// A page view of the open session whose visit state is `visit`.
+    pub(crate) fn page_view(
+        &mut self,
+        visit: &mut VisitPages,
+        ts: i64,
+        path: &str,
+        partition: i32,
+    ) {
+        let w = (window_start(ts, self.window_ms), partition);
+        let path = self.path_in(w, path);
+        let entrance = visit.exit.is_none();
+        let first_in_window = visit.seen.insert((w.0, path.clone()));
+        let old_exit = visit.exit.replace((w, path.clone()));
+        if let Some((ow, _)) = old_exit {
+            if let Some(win) = self.windows.get_mut(&ow) {
+                win.pending_exits -= 1;
+            }
+        }
+        let win = self.windows.entry(w).or_default();
+        win.pending_exits += 1;
+        let acc = win.paths.entry(path.clone()).or_default();
+        acc.page_views += 1;
+        acc.entrances += u64::from(entrance);
+        acc.sessions += u64::from(first_in_window);
+        win.dirty.insert(path);
+    }
+
+    /// The session whose visit state is `visit` closed: its last page view
+    /// is an exit.
+    pub(crate) fn close(&mut self, visit: VisitPages) {
+        if let Some((w, path)) = visit.exit {
+            if let Some(win) = self.windows.get_mut(&w) {
+                win.pending_exits -= 1;
+                win.paths.entry(path.clone()).or_default().exits += 1;
+                win.dirty.insert(path);
+            }
+        }
+    }
+
+    /// Rows of windows the watermark passed that changed since last emitted.
+    pub(crate) fn flush(&mut self, watermark_ms: i64) -> Vec<PageRow> {
+        let mut rows = Vec::new();
+        let window_ms = self.window_ms;
+        for ((w, partition), win) in self.windows.iter_mut() {
+            if w + window_ms > watermark_ms {
+                break;
+            }
+            let mut dirty: Vec<Arc<str>> = win.dirty.drain().collect();
+            dirty.sort_unstable();
+            for path in dirty {
+                let a = win.paths[&path];
+                rows.push(PageRow {
+                    window_start_ms: *w,
+                    path: path.to_string(),
+                    partition: *partition,
+                    page_views: a.page_views,
+                    entrances: a.entrances,
+                    exits: a.exits,
+                    sessions: a.sessions,
+                    version: a.page_views + a.entrances + a.exits + a.sessions,
+                });
+            }
+        }
+        self.windows
+            .retain(|(w, _), win| w + window_ms > watermark_ms || win.pending_exits > 0);
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_visit_holds_only_the_pages_it_saw() {
+        assert!(std::mem::size_of::<SeenPages>() <= 32);
+        let mut seen = SeenPages::default();
+        let mut capacities = Vec::new();
+        for i in 0..SeenPages::FEW as i64 {
+            seen.insert((i, Arc::from("/")));
+            if let SeenPages::Few(v) = &seen {
+                capacities.push(v.capacity());
+            }
+        }
+        assert_eq!(&capacities[..5], &[1, 2, 4, 4, 8]);
+        assert_eq!(capacities.last(), Some(&SeenPages::FEW));
+    }
+
+    #[test]
+    fn seen_pages_answer_as_a_set_would_short_or_long_and_keep_the_set_format() {
+        let mut seen = SeenPages::default();
+        let mut set = std::collections::HashSet::new();
+        for i in 0..100i64 {
+            let page = (
+                i % 40 / 2,
+                Arc::<str>::from(format!("/p{}", i % 40).as_str()),
+            );
+            assert_eq!(seen.insert(page.clone()), set.insert(page), "page view {i}");
+        }
+        assert!(matches!(seen, SeenPages::Many(_)), "past FEW: a hash set");
+        // One page: the bytes of a one-element hash set, as checkpoints had.
+        let one = (7i64, Arc::<str>::from("/cart"));
+        let mut few = SeenPages::default();
+        few.insert(one.clone());
+        let old: std::collections::HashSet<(i64, Arc<str>)> = [one].into_iter().collect();
+        let bytes = postcard::to_stdvec(&few).expect("serializes");
+        assert_eq!(bytes, postcard::to_stdvec(&old).expect("serializes"));
+        let back: SeenPages = postcard::from_bytes(&bytes).expect("reads the old format");
+        assert!(matches!(back, SeenPages::Few(ref v) if v.len() == 1));
+    }
+}
