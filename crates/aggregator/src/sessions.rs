@@ -279,11 +279,42 @@ impl Sessionizer {
         held: &mut HeldOffsets,
         max_open: usize,
     ) -> Applied {
-        let ts = e.timestamp_ms;
         // Orders, payments and refunds (the back end's) join the session in
         // use, keeping its channel, or the visitor's open session they name;
         // they never open one.
         let server_side = e.kind.is_order_lifecycle();
+        let closed = self.place(e, server_side, held);
+        let visitor = e.anonymous_id.as_str();
+        if server_side && !self.open.contains_key(visitor) {
+            return Applied {
+                closed,
+                evicted: None,
+                started: None,
+                channel: self.rules.classify(&e.campaign, e.page.as_ref()),
+            };
+        }
+        let mut evicted = None;
+        if self.len() >= max_open.max(1) && !self.open.contains_key(visitor) {
+            evicted = self.close_soonest(held);
+        }
+        let started = self.open_for(e, pos);
+        let s = self.open.get_mut(visitor).expect("open");
+        record(s, e, server_side, &self.stages, &self.currency);
+        hold(s, pos, held);
+        Applied {
+            closed,
+            evicted,
+            started,
+            channel: s.row.channel,
+        }
+    }
+
+    /// Puts the session `e` belongs to in use for its visitor: the one in
+    /// use closes if `e` is past its deadline, or is parked if `e` names
+    /// another storefront session; a parked session `e` names resumes.
+    /// Returns the session closed.
+    fn place(&mut self, e: &Event, server_side: bool, held: &mut HeldOffsets) -> Option<Closed> {
+        let ts = e.timestamp_ms;
         let mut closed = None;
         let visitor = e.anonymous_id.as_str();
         let (gap, max) = (self.gap_ms, self.max_ms);
@@ -311,96 +342,23 @@ impl Sessionizer {
                 self.open.insert(s.row.anonymous_id.clone(), s);
             }
         }
-        if server_side && !self.open.contains_key(e.anonymous_id.as_str()) {
-            return Applied {
-                closed,
-                evicted: None,
-                started: None,
-                channel: self.rules.classify(&e.campaign, e.page.as_ref()),
-            };
+        closed
+    }
+
+    /// Opens a session for `e`'s visitor if none is in use; returns its
+    /// start.
+    fn open_for(&mut self, e: &Event, pos: Position) -> Option<i64> {
+        if self.open.contains_key(e.anonymous_id.as_str()) {
+            return None;
         }
-        let mut started = None;
-        let mut evicted = None;
-        if self.len() >= max_open.max(1) && !self.open.contains_key(visitor) {
-            evicted = self.close_soonest(held);
-        }
-        let s = match self.open.get_mut(e.anonymous_id.as_str()) {
-            Some(s) => s,
-            None => {
-                // One copy of the visitor id keys the map and heap, and is the row's.
-                let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
-                let mut s = self.start(e, pos, key.clone());
-                s.row.new_visitor = self.visitors.first_time(&e.anonymous_id);
-                started = Some(ts);
-                let at = s.queue(s.close_at(self.gap_ms, self.max_ms));
-                self.deadlines.push(Reverse((at, key.clone())));
-                self.open.entry(key).or_insert(Box::new(s))
-            }
-        };
-        s.row.end_ms = ts;
-        s.row.events += 1;
-        if s.storefront_id().is_none() && !server_side {
-            s.storefront_id_other = e.session_id.clone().map(Box::new);
-        }
-        if let Some(u) = &e.user_id {
-            s.row.user_id.clone_from(u);
-        }
-        if s.row.experiment_id.is_empty() {
-            if let Some(x) = &e.experiment {
-                s.row.experiment_id.clone_from(&x.id);
-                s.row.variant.clone_from(&x.variant);
-            }
-        }
-        if let (EventKind::PageView, Some(p)) = (&e.kind, &e.page) {
-            s.row.page_views += 1;
-            if s.row.entry_path.is_empty() {
-                s.row.entry_path.clone_from(&p.path);
-            }
-            s.row.exit_path.clone_from(&p.path);
-        }
-        s.engaged |= e.kind.is_engagement();
-        let type_name = e.kind.type_name();
-        if let Some(i) = self.stages.iter().position(|st| st == type_name) {
-            s.row.stages_any |= 1 << i;
-            if i == usize::from(s.row.stage_reached) {
-                s.row.stage_reached += 1;
-            }
-        }
-        match &e.kind {
-            EventKind::OrderPlaced {
-                total,
-                referral_code,
-                ..
-            } => {
-                s.row.converted = true;
-                s.row.orders += 1;
-                if total.currency.as_str() == self.currency {
-                    s.row.revenue_minor = s.row.revenue_minor.saturating_add(total.minor);
-                }
-                s.row.referral |= referral_code.is_some();
-            }
-            EventKind::Signup => s.row.signups += 1,
-            EventKind::ReferralSent { .. } => s.row.referral = true,
-            _ => {}
-        }
-        match s.held.iter_mut().find(|(src, _)| *src == pos.source) {
-            Some((_, off)) if pos.offset < *off => {
-                held.release(pos.source, *off);
-                held.hold(pos.source, pos.offset);
-                *off = pos.offset;
-            }
-            Some(_) => {}
-            None => {
-                held.hold(pos.source, pos.offset);
-                s.held.push((pos.source, pos.offset));
-            }
-        }
-        Applied {
-            closed,
-            evicted,
-            started,
-            channel: s.row.channel,
-        }
+        // One copy of the visitor id keys the map and heap, and is the row's.
+        let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
+        let mut s = self.start(e, pos, key.clone());
+        s.row.new_visitor = self.visitors.first_time(&e.anonymous_id);
+        let at = s.queue(s.close_at(self.gap_ms, self.max_ms));
+        self.deadlines.push(Reverse((at, key.clone())));
+        self.open.insert(key, Box::new(s));
+        Some(e.timestamp_ms)
     }
 
     fn start(&self, e: &Event, pos: Position, visitor: Arc<str>) -> Open {
@@ -513,6 +471,74 @@ impl Sessionizer {
             (a.row.start_ms, &a.row.anonymous_id).cmp(&(b.row.start_ms, &b.row.anonymous_id))
         });
         out
+    }
+}
+
+/// What `e` does to its session's row: its end and count, ids, experiment,
+/// pages, engagement, funnel stages (`stages`), orders and revenue (in
+/// `currency` only), signups and referrals.
+fn record(s: &mut Open, e: &Event, server_side: bool, stages: &[String], currency: &str) {
+    s.row.end_ms = e.timestamp_ms;
+    s.row.events += 1;
+    if s.storefront_id().is_none() && !server_side {
+        s.storefront_id_other = e.session_id.clone().map(Box::new);
+    }
+    if let Some(u) = &e.user_id {
+        s.row.user_id.clone_from(u);
+    }
+    if s.row.experiment_id.is_empty() {
+        if let Some(x) = &e.experiment {
+            s.row.experiment_id.clone_from(&x.id);
+            s.row.variant.clone_from(&x.variant);
+        }
+    }
+    if let (EventKind::PageView, Some(p)) = (&e.kind, &e.page) {
+        s.row.page_views += 1;
+        if s.row.entry_path.is_empty() {
+            s.row.entry_path.clone_from(&p.path);
+        }
+        s.row.exit_path.clone_from(&p.path);
+    }
+    s.engaged |= e.kind.is_engagement();
+    let type_name = e.kind.type_name();
+    if let Some(i) = stages.iter().position(|st| st == type_name) {
+        s.row.stages_any |= 1 << i;
+        if i == usize::from(s.row.stage_reached) {
+            s.row.stage_reached += 1;
+        }
+    }
+    match &e.kind {
+        EventKind::OrderPlaced {
+            total,
+            referral_code,
+            ..
+        } => {
+            s.row.converted = true;
+            s.row.orders += 1;
+            if total.currency.as_str() == currency {
+                s.row.revenue_minor = s.row.revenue_minor.saturating_add(total.minor);
+            }
+            s.row.referral |= referral_code.is_some();
+        }
+        EventKind::Signup => s.row.signups += 1,
+        EventKind::ReferralSent { .. } => s.row.referral = true,
+        _ => {}
+    }
+}
+
+/// The session holds the lowest offset of each source among its events.
+fn hold(s: &mut Open, pos: Position, held: &mut HeldOffsets) {
+    match s.held.iter_mut().find(|(src, _)| *src == pos.source) {
+        Some((_, off)) if pos.offset < *off => {
+            held.release(pos.source, *off);
+            held.hold(pos.source, pos.offset);
+            *off = pos.offset;
+        }
+        Some(_) => {}
+        None => {
+            held.hold(pos.source, pos.offset);
+            s.held.push((pos.source, pos.offset));
+        }
     }
 }
 

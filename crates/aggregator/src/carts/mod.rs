@@ -1,4 +1,5 @@
-//! Carts (abandoned, converted, recovered) and orders awaiting payment.
+//! Carts (abandoned, converted, recovered); the orders they meet are
+//! remembered in [`orders`].
 //!
 //! A cart opens at its first add_to_cart and is abandoned when the watermark
 //! passes its last activity plus the cart timeout with no order for it (by
@@ -18,7 +19,11 @@ use crate::config::AggregatorConfig;
 use crate::deadlines::{pop_due, Deadlines, Due};
 use crate::offsets::HeldOffsets;
 use crate::rows::{CartRow, CartStatus, Item, Trigger};
+
+mod orders;
+
 use crate::{Output, Position, Source};
+pub(crate) use orders::Order;
 
 /// The memory bounds of the carts (settings, not part of checkpoints: a
 /// restore sets them from the configuration in force).
@@ -116,20 +121,6 @@ impl Cart {
     }
 }
 
-/// What the aggregator remembers of an order.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct Order {
-    pub total_minor: i64,
-    pub currency: String,
-    anonymous_id: String,
-    user_id: String,
-    items: Vec<Item>,
-    placed_ms: i64,
-    settled: bool,
-    held: Option<Position>,
-    partition: i32,
-}
-
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Carts {
     timeout_ms: i64,
@@ -204,29 +195,6 @@ impl Carts {
     /// Open carts now.
     pub(crate) fn open_carts(&self) -> usize {
         self.open.len()
-    }
-
-    /// The customer (user id, else visitor) of a remembered order.
-    pub(crate) fn order_customer(&self, order_id: &str) -> Option<String> {
-        self.orders.get(order_id).map(|o| {
-            if o.user_id.is_empty() {
-                o.anonymous_id.clone()
-            } else {
-                o.user_id.clone()
-            }
-        })
-    }
-
-    /// Whether order `order_id` is remembered.
-    pub(crate) fn knows_order(&self, order_id: &str) -> bool {
-        self.orders.contains_key(order_id)
-    }
-
-    /// Total and currency of a remembered order.
-    pub(crate) fn order_total(&self, order_id: &str) -> Option<(i64, String)> {
-        self.orders
-            .get(order_id)
-            .map(|o| (o.total_minor, o.currency.clone()))
     }
 
     fn cart(
@@ -328,12 +296,7 @@ impl Carts {
                 );
             }
             EventKind::OrderPaid { order_id } | EventKind::OrderCancelled { order_id } => {
-                if let Some(o) = self.orders.get_mut(order_id) {
-                    o.settled = true;
-                    if let Some(p) = o.held.take() {
-                        held.release(p.source, p.offset);
-                    }
-                }
+                self.settle(order_id, held);
             }
             _ => {}
         }
@@ -382,58 +345,6 @@ impl Carts {
                 c.at_ms = e.timestamp_ms;
                 c.version = 2;
                 rows.push(c);
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn remember(
-        &mut self,
-        e: &Event,
-        order_id: &str,
-        total_minor: i64,
-        currency: &str,
-        products: &[contract::LineItem],
-        pos: Position,
-        held: &mut HeldOffsets,
-    ) {
-        if self.orders.contains_key(order_id) {
-            return;
-        }
-        held.hold(pos.source, pos.offset);
-        self.orders.insert(
-            order_id.to_string(),
-            Order {
-                total_minor,
-                currency: currency.to_string(),
-                anonymous_id: e.anonymous_id.clone(),
-                user_id: e.user_id.clone().unwrap_or_default(),
-                items: products
-                    .iter()
-                    .map(|l| Item {
-                        product_id: l.product_id.clone(),
-                        quantity: i64::from(l.quantity),
-                        price_minor: l.price.minor,
-                    })
-                    .collect(),
-                placed_ms: e.timestamp_ms,
-                settled: false,
-                held: Some(pos),
-                partition: pos.source.partition,
-            },
-        );
-        self.order_queue
-            .push_back((e.timestamp_ms, order_id.to_string()));
-        self.unpaid
-            .push_back((e.timestamp_ms, order_id.to_string()));
-        while self.orders.len() > self.max_orders {
-            let Some((_, old)) = self.order_queue.pop_front() else {
-                break;
-            };
-            if let Some(o) = self.orders.remove(&old) {
-                if let Some(p) = o.held {
-                    held.release(p.source, p.offset);
-                }
             }
         }
     }
@@ -558,39 +469,8 @@ impl Carts {
                 self.forget_abandoned(&id);
             }
         }
-        let triggers = &mut out.triggers;
-        while let Some((placed, _)) = self.unpaid.front() {
-            if placed + self.payment_ms >= watermark_ms {
-                break;
-            }
-            let (placed, id) = self.unpaid.pop_front().expect("front");
-            if let Some(o) = self.orders.get_mut(&id) {
-                if let Some(p) = o.held.take() {
-                    held.release(p.source, p.offset);
-                }
-                if !o.settled {
-                    o.settled = true;
-                    triggers.push(Trigger::OverdueOrder {
-                        order_id: id,
-                        anonymous_id: o.anonymous_id.clone(),
-                        user_id: o.user_id.clone(),
-                        total_minor: o.total_minor,
-                        currency: o.currency.clone(),
-                        items: o.items.clone(),
-                        placed_ms: o.placed_ms,
-                        at_ms: placed + self.payment_ms,
-                        partition: o.partition,
-                    });
-                }
-            }
-        }
-        while let Some((placed, id)) = self.order_queue.front() {
-            if placed + self.retention_ms >= watermark_ms {
-                break;
-            }
-            self.orders.remove(id);
-            self.order_queue.pop_front();
-        }
+        self.overdue_until(watermark_ms, held, &mut out.triggers);
+        self.forget_orders_until(watermark_ms);
     }
 }
 
