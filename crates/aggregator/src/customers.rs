@@ -72,6 +72,35 @@ pub struct CustomerFact {
     pub channel: Channel,
 }
 
+impl CustomerFact {
+    /// The fact as the internal facts topic carries it.
+    pub fn to_wire(&self) -> contract::internal::FactWire {
+        contract::internal::FactWire {
+            customer_id: self.customer_id.clone(),
+            kind: self.kind.as_str().to_string(),
+            order_id: self.order_id.clone(),
+            ts_ms: self.ts_ms,
+            amount_minor: self.amount_minor,
+            currency: self.currency.clone(),
+            channel: self.channel.as_str().to_string(),
+        }
+    }
+
+    /// A fact read back from the facts topic; `None` for a kind or a
+    /// channel this version does not know.
+    pub fn from_wire(w: contract::internal::FactWire) -> Option<Self> {
+        Some(CustomerFact {
+            kind: FactKind::parse(&w.kind)?,
+            channel: Channel::ALL.into_iter().find(|c| c.as_str() == w.channel)?,
+            customer_id: w.customer_id,
+            order_id: w.order_id,
+            ts_ms: w.ts_ms,
+            amount_minor: w.amount_minor,
+            currency: w.currency,
+        })
+    }
+}
+
 /// A customer's history as of a change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerRow {

@@ -178,3 +178,34 @@ fn a_customer_s_net_revenue_is_in_the_currency_of_their_first_order() {
     assert_eq!((c.net_minor, c.currency.as_str()), (6_500, "GBP"));
     assert_eq!(b.foreign_currency_facts(), 1);
 }
+
+#[test]
+fn a_fact_round_trips_through_the_facts_topic_and_unknown_labels_are_refused() {
+    let f = CustomerFact {
+        customer_id: "u1".into(),
+        kind: FactKind::Refund,
+        order_id: "o".into(),
+        ts_ms: 5,
+        amount_minor: 100,
+        currency: "EUR".into(),
+        channel: Channel::OrganicSocial,
+    };
+    let (key, bytes) = contract::internal::encode_fact(&f.to_wire());
+    assert_eq!(key, "u1");
+    let Some(contract::internal::FactMessage::Fact(wire)) =
+        contract::internal::decode_message(&bytes)
+    else {
+        panic!("a fact");
+    };
+    assert_eq!(CustomerFact::from_wire(wire.clone()), Some(f));
+    let unknown_kind = contract::internal::FactWire {
+        kind: "gift".into(),
+        ..wire.clone()
+    };
+    assert_eq!(CustomerFact::from_wire(unknown_kind), None);
+    let unknown_channel = contract::internal::FactWire {
+        channel: "Carrier Pigeon".into(),
+        ..wire
+    };
+    assert_eq!(CustomerFact::from_wire(unknown_channel), None);
+}

@@ -13,6 +13,7 @@
 pub mod backoff;
 pub mod decode;
 pub mod event;
+pub mod internal;
 pub mod money;
 pub mod reason;
 pub mod time;

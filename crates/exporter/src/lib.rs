@@ -8,7 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod clickhouse;
-pub mod facts;
 pub mod http;
 pub mod metrics;
 pub mod triggers;

@@ -7,7 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aggregator::{Accepted, Position, Rejected, Source};
+use aggregator::{Accepted, CustomerFact, Position, Rejected, Source};
+use contract::internal::FactMessage;
 use contract::{Decoder, Reason};
 use exporter::{CheckpointStore, Health, Metrics};
 use ingest::{
@@ -312,22 +313,23 @@ impl Ingest {
         // facts' own event times.
         let now = self.now_ms();
         self.clocks.facts.observe(source, None, now);
-        let fact = match exporter::facts::decode_message(m.payload()) {
-            Some(exporter::facts::FactMessage::Marker(marker)) => {
+        let fact = match contract::internal::decode_message(m.payload()) {
+            Some(FactMessage::Marker(marker)) => {
                 let (partition, ms) = (marker.partition, marker.watermark_ms);
                 self.clocks.marked(m.partition(), partition, ms);
                 return Ok(());
             }
-            Some(exporter::facts::FactMessage::Fact(fact)) => fact,
-            None => {
-                warn!(
-                    partition = m.partition(),
-                    offset = m.offset(),
-                    "unreadable customer fact"
-                );
-                let detail = "not a customer fact of this version";
-                return self.reject(m, Reason::NotJson, None, detail).await;
-            }
+            Some(FactMessage::Fact(wire)) => CustomerFact::from_wire(wire),
+            None => None,
+        };
+        let Some(fact) = fact else {
+            warn!(
+                partition = m.partition(),
+                offset = m.offset(),
+                "unreadable customer fact"
+            );
+            let detail = "not a customer fact of this version";
+            return self.reject(m, Reason::NotJson, None, detail).await;
         };
         let ts = fact.ts_ms;
         let Some(book) = self.stores.book(m.partition()) else {

@@ -139,7 +139,8 @@ impl Writer {
     /// again after its marker would be late to the customer book.
     async fn send_facts(&mut self, batch: &Batch) {
         let facts = &batch.out.customer_facts;
-        for (key, payload) in facts.iter().map(exporter::facts::encode) {
+        let encode = |f: &aggregator::CustomerFact| contract::internal::encode_fact(&f.to_wire());
+        for (key, payload) in facts.iter().map(encode) {
             self.send(Outgoing::new(&self.facts_topic, key, payload))
                 .await;
         }
@@ -151,7 +152,7 @@ impl Writer {
     /// come.
     async fn send_markers(&mut self, marks: &[(i32, i64)]) {
         for (partition, watermark_ms) in marks {
-            let (key, payload) = exporter::facts::encode_marker(&exporter::facts::Marker {
+            let (key, payload) = contract::internal::encode_marker(&contract::internal::Marker {
                 partition: *partition,
                 watermark_ms: *watermark_ms,
             });
