@@ -1,50 +1,36 @@
 //! Hand-computed scenarios for each metric family: funnel, pages, orders and
 //! revenue, feedback, carts and unpaid orders.
 
+mod common;
 use aggregator::{
     Aggregator, AggregatorConfig, CartStatus, Output, Position, Source, Trigger, OTHER,
 };
-use contract::{
-    Campaign, Currency, Device, Event, EventKind, LineItem, Money, Page, Product, Survey,
-};
+use common::{MIN, T0};
+use contract::{Event, EventKind, LineItem, Money, Product, Survey};
 
-const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z, a window start
-const MIN: i64 = 60_000;
 const SRC: Source = Source {
     stream: 0,
     partition: 0,
 };
 
 fn usd(minor: i64) -> Money {
-    Money {
-        minor,
-        currency: Currency::parse("USD").unwrap(),
-    }
+    common::money(minor, "USD")
 }
 
+/// An event whose id says who, when and what.
 fn ev(visitor: &str, ts: i64, kind: EventKind) -> Event {
-    Event {
-        event_id: format!("{visitor}-{ts}-{}", kind.type_name()),
-        timestamp_ms: ts,
-        anonymous_id: visitor.into(),
-        user_id: None,
-        session_id: None,
-        page: None,
-        campaign: Campaign::default(),
-        device: Device::Desktop,
-        experiment: None,
-        kind,
-    }
+    let id = format!("{visitor}-{ts}-{}", kind.type_name());
+    common::event(&id, visitor, ts, kind)
 }
 
 fn pv(visitor: &str, ts: i64, path: &str) -> Event {
-    let mut e = ev(visitor, ts, EventKind::PageView);
-    e.event_id = format!("{visitor}-{ts}-{path}");
-    e.page = Some(Page {
-        path: path.into(),
-        host: "shop.example".into(),
-        referrer_host: None,
-    });
+    let mut e = common::event(
+        &format!("{visitor}-{ts}-{path}"),
+        visitor,
+        ts,
+        EventKind::PageView,
+    );
+    e.page = Some(common::page(path));
     e
 }
 
@@ -103,20 +89,7 @@ fn order(
 }
 
 fn run(cfg: AggregatorConfig, events: Vec<Event>, end: i64) -> Output {
-    let mut agg = Aggregator::new(cfg);
-    let mut out = Output::default();
-    for (i, e) in events.into_iter().enumerate() {
-        agg.push(
-            e,
-            Position {
-                source: SRC,
-                offset: i as i64,
-            },
-        )
-        .unwrap();
-    }
-    out.extend(agg.advance(end));
-    out
+    common::run(cfg, SRC, &events, &[end])
 }
 
 /// Visitor `a` views a page and a product, adds it to cart `ca` and orders

@@ -4,36 +4,21 @@
 
 mod common;
 use aggregator::{Aggregator, AggregatorConfig, Output, Position, Source, Trigger};
-use common::Rng;
-use contract::{Campaign, Currency, Device, Event, EventKind, Money, Page};
+use common::{money, Rng, MIN, T0};
+use contract::{Device, Event, EventKind, Page};
 
-const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
-const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 const SRC: Source = Source {
     stream: 1,
     partition: 0,
 };
 
-fn money(minor: i64, currency: &str) -> Money {
-    Money {
-        minor,
-        currency: Currency::parse(currency).unwrap(),
-    }
-}
-
+/// A signed-in visitor's event, from a back end that knows no device.
 fn ev(id: &str, visitor: &str, ts: i64, kind: EventKind) -> Event {
     Event {
-        event_id: id.into(),
-        timestamp_ms: ts,
-        anonymous_id: visitor.into(),
         user_id: Some(format!("user-{visitor}")),
-        session_id: None,
-        page: None,
-        campaign: Campaign::default(),
         device: Device::Unknown,
-        experiment: None,
-        kind,
+        ..common::event(id, visitor, ts, kind)
     }
 }
 
@@ -71,15 +56,7 @@ fn refunded(order: &str, visitor: &str, ts: i64, minor: i64, currency: &str) -> 
 }
 
 fn run(events: &[Event], end: i64) -> Output {
-    let mut agg = Aggregator::new(AggregatorConfig::default());
-    for (i, e) in events.iter().enumerate() {
-        let pos = Position {
-            source: SRC,
-            offset: i as i64,
-        };
-        agg.push(e.clone(), pos).expect("accepted");
-    }
-    agg.advance(end)
+    common::run(AggregatorConfig::default(), SRC, events, &[end])
 }
 
 fn overdue(out: &Output) -> Vec<String> {

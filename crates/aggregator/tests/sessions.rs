@@ -2,11 +2,9 @@
 
 mod common;
 use aggregator::{Aggregator, AggregatorConfig, Channel, Output, Position, Rejected, Source};
-use common::Rng;
-use contract::{Campaign, Device, Event, EventKind, Page};
+use common::{Rng, MIN, T0};
+use contract::{Device, Event, EventKind};
 
-const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
-const MIN: i64 = 60_000;
 const SRC: Source = Source {
     stream: 0,
     partition: 3,
@@ -14,20 +12,8 @@ const SRC: Source = Source {
 
 fn ev(id: &str, visitor: &str, ts: i64, kind: EventKind, path: Option<&str>) -> Event {
     Event {
-        event_id: id.into(),
-        timestamp_ms: ts,
-        anonymous_id: visitor.into(),
-        user_id: None,
-        session_id: None,
-        page: path.map(|p| Page {
-            path: p.into(),
-            host: "shop.example".into(),
-            referrer_host: None,
-        }),
-        campaign: Campaign::default(),
-        device: Device::Desktop,
-        experiment: None,
-        kind,
+        page: path.map(common::page),
+        ..common::event(id, visitor, ts, kind)
     }
 }
 
@@ -43,16 +29,7 @@ fn at(offset: i64) -> Position {
 }
 
 fn run(events: &[Event], watermarks: &[i64]) -> Output {
-    let mut agg = Aggregator::new(AggregatorConfig::default());
-    let mut out = Output::default();
-    for (i, e) in events.iter().enumerate() {
-        agg.push(e.clone(), at(i as i64)).unwrap();
-    }
-    for w in watermarks {
-        let o = agg.advance(*w);
-        out.extend(o);
-    }
-    out
+    common::run(AggregatorConfig::default(), SRC, events, watermarks)
 }
 
 #[test]
