@@ -8,14 +8,16 @@
 #![warn(missing_docs)]
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::collections::BTreeMap;
 
 use shoplens::Settings;
+
+pub mod process;
+
+pub use process::Prometheus;
 
 /// Kafka bootstrap address for tests.
 pub fn kafka() -> String {
@@ -155,77 +157,6 @@ where
     }
 }
 
-/// A Prometheus server of the test's own, scraping one target every second.
-/// Killed on drop.
-pub struct Prometheus {
-    child: Child,
-    /// `host:port` of its HTTP API.
-    pub addr: String,
-    dir: PathBuf,
-}
-
-impl Prometheus {
-    /// Starts `prometheus` scraping `target` (`host:port`) at `/metrics`.
-    pub fn start(target: &str) -> Prometheus {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(unique("prometheus"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let config = dir.join("prometheus.yml");
-        let rules = repo_path("deploy/prometheus/rules/shoplens.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: shoplens\n    static_configs:\n      - targets: [\"{target}\"]\n",
-                rules.display()
-            ),
-        )
-        .expect("write config");
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus must be installed (deploy/local/stack.sh install)");
-        Prometheus { child, addr, dir }
-    }
-
-    /// Whether `promql` is a valid query here (status success), whatever it returns.
-    pub async fn valid(&self, promql: &str) -> Result<(), String> {
-        let path = shoplens::http_get::prometheus_query_path(promql);
-        let (status, body) = shoplens::http_get::get(&self.addr, &path)
-            .await
-            .map_err(|e| e.to_string())?;
-        if status == 200 && body.contains("\"status\":\"success\"") {
-            Ok(())
-        } else {
-            Err(format!("{promql}: {status} {body}"))
-        }
-    }
-
-    /// The value of an instant query that returns one sample.
-    pub async fn query(&self, promql: &str) -> Result<f64, String> {
-        let value = shoplens::summary::prometheus_value(&self.addr, promql).await?;
-        value.parse().map_err(|_| format!("not a number: {value}"))
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Reads messages of `topic` (its `partitions`, from the start) until `want`
 /// have arrived or a minute has passed; returns the headers of each.
 pub fn read_dead_letters(
@@ -236,4 +167,53 @@ pub fn read_dead_letters(
 ) -> Vec<BTreeMap<String, String>> {
     let limit = Duration::from_secs(60);
     ingest::admin::read_headers(brokers, topic, partitions, want, limit).expect("read the topic")
+}
+
+/// Waits (up to `limit`) until the pipeline serving `/metrics` on
+/// `metrics_addr` has settled what the generator made (`g`): every session
+/// closed and counted once, every cart with items converted or abandoned,
+/// every unpaid order overdue, and every order through the customer facts.
+/// The counters move only once rows are durable. Returns the last scrape.
+pub async fn settled(
+    metrics_addr: &str,
+    g: &shoplens::generate::GenStats,
+    limit: Duration,
+) -> String {
+    use shoplens::http_get::{get, metric_sum};
+    let want = (g.sessions, g.carts, g.orders - g.paid, g.orders);
+    eventually(
+        "the generated traffic settled and written",
+        limit,
+        || async {
+            let (_, text) = get(metrics_addr, "/metrics")
+                .await
+                .map_err(|e| e.to_string())?;
+            let n = |name: &str, label: &str| metric_sum(&text, name, label) as u64;
+            let got = (
+                n("shoplens_sessions_total", ""),
+                n("shoplens_carts_total", "status=\"converted\"")
+                    + n("shoplens_triggers_total", "kind=\"abandoned_cart\""),
+                n("shoplens_triggers_total", "kind=\"overdue_order\""),
+                n("shoplens_new_customers_total", "") + n("shoplens_repeat_orders_total", ""),
+            );
+            if got == want {
+                return Ok(text);
+            }
+            let state: Vec<String> = [
+                "shoplens_watermark_timestamp_seconds",
+                "shoplens_partitions_paused",
+                "shoplens_buffered_events",
+                "shoplens_carts_open",
+                "shoplens_sessions_open",
+            ]
+            .iter()
+            .map(|name| format!("{name}={}", metric_sum(&text, name, "")))
+            .collect();
+            Err(format!(
+                "(sessions, carts, overdue, customer orders) = {got:?}, want {want:?}; {}",
+                state.join(" ")
+            ))
+        },
+    )
+    .await
 }

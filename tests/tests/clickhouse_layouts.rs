@@ -8,10 +8,9 @@
 
 use std::time::Duration;
 
-use e2e::{clickhouse, eventually, settings, unique};
+use e2e::{clickhouse, settings, unique};
 use exporter::clickhouse::{migrate, ClickHouseSettings};
 use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
-use shoplens::http_get::{get, metric_sum};
 use shoplens::Pipeline;
 
 /// The second server of the local cluster.
@@ -71,31 +70,7 @@ async fn insert_only_pipeline_on_a_two_shard_cluster_gives_the_generators_figure
         .generated;
     assert!(g.sessions > 200 && g.orders > 10, "{g:?}");
 
-    let expected = (g.sessions, g.carts, g.orders - g.paid, g.orders);
-    eventually(
-        "sessions, carts, orders and customer facts written",
-        Duration::from_secs(60),
-        || async {
-            let (_, text) = get(&metrics_addr, "/metrics")
-                .await
-                .map_err(|e| e.to_string())?;
-            let n = |name: &str, label: &str| metric_sum(&text, name, label) as u64;
-            // Customer rows follow their facts through the facts topic.
-            let got = (
-                n("shoplens_sessions_total", ""),
-                n("shoplens_carts_total", "status=\"converted\"")
-                    + n("shoplens_triggers_total", "kind=\"abandoned_cart\""),
-                n("shoplens_triggers_total", "kind=\"overdue_order\""),
-                n("shoplens_new_customers_total", "") + n("shoplens_repeat_orders_total", ""),
-            );
-            if got == expected {
-                Ok(())
-            } else {
-                Err(format!("{got:?}, want {expected:?}"))
-            }
-        },
-    )
-    .await;
+    e2e::settled(&metrics_addr, &g, Duration::from_secs(60)).await;
     pipeline.stop().await.expect("clean stop");
 
     // Both servers answer the same through the Distributed tables and the

@@ -102,45 +102,7 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     // cart with items is converted by its order or abandoned (one trigger
     // each); every unpaid order becomes overdue (one trigger each). The
     // counters move only after rows are durable.
-    let settled = |text: &str| {
-        let n = |name: &str, label: &str| metric_sum(text, name, label) as u64;
-        (
-            n("shoplens_sessions_total", ""),
-            n("shoplens_carts_total", "status=\"converted\"")
-                + n("shoplens_triggers_total", "kind=\"abandoned_cart\""),
-            n("shoplens_triggers_total", "kind=\"overdue_order\""),
-        )
-    };
-    let expected = (g.sessions, g.carts, g.orders - g.paid);
-    let text = eventually(
-        "sessions, carts and orders settled and written",
-        Duration::from_secs(30),
-        || async {
-            let (_, text) = get(&metrics_addr, "/metrics")
-                .await
-                .map_err(|e| e.to_string())?;
-            let got = settled(&text);
-            if got == expected {
-                Ok(text)
-            } else {
-                let state: Vec<String> = [
-                    "shoplens_watermark_timestamp_seconds",
-                    "shoplens_partitions_paused",
-                    "shoplens_buffered_events",
-                    "shoplens_carts_open",
-                    "shoplens_sessions_open",
-                ]
-                .iter()
-                .map(|n| format!("{n}={}", metric_sum(&text, n, "")))
-                .collect();
-                Err(format!(
-                    "(sessions, carts, overdue) = {got:?}, want {expected:?}; {}",
-                    state.join(" ")
-                ))
-            }
-        },
-    )
-    .await;
+    let text = e2e::settled(&metrics_addr, &g, Duration::from_secs(30)).await;
     let m = |name: &str, label: &str| metric_sum(&text, name, label) as u64;
     assert_eq!(
         m("shoplens_events_consumed_total", ""),

@@ -4,10 +4,10 @@
 //! same input: they must be equal.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{eventually, repo_path, settings, unique, within};
+use e2e::process::{free_port, spawn, OwnBroker, OwnClickHouse, Running};
+use e2e::{eventually, settings, unique, within};
 use shoplens::generate::{produce, GenConfig, GenStats, Generator, ProduceOptions};
 use shoplens::http_get::{get, metric_sum};
 use shoplens::{Pipeline, Settings};
@@ -51,53 +51,6 @@ const TABLES: &[(&str, &str)] = &[
 ];
 
 /// The `shoplens` binary of this build (the test command builds it first).
-fn binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_path("target"));
-    let bin = target.join("debug").join("shoplens");
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build --bin shoplens",
-        bin.display()
-    );
-    bin
-}
-
-/// A free local port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A child process killed (SIGKILL) when dropped, so a failing test leaves
-/// no pipeline running behind it.
-struct Running(Child);
-
-impl Running {
-    /// `kill -9` and reap.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-
-    /// SIGTERM (the process flushes, commits and leaves the group), then
-    /// waits up to 20 s for it to exit.
-    async fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let child = &mut self.0;
-        let _ = within(Duration::from_secs(20), || {
-            let exited = !matches!(child.try_wait(), Ok(None));
-            async move { exited.then_some(()).ok_or_else(|| "running".to_string()) }
-        })
-        .await;
-    }
-}
-
 /// Starts `shoplens run` after a `kill -9` and waits until it holds
 /// partitions (it loaded a store); returns it with its metrics address.
 ///
@@ -130,61 +83,6 @@ async fn restart_until_assigned(s: &Settings, log: &PathBuf) -> (Running, String
         process.terminate().await;
     }
     panic!("no restart was assigned a partition in three attempts");
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// `shoplens run` as a child process configured like `s`, through
-/// `SECTION__KEY` variables, serving /metrics on `metrics`.
-fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Running {
-    let t = &s.kafka.topics;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    Command::new(binary())
-        .arg("run")
-        .env_remove("SHOPLENS_CONFIG")
-        // `SHOPLENS_TEST_CHILD_LOG` (say `info,librdkafka=debug`, with
-        // `KAFKA__LIBRDKAFKA__DEBUG=cgrp`) to see more of the children.
-        .env(
-            "RUST_LOG",
-            std::env::var("SHOPLENS_TEST_CHILD_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .env("KAFKA__BROKERS", &s.kafka.brokers)
-        .env("KAFKA__GROUP_ID", &s.kafka.group_id)
-        .env("KAFKA__TOPICS__CLICKSTREAM", &t.clickstream)
-        .env("KAFKA__TOPICS__ORDERS", &t.orders)
-        .env("KAFKA__TOPICS__SPEND", &t.spend)
-        .env("KAFKA__TOPICS__DEAD_LETTER", &t.dead_letter)
-        .env("KAFKA__TOPICS__TRIGGERS", &t.triggers)
-        .env("KAFKA__TOPICS__CUSTOMER_FACTS", &t.customer_facts)
-        .env("CLICKHOUSE__URL", &s.clickhouse.url)
-        .env("CLICKHOUSE__DATABASE", &s.clickhouse.database)
-        .env("HTTP__LISTEN", metrics)
-        .env(
-            "WATERMARK__IDLE_TIMEOUT_MS",
-            s.watermark.idle_timeout_ms.to_string(),
-        )
-        .env("PIPELINE__TICK_MS", s.pipeline.tick_ms.to_string())
-        .env(
-            "PIPELINE__CHECKPOINT_INTERVAL_MS",
-            s.pipeline.checkpoint_interval_ms.to_string(),
-        )
-        .env(
-            "PIPELINE__MAX_BATCH_EVENTS",
-            s.pipeline.max_batch_events.to_string(),
-        )
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map(Running)
-        .expect("spawn shoplens run")
 }
 
 /// Settings of one run: names of its own, small batches and a short idle
@@ -902,122 +800,11 @@ async fn a_flood_of_10000_hostile_messages_is_accounted_for_and_changes_no_resul
     pipeline.stop().await.expect("clean stop");
 }
 
-/// A server process of the test's own with its data under a temporary
-/// directory, so that it can be stopped without disturbing other tests:
-/// stopped with SIGTERM (as an operator would) on demand, killed and its
-/// data removed on drop.
-struct OwnProcess {
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnProcess {
-    /// A fresh data directory named after `name`; nothing runs yet.
-    fn new(name: &str) -> OwnProcess {
-        let dir = std::env::temp_dir().join(unique(name));
-        std::fs::create_dir_all(&dir).expect("data dir");
-        OwnProcess { dir, child: None }
-    }
-
-    /// Spawns `command` as the running process.
-    fn spawn(&mut self, command: &mut Command, what: &str) {
-        self.child = Some(command.spawn().unwrap_or_else(|e| panic!("{what}: {e}")));
-    }
-
-    /// Stops the process with SIGTERM and waits for it to exit.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            child.wait().expect("reaped");
-        }
-    }
-}
-
-impl Drop for OwnProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A ClickHouse server of the test's own.
-struct OwnClickHouse {
-    process: OwnProcess,
-    http: u16,
-}
-
-impl OwnClickHouse {
-    fn new() -> OwnClickHouse {
-        let process = OwnProcess::new("clickhouse");
-        let dir = &process.dir;
-        std::fs::create_dir_all(dir.join("data")).expect("data dir");
-        let (http, tcp) = (free_port(), free_port());
-        let d = dir.display();
-        let users = repo_path("deploy/local/clickhouse/users.xml");
-        std::fs::write(
-            dir.join("config.xml"),
-            format!(
-                r#"<?xml version="1.0"?>
-<yandex>
-    <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/server.err.log</errorlog></logger>
-    <listen_host>127.0.0.1</listen_host>
-    <http_port>{http}</http_port>
-    <tcp_port>{tcp}</tcp_port>
-    <path>{d}/data/</path>
-    <tmp_path>{d}/tmp/</tmp_path>
-    <user_files_path>{d}/user_files/</user_files_path>
-    <format_schema_path>{d}/format_schemas/</format_schema_path>
-    <users_config>{}</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <mark_cache_size>268435456</mark_cache_size>
-    <timezone>UTC</timezone>
-</yandex>
-"#,
-                users.display()
-            ),
-        )
-        .expect("config");
-        OwnClickHouse { process, http }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http)
-    }
-
-    /// Starts the server and waits until it answers.
-    async fn start(&mut self) {
-        let config = self.process.dir.join("config.xml");
-        self.process.spawn(
-            Command::new("clickhouse-server")
-                .arg(format!("--config-file={}", config.display()))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            "clickhouse-server (deploy/local/stack.sh install)",
-        );
-        let addr = format!("127.0.0.1:{}", self.http);
-        eventually(
-            "own ClickHouse answers",
-            Duration::from_secs(60),
-            || async {
-                match get(&addr, "/ping").await {
-                    Ok((200, _)) => Ok(()),
-                    other => Err(format!("{other:?}")),
-                }
-            },
-        )
-        .await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let (g, want) = undisturbed().await;
-    let mut ch = OwnClickHouse::new();
+    let mut ch = OwnClickHouse::create();
     ch.start().await;
     let mut s = run_settings("chdown");
     s.clickhouse.url = ch.url();
@@ -1130,76 +917,6 @@ async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() 
     pipeline.stop().await.expect("clean stop");
 }
 
-/// The broker binary: `SHOPLENS_TANSU` (the test command sets it), else the
-/// one `deploy/local/stack.sh tansu` installs.
-fn tansu() -> PathBuf {
-    if let Some(path) = std::env::var_os("SHOPLENS_TANSU") {
-        return PathBuf::from(path);
-    }
-    let out = Command::new(repo_path("deploy/local/stack.sh"))
-        .arg("tansu")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("deploy/local/stack.sh tansu");
-    assert!(out.status.success(), "deploy/local/stack.sh tansu failed");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-/// A Kafka-protocol broker of the test's own whose topics, offsets and
-/// groups survive a restart (tansu with its SQLite storage engine).
-struct OwnBroker {
-    process: OwnProcess,
-    port: u16,
-}
-
-impl OwnBroker {
-    fn new() -> OwnBroker {
-        OwnBroker {
-            process: OwnProcess::new("broker"),
-            port: free_port(),
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the broker on its data and waits until it accepts connections.
-    async fn start(&mut self) {
-        let url = format!("tcp://{}", self.address());
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.process.dir.join("broker.log"))
-            .expect("broker log");
-        let dir = self.process.dir.clone();
-        self.process.spawn(
-            Command::new(tansu())
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &url,
-                    "--advertised-listener-url",
-                    &url,
-                ])
-                // Relative to the working directory: the data stays in `dir`.
-                .args(["--storage-engine", "sqlite://tansu.db"])
-                .current_dir(dir)
-                .stdout(Stdio::null())
-                .stderr(log),
-            "tansu broker (deploy/local/stack.sh install)",
-        );
-        let addr = self.address();
-        eventually("own broker listens", Duration::from_secs(60), || async {
-            tokio::net::TcpStream::connect(&addr)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .await;
-    }
-}
-
 // It failed in about half the runs of one stop: partitions judged idle on
 // a stale end of log after the restart (docs/architecture.md, the broker
 // restart). The pipeline now asks the broker.
@@ -1207,7 +924,7 @@ impl OwnBroker {
 async fn broker_restart_mid_stream_loses_nothing_and_counts_nothing_twice() {
     let _serial = SERIAL.lock().await;
     let (g, want) = undisturbed().await;
-    let mut broker = OwnBroker::new();
+    let mut broker = OwnBroker::create();
     broker.start().await;
     let mut s = run_settings("brokerdown");
     s.kafka.brokers = broker.address();

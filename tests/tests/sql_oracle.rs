@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use clickhouse::Row;
 use contract::Decoder;
-use e2e::{eventually, settings, unique};
+use e2e::{settings, unique};
 use serde::{Deserialize, Serialize};
 use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
-use shoplens::http_get::{get, metric_sum};
 use shoplens::Pipeline;
 
 #[derive(Row, Serialize)]
@@ -91,22 +90,7 @@ async fn sql_over_raw_events_agrees_with_the_pipeline() {
     }
     insert.end().await.expect("end");
 
-    eventually("pipeline settled", Duration::from_secs(120), || async {
-        let (_, text) = get(&metrics_addr, "/metrics")
-            .await
-            .map_err(|e| e.to_string())?;
-        let n = metric_sum(&text, "shoplens_sessions_total", "") as u64;
-        let carts = metric_sum(&text, "shoplens_carts_total", "") as u64;
-        if n == g.sessions && carts >= g.carts {
-            Ok(())
-        } else {
-            Err(format!(
-                "sessions {n}/{}, carts {carts}/{}",
-                g.sessions, g.carts
-            ))
-        }
-    })
-    .await;
+    e2e::settled(&metrics_addr, &g, Duration::from_secs(120)).await;
 
     // Deduplicated human events, then sessions by the 30-minute gap, with
     // arrays rather than the aggregator's state machine.
