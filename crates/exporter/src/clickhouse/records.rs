@@ -385,63 +385,35 @@ impl<'a> From<&'a SpendRow> for SpendRecord<'a> {
         }
     }
 }
+
 /// A row type and the table it is written to.
 pub trait TableRow: clickhouse::RowWrite {
     /// The table's name.
     const TABLE: &'static str;
 }
 
-impl TableRow for SessionRecord<'_> {
-    const TABLE: &'static str = "sessions";
+/// Names the table of each record type, and lists them all.
+macro_rules! tables {
+    ($($record:ty => $table:literal),* $(,)?) => {
+        $(impl TableRow for $record {
+            const TABLE: &'static str = $table;
+        })*
+
+        /// Every table the pipeline writes rows to (checkpoints aside), for
+        /// pre-registered series and sums over tables.
+        pub const WRITTEN_TABLES: &[&str] = &[$($table),*];
+    };
 }
 
-impl TableRow for SessionWindowRecord<'_> {
-    const TABLE: &'static str = "session_windows_1m";
+tables! {
+    SessionRecord<'_> => "sessions",
+    SessionWindowRecord<'_> => "session_windows_1m",
+    PageRecord<'_> => "pages_1m",
+    ProductRecord<'_> => "products_1m",
+    OrderRecord<'_> => "orders_1m",
+    FeedbackRecord => "feedback_1m",
+    CartRecord<'_> => "carts",
+    CustomerRecord<'_> => "customers",
+    CustomerDayRecord<'_> => "customers_daily",
+    SpendRecord<'_> => "ad_spend_daily",
 }
-
-impl TableRow for PageRecord<'_> {
-    const TABLE: &'static str = "pages_1m";
-}
-
-impl TableRow for ProductRecord<'_> {
-    const TABLE: &'static str = "products_1m";
-}
-
-impl TableRow for OrderRecord<'_> {
-    const TABLE: &'static str = "orders_1m";
-}
-
-impl TableRow for FeedbackRecord {
-    const TABLE: &'static str = "feedback_1m";
-}
-
-impl TableRow for CartRecord<'_> {
-    const TABLE: &'static str = "carts";
-}
-
-impl TableRow for CustomerRecord<'_> {
-    const TABLE: &'static str = "customers";
-}
-
-impl TableRow for CustomerDayRecord<'_> {
-    const TABLE: &'static str = "customers_daily";
-}
-
-impl TableRow for SpendRecord<'_> {
-    const TABLE: &'static str = "ad_spend_daily";
-}
-
-/// Every table the pipeline writes rows to (checkpoints aside), for
-/// pre-registered series and sums over tables.
-pub const WRITTEN_TABLES: [&str; 10] = [
-    <SessionRecord<'static> as TableRow>::TABLE,
-    <SessionWindowRecord<'static> as TableRow>::TABLE,
-    <PageRecord<'static> as TableRow>::TABLE,
-    <ProductRecord<'static> as TableRow>::TABLE,
-    <OrderRecord<'static> as TableRow>::TABLE,
-    <FeedbackRecord as TableRow>::TABLE,
-    <CartRecord<'static> as TableRow>::TABLE,
-    <CustomerRecord<'static> as TableRow>::TABLE,
-    <CustomerDayRecord<'static> as TableRow>::TABLE,
-    <SpendRecord<'static> as TableRow>::TABLE,
-];
