@@ -917,9 +917,6 @@ async fn clickhouse_down_60_s_mid_stream_pauses_consumption_and_loses_nothing() 
     pipeline.stop().await.expect("clean stop");
 }
 
-// It failed in about half the runs of one stop: partitions judged idle on
-// a stale end of log after the restart (docs/architecture.md, the broker
-// restart). The pipeline now asks the broker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream_loses_nothing_and_counts_nothing_twice() {
     let _serial = SERIAL.lock().await;

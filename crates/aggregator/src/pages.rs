@@ -120,9 +120,9 @@ pub(crate) type Visits = Map<Arc<str>, Box<VisitPages>>;
 
 /// Page views, entrances, exits and sessions per window and path.
 ///
-/// Checkpoints hold the open sessions' visits in here, keyed by visitor
-/// (the layout from before the sessions owned them): written through
-/// [`Pages::layout`], read into `restored` until they rejoin their sessions.
+/// Checkpoints hold the open sessions' visits in here, keyed by visitor:
+/// written through [`Pages::layout`], read into `restored` until
+/// [`crate::Aggregator::restore`] gives them back to their sessions.
 #[derive(serde::Deserialize)]
 #[serde(from = "PagesRepr")]
 pub(crate) struct Pages {

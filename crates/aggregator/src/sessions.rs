@@ -25,10 +25,11 @@ use parked::Parked;
 pub(crate) use parked::VisitsRef;
 
 /// One open session, kept compact: a million of them are held at once.
-/// It is 320 bytes, an allocator size class below the 384 that a `Vec` and
-/// a second copy of the storefront's session id made it. Checkpoints keep
-/// the earlier layout ([`OpenRepr`]); its page state is written with the
-/// page windows, where it was kept before ([`crate::pages::Pages`]).
+/// It is 320 bytes, an allocator size class below 384 (a thin vector of
+/// holds, and the storefront's session id kept once when it is the row's).
+/// Checkpoints write it as [`OpenRepr`] (the storefront id in full, the
+/// deadline as an absolute time); its page state is written with the page
+/// windows ([`crate::pages::Pages`]).
 #[derive(serde::Deserialize)]
 #[serde(from = "OpenRepr")]
 struct Open {

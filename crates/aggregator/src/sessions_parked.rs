@@ -7,10 +7,10 @@
 //! the visitor's others wait here, each still closing on its own deadline.
 //! Few visitors have any, so this costs the common path nothing.
 //!
-//! Checkpoints keep their layout: a parked session is written in the open
-//! sessions' map (and its page state in the visits' map) under the key
-//! `<visitor>` + [`MARK`] + `<n>`, which earlier builds never wrote, and is
-//! parked again when read.
+//! In a checkpoint a parked session is an entry of the open sessions' map
+//! (and its page state of the visits' map) under the key `<visitor>` +
+//! [`MARK`] + `<n>`, which no visitor id has; reading such a key parks the
+//! session again.
 
 use std::sync::Arc;
 

@@ -16,8 +16,8 @@
 //! answers the partition counts as having a backlog. Asking only then, not
 //! for every quiet partition all the time, keeps these requests off the
 //! connection that carries the fetches: a broker answers one connection's
-//! requests in order, and tansu's SQLite storage answers ListOffsets slowly
-//! enough that asking every quarter second stalled the fetches behind it.
+//! requests in order, and a slow ListOffsets (tansu's SQLite storage) holds
+//! the fetches behind it.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -51,7 +51,7 @@ fn split(bytes: &[u8]) -> Result<(u8, &[u8]), SnapshotError> {
 
 /// The checkpoint layout, field by field: the derived `Deserialize` reads
 /// the same fields in the same order. The open sessions' page state is
-/// written inside the page windows, where earlier builds kept it.
+/// written inside the page windows, as a map by visitor.
 impl Serialize for Aggregator {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
