@@ -42,7 +42,7 @@ type PageKey = (i64, i32);
 /// short (most visits see a few pages; a one-element hash set costs 128
 /// bytes of table), a hash set past [`SeenPages::FEW`], so a long visit
 /// stays O(1) per page view. Serialized as a sequence either way, as the
-/// hash set always was, so checkpoints keep their format.
+/// hash set would be, so the checkpoint format does not depend on the form.
 ///
 /// A million of these are held at once, so both forms are kept small: the
 /// list grows 1, 2, 4, 8, 16 (a `Vec` would reserve 4 entries, 96 bytes, on
