@@ -73,6 +73,13 @@ pub struct Source {
     pub partition: i32,
 }
 
+impl Source {
+    /// Partition `partition` of stream `stream`.
+    pub const fn new(stream: u8, partition: i32) -> Self {
+        Source { stream, partition }
+    }
+}
+
 /// Where one event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Position {

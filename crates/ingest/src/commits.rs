@@ -87,14 +87,8 @@ impl CommitLedger {
 mod tests {
     use super::*;
 
-    const A: Source = Source {
-        stream: 0,
-        partition: 0,
-    };
-    const B: Source = Source {
-        stream: 1,
-        partition: 0,
-    };
+    const A: Source = Source::new(0, 0);
+    const B: Source = Source::new(1, 0);
 
     #[test]
     fn a_position_trails_the_checkpoint_by_the_overlap() {

@@ -193,10 +193,7 @@ impl LogEnds {
 mod tests {
     use super::*;
 
-    const A: Source = Source {
-        stream: 0,
-        partition: 0,
-    };
+    const A: Source = Source::new(0, 0);
 
     #[test]
     fn a_new_partition_is_unknown_until_answered_then_the_later_end_counts() {

@@ -92,10 +92,7 @@ impl RejectRate {
 mod tests {
     use super::*;
 
-    const S: Source = Source {
-        stream: 1,
-        partition: 3,
-    };
+    const S: Source = Source::new(1, 3);
 
     #[test]
     fn a_block_nearly_all_rejected_names_the_reason_field_and_setting() {

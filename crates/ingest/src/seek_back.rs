@@ -98,10 +98,7 @@ impl SeekBack {
 mod tests {
     use super::*;
 
-    const A: Source = Source {
-        stream: 0,
-        partition: 0,
-    };
+    const A: Source = Source::new(0, 0);
 
     #[test]
     fn a_first_gap_seeks_back_by_the_overlap_then_four_times_as_far() {

@@ -275,14 +275,8 @@ impl WatermarkTracker {
 mod tests {
     use super::*;
 
-    const A: Source = Source {
-        stream: 0,
-        partition: 0,
-    };
-    const B: Source = Source {
-        stream: 0,
-        partition: 1,
-    };
+    const A: Source = Source::new(0, 0);
+    const B: Source = Source::new(0, 1);
 
     fn tracker() -> WatermarkTracker {
         WatermarkTracker::new(WatermarkSettings {
@@ -382,10 +376,7 @@ mod tests {
 
     #[test]
     fn a_resumed_partition_with_nothing_to_read_holds_it_back_only_for_the_grace() {
-        const C: Source = Source {
-            stream: 0,
-            partition: 2,
-        };
+        const C: Source = Source::new(0, 2);
         let mut t = tracker();
         t.assign([A, B, C], 0);
         t.observe(A, Some(1_000_000), 0);
