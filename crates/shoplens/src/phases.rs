@@ -54,6 +54,11 @@ impl Phases {
         self.mark = now;
     }
 
+    /// When the last phase was charged: a clock read the caller can reuse.
+    pub(crate) fn mark(&self) -> Instant {
+        self.mark
+    }
+
     /// Adds what was charged to the counters.
     pub(crate) fn publish(&mut self) {
         for (pending, counter) in self.pending.iter_mut().zip(&self.counters) {

@@ -3,7 +3,7 @@
 //! (or after `pipeline.max_batch_events`) it steps the stores (see
 //! [`super::step`]), and it commits what the writer acknowledges.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ pub(super) struct Ingest {
     pub(super) metrics: Arc<Metrics>,
     pub(super) health: Arc<Health>,
     /// Next offset to read, per source.
-    pub(super) next: HashMap<Source, i64>,
+    pub(super) next: BTreeMap<Source, i64>,
     /// Notices partitions whose input is nearly all rejected.
     pub(super) reject_rate: ingest::RejectRate,
     /// A bounded run's progress (`run --until-end`).
@@ -56,6 +56,28 @@ pub(super) struct Ingest {
     pub(super) evicted_seen: u64,
     /// Where the task's wall time goes.
     pub(super) phases: Phases,
+    /// Per-message counters, resolved once.
+    counters: InputCounters,
+}
+
+/// The per-message counters of each input stream (by stream index),
+/// resolved from their labels once rather than per message.
+struct InputCounters {
+    consumed: [prometheus::IntCounter; 3],
+    reread: [prometheus::IntCounter; 3],
+}
+
+impl InputCounters {
+    fn new(metrics: &Metrics) -> Self {
+        use contract::Stream;
+        let streams = [Stream::Clickstream, Stream::Orders, Stream::Spend];
+        let of =
+            |vec: &prometheus::IntCounterVec| streams.map(|s| vec.with_label_values(&[s.as_str()]));
+        InputCounters {
+            consumed: of(&metrics.events_consumed),
+            reread: of(&metrics.events_reread),
+        }
+    }
 }
 
 impl Ingest {
@@ -92,9 +114,10 @@ impl Ingest {
             pace: Pace::new(&settings.pipeline),
             clocks: Clocks::new(&settings.watermark, input_partitions),
             phases: Phases::new(&metrics),
+            counters: InputCounters::new(&metrics),
             metrics,
             health,
-            next: HashMap::new(),
+            next: BTreeMap::new(),
             reject_rate: ingest::RejectRate::default(),
             bounded: until_end.then(Bounded::new),
             clock: Instant::now(),
@@ -115,6 +138,14 @@ impl Ingest {
     /// Milliseconds since the loop began: the watermarks' idle clock.
     pub(super) fn now_ms(&self) -> u64 {
         self.clock.elapsed().as_millis() as u64
+    }
+
+    /// [`Ingest::now_ms`] as of the last phase charged (the message's
+    /// arrival), without reading the clock again: a message costs the two
+    /// clock reads of its phases and no more.
+    fn arrival_ms(&self) -> u64 {
+        let at = self.phases.mark().saturating_duration_since(self.clock);
+        at.as_millis() as u64
     }
 
     /// The loop, until `stop` or an error; then a last step, the writer
@@ -238,18 +269,17 @@ impl Ingest {
         let Some(Feed::Input(stream)) = feed else {
             return self.handle_fact(m).await;
         };
-        let label = [stream.as_str()];
         self.since_step += 1;
         let Some(source) = self.admitted(m).await? else {
-            self.metrics.events_reread.with_label_values(&label).inc();
+            self.counters.reread[usize::from(m.source().map_or(0, |s| s.stream))].inc();
             return Ok(());
         };
-        self.metrics.events_consumed.with_label_values(&label).inc();
-        let now = self.now_ms();
+        self.counters.consumed[usize::from(source.stream)].inc();
+        let now = self.arrival_ms();
         match self.decoder.decode(m.payload(), stream, m.timestamp_ms()) {
             Err(invalid) => {
                 self.clocks.events.observe(source, None, now);
-                self.watch_rejections(source, m.topic(), Some((invalid.reason, invalid.field)));
+                self.watch_rejections(source, m, Some((invalid.reason, invalid.field)));
                 debug!(reason = %invalid.reason, topic = m.topic(), partition = m.partition(), offset = m.offset(), "invalid event");
                 self.reject(m, invalid.reason, invalid.field, &invalid.detail)
                     .await?;
@@ -281,7 +311,7 @@ impl Ingest {
         let pushed = aggregator.push(event, Position { source, offset });
         let late = matches!(pushed, Err(Rejected::Late { .. }));
         let why = late.then_some((Reason::Late, Some("timestamp")));
-        self.watch_rejections(source, m.topic(), why);
+        self.watch_rejections(source, m, why);
         match pushed {
             Ok(Accepted::Buffered) => Ok(()),
             Ok(Accepted::Bot) => {
@@ -311,7 +341,7 @@ impl Ingest {
         self.stores.applied(source, m.offset());
         // The customer side's clock is the partitions' markers, not the
         // facts' own event times.
-        let now = self.now_ms();
+        let now = self.arrival_ms();
         self.clocks.facts.observe(source, None, now);
         let fact = match contract::internal::decode_message(m.payload()) {
             Some(FactMessage::Marker(marker)) => {
@@ -350,12 +380,12 @@ impl Ingest {
     fn watch_rejections(
         &mut self,
         source: Source,
-        topic: &str,
+        m: &Received<'_>,
         rejected: Option<(Reason, Option<&'static str>)>,
     ) {
         if let Some(a) = self.reject_rate.record(source, rejected) {
             error!(
-                topic,
+                topic = m.topic(),
                 partition = source.partition,
                 rejected = a.rejected,
                 of = ingest::reject_rate::BLOCK,

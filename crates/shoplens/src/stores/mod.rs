@@ -10,6 +10,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// Positions and times by source: a handful of entries per store, looked up
+/// per message, where a B-tree's few comparisons beat hashing.
+type BySource = BTreeMap<Source, i64>;
+
 use aggregator::{Aggregator, AggregatorConfig, CustomerBook, CustomerOutput, Output, Source};
 use exporter::Checkpoint;
 use ingest::Topology;
@@ -83,8 +87,8 @@ pub struct Stores {
     customer_settings: (i64, String, usize),
     aggregators: BTreeMap<Slot, Aggregator>,
     books: BTreeMap<i32, CustomerBook>,
-    next: HashMap<Source, i64>,
-    event_times: HashMap<Source, i64>,
+    next: BySource,
+    event_times: BySource,
     /// What the last checkpoint of each store recorded (its offsets and
     /// watermark), or what it was restored from.
     saved: HashMap<Slot, Saved>,
@@ -127,8 +131,8 @@ impl Stores {
             customer_settings: (lapse_min_ms, currency.to_string(), max_customers),
             aggregators: BTreeMap::new(),
             books: BTreeMap::new(),
-            next: HashMap::new(),
-            event_times: HashMap::new(),
+            next: BySource::new(),
+            event_times: BySource::new(),
             saved: HashMap::new(),
             parked: BTreeMap::new(),
         }
@@ -398,10 +402,7 @@ impl Stores {
 }
 
 /// The values of `by_source`, grouped by store and keyed by topic name.
-fn by_slot(
-    by_source: &HashMap<Source, i64>,
-    topology: &Topology,
-) -> BTreeMap<Slot, BTreeMap<String, i64>> {
+fn by_slot(by_source: &BySource, topology: &Topology) -> BTreeMap<Slot, BTreeMap<String, i64>> {
     let mut out: BTreeMap<Slot, BTreeMap<String, i64>> = BTreeMap::new();
     for (source, value) in by_source {
         if let Some(topic) = topology.topic(*source) {

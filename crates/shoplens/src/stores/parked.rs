@@ -2,8 +2,6 @@
 //! revokes every partition and assigns most of them back within seconds,
 //! and a store given back goes on where it was instead of being restored.
 
-use std::collections::HashMap;
-
 use aggregator::{Aggregator, CustomerBook, Source};
 use exporter::Checkpoint;
 use ingest::Topology;
@@ -31,7 +29,7 @@ impl Stores {
     /// keeps it, so that [`Stores::unpark`] can put it back if the partition
     /// returns. `now_ms` is the caller's clock, for [`Stores::expire_parked`].
     pub fn park(&mut self, slot: Slot, now_ms: u64) {
-        let of_slot = |m: &HashMap<Source, i64>| -> Vec<(Source, i64)> {
+        let of_slot = |m: &super::BySource| -> Vec<(Source, i64)> {
             m.iter()
                 .filter(|(s, _)| Slot::of(**s) == slot)
                 .map(|(s, v)| (*s, *v))
