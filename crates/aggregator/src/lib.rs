@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod aggregate;
+mod buffer;
 mod carts;
 pub mod channel;
 mod commerce;
@@ -33,8 +34,6 @@ mod sessions;
 mod snapshot;
 mod spend;
 
-use std::collections::BTreeMap;
-
 use contract::{Device, Event};
 
 pub use channel::{Channel, ChannelRules};
@@ -51,6 +50,7 @@ pub use rows::{
 pub use snapshot::{SnapshotError, FORMAT as SNAPSHOT_FORMAT};
 
 use aggregate::{Aggregate, Applied};
+use buffer::Buffer;
 use carts::Carts;
 use commerce::Commerce;
 use customer_facts::CustomerFacts;
@@ -216,7 +216,8 @@ pub struct Aggregator {
     /// Events ahead of the watermark by event time; within one millisecond
     /// they are applied in event-id order (sorted when released), so the
     /// order never depends on arrival.
-    pending: BTreeMap<i64, Vec<(Event, Position)>>,
+    pending: Buffer,
+    /// Written in checkpoints beside the buffer (its length).
     pending_len: usize,
     held: HeldOffsets,
     sessions: Sessionizer,
@@ -281,7 +282,7 @@ impl Aggregator {
             carts: Carts::new(&cfg),
             cfg,
             watermark_ms: i64::MIN,
-            pending: BTreeMap::new(),
+            pending: Buffer::default(),
             pending_len: 0,
             held: HeldOffsets::default(),
             stats: Stats::default(),
@@ -313,12 +314,7 @@ impl Aggregator {
             self.stats.bots += 1;
             return Ok(Accepted::Bot);
         }
-        // Most milliseconds hold one event: room for exactly one, not the
-        // four (over a kilobyte of events) a first push would reserve.
-        self.pending
-            .entry(event.timestamp_ms)
-            .or_insert_with(|| Vec::with_capacity(1))
-            .push((event, pos));
+        self.pending.push(event, pos);
         self.pending_len += 1;
         Ok(Accepted::Buffered)
     }
@@ -332,13 +328,15 @@ impl Aggregator {
             return out;
         }
         self.watermark_ms = watermark_ms;
-        let rest = self.pending.split_off(&watermark_ms);
-        let ready = std::mem::replace(&mut self.pending, rest);
-        let ready = ready.into_iter().flat_map(|(ts, mut same_ms)| {
-            same_ms.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
-            same_ms.into_iter().map(move |e| (ts, e))
+        let mut ready = self.pending.release(watermark_ms);
+        // In time order already; the events of one instant in the order they
+        // can happen, whatever order they came in.
+        ready.sort_by(|a, b| {
+            let (a, b) = (&a.0, &b.0);
+            (a.timestamp_ms, same_instant_key(a)).cmp(&(b.timestamp_ms, same_instant_key(b)))
         });
-        for (ts, (event, pos)) in ready {
+        for (event, pos) in ready {
+            let ts = event.timestamp_ms;
             self.pending_len -= 1;
             // What expired before this event expires first, so outcomes
             // follow event time, not how advances were batched.
@@ -510,10 +508,9 @@ impl Aggregator {
     pub fn low_water(&self, source: Source) -> Option<i64> {
         let buffered = self
             .pending
-            .values()
-            .flatten()
-            .filter(|(_, pos)| pos.source == source)
-            .map(|(_, pos)| pos.offset)
+            .positions()
+            .filter(|pos| pos.source == source)
+            .map(|pos| pos.offset)
             .min();
         self.held.low(source).into_iter().chain(buffered).min()
     }

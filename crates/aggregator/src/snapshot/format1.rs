@@ -154,7 +154,7 @@ pub(super) fn aggregator(body: &[u8]) -> Result<Aggregator, SnapshotError> {
         cfg: v1.cfg,
         watermark_ms: v1.watermark_ms,
         dedup: v1.dedup,
-        pending: v1.pending,
+        pending: v1.pending.into(),
         pending_len: v1.pending_len,
         held: v1.held,
         sessions: v1.sessions,
