@@ -1,34 +1,44 @@
 //! The event-time buffer: events ahead of the watermark, released in event
-//! time order. Input is nearly ordered: an event not earlier than the
-//! latest in order goes at the back of a ring; one that arrives behind it
-//! (the orders topic read after the clickstream, a partition that lags)
-//! goes into a min-heap instead of deep into the ring. A watermark releases
-//! both fronts. Equal times keep their arrival order, which is what
-//! checkpoints record (a map from event time to that millisecond's events).
+//! time order (equal times in arrival order, which is what checkpoints
+//! record: a map from event time to that millisecond's events).
+//!
+//! Each source (a partition of one topic) delivers its events nearly in
+//! order, but the sources of one store do not keep pace with each other
+//! (the broker serves one partition's backlog before another's). So each
+//! source has its own ring, in time order: an event goes at its back, or a
+//! few places in from it; one that would go further in waits in a heap of
+//! its own, boxed so that the heap moves pointers. A watermark releases the
+//! earliest fronts of the rings and the heap.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use contract::Event;
 
-use crate::Position;
+use crate::{Position, Source};
 
-/// An event that arrived behind the ring's back, in the heap.
-struct Behind {
-    /// Arrival order among the events behind.
+/// How far in from a ring's back an event may be placed; further goes to
+/// the heap (a ring's insert moves the events after it).
+const NEAR_BACK: usize = 32;
+
+/// A buffered event with its arrival number.
+struct Item {
     seq: u64,
     pair: (Event, Position),
 }
 
-impl Behind {
+impl Item {
     fn key(&self) -> (i64, u64) {
         (self.pair.0.timestamp_ms, self.seq)
     }
 }
 
+/// An event far behind its ring's back.
+struct Behind(Box<Item>);
+
 impl PartialEq for Behind {
     fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
+        self.0.key() == other.0.key()
     }
 }
 
@@ -42,99 +52,108 @@ impl PartialOrd for Behind {
 
 impl Ord for Behind {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key().cmp(&other.key())
+        self.0.key().cmp(&other.0.key())
     }
 }
 
 /// Buffered events.
 #[derive(Default)]
 pub(crate) struct Buffer {
-    /// Events in arrival order, which is event-time order.
-    in_order: VecDeque<(Event, Position)>,
-    /// Events that arrived behind `in_order`'s back. Of equal times, every
-    /// one in `in_order` arrived before every one here.
+    /// Each source's events in time order (a store reads a few sources).
+    rings: Vec<(Source, VecDeque<Item>)>,
     behind: BinaryHeap<Reverse<Behind>>,
+    /// Arrivals so far.
     seq: u64,
 }
 
 impl Buffer {
     /// Adds an event.
     pub(crate) fn push(&mut self, event: Event, pos: Position) {
-        let ts = event.timestamp_ms;
-        if self
-            .in_order
-            .back()
-            .is_none_or(|(b, _)| b.timestamp_ms <= ts)
-        {
-            self.in_order.push_back((event, pos));
-        } else {
-            self.seq += 1;
-            let seq = self.seq;
-            let pair = (event, pos);
-            self.behind.push(Reverse(Behind { seq, pair }));
+        self.seq += 1;
+        let item = Item {
+            seq: self.seq,
+            pair: (event, pos),
+        };
+        let ts = item.pair.0.timestamp_ms;
+        let ring = match self.rings.iter().position(|(s, _)| *s == pos.source) {
+            Some(i) => &mut self.rings[i].1,
+            None => {
+                self.rings.push((pos.source, VecDeque::new()));
+                &mut self.rings.last_mut().expect("pushed").1
+            }
+        };
+        if ring.back().is_none_or(|b| b.pair.0.timestamp_ms <= ts) {
+            ring.push_back(item);
+            return;
         }
+        let at = ring.partition_point(|e| e.pair.0.timestamp_ms <= ts);
+        if ring.len() - at <= NEAR_BACK {
+            ring.insert(at, item);
+        } else {
+            self.behind.push(Reverse(Behind(Box::new(item))));
+        }
+    }
+
+    /// The earliest buffered event: `Some(ring index)`, or `None` for the
+    /// heap's top; with its time.
+    fn earliest(&self) -> Option<(i64, Option<usize>)> {
+        let mut best: Option<((i64, u64), Option<usize>)> = None;
+        for (i, (_, ring)) in self.rings.iter().enumerate() {
+            if let Some(front) = ring.front() {
+                if best.is_none_or(|(k, _)| front.key() < k) {
+                    best = Some((front.key(), Some(i)));
+                }
+            }
+        }
+        if let Some(Reverse(top)) = self.behind.peek() {
+            if best.is_none_or(|(k, _)| top.0.key() < k) {
+                best = Some((top.0.key(), None));
+            }
+        }
+        best.map(|((ts, _), at)| (ts, at))
     }
 
     /// Takes the events before `watermark_ms`, in event-time order (equal
     /// times in arrival order).
     pub(crate) fn release(&mut self, watermark_ms: i64) -> Vec<(Event, Position)> {
         let mut out = Vec::new();
-        loop {
-            let ring = self.in_order.front().map(|(e, _)| e.timestamp_ms);
-            let heap = self.behind.peek().map(|b| b.0.pair.0.timestamp_ms);
-            let from_ring = match (ring, heap) {
-                (Some(r), Some(h)) => r <= h,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            let ts = if from_ring { ring } else { heap };
-            if ts.is_none_or(|ts| ts >= watermark_ms) {
+        while let Some((ts, at)) = self.earliest() {
+            if ts >= watermark_ms {
                 break;
             }
-            if from_ring {
-                out.extend(self.in_order.pop_front());
-            } else if let Some(Reverse(b)) = self.behind.pop() {
-                out.push(b.pair);
-            }
+            let item = match at {
+                Some(i) => self.rings[i].1.pop_front(),
+                None => self.behind.pop().map(|Reverse(b)| *b.0),
+            };
+            out.extend(item.map(|i| i.pair));
         }
+        self.rings.retain(|(_, ring)| !ring.is_empty());
         out
     }
 
     /// Buffered events.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.in_order.len() + self.behind.len()
+        let rings: usize = self.rings.iter().map(|(_, r)| r.len()).sum();
+        rings + self.behind.len()
+    }
+
+    fn items(&self) -> impl Iterator<Item = &Item> {
+        let rings = self.rings.iter().flat_map(|(_, r)| r.iter());
+        rings.chain(self.behind.iter().map(|b| &*b.0 .0))
     }
 
     /// Every buffered event's position.
     pub(crate) fn positions(&self) -> impl Iterator<Item = Position> + '_ {
-        let ring = self.in_order.iter().map(|(_, pos)| *pos);
-        ring.chain(self.behind.iter().map(|b| b.0.pair.1))
+        self.items().map(|i| i.pair.1)
     }
 
     /// Every buffered event in event-time order, equal times in arrival
     /// order.
     fn ordered(&self) -> Vec<&(Event, Position)> {
-        let mut behind: Vec<&Behind> = self.behind.iter().map(|b| &b.0).collect();
-        behind.sort_unstable_by_key(|b| b.key());
-        let mut out = Vec::with_capacity(self.in_order.len() + behind.len());
-        let mut ring = self.in_order.iter().peekable();
-        let mut late = behind.into_iter().peekable();
-        loop {
-            let take_ring = match (ring.peek(), late.peek()) {
-                (Some(r), Some(l)) => r.0.timestamp_ms <= l.pair.0.timestamp_ms,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
-            };
-            if take_ring {
-                out.extend(ring.next());
-            } else if let Some(b) = late.next() {
-                out.push(&b.pair);
-            }
-        }
-        out
+        let mut all: Vec<&Item> = self.items().collect();
+        all.sort_unstable_by_key(|i| i.key());
+        all.into_iter().map(|i| &i.pair).collect()
     }
 }
 
@@ -169,10 +188,11 @@ impl<'de> serde::Deserialize<'de> for Buffer {
 
 impl From<BTreeMap<i64, Vec<(Event, Position)>>> for Buffer {
     fn from(map: BTreeMap<i64, Vec<(Event, Position)>>) -> Self {
-        Buffer {
-            in_order: map.into_values().flatten().collect(),
-            ..Buffer::default()
+        let mut buffer = Buffer::default();
+        for (event, pos) in map.into_values().flatten() {
+            buffer.push(event, pos);
         }
+        buffer
     }
 }
 
@@ -248,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn an_event_far_behind_costs_no_move_of_the_ring() {
+    fn an_event_far_behind_costs_no_move_of_the_ring_and_sources_keep_their_own() {
         let mut b = Buffer::default();
         for i in 0..10_000 {
             let (e, p) = ev(&format!("r{i}"), T + 1_000 + i);
@@ -256,11 +276,13 @@ mod tests {
         }
         let (e, p) = ev("late", T);
         b.push(e, p);
-        assert_eq!(
-            b.in_order.len(),
-            10_000,
-            "behind, not inserted into the ring"
-        );
-        assert_eq!(ids(&b.release(T + 1_001)), ["late", "r0"]);
+        assert_eq!(b.rings[0].1.len(), 10_000, "behind, not into the ring");
+        assert_eq!(b.behind.len(), 1);
+        // Another source far behind the first: a ring of its own.
+        let (e, mut p) = ev("orders", T + 2);
+        p.source = Source::new(1, 0);
+        b.push(e, p);
+        assert_eq!((b.rings.len(), b.behind.len()), (2, 1));
+        assert_eq!(ids(&b.release(T + 1_001)), ["late", "orders", "r0"]);
     }
 }
