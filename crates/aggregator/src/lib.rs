@@ -217,6 +217,9 @@ pub struct Aggregator {
     /// they are applied in event-id order (sorted when released), so the
     /// order never depends on arrival.
     pending: Buffer,
+    /// Room for the events a watermark releases, kept between advances.
+    #[serde(skip)]
+    released: Vec<(Event, Position)>,
     /// Written in checkpoints beside the buffer (its length).
     pending_len: usize,
     held: HeldOffsets,
@@ -283,6 +286,7 @@ impl Aggregator {
             cfg,
             watermark_ms: i64::MIN,
             pending: Buffer::default(),
+            released: Vec::new(),
             pending_len: 0,
             held: HeldOffsets::default(),
             stats: Stats::default(),
@@ -328,14 +332,15 @@ impl Aggregator {
             return out;
         }
         self.watermark_ms = watermark_ms;
-        let mut ready = self.pending.release(watermark_ms);
+        let mut ready = std::mem::take(&mut self.released);
+        self.pending.release(watermark_ms, &mut ready);
         // In time order already; the events of one instant in the order they
         // can happen, whatever order they came in.
         ready.sort_by(|a, b| {
             let (a, b) = (&a.0, &b.0);
             (a.timestamp_ms, same_instant_key(a)).cmp(&(b.timestamp_ms, same_instant_key(b)))
         });
-        for (event, pos) in ready {
+        for (event, pos) in ready.drain(..) {
             let ts = event.timestamp_ms;
             self.pending_len -= 1;
             // What expired before this event expires first, so outcomes
@@ -344,6 +349,7 @@ impl Aggregator {
             self.each_aggregate(|a, held| a.expire(ts, held, &mut out));
             self.apply(event, pos, &mut out, true);
         }
+        self.released = ready;
         self.expire_early(watermark_ms, &mut out);
         for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
             self.close_session(closed, &mut out);

@@ -155,6 +155,7 @@ pub(super) fn aggregator(body: &[u8]) -> Result<Aggregator, SnapshotError> {
         watermark_ms: v1.watermark_ms,
         dedup: v1.dedup,
         pending: v1.pending.into(),
+        released: Vec::new(),
         pending_len: v1.pending_len,
         held: v1.held,
         sessions: v1.sessions,
