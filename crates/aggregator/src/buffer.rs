@@ -132,7 +132,6 @@ impl Buffer {
     }
 
     /// Buffered events.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         let rings: usize = self.rings.iter().map(|(_, r)| r.len()).sum();
         rings + self.behind.len()
@@ -154,6 +153,17 @@ impl Buffer {
         let mut all: Vec<&Item> = self.items().collect();
         all.sort_unstable_by_key(|i| i.key());
         all.into_iter().map(|i| &i.pair).collect()
+    }
+}
+
+/// The buffer's length, which checkpoints write after the buffer: read and
+/// dropped, as the buffer counts its own events.
+#[derive(Default)]
+pub(crate) struct StoredLen;
+
+impl<'de> serde::Deserialize<'de> for StoredLen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        usize::deserialize(d).map(|_| StoredLen)
     }
 }
 

@@ -220,8 +220,9 @@ pub struct Aggregator {
     /// Room for the events a watermark releases, kept between advances.
     #[serde(skip)]
     released: Vec<(Event, Position)>,
-    /// Written in checkpoints beside the buffer (its length).
-    pending_len: usize,
+    /// The buffer's length in the checkpoint layout (read and dropped).
+    #[serde(rename = "pending_len")]
+    _pending_len: buffer::StoredLen,
     held: HeldOffsets,
     sessions: Sessionizer,
     session_windows: SessionWindows,
@@ -287,7 +288,7 @@ impl Aggregator {
             watermark_ms: i64::MIN,
             pending: Buffer::default(),
             released: Vec::new(),
-            pending_len: 0,
+            _pending_len: buffer::StoredLen,
             held: HeldOffsets::default(),
             stats: Stats::default(),
             early: EarlySettlements::default(),
@@ -319,7 +320,6 @@ impl Aggregator {
             return Ok(Accepted::Bot);
         }
         self.pending.push(event, pos);
-        self.pending_len += 1;
         Ok(Accepted::Buffered)
     }
 
@@ -342,7 +342,6 @@ impl Aggregator {
         });
         for (event, pos) in ready.drain(..) {
             let ts = event.timestamp_ms;
-            self.pending_len -= 1;
             // What expired before this event expires first, so outcomes
             // follow event time, not how advances were batched.
             self.expire_early(ts, &mut out);
@@ -538,7 +537,7 @@ impl Aggregator {
 
     /// Events buffered ahead of the watermark.
     pub fn buffered_events(&self) -> usize {
-        self.pending_len
+        self.pending.len()
     }
 
     /// Ids held for deduplication.

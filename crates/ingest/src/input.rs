@@ -168,10 +168,8 @@ impl KafkaInput {
 
     /// Whether a rebalance happened since the last call.
     pub fn rebalanced(&self) -> bool {
-        self.consumer
-            .context()
-            .changed
-            .swap(false, Ordering::AcqRel)
+        let changed = &self.consumer.context().changed;
+        changed.load(Ordering::Acquire) && changed.swap(false, Ordering::AcqRel)
     }
 
     /// The sources assigned to this instance now.
@@ -187,7 +185,7 @@ impl KafkaInput {
     /// Partitions newly assigned (`resume`) are fetched, whatever pause
     /// librdkafka kept for them across the rebalance; those revoked are
     /// forgotten (their next owner commits them and knows their ends).
-    pub fn assigned(&mut self, now_ms: u64, all: &[Source], new: &[Source]) {
+    pub fn assigned(&mut self, all: &[Source], new: &[Source]) {
         self.ledger.forget(|s| !all.contains(&s));
         self.seeks.forget(|s| !all.contains(&s));
         self.log_ends.retain(|s| all.contains(&s));
@@ -195,7 +193,7 @@ impl KafkaInput {
         // backlogged until the broker answers.
         self.log_ends.assigned(new);
         if !new.is_empty() {
-            info!(partitions = ?new, now_ms, "newly assigned: resuming");
+            info!(partitions = ?new, "newly assigned: resuming");
             self.resume(new);
         }
     }

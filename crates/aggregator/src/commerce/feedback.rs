@@ -83,7 +83,7 @@ impl Aggregate for Feedback {
     }
 
     fn flush(&mut self, watermark_ms: i64, out: &mut Output) {
-        let cut = super::orders::first_open(watermark_ms, self.window_ms);
+        let cut = super::first_open(watermark_ms, self.window_ms);
         let keep = self.windows.split_off(&(cut, i32::MIN));
         let done = std::mem::replace(&mut self.windows, keep);
         out.feedback.extend(done.into_values());

@@ -19,6 +19,12 @@ pub(crate) use products::Products;
 use orders::OrderKey;
 use products::{ProductAcc, ProductKey};
 
+/// The first window start the watermark has not passed: windows before it
+/// are final.
+fn first_open(watermark_ms: i64, window_ms: i64) -> i64 {
+    watermark_ms.saturating_sub(window_ms).saturating_add(1)
+}
+
 /// Products, orders and feedback per event-time window.
 pub(crate) struct Commerce {
     pub(crate) products: Products,

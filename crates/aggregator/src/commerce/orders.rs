@@ -15,12 +15,6 @@ use crate::Output;
 /// (currency, channel, partition).
 pub(super) type OrderKey = (String, Channel, i32);
 
-/// The first window start the watermark has not passed: windows before it
-/// are final.
-pub(super) fn first_open(watermark_ms: i64, window_ms: i64) -> i64 {
-    watermark_ms.saturating_sub(window_ms).saturating_add(1)
-}
-
 /// The order windows.
 pub(crate) struct OrderWindows {
     window_ms: i64,
@@ -112,7 +106,7 @@ impl Aggregate for OrderWindows {
     fn flush(&mut self, watermark_ms: i64, out: &mut Output) {
         let keep = self
             .windows
-            .split_off(&first_open(watermark_ms, self.window_ms));
+            .split_off(&super::first_open(watermark_ms, self.window_ms));
         for (_, win) in std::mem::replace(&mut self.windows, keep) {
             out.orders.extend(win.into_values());
         }

@@ -109,7 +109,7 @@ impl Aggregate for Products {
 
     /// Rows of every window the watermark has passed, once each, sorted.
     fn flush(&mut self, watermark_ms: i64, out: &mut Output) {
-        let cut = super::orders::first_open(watermark_ms, self.window_ms);
+        let cut = super::first_open(watermark_ms, self.window_ms);
         let keep = self.windows.split_off(&cut);
         for (w, win) in std::mem::replace(&mut self.windows, keep) {
             let mut win: Vec<_> = win.into_iter().collect();

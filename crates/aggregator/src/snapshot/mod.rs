@@ -60,7 +60,7 @@ impl Serialize for Aggregator {
         st.serialize_field("watermark_ms", &self.watermark_ms)?;
         st.serialize_field("dedup", &self.dedup)?;
         st.serialize_field("pending", &self.pending)?;
-        st.serialize_field("pending_len", &self.pending_len)?;
+        st.serialize_field("pending_len", &self.pending.len())?;
         st.serialize_field("held", &self.held)?;
         st.serialize_field("sessions", &self.sessions)?;
         st.serialize_field("session_windows", &self.session_windows)?;

@@ -256,25 +256,29 @@ impl Ingest {
         };
         let offset = m.offset();
         self.next.insert(source, offset + 1);
-        if !self.clocks.is_assigned(source) || self.input.rebalanced() {
+        if !self.clocks.is_assigned(source) {
             // A partition not seen assigned: learn the whole assignment
-            // before this partition alone can move the watermark.
+            // before this partition alone can move the watermark (the step
+            // reads it after every other rebalance).
             self.apply_assignment();
         }
         Ok(self.admit(source, offset).await?.then_some(source))
     }
 
     async fn handle(&mut self, m: &Received<'_>) -> Result<(), PipelineError> {
-        let feed = m.source().and_then(|s| self.input.topology().feed(s));
-        let Some(Feed::Input(stream)) = feed else {
+        let feed = m
+            .source()
+            .and_then(|s| Some((s, self.input.topology().feed(s)?)));
+        let Some((read, Feed::Input(stream))) = feed else {
             return self.handle_fact(m).await;
         };
         self.since_step += 1;
+        let counter = usize::from(read.stream);
         let Some(source) = self.admitted(m).await? else {
-            self.counters.reread[usize::from(m.source().map_or(0, |s| s.stream))].inc();
+            self.counters.reread[counter].inc();
             return Ok(());
         };
-        self.counters.consumed[usize::from(source.stream)].inc();
+        self.counters.consumed[counter].inc();
         let now = self.arrival_ms();
         match self.decoder.decode(m.payload(), stream, m.timestamp_ms()) {
             Err(invalid) => {

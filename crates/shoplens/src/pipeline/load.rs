@@ -54,7 +54,7 @@ impl Ingest {
         }
         let now = self.now_ms();
         let new = self.clocks.assign(&assigned, now);
-        self.input.assigned(now, &assigned, &new);
+        self.input.assigned(&assigned, &new);
     }
 
     /// Loads the stores queued by the assignment.
