@@ -21,6 +21,7 @@ use crate::consumer::{consumer_config, KafkaError};
 use crate::log_ends::LogEnds;
 use crate::seek_back::{Gap, SeekBack};
 use crate::settings::KafkaSettings;
+use crate::stall::Stalls;
 use crate::topology::Topology;
 
 /// How long a new topic may take to show in the brokers' metadata.
@@ -105,6 +106,7 @@ pub struct KafkaInput {
     topology: Topology,
     ledger: CommitLedger,
     seeks: SeekBack,
+    stalls: Stalls,
     log_ends: LogEnds,
 }
 
@@ -142,6 +144,7 @@ impl KafkaInput {
             topology,
             ledger: CommitLedger::default(),
             seeks: SeekBack::new(seek_step),
+            stalls: Stalls::default(),
             log_ends: LogEnds::new(),
         })
     }
@@ -188,6 +191,7 @@ impl KafkaInput {
     pub fn assigned(&mut self, all: &[Source], new: &[Source]) {
         self.ledger.forget(|s| !all.contains(&s));
         self.seeks.forget(|s| !all.contains(&s));
+        self.stalls.forget(|s| !all.contains(&s));
         self.log_ends.retain(|s| all.contains(&s));
         // Their ends as librdkafka cached them may be stale: they count as
         // backlogged until the broker answers.
@@ -246,14 +250,7 @@ impl KafkaInput {
             }
             Gap::Drop => return Gap::Drop,
         };
-        let sought = self.topology.topic(source).and_then(|topic| {
-            let to = Offset::Offset(target);
-            let timeout = Duration::from_secs(1);
-            self.consumer
-                .seek(topic, source.partition, to, timeout)
-                .ok()
-        });
-        if sought.is_none() {
+        if !self.seek(source, target) {
             self.seeks.closed(source);
             return Gap::Hole;
         }
@@ -263,6 +260,57 @@ impl KafkaInput {
         );
         self.seeks.sought(source, offset, target, now);
         Gap::Drop
+    }
+
+    /// Watches `source`'s fetch for a stall (see [`crate::stall`]): read up
+    /// to `position`, `fetching` unless paused, its store needing
+    /// `expected`. A stalled source is sought back as past a gap; returns
+    /// whether it was.
+    pub fn watch_stall(
+        &mut self,
+        source: Source,
+        position: Option<i64>,
+        expected: i64,
+        fetching: bool,
+        now_ms: u64,
+    ) -> bool {
+        let end = self.end_of_log(source);
+        if !self.stalls.stalled(source, position, end, fetching, now_ms) {
+            return false;
+        }
+        let now = Instant::now();
+        let Some(target) = self.seeks.stalled(source, expected, now) else {
+            return false;
+        };
+        if !self.seek(source, target) {
+            return false;
+        }
+        warn!(
+            ?source,
+            position,
+            end,
+            expected,
+            target,
+            "nothing fetched for a while with messages waiting: seeking back"
+        );
+        self.seeks.sought_stalled(source, target, now);
+        true
+    }
+
+    /// Seeks `source` to `target`; whether the consumer took the seek.
+    fn seek(&self, source: Source, target: i64) -> bool {
+        let Some(topic) = self.topology.topic(source) else {
+            return false;
+        };
+        let to = Offset::Offset(target);
+        let timeout = Duration::from_secs(1);
+        match self.consumer.seek(topic, source.partition, to, timeout) {
+            Ok(()) => true,
+            Err(error) => {
+                warn!(%error, ?source, target, "seek failed");
+                false
+            }
+        }
     }
 
     /// Commits those of `positions` that move a source forward; returns

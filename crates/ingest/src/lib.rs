@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod reject_rate;
 pub mod seek_back;
 pub mod settings;
+pub mod stall;
 pub mod topology;
 pub mod watermark;
 

@@ -82,6 +82,26 @@ impl SeekBack {
         }
     }
 
+    /// Where to seek `source`, whose fetch stalled (see [`crate::stall`])
+    /// short of `expected`, the offset its store needs, at `now`: back by
+    /// the overlap first, four times as far each time a seek brought
+    /// nothing within [`SEEK_PATIENCE`]; `None` while a seek may still take
+    /// effect. Record the seek with [`SeekBack::sought_stalled`].
+    pub fn stalled(&self, source: Source, expected: i64, now: Instant) -> Option<i64> {
+        match self.seeks.get(&source) {
+            None => Some((expected - self.step).max(0)),
+            Some(s) if now.duration_since(s.since) < SEEK_PATIENCE => None,
+            Some(s) => Some((s.target - self.step * 4).max(0)),
+        }
+    }
+
+    /// A seek to `target` went out for a stalled fetch: nothing was fetched
+    /// before it, so a message that arrives past the gap afterwards means
+    /// the seek did not reach back far enough.
+    pub fn sought_stalled(&mut self, source: Source, target: i64, now: Instant) {
+        self.sought(source, i64::MAX, target, now);
+    }
+
     /// A seek to `target` went out, for `offset` that arrived past the gap.
     pub fn sought(&mut self, source: Source, offset: i64, target: i64, now: Instant) {
         let seek = Seek {
@@ -138,6 +158,27 @@ mod tests {
         assert_eq!(seeks.decide(A, 60, 50, now), Gap::Seek(0));
         seeks.sought(A, 60, 0, now);
         assert_eq!(seeks.decide(A, 60, 50, now), Gap::Hole);
+    }
+
+    #[test]
+    fn a_stalled_fetch_seeks_back_by_the_overlap_then_further_if_nothing_came() {
+        let now = Instant::now();
+        let mut seeks = SeekBack::new(100);
+        assert_eq!(seeks.stalled(A, 950, now), Some(850));
+        seeks.sought_stalled(A, 850, now);
+        assert_eq!(
+            seeks.stalled(A, 950, now),
+            None,
+            "the seek may still take effect"
+        );
+        let later = now + SEEK_PATIENCE;
+        assert_eq!(seeks.stalled(A, 950, later), Some(450));
+        // The seek took effect but the fetch started past the gap again:
+        // further back at once, nothing dropped.
+        assert_eq!(seeks.decide(A, 1_000, 950, now), Gap::Seek(450));
+        // Something the store held arrived: the seek is over.
+        seeks.closed(A);
+        assert_eq!(seeks.stalled(A, 950, later), Some(850));
     }
 
     #[test]

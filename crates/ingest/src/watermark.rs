@@ -265,6 +265,11 @@ impl WatermarkTracker {
         !self.parts.values().any(|p| self.active(p, now_ms))
     }
 
+    /// Whether `source` is paused by alignment now.
+    pub fn is_paused(&self, source: Source) -> bool {
+        self.parts.get(&source).is_some_and(|p| p.paused)
+    }
+
     /// Partitions paused now.
     pub fn paused(&self) -> usize {
         self.parts.values().filter(|p| p.paused).count()

@@ -7,7 +7,7 @@ use prometheus::{
 };
 
 /// The name and help text of every series.
-pub const SERIES: [(&str, &str); 49] = [
+pub const SERIES: [(&str, &str); 50] = [
     (
         "shoplens_events_consumed_total",
         "Messages taken into the state, each offset once, by topic kind.",
@@ -99,6 +99,10 @@ pub const SERIES: [(&str, &str); 49] = [
     (
         "shoplens_offset_gaps_total",
         "Messages that arrived past an offset gap no checkpoint covers (records before them were not read).",
+    ),
+    (
+        "shoplens_fetch_stalls_total",
+        "Partitions sought back because nothing arrived for a while with messages waiting past the position (a broker that skipped a batch's tail).",
     ),
     (
         "shoplens_checkpoints_written_total",

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub checkpoint_bytes: IntGauge,
     /// Messages that arrived past a gap no checkpoint covers.
     pub offset_gaps: IntCounter,
+    /// Partitions sought back after their fetch stalled.
+    pub fetch_stalls: IntCounter,
     /// Checkpoints written.
     pub checkpoints_written: IntCounter,
     /// Partition stores loaded, by outcome: `restored` from a checkpoint,
@@ -190,6 +192,7 @@ impl Metrics {
             offsets_committed: reg.counters("shoplens_offset_commits_total", &["topic"]),
             checkpoint_bytes: reg.gauge("shoplens_checkpoint_bytes"),
             offset_gaps: reg.counter("shoplens_offset_gaps_total"),
+            fetch_stalls: reg.counter("shoplens_fetch_stalls_total"),
             checkpoints_written: reg.counter("shoplens_checkpoints_written_total"),
             stores_loaded: reg.counters("shoplens_stores_loaded_total", &["result"]),
             insert_duration: reg.histograms(

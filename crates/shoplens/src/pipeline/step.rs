@@ -188,6 +188,7 @@ impl Ingest {
             let high = self.input.end_of_log(source);
             let next = self.next.get(&source).copied();
             let pending = self.input.end_pending(source);
+            self.watch_stall(source, next, now);
             let tracker = self.clocks.of(source);
             if pending || ingest::may_have_backlog(high, next) {
                 tracker.has_backlog(source, now);
@@ -208,6 +209,26 @@ impl Ingest {
         for (kind, messages) in lag {
             let gauge = self.metrics.consumer_lag.with_label_values(&[kind]);
             gauge.set(messages);
+        }
+    }
+
+    /// Seeks `source` back when its fetch stalled short of its log's end
+    /// (see [`ingest::stall`]); partitions paused by alignment or by the
+    /// end of a bounded run are not fetched, so they cannot stall.
+    fn watch_stall(&mut self, source: Source, next: Option<i64>, now: u64) {
+        let held = self.stores.next_of(source);
+        let position = next.or(held);
+        let Some(expected) = held.or(position) else {
+            return;
+        };
+        let drained = self.bounded.as_ref().is_some_and(|b| b.drained());
+        let paused = self.clocks.events.is_paused(source)
+            || (drained && !ingest::Topology::is_facts(source));
+        if self
+            .input
+            .watch_stall(source, position, expected, !paused, now)
+        {
+            self.metrics.fetch_stalls.inc();
         }
     }
 

@@ -1,0 +1,119 @@
+//! Noticing a partition whose fetch stalled: messages wait past the
+//! consumer's position, the partition is being fetched, and nothing arrives.
+//!
+//! A broker that answers a fetch from the middle of a record batch with the
+//! next batch instead of the one holding the offset (tansu 0.6 does, after a
+//! pause, a rebalance or a restart at a committed position) skips the rest
+//! of that batch, which [`crate::seek_back`] notices when the next batch
+//! arrives. When the batch is the log's last one there is no next batch:
+//! every fetch comes back empty and nothing would ever show the gap, while
+//! the partition's backlog keeps it holding the watermark. The pipeline
+//! then seeks back as it does past a gap. On Kafka this never fires; there
+//! it would only cost re-reading (and skipping) the resume overlap.
+
+use std::collections::HashMap;
+
+use aggregator::Source;
+
+/// How long a fetched partition with messages waiting may deliver nothing
+/// before it counts as stalled: longer than a fetch wait and the time a
+/// broker may spend serving other partitions' backlogs first.
+pub const STALL_MS: u64 = 5_000;
+
+/// The position of each partition with messages waiting, and since when
+/// it has not moved.
+#[derive(Debug, Default)]
+pub struct Stalls {
+    since: HashMap<Source, (i64, u64)>,
+}
+
+impl Stalls {
+    /// Whether `source`, read up to `position` (the next offset to read)
+    /// with its log ending at `end`, stalled at `now_ms`: it is `fetching`
+    /// (not paused), messages wait, and the position has not moved for
+    /// [`STALL_MS`]. Once reported, a stall is reported again only after
+    /// another [`STALL_MS`] without progress.
+    pub fn stalled(
+        &mut self,
+        source: Source,
+        position: Option<i64>,
+        end: Option<i64>,
+        fetching: bool,
+        now_ms: u64,
+    ) -> bool {
+        let waiting = position.zip(end).filter(|(at, end)| fetching && end > at);
+        let Some((at, _)) = waiting else {
+            self.since.remove(&source);
+            return false;
+        };
+        let (moved_at, since) = self.since.entry(source).or_insert((at, now_ms));
+        if *moved_at != at {
+            (*moved_at, *since) = (at, now_ms);
+            return false;
+        }
+        if now_ms.saturating_sub(*since) < STALL_MS {
+            return false;
+        }
+        *since = now_ms;
+        true
+    }
+
+    /// Forgets the sources `revoked` selects.
+    pub fn forget(&mut self, revoked: impl Fn(Source) -> bool) {
+        self.since.retain(|s, _| !revoked(*s));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Source = Source::new(0, 0);
+
+    #[test]
+    fn a_fetched_partition_with_messages_waiting_and_no_progress_stalls() {
+        let mut stalls = Stalls::default();
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, 0));
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, STALL_MS - 1));
+        assert!(stalls.stalled(A, Some(100), Some(150), true, STALL_MS));
+        // Reported once, then again after another period without progress.
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, STALL_MS + 1));
+        assert!(stalls.stalled(A, Some(100), Some(150), true, 2 * STALL_MS));
+    }
+
+    #[test]
+    fn progress_restarts_the_wait() {
+        let mut stalls = Stalls::default();
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, 0));
+        assert!(!stalls.stalled(A, Some(120), Some(150), true, STALL_MS - 1));
+        assert!(!stalls.stalled(A, Some(120), Some(150), true, STALL_MS + 1));
+        assert!(stalls.stalled(A, Some(120), Some(150), true, 2 * STALL_MS));
+    }
+
+    #[test]
+    fn caught_up_paused_or_unknown_partitions_never_stall() {
+        let mut stalls = Stalls::default();
+        for t in [0, STALL_MS, 2 * STALL_MS] {
+            assert!(
+                !stalls.stalled(A, Some(150), Some(150), true, t),
+                "caught up"
+            );
+            assert!(!stalls.stalled(A, Some(100), Some(150), false, t), "paused");
+            assert!(!stalls.stalled(A, None, Some(150), true, t), "no position");
+            assert!(!stalls.stalled(A, Some(100), None, true, t), "no end");
+        }
+        // A pause restarts the wait once fetching again.
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, 3 * STALL_MS));
+        assert!(!stalls.stalled(A, Some(100), Some(150), false, 4 * STALL_MS));
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, 4 * STALL_MS));
+        assert!(stalls.stalled(A, Some(100), Some(150), true, 5 * STALL_MS));
+    }
+
+    #[test]
+    fn a_revoked_source_is_forgotten() {
+        let mut stalls = Stalls::default();
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, 0));
+        stalls.forget(|s| s == A);
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, STALL_MS));
+    }
+}
