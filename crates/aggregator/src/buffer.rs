@@ -7,10 +7,11 @@
 //! (the broker serves one partition's backlog before another's). So each
 //! source has its own ring, in time order: an event goes at its back, or a
 //! few places in from it; one that would go further in waits in a heap of
-//! its own, boxed so that the heap moves pointers. A watermark releases the
+//! its own (slots reused once released, so a warm buffer allocates
+//! nothing). A watermark releases the
 //! earliest fronts of the rings and the heap.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use contract::Event;
@@ -33,26 +34,48 @@ impl Item {
     }
 }
 
-/// An event far behind its ring's back.
-struct Behind(Box<Item>);
-
-impl PartialEq for Behind {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.key() == other.0.key()
-    }
+/// Events far behind their ring's back: kept in slots that are reused
+/// once released, ordered by a heap of (time, arrival, slot) keys. The heap
+/// moves 24-byte keys, not events, and a warm buffer allocates nothing.
+#[derive(Default)]
+struct Behind {
+    slots: Vec<Option<Item>>,
+    free: Vec<u32>,
+    heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
 }
 
-impl Eq for Behind {}
-
-impl PartialOrd for Behind {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
+impl Behind {
+    fn push(&mut self, item: Item) {
+        let (ts, seq) = item.key();
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(item);
+                slot
+            }
+            None => {
+                self.slots.push(Some(item));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.heap.push(Reverse((ts, seq, slot)));
     }
-}
 
-impl Ord for Behind {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.key().cmp(&other.0.key())
+    fn first_key(&self) -> Option<(i64, u64)> {
+        self.heap.peek().map(|Reverse((ts, seq, _))| (*ts, *seq))
+    }
+
+    fn pop(&mut self) -> Option<Item> {
+        let Reverse((_, _, slot)) = self.heap.pop()?;
+        self.free.push(slot);
+        self.slots[slot as usize].take()
+    }
+
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    fn items(&self) -> impl Iterator<Item = &Item> {
+        self.slots.iter().flatten()
     }
 }
 
@@ -61,7 +84,7 @@ impl Ord for Behind {
 pub(crate) struct Buffer {
     /// Each source's events in time order (a store reads a few sources).
     rings: Vec<(Source, VecDeque<Item>)>,
-    behind: BinaryHeap<Reverse<Behind>>,
+    behind: Behind,
     /// Arrivals so far.
     seq: u64,
 }
@@ -90,7 +113,7 @@ impl Buffer {
         if ring.len() - at <= NEAR_BACK {
             ring.insert(at, item);
         } else {
-            self.behind.push(Reverse(Behind(Box::new(item))));
+            self.behind.push(item);
         }
     }
 
@@ -105,9 +128,9 @@ impl Buffer {
                 }
             }
         }
-        if let Some(Reverse(top)) = self.behind.peek() {
-            if best.is_none_or(|(k, _)| top.0.key() < k) {
-                best = Some((top.0.key(), None));
+        if let Some(top) = self.behind.first_key() {
+            if best.is_none_or(|(k, _)| top < k) {
+                best = Some((top, None));
             }
         }
         best.map(|((ts, _), at)| (ts, at))
@@ -125,7 +148,7 @@ impl Buffer {
             }
             let item = match at {
                 Some(i) => self.rings[i].1.pop_front(),
-                None => self.behind.pop().map(|Reverse(b)| *b.0),
+                None => self.behind.pop(),
             };
             out.extend(item.map(|i| i.pair));
         }
@@ -139,7 +162,7 @@ impl Buffer {
 
     fn items(&self) -> impl Iterator<Item = &Item> {
         let rings = self.rings.iter().flat_map(|(_, r)| r.iter());
-        rings.chain(self.behind.iter().map(|b| &*b.0 .0))
+        rings.chain(self.behind.items())
     }
 
     /// Every buffered event's position.

@@ -269,6 +269,19 @@ fn same_instant_key(e: &Event) -> (&str, bool, Option<&str>, u8, &str) {
     (&e.anonymous_id, lifecycle, session, rank, &e.event_id)
 }
 
+/// Puts the events of each instant in the order they can happen, whatever
+/// order they came in. The buffer releases events in time order, so only
+/// runs of equal times are sorted: one pass over the tick's events, and no
+/// scratch memory the size of them all (a stable sort of the whole tick
+/// allocated it on every advance).
+fn order_instants(ready: &mut [(Event, Position)]) {
+    for run in ready.chunk_by_mut(|a, b| a.0.timestamp_ms == b.0.timestamp_ms) {
+        if run.len() > 1 {
+            run.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
+        }
+    }
+}
+
 impl Aggregator {
     /// A fresh aggregator with `cfg`.
     pub fn new(cfg: AggregatorConfig) -> Self {
@@ -334,12 +347,7 @@ impl Aggregator {
         self.watermark_ms = watermark_ms;
         let mut ready = std::mem::take(&mut self.released);
         self.pending.release(watermark_ms, &mut ready);
-        // In time order already; the events of one instant in the order they
-        // can happen, whatever order they came in.
-        ready.sort_by(|a, b| {
-            let (a, b) = (&a.0, &b.0);
-            (a.timestamp_ms, same_instant_key(a)).cmp(&(b.timestamp_ms, same_instant_key(b)))
-        });
+        order_instants(&mut ready);
         for (event, pos) in ready.drain(..) {
             let ts = event.timestamp_ms;
             // What expired before this event expires first, so outcomes
