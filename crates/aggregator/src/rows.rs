@@ -1,14 +1,17 @@
 //! Rows the aggregator emits: plain data, ready for any sink.
 
+use std::sync::Arc;
+
 use crate::channel::Channel;
 
-/// One closed session.
+/// One closed session. Its strings shared with other sessions (paths,
+/// campaign fields, experiments) are shared copies, not owned.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRow {
     /// The storefront's session id, else `<anonymous_id>:<start_ms>`.
     pub session_id: String,
     /// Visitor (shared with the aggregator's maps while the session is open).
-    pub anonymous_id: std::sync::Arc<str>,
+    pub anonymous_id: Arc<str>,
     /// Last user id seen in the session, empty when none.
     pub user_id: String,
     /// First event time (epoch ms).
@@ -20,23 +23,23 @@ pub struct SessionRow {
     /// Events of any type.
     pub events: u32,
     /// Path of the first page view, empty when none.
-    pub entry_path: String,
+    pub entry_path: Arc<str>,
     /// Path of the last page view, empty when none.
-    pub exit_path: String,
+    pub exit_path: Arc<str>,
     /// Channel of the first event.
     pub channel: Channel,
     /// `utm_source` (or referrer host) of the first event.
-    pub source: String,
+    pub source: Arc<str>,
     /// `utm_medium` of the first event.
-    pub medium: String,
+    pub medium: Arc<str>,
     /// `utm_campaign` of the first event.
-    pub campaign: String,
+    pub campaign: Arc<str>,
     /// Device of the first event.
     pub device: contract::Device,
     /// Experiment id of the first event that had one.
-    pub experiment_id: String,
+    pub experiment_id: Arc<str>,
     /// Its variant.
-    pub variant: String,
+    pub variant: Arc<str>,
     /// Under 2 page views, no engagement event and shorter than the bounce threshold.
     pub bounced: bool,
     /// Placed an order.

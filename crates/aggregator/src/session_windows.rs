@@ -3,13 +3,14 @@
 
 use crate::hash::Set;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use contract::time::window_start;
 
 use crate::channel::Channel;
 use crate::rows::{SessionRow, SessionWindowRow};
 
-type Key = (i64, Channel, String, String, i32);
+type Key = (i64, Channel, Arc<str>, Arc<str>, i32);
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Acc {
@@ -68,8 +69,8 @@ impl SessionWindows {
             row: SessionWindowRow {
                 window_start_ms: w,
                 channel: s.channel,
-                experiment_id: s.experiment_id.clone(),
-                variant: s.variant.clone(),
+                experiment_id: s.experiment_id.to_string(),
+                variant: s.variant.to_string(),
                 partition: s.partition,
                 sessions: 0,
                 visitors: 0,

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use contract::{Event, EventKind};
+use contract::Event;
 
 use crate::channel::{Channel, ChannelRules};
 use crate::config::AggregatorConfig;
@@ -16,124 +16,16 @@ use crate::offsets::HeldOffsets;
 use crate::pages::{VisitPages, Visits};
 use crate::rows::SessionRow;
 use crate::{Position, Source};
-use thin_vec::ThinVec;
 
+#[path = "sessions_open.rs"]
+mod open;
 #[path = "sessions_parked.rs"]
 mod parked;
 
+use open::{Interner, Open};
+
 use parked::Parked;
 pub(crate) use parked::VisitsRef;
-
-/// One open session, kept compact: a million of them are held at once.
-/// It is 320 bytes, an allocator size class below 384 (a thin vector of
-/// holds, and the storefront's session id kept once when it is the row's).
-/// Checkpoints write it as [`OpenRepr`] (the storefront id in full, the
-/// deadline as an absolute time); its page state is written with the page
-/// windows ([`crate::pages::Pages`]).
-#[derive(serde::Deserialize)]
-#[serde(from = "OpenRepr")]
-struct Open {
-    row: SessionRow,
-    /// The storefront gave a session id, and `row.session_id` is it.
-    storefront_id_is_row_id: bool,
-    engaged: bool,
-    /// Lowest offset per source among this session's events (a thin vector:
-    /// one pointer here).
-    held: ThinVec<(Source, i64)>,
-    /// What the session did to the page windows, from its first page view.
-    visit: Option<Box<VisitPages>>,
-    /// `close_at` of this session's one live entry in the deadline heap,
-    /// as milliseconds after `row.start_ms` (at most `session_max_ms`,
-    /// which is kept within `u32`).
-    queued_in: u32,
-    /// The storefront's session id, when it is not `row.session_id` (one
-    /// that came only after the session began under a derived id). Rare,
-    /// so a thin pointer: a `Box<str>` would take the struct past 320.
-    #[allow(clippy::box_collection)]
-    storefront_id_other: Option<Box<String>>,
-}
-
-/// The checkpoint layout of an open session (field order is the format).
-#[derive(serde::Deserialize)]
-struct OpenRepr {
-    row: SessionRow,
-    storefront_id: Option<String>,
-    engaged: bool,
-    held: Vec<(Source, i64)>,
-    queued_at: i64,
-}
-
-/// [`OpenRepr`], borrowed from an [`Open`] to write it.
-#[derive(serde::Serialize)]
-struct OpenRef<'a> {
-    row: &'a SessionRow,
-    storefront_id: Option<&'a str>,
-    engaged: bool,
-    held: &'a [(Source, i64)],
-    queued_at: i64,
-}
-
-impl From<OpenRepr> for Open {
-    fn from(r: OpenRepr) -> Self {
-        let same = r.storefront_id.as_deref() == Some(r.row.session_id.as_str());
-        Open {
-            storefront_id_is_row_id: same,
-            storefront_id_other: r.storefront_id.filter(|_| !same).map(Box::new),
-            row: r.row,
-            engaged: r.engaged,
-            held: r.held.into_iter().collect(),
-            visit: None,
-            queued_in: 0,
-        }
-        .queued(r.queued_at)
-    }
-}
-
-impl serde::Serialize for Open {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        OpenRef {
-            row: &self.row,
-            storefront_id: self.storefront_id(),
-            engaged: self.engaged,
-            held: &self.held,
-            queued_at: self.queued_at(),
-        }
-        .serialize(serializer)
-    }
-}
-
-impl Open {
-    /// The storefront's session id, if any event carried one.
-    fn storefront_id(&self) -> Option<&str> {
-        if self.storefront_id_is_row_id {
-            Some(&self.row.session_id)
-        } else {
-            self.storefront_id_other.as_deref().map(String::as_str)
-        }
-    }
-
-    fn close_at(&self, gap: i64, max: i64) -> i64 {
-        (self.row.end_ms + gap + 1).min(self.row.start_ms + max)
-    }
-
-    /// When this session's live deadline entry is due.
-    fn queued_at(&self) -> i64 {
-        self.row.start_ms + i64::from(self.queued_in)
-    }
-
-    /// Records `at` as its live deadline (`at` lies within `session_max_ms`
-    /// of the start, which fits `u32`); returns what was recorded.
-    fn queue(&mut self, at: i64) -> i64 {
-        self.queued_in =
-            u32::try_from(at.saturating_sub(self.row.start_ms).max(0)).unwrap_or(u32::MAX);
-        self.queued_at()
-    }
-
-    fn queued(mut self, at: i64) -> Self {
-        self.queue(at);
-        self
-    }
-}
 
 /// A session that ended, with its page state for the exit count.
 pub(crate) struct Closed {
@@ -192,13 +84,16 @@ pub(crate) struct Sessionizer {
     visitors: Visitors,
     rules: ChannelRules,
     /// Boxed: a table holds up to twice its length in slots, and an
-    /// inline `Open` is 400 bytes; a box is 8.
+    /// inline `Open` is 256 bytes; a box is 8.
     open: Map<Arc<str>, Box<Open>>,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
     deadlines: Deadlines<Arc<str>>,
     /// Visitors' sessions under other storefront ids than the one in use.
     #[serde(skip)]
     parked: Parked,
+    /// Strings the open sessions share.
+    #[serde(skip)]
+    strings: Interner,
 }
 
 impl Sessionizer {
@@ -219,6 +114,7 @@ impl Sessionizer {
             open: Map::default(),
             deadlines: Deadlines::new(),
             parked: Parked::default(),
+            strings: Interner::default(),
         }
     }
 
@@ -230,8 +126,9 @@ impl Sessionizer {
     pub(crate) fn user_of(&self, visitor: &str) -> Option<String> {
         self.open
             .get(visitor)
-            .map(|s| s.row.user_id.clone())
+            .and_then(|s| s.user_id())
             .filter(|u| !u.is_empty())
+            .map(str::to_string)
     }
 
     /// The offsets the open sessions hold (each its lowest per source).
@@ -300,13 +197,19 @@ impl Sessionizer {
         }
         let started = self.open_for(e, pos);
         let s = self.open.get_mut(visitor).expect("open");
-        record(s, e, server_side, &self.stages, &self.currency);
-        hold(s, pos, held);
+        s.record(
+            e,
+            server_side,
+            &self.stages,
+            &self.currency,
+            &mut self.strings,
+        );
+        s.hold(pos, held);
         Applied {
             closed,
             evicted,
             started,
-            channel: s.row.channel,
+            channel: s.channel,
         }
     }
 
@@ -340,7 +243,7 @@ impl Sessionizer {
         let resume = self.parked.len() > 0 && !self.open.contains_key(visitor);
         if let Some(id) = id.filter(|_| resume) {
             if let Some(s) = self.parked.take(visitor, id, live) {
-                self.open.insert(s.row.anonymous_id.clone(), s);
+                self.open.insert(s.visitor.clone(), s);
             }
         }
         closed
@@ -354,72 +257,22 @@ impl Sessionizer {
         }
         // One copy of the visitor id keys the map and heap, and is the row's.
         let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
-        let mut s = self.start(e, pos, key.clone());
-        s.row.new_visitor = self.visitors.first_time(&e.anonymous_id);
+        let channel = self.rules.classify(&e.campaign, e.page.as_ref());
+        let mut s = Open::start(e, pos, key.clone(), channel, &mut self.strings);
+        s.new_visitor = self.visitors.first_time(&e.anonymous_id);
         let at = s.queue(s.close_at(self.gap_ms, self.max_ms));
         self.deadlines.push(Reverse((at, key.clone())));
         self.open.insert(key, Box::new(s));
         Some(e.timestamp_ms)
     }
 
-    fn start(&self, e: &Event, pos: Position, visitor: Arc<str>) -> Open {
-        let channel: Channel = self.rules.classify(&e.campaign, e.page.as_ref());
-        let source = e
-            .campaign
-            .source
-            .clone()
-            .or_else(|| e.page.as_ref().and_then(|p| p.referrer_host.clone()))
-            .unwrap_or_default();
-        let session_id = e
-            .session_id
-            .clone()
-            .unwrap_or_else(|| format!("{}:{}", e.anonymous_id, e.timestamp_ms));
-        Open {
-            row: SessionRow {
-                session_id,
-                anonymous_id: visitor,
-                user_id: String::new(),
-                start_ms: e.timestamp_ms,
-                end_ms: e.timestamp_ms,
-                page_views: 0,
-                events: 0,
-                entry_path: String::new(),
-                exit_path: String::new(),
-                channel,
-                source,
-                medium: e.campaign.medium.clone().unwrap_or_default(),
-                campaign: e.campaign.name.clone().unwrap_or_default(),
-                device: e.device,
-                experiment_id: String::new(),
-                variant: String::new(),
-                bounced: false,
-                converted: false,
-                new_visitor: false,
-                stage_reached: 0,
-                stages_any: 0,
-                orders: 0,
-                revenue_minor: 0,
-                signups: 0,
-                referral: false,
-                partition: pos.source.partition,
-            },
-            storefront_id_is_row_id: e.session_id.is_some(),
-            storefront_id_other: None,
-            engaged: false,
-            held: ThinVec::new(),
-            visit: None,
-            queued_in: 0,
-        }
-    }
-
     fn finish(&self, mut s: Open, held: &mut HeldOffsets) -> Closed {
         for (src, off) in s.held.drain(..) {
             held.release(src, off);
         }
-        s.row.bounced = s.row.page_views < 2 && !s.engaged && s.row.duration_ms() < self.bounce_ms;
         Closed {
-            row: s.row,
-            visit: s.visit,
+            row: s.row(s.bounced(self.bounce_ms)),
+            visit: s.visit.take(),
         }
     }
 
@@ -472,74 +325,6 @@ impl Sessionizer {
             (a.row.start_ms, &a.row.anonymous_id).cmp(&(b.row.start_ms, &b.row.anonymous_id))
         });
         out
-    }
-}
-
-/// What `e` does to its session's row: its end and count, ids, experiment,
-/// pages, engagement, funnel stages (`stages`), orders and revenue (in
-/// `currency` only), signups and referrals.
-fn record(s: &mut Open, e: &Event, server_side: bool, stages: &[String], currency: &str) {
-    s.row.end_ms = e.timestamp_ms;
-    s.row.events += 1;
-    if s.storefront_id().is_none() && !server_side {
-        s.storefront_id_other = e.session_id.clone().map(Box::new);
-    }
-    if let Some(u) = &e.user_id {
-        s.row.user_id.clone_from(u);
-    }
-    if s.row.experiment_id.is_empty() {
-        if let Some(x) = &e.experiment {
-            s.row.experiment_id.clone_from(&x.id);
-            s.row.variant.clone_from(&x.variant);
-        }
-    }
-    if let (EventKind::PageView, Some(p)) = (&e.kind, &e.page) {
-        s.row.page_views += 1;
-        if s.row.entry_path.is_empty() {
-            s.row.entry_path.clone_from(&p.path);
-        }
-        s.row.exit_path.clone_from(&p.path);
-    }
-    s.engaged |= e.kind.is_engagement();
-    let type_name = e.kind.type_name();
-    if let Some(i) = stages.iter().position(|st| st == type_name) {
-        s.row.stages_any |= 1 << i;
-        if i == usize::from(s.row.stage_reached) {
-            s.row.stage_reached += 1;
-        }
-    }
-    match &e.kind {
-        EventKind::OrderPlaced {
-            total,
-            referral_code,
-            ..
-        } => {
-            s.row.converted = true;
-            s.row.orders += 1;
-            if total.currency.as_str() == currency {
-                s.row.revenue_minor = s.row.revenue_minor.saturating_add(total.minor);
-            }
-            s.row.referral |= referral_code.is_some();
-        }
-        EventKind::Signup => s.row.signups += 1,
-        EventKind::ReferralSent { .. } => s.row.referral = true,
-        _ => {}
-    }
-}
-
-/// The session holds the lowest offset of each source among its events.
-fn hold(s: &mut Open, pos: Position, held: &mut HeldOffsets) {
-    match s.held.iter_mut().find(|(src, _)| *src == pos.source) {
-        Some((_, off)) if pos.offset < *off => {
-            held.release(pos.source, *off);
-            held.hold(pos.source, pos.offset);
-            *off = pos.offset;
-        }
-        Some(_) => {}
-        None => {
-            held.hold(pos.source, pos.offset);
-            s.held.push((pos.source, pos.offset));
-        }
     }
 }
 

@@ -348,7 +348,7 @@ fn session_rows(out: &Output) -> Vec<(String, u32, u32, String)> {
         .sessions
         .iter()
         .map(|s| {
-            let exit = s.exit_path.clone();
+            let exit = s.exit_path.to_string();
             (s.session_id.clone(), s.events, s.page_views, exit)
         })
         .collect();

@@ -51,7 +51,7 @@ fn a_30_minute_gap_splits_sessions_and_the_watermark_closes_them() {
         (s.start_ms, s.end_ms, s.page_views, s.events),
         (T0, T0 + 5 * MIN, 2, 2)
     );
-    assert_eq!((s.entry_path.as_str(), s.exit_path.as_str()), ("/", "/p/1"));
+    assert_eq!((&*s.entry_path, &*s.exit_path), ("/", "/p/1"));
     assert!(!s.bounced);
     assert_eq!(agg.open_sessions(), 1);
     // The second session closes when the watermark passes last event + 30 min.
@@ -446,14 +446,7 @@ fn past_the_open_session_bound_the_session_due_soonest_closes_early_and_is_count
     let closed: Vec<(&str, i64, u32, &str)> = out
         .sessions
         .iter()
-        .map(|s| {
-            (
-                &*s.anonymous_id,
-                s.start_ms,
-                s.page_views,
-                s.exit_path.as_str(),
-            )
-        })
+        .map(|s| (&*s.anonymous_id, s.start_ms, s.page_views, &*s.exit_path))
         .collect();
     assert_eq!(
         closed,

@@ -1,0 +1,460 @@
+//! One open session, kept compact: a million of them are held at once.
+//!
+//! The row a session becomes is built when it closes. While it is open its
+//! strings are shared: the campaign fields, paths and experiment through
+//! the sessionizer's [`Interner`] (most sessions come from a few campaigns
+//! and land on a few pages), the visitor id with the sessionizer's maps, and
+//! a session id derived from the visitor and the start is not stored at
+//! all. So opening a session makes a handful of allocations, and an event
+//! of an open session makes none.
+//!
+//! Checkpoints write an open session as [`OpenRepr`], whose `row` is the
+//! [`SessionRow`] it would close as (field by field, borrowed through
+//! [`RowRef`]); its page state is written with the page windows
+//! ([`crate::pages::Pages`]).
+
+use std::sync::Arc;
+
+use contract::{Device, Event, EventKind};
+use thin_vec::ThinVec;
+
+use crate::channel::Channel;
+use crate::hash::Set;
+use crate::offsets::HeldOffsets;
+use crate::pages::VisitPages;
+use crate::rows::SessionRow;
+use crate::{Position, Source};
+
+/// Strings many open sessions share (campaign fields, paths, experiments),
+/// one copy each. At most [`Interner::MAX`] are kept; when full the set is
+/// emptied (sessions keep their copies, new ones share again), so hostile
+/// input with a new value per event costs a bounded set.
+#[derive(Default)]
+pub(super) struct Interner {
+    set: Set<Arc<str>>,
+}
+
+impl Interner {
+    const MAX: usize = 65_536;
+
+    /// The shared copy of `s`.
+    pub(super) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.set.get(s) {
+            return shared.clone();
+        }
+        if self.set.len() >= Self::MAX {
+            self.set.clear();
+        }
+        let shared: Arc<str> = Arc::from(s);
+        self.set.insert(shared.clone());
+        shared
+    }
+}
+
+/// An open session (256 bytes, an allocator size class).
+#[derive(serde::Deserialize)]
+#[serde(from = "OpenRepr")]
+pub(super) struct Open {
+    /// The visitor, shared with the sessionizer's maps.
+    pub(super) visitor: Arc<str>,
+    /// The row's session id when it is not `<visitor>:<start_ms>`.
+    row_id: Option<Box<str>>,
+    /// The storefront's session id, when it is not the row's (one that came
+    /// only after the session began under a derived id).
+    storefront_id_other: Option<Box<str>>,
+    user_id: Option<Box<str>>,
+    /// Paths of the first and last page views, empty before one.
+    entry_path: Arc<str>,
+    exit_path: Arc<str>,
+    source: Arc<str>,
+    medium: Arc<str>,
+    campaign: Arc<str>,
+    /// Experiment id and variant of the first event that had one, empty
+    /// before.
+    experiment_id: Arc<str>,
+    variant: Arc<str>,
+    pub(super) start_ms: i64,
+    pub(super) end_ms: i64,
+    revenue_minor: i64,
+    page_views: u32,
+    events: u32,
+    orders: u32,
+    signups: u32,
+    stages_any: u32,
+    /// `close_at` of this session's one live entry in the deadline heap,
+    /// as milliseconds after `start_ms` (at most `session_max_ms`, which is
+    /// kept within `u32`).
+    queued_in: u32,
+    partition: i32,
+    pub(super) channel: Channel,
+    device: Device,
+    stage_reached: u8,
+    /// The storefront gave a session id, and `row_id` is it.
+    storefront_id_is_row_id: bool,
+    converted: bool,
+    pub(super) new_visitor: bool,
+    referral: bool,
+    engaged: bool,
+    /// Lowest offset per source among this session's events (a thin vector:
+    /// one pointer here).
+    pub(super) held: ThinVec<(Source, i64)>,
+    /// What the session did to the page windows, from its first page view.
+    pub(super) visit: Option<Box<VisitPages>>,
+}
+
+/// The checkpoint layout of an open session (field order is the format).
+#[derive(serde::Deserialize)]
+pub(super) struct OpenRepr {
+    row: SessionRow,
+    storefront_id: Option<String>,
+    engaged: bool,
+    held: Vec<(Source, i64)>,
+    queued_at: i64,
+}
+
+/// [`OpenRepr`], borrowed from an [`Open`] to write it.
+#[derive(serde::Serialize)]
+struct OpenRef<'a> {
+    row: RowRef<'a>,
+    storefront_id: Option<&'a str>,
+    engaged: bool,
+    held: &'a [(Source, i64)],
+    queued_at: i64,
+}
+
+/// A [`SessionRow`] borrowed from an open session: the same fields in the
+/// same order, so it is written byte for byte as the row would be.
+#[derive(serde::Serialize)]
+struct RowRef<'a> {
+    session_id: std::borrow::Cow<'a, str>,
+    anonymous_id: &'a str,
+    user_id: &'a str,
+    start_ms: i64,
+    end_ms: i64,
+    page_views: u32,
+    events: u32,
+    entry_path: &'a str,
+    exit_path: &'a str,
+    channel: Channel,
+    source: &'a str,
+    medium: &'a str,
+    campaign: &'a str,
+    device: Device,
+    experiment_id: &'a str,
+    variant: &'a str,
+    bounced: bool,
+    converted: bool,
+    new_visitor: bool,
+    stage_reached: u8,
+    stages_any: u32,
+    orders: u32,
+    revenue_minor: i64,
+    signups: u32,
+    referral: bool,
+    partition: i32,
+}
+
+impl From<OpenRepr> for Open {
+    fn from(r: OpenRepr) -> Self {
+        let row = r.row;
+        let derived = derived_id(&row.anonymous_id, row.start_ms);
+        let same = r.storefront_id.as_deref() == Some(row.session_id.as_str());
+        Open {
+            row_id: (row.session_id != derived || same).then(|| row.session_id.into()),
+            storefront_id_other: r.storefront_id.filter(|_| !same).map(Into::into),
+            user_id: (!row.user_id.is_empty()).then(|| row.user_id.into()),
+            entry_path: row.entry_path,
+            exit_path: row.exit_path,
+            source: row.source,
+            medium: row.medium,
+            campaign: row.campaign,
+            experiment_id: row.experiment_id,
+            variant: row.variant,
+            visitor: row.anonymous_id,
+            start_ms: row.start_ms,
+            end_ms: row.end_ms,
+            revenue_minor: row.revenue_minor,
+            page_views: row.page_views,
+            events: row.events,
+            orders: row.orders,
+            signups: row.signups,
+            stages_any: row.stages_any,
+            queued_in: 0,
+            partition: row.partition,
+            channel: row.channel,
+            device: row.device,
+            stage_reached: row.stage_reached,
+            storefront_id_is_row_id: same,
+            converted: row.converted,
+            new_visitor: row.new_visitor,
+            referral: row.referral,
+            engaged: r.engaged,
+            held: r.held.into_iter().collect(),
+            visit: None,
+        }
+        .queued(r.queued_at)
+    }
+}
+
+impl serde::Serialize for Open {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        OpenRef {
+            row: self.row_ref(false),
+            storefront_id: self.storefront_id(),
+            engaged: self.engaged,
+            held: &self.held,
+            queued_at: self.queued_at(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The session id of a session the storefront gave none for.
+fn derived_id(visitor: &str, start_ms: i64) -> String {
+    format!("{visitor}:{start_ms}")
+}
+
+impl Open {
+    /// A session opened by `e` (its first event) at `pos`, for `visitor`
+    /// (`e`'s, shared), in `channel`; strings shared through `strings`.
+    pub(super) fn start(
+        e: &Event,
+        pos: Position,
+        visitor: Arc<str>,
+        channel: Channel,
+        strings: &mut Interner,
+    ) -> Open {
+        let campaign = &e.campaign;
+        let referrer = e.page.as_ref().and_then(|p| p.referrer_host.as_deref());
+        let source = campaign.source.as_deref().or(referrer).unwrap_or_default();
+        Open {
+            visitor,
+            row_id: e.session_id.as_deref().map(Into::into),
+            storefront_id_other: None,
+            user_id: None,
+            entry_path: strings.get(""),
+            exit_path: strings.get(""),
+            source: strings.get(source),
+            medium: strings.get(campaign.medium.as_deref().unwrap_or_default()),
+            campaign: strings.get(campaign.name.as_deref().unwrap_or_default()),
+            experiment_id: strings.get(""),
+            variant: strings.get(""),
+            start_ms: e.timestamp_ms,
+            end_ms: e.timestamp_ms,
+            revenue_minor: 0,
+            page_views: 0,
+            events: 0,
+            orders: 0,
+            signups: 0,
+            stages_any: 0,
+            queued_in: 0,
+            partition: pos.source.partition,
+            channel,
+            device: e.device,
+            stage_reached: 0,
+            storefront_id_is_row_id: e.session_id.is_some(),
+            converted: false,
+            new_visitor: false,
+            referral: false,
+            engaged: false,
+            held: ThinVec::new(),
+            visit: None,
+        }
+    }
+
+    /// The storefront's session id, if any event carried one.
+    pub(super) fn storefront_id(&self) -> Option<&str> {
+        if self.storefront_id_is_row_id {
+            self.row_id.as_deref()
+        } else {
+            self.storefront_id_other.as_deref()
+        }
+    }
+
+    /// The last user id seen, if any.
+    pub(super) fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    pub(super) fn close_at(&self, gap: i64, max: i64) -> i64 {
+        (self.end_ms + gap + 1).min(self.start_ms + max)
+    }
+
+    /// When this session's live deadline entry is due.
+    pub(super) fn queued_at(&self) -> i64 {
+        self.start_ms + i64::from(self.queued_in)
+    }
+
+    /// Records `at` as its live deadline (`at` lies within `session_max_ms`
+    /// of the start, which fits `u32`); returns what was recorded.
+    pub(super) fn queue(&mut self, at: i64) -> i64 {
+        self.queued_in = u32::try_from(at.saturating_sub(self.start_ms).max(0)).unwrap_or(u32::MAX);
+        self.queued_at()
+    }
+
+    fn queued(mut self, at: i64) -> Self {
+        self.queue(at);
+        self
+    }
+
+    fn row_ref(&self, bounced: bool) -> RowRef<'_> {
+        let id = match &self.row_id {
+            Some(id) => std::borrow::Cow::Borrowed(&**id),
+            None => std::borrow::Cow::Owned(derived_id(&self.visitor, self.start_ms)),
+        };
+        RowRef {
+            session_id: id,
+            anonymous_id: &self.visitor,
+            user_id: self.user_id.as_deref().unwrap_or_default(),
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            page_views: self.page_views,
+            events: self.events,
+            entry_path: &self.entry_path,
+            exit_path: &self.exit_path,
+            channel: self.channel,
+            source: &self.source,
+            medium: &self.medium,
+            campaign: &self.campaign,
+            device: self.device,
+            experiment_id: &self.experiment_id,
+            variant: &self.variant,
+            bounced,
+            converted: self.converted,
+            new_visitor: self.new_visitor,
+            stage_reached: self.stage_reached,
+            stages_any: self.stages_any,
+            orders: self.orders,
+            revenue_minor: self.revenue_minor,
+            signups: self.signups,
+            referral: self.referral,
+            partition: self.partition,
+        }
+    }
+
+    /// The row this session closes as, `bounced` or not: shared strings
+    /// are shared with it, not copied.
+    pub(super) fn row(&self, bounced: bool) -> SessionRow {
+        let session_id = match &self.row_id {
+            Some(id) => id.to_string(),
+            None => derived_id(&self.visitor, self.start_ms),
+        };
+        SessionRow {
+            session_id,
+            anonymous_id: self.visitor.clone(),
+            user_id: self.user_id.as_deref().unwrap_or_default().to_string(),
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            page_views: self.page_views,
+            events: self.events,
+            entry_path: self.entry_path.clone(),
+            exit_path: self.exit_path.clone(),
+            channel: self.channel,
+            source: self.source.clone(),
+            medium: self.medium.clone(),
+            campaign: self.campaign.clone(),
+            device: self.device,
+            experiment_id: self.experiment_id.clone(),
+            variant: self.variant.clone(),
+            bounced,
+            converted: self.converted,
+            new_visitor: self.new_visitor,
+            stage_reached: self.stage_reached,
+            stages_any: self.stages_any,
+            orders: self.orders,
+            revenue_minor: self.revenue_minor,
+            signups: self.signups,
+            referral: self.referral,
+            partition: self.partition,
+        }
+    }
+
+    /// Under 2 page views, no engagement event and shorter than
+    /// `bounce_ms`.
+    pub(super) fn bounced(&self, bounce_ms: i64) -> bool {
+        self.page_views < 2 && !self.engaged && self.end_ms - self.start_ms < bounce_ms
+    }
+
+    /// What `e` does to the session: its end and count, ids, experiment,
+    /// pages, engagement, funnel stages (`stages`), orders and revenue (in
+    /// `currency` only), signups and referrals. Strings are shared through
+    /// `strings`, and copied only when they change.
+    pub(super) fn record(
+        &mut self,
+        e: &Event,
+        server_side: bool,
+        stages: &[String],
+        currency: &str,
+        strings: &mut Interner,
+    ) {
+        self.end_ms = e.timestamp_ms;
+        self.events += 1;
+        if self.storefront_id().is_none() && !server_side {
+            self.storefront_id_other = e.session_id.as_deref().map(Into::into);
+        }
+        if let Some(u) = &e.user_id {
+            if self.user_id.as_deref() != Some(u.as_str()) {
+                self.user_id = Some(u.as_str().into());
+            }
+        }
+        if let (true, Some(x)) = (self.experiment_id.is_empty(), &e.experiment) {
+            self.experiment_id = strings.get(&x.id);
+            self.variant = strings.get(&x.variant);
+        }
+        if let (EventKind::PageView, Some(p)) = (&e.kind, &e.page) {
+            self.page_views += 1;
+            if *self.exit_path != *p.path {
+                self.exit_path = strings.get(&p.path);
+            }
+            if self.entry_path.is_empty() {
+                self.entry_path.clone_from(&self.exit_path);
+            }
+        }
+        self.engaged |= e.kind.is_engagement();
+        let type_name = e.kind.type_name();
+        if let Some(i) = stages.iter().position(|st| st == type_name) {
+            self.stages_any |= 1 << i;
+            if i == usize::from(self.stage_reached) {
+                self.stage_reached += 1;
+            }
+        }
+        self.count(&e.kind, currency);
+    }
+
+    /// Orders and revenue (in `currency` only), signups and referrals.
+    fn count(&mut self, kind: &EventKind, currency: &str) {
+        match kind {
+            EventKind::OrderPlaced {
+                total,
+                referral_code,
+                ..
+            } => {
+                self.converted = true;
+                self.orders += 1;
+                if total.currency.as_str() == currency {
+                    self.revenue_minor = self.revenue_minor.saturating_add(total.minor);
+                }
+                self.referral |= referral_code.is_some();
+            }
+            EventKind::Signup => self.signups += 1,
+            EventKind::ReferralSent { .. } => self.referral = true,
+            _ => {}
+        }
+    }
+
+    /// The session holds the lowest offset of each source among its events.
+    pub(super) fn hold(&mut self, pos: Position, held: &mut HeldOffsets) {
+        match self.held.iter_mut().find(|(src, _)| *src == pos.source) {
+            Some((_, off)) if pos.offset < *off => {
+                held.release(pos.source, *off);
+                held.hold(pos.source, pos.offset);
+                *off = pos.offset;
+            }
+            Some(_) => {}
+            None => {
+                held.hold(pos.source, pos.offset);
+                self.held.push((pos.source, pos.offset));
+            }
+        }
+    }
+}
