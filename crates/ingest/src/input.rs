@@ -144,7 +144,7 @@ impl KafkaInput {
             topology,
             ledger: CommitLedger::default(),
             seeks: SeekBack::new(seek_step),
-            stalls: Stalls::default(),
+            stalls: Stalls::new(u64::from(settings.fetch_wait_max_ms)),
             log_ends: LogEnds::new(),
         })
     }

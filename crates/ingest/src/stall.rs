@@ -16,23 +16,40 @@ use std::collections::HashMap;
 use aggregator::Source;
 
 /// How long a fetched partition with messages waiting may deliver nothing
-/// before it counts as stalled: longer than a fetch wait and the time a
-/// broker may spend serving other partitions' backlogs first.
-pub const STALL_MS: u64 = 5_000;
+/// before it counts as stalled: this long, and at least four fetch waits
+/// (`kafka.fetch_wait_max_ms`). A partition the broker merely served late (after another's
+/// backlog) costs a re-read of the resume overlap, skipped before decoding,
+/// while every second of a real stall holds the watermark of all.
+pub const STALL_MS: u64 = 2_000;
 
 /// The position of each partition with messages waiting, and since when
 /// it has not moved.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stalls {
     since: HashMap<Source, (i64, u64)>,
+    after_ms: u64,
+}
+
+impl Default for Stalls {
+    fn default() -> Self {
+        Stalls::new(0)
+    }
 }
 
 impl Stalls {
+    /// Stalls of a consumer whose fetches wait up to `fetch_wait_ms`.
+    pub fn new(fetch_wait_ms: u64) -> Self {
+        Stalls {
+            since: HashMap::new(),
+            after_ms: STALL_MS.max(fetch_wait_ms.saturating_mul(4)),
+        }
+    }
+
     /// Whether `source`, read up to `position` (the next offset to read)
     /// with its log ending at `end`, stalled at `now_ms`: it is `fetching`
     /// (not paused), messages wait, and the position has not moved for
-    /// [`STALL_MS`]. Once reported, a stall is reported again only after
-    /// another [`STALL_MS`] without progress.
+    /// [`STALL_MS`] (or four fetch waits). Once reported, a stall is
+    /// reported again only after as long again without progress.
     pub fn stalled(
         &mut self,
         source: Source,
@@ -51,7 +68,7 @@ impl Stalls {
             (*moved_at, *since) = (at, now_ms);
             return false;
         }
-        if now_ms.saturating_sub(*since) < STALL_MS {
+        if now_ms.saturating_sub(*since) < self.after_ms {
             return false;
         }
         *since = now_ms;
@@ -79,6 +96,14 @@ mod tests {
         // Reported once, then again after another period without progress.
         assert!(!stalls.stalled(A, Some(100), Some(150), true, STALL_MS + 1));
         assert!(stalls.stalled(A, Some(100), Some(150), true, 2 * STALL_MS));
+    }
+
+    #[test]
+    fn long_fetch_waits_lengthen_the_wait() {
+        let mut stalls = Stalls::new(STALL_MS);
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, 0));
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, 3 * STALL_MS));
+        assert!(stalls.stalled(A, Some(100), Some(150), true, 4 * STALL_MS));
     }
 
     #[test]
