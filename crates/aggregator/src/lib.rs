@@ -26,6 +26,7 @@ mod deadlines;
 mod dedup;
 mod early;
 mod hash;
+mod intern;
 mod offsets;
 mod pages;
 pub mod rows;

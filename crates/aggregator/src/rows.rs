@@ -144,9 +144,9 @@ pub struct ProductRow {
     /// Window start (epoch ms).
     pub window_start_ms: i64,
     /// Product id, or `(other)` past the per-window cap.
-    pub product_id: String,
+    pub product_id: Arc<str>,
     /// Currency of `revenue_minor`.
-    pub currency: String,
+    pub currency: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Product views.

@@ -22,7 +22,8 @@ mod open;
 #[path = "sessions_parked.rs"]
 mod parked;
 
-use open::{Interner, Open};
+use crate::intern::Interner;
+use open::Open;
 
 use parked::Parked;
 pub(crate) use parked::VisitsRef;

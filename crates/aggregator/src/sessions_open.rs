@@ -19,37 +19,11 @@ use contract::{Device, Event, EventKind};
 use thin_vec::ThinVec;
 
 use crate::channel::Channel;
-use crate::hash::Set;
+use crate::intern::Interner;
 use crate::offsets::HeldOffsets;
 use crate::pages::VisitPages;
 use crate::rows::SessionRow;
 use crate::{Position, Source};
-
-/// Strings many open sessions share (campaign fields, paths, experiments),
-/// one copy each. At most [`Interner::MAX`] are kept; when full the set is
-/// emptied (sessions keep their copies, new ones share again), so hostile
-/// input with a new value per event costs a bounded set.
-#[derive(Default)]
-pub(super) struct Interner {
-    set: Set<Arc<str>>,
-}
-
-impl Interner {
-    const MAX: usize = 65_536;
-
-    /// The shared copy of `s`.
-    pub(super) fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(shared) = self.set.get(s) {
-            return shared.clone();
-        }
-        if self.set.len() >= Self::MAX {
-            self.set.clear();
-        }
-        let shared: Arc<str> = Arc::from(s);
-        self.set.insert(shared.clone());
-        shared
-    }
-}
 
 /// An open session (256 bytes, an allocator size class).
 #[derive(serde::Deserialize)]

@@ -281,7 +281,11 @@ fn orders_and_revenue_are_exact_and_net_of_refunds_and_cancellations() {
         .map(|o| o.gross_minor - o.cancelled_minor - o.refunded_minor)
         .sum();
     assert_eq!(net, 8_999);
-    let p1 = out.products.iter().find(|p| p.product_id == "p1").unwrap();
+    let p1 = out
+        .products
+        .iter()
+        .find(|p| &*p.product_id == "p1")
+        .unwrap();
     assert_eq!((p1.purchases, p1.revenue_minor), (2, 10_000));
 }
 

@@ -3,12 +3,14 @@
 //! window (the rest under [`OTHER`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use contract::time::window_start;
 use contract::{Currency, EventKind};
 
 use crate::aggregate::{Aggregate, Applied};
 use crate::hash::Map;
+use crate::intern::Interner;
 use crate::offsets::HeldOffsets;
 use crate::pages::OTHER;
 use crate::rows::ProductRow;
@@ -23,8 +25,9 @@ pub(super) struct ProductAcc {
     revenue_minor: i64,
 }
 
-/// (product id, currency, partition).
-pub(super) type ProductKey = (String, String, i32);
+/// (product id, currency, partition): shared copies, so a product counted
+/// in many windows is allocated once (the checkpoint writes the strings).
+pub(super) type ProductKey = (Arc<str>, Arc<str>, i32);
 
 /// The product windows.
 pub(crate) struct Products {
@@ -33,9 +36,8 @@ pub(crate) struct Products {
     pub(super) default_currency: String,
     /// A hash table per window; rows are sorted when they leave.
     pub(super) windows: BTreeMap<i64, Map<ProductKey, ProductAcc>>,
-    /// A key reused for lookups, so a product already in its window costs
-    /// no allocation.
-    probe: ProductKey,
+    /// Product ids and currencies, shared between windows.
+    strings: Interner,
 }
 
 impl Products {
@@ -45,7 +47,7 @@ impl Products {
             max_products,
             default_currency: default_currency.to_string(),
             windows: BTreeMap::new(),
-            probe: ProductKey::default(),
+            strings: Interner::default(),
         }
     }
 
@@ -58,24 +60,21 @@ impl Products {
         currency: Option<Currency>,
         partition: i32,
     ) -> &mut ProductAcc {
+        let currency = match &currency {
+            Some(c) => c.as_str(),
+            None => &self.default_currency,
+        };
         let win = self.windows.entry(w).or_default();
-        let probe = &mut self.probe;
-        probe.0.clear();
-        probe.0.push_str(product_id);
-        probe.1.clear();
-        match &currency {
-            Some(c) => probe.1.push_str(c.as_str()),
-            None => probe.1.push_str(&self.default_currency),
+        let full = win.len() >= self.max_products;
+        let mut key = (
+            self.strings.get(product_id),
+            self.strings.get(currency),
+            partition,
+        );
+        if full && !win.contains_key(&key) {
+            key.0 = self.strings.get(OTHER);
         }
-        probe.2 = partition;
-        if !win.contains_key(probe) {
-            if win.len() >= self.max_products {
-                probe.0.clear();
-                probe.0.push_str(OTHER);
-            }
-            win.entry(probe.clone()).or_default();
-        }
-        win.get_mut(probe).expect("present")
+        win.entry(key).or_default()
     }
 }
 
@@ -176,7 +175,7 @@ mod tests {
         let mut rows: Vec<_> = out
             .products
             .into_iter()
-            .map(|r| (r.product_id, r.currency, r.views))
+            .map(|r| (r.product_id.to_string(), r.currency.to_string(), r.views))
             .collect();
         rows.sort();
         let want = [(OTHER, "USD", 2), ("p1", "USD", 2), ("p2", "USD", 1)];

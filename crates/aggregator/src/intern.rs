@@ -1,0 +1,50 @@
+//! Shared copies of strings the state holds many times over: campaign
+//! fields, paths, experiments, product ids and currencies. Most sessions
+//! come from a few campaigns and land on a few pages, and a product is
+//! counted in many windows; each distinct string is allocated once.
+
+use std::sync::Arc;
+
+use crate::hash::Set;
+
+/// A bounded set of shared strings. At most [`Interner::MAX`] are kept;
+/// when full the set is emptied (holders keep their copies, new ones share
+/// again), so hostile input with a new value per event costs a bounded set.
+#[derive(Default)]
+pub(crate) struct Interner {
+    set: Set<Arc<str>>,
+}
+
+impl Interner {
+    const MAX: usize = 65_536;
+
+    /// The shared copy of `s`.
+    pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.set.get(s) {
+            return shared.clone();
+        }
+        if self.set.len() >= Self::MAX {
+            self.set.clear();
+        }
+        let shared: Arc<str> = Arc::from(s);
+        self.set.insert(shared.clone());
+        shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_copy_per_string_and_the_set_stays_bounded() {
+        let mut strings = Interner::default();
+        let a = strings.get("/products/1");
+        assert!(Arc::ptr_eq(&a, &strings.get("/products/1")));
+        for i in 0..Interner::MAX + 10 {
+            strings.get(&format!("/p/{i}"));
+        }
+        assert!(strings.set.len() <= Interner::MAX);
+        assert_eq!(&*a, "/products/1", "holders keep their copies");
+    }
+}
