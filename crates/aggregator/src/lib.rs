@@ -221,6 +221,13 @@ pub struct Aggregator {
     /// Room for the events a watermark releases, kept between advances.
     #[serde(skip)]
     released: Vec<(Event, Position)>,
+    /// Room for the sessions an advance closes, kept between advances.
+    #[serde(skip)]
+    closing: Vec<sessions::Closed>,
+    /// The size to allocate for the next snapshot (the last one's, and an
+    /// eighth): a hint, not state.
+    #[serde(skip)]
+    snapshot_hint: std::sync::atomic::AtomicUsize,
     /// The buffer's length in the checkpoint layout (read and dropped).
     #[serde(rename = "pending_len")]
     _pending_len: buffer::StoredLen,
@@ -302,6 +309,8 @@ impl Aggregator {
             watermark_ms: i64::MIN,
             pending: Buffer::default(),
             released: Vec::new(),
+            closing: Vec::new(),
+            snapshot_hint: Default::default(),
             _pending_len: buffer::StoredLen,
             held: HeldOffsets::default(),
             stats: Stats::default(),
@@ -359,9 +368,13 @@ impl Aggregator {
         }
         self.released = ready;
         self.expire_early(watermark_ms, &mut out);
-        for closed in self.sessions.close_until(watermark_ms, &mut self.held) {
+        let mut closing = std::mem::take(&mut self.closing);
+        self.sessions
+            .close_until(watermark_ms, &mut self.held, &mut closing);
+        for closed in closing.drain(..) {
             self.close_session(closed, &mut out);
         }
+        self.closing = closing;
         self.each_aggregate(|a, held| a.expire(watermark_ms, held, &mut out));
         self.dedup.expire(watermark_ms);
         self.stats.dedup_evicted_early = self.dedup.evicted_early();

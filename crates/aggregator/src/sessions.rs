@@ -313,19 +313,23 @@ impl Sessionizer {
         Some(self.finish(*s, held))
     }
 
-    /// Closes every session that no event at or after `watermark_ms` can extend.
-    pub(crate) fn close_until(&mut self, watermark_ms: i64, held: &mut HeldOffsets) -> Vec<Closed> {
-        let mut out = Vec::new();
+    /// Closes every session that no event at or after `watermark_ms` can
+    /// extend, into `out` (empty; the caller's room, kept between calls).
+    pub(crate) fn close_until(
+        &mut self,
+        watermark_ms: i64,
+        held: &mut HeldOffsets,
+        out: &mut Vec<Closed>,
+    ) {
         while let Some((visitor, at)) = self.pop_due(Some(watermark_ms)) {
             if let Some(s) = self.take_due(&visitor, at) {
                 out.push(self.finish(*s, held));
             }
         }
         // Sessions closed in one advance come out in a stable order.
-        crate::rows::sort_rows(&mut out, |a, b| {
+        crate::rows::sort_rows(out, |a, b| {
             (a.row.start_ms, &a.row.anonymous_id).cmp(&(b.row.start_ms, &b.row.anonymous_id))
         });
-        out
     }
 }
 

@@ -156,6 +156,8 @@ pub(super) fn aggregator(body: &[u8]) -> Result<Aggregator, SnapshotError> {
         dedup: v1.dedup,
         pending: v1.pending.into(),
         released: Vec::new(),
+        closing: Vec::new(),
+        snapshot_hint: Default::default(),
         _pending_len: v1.pending_len,
         held: v1.held,
         sessions: v1.sessions,

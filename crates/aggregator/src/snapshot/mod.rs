@@ -33,11 +33,14 @@ pub enum SnapshotError {
     Settings(&'static str),
 }
 
-fn encode<T: Serialize>(state: &T) -> Vec<u8> {
-    let mut bytes = vec![FORMAT];
+/// `state` after the format byte, written into room for `hint` bytes at
+/// once: a large state grown into by doubling was copied several times
+/// into fresh memory, which the kernel zeroes first.
+fn encode<T: Serialize>(state: &T, hint: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(hint.max(64));
+    bytes.push(FORMAT);
     // Serializing plain data into a Vec cannot fail.
-    bytes.extend(postcard::to_stdvec(state).unwrap_or_default());
-    bytes
+    postcard::to_extend(state, bytes).unwrap_or_else(|_| vec![FORMAT])
 }
 
 /// The format byte and the body of a snapshot this build reads.
@@ -93,7 +96,11 @@ impl Aggregator {
     /// The whole state (open sessions, carts, orders, windows, the buffer
     /// ahead of the watermark, the dedup and visitor sets) as bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        encode(self)
+        use std::sync::atomic::Ordering::Relaxed;
+        let bytes = encode(self, self.snapshot_hint.load(Relaxed));
+        self.snapshot_hint
+            .store(bytes.len() + bytes.len() / 8, Relaxed);
+        bytes
     }
 
     /// The aggregator `bytes` were taken from, provided `cfg` is the
@@ -121,7 +128,7 @@ impl Aggregator {
 impl CustomerBook {
     /// The whole state (histories, pending facts, open days) as bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        encode(self)
+        encode(self, 0)
     }
 
     /// The book `bytes` were taken from, provided it was built like `like`
