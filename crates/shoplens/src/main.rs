@@ -20,9 +20,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// in mimalloc 2 and 3).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// mimalloc 3's `mi_option_allow_thp` (its place in `mi_option_e`).
-const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
-
 /// Tunes the allocator for a stream that frees and allocates about as much
 /// every tick (decoded events, rows, insert buffers, snapshots); each
 /// setting gives way to its `MIMALLOC_*` environment variable.
@@ -31,22 +28,15 @@ const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 ///   own default (`options.c`; the header's comment says 10 ms, mimalloc 2's);
 ///   it is set here so that another mimalloc does not change it
 ///   (`MIMALLOC_PURGE_DELAY`, milliseconds).
-/// - No transparent huge pages: a fault on fresh memory then zeroes 4 KiB,
-///   not 2 MiB. With them, the kernel's page zeroing was still 12-15 % of
-///   the pipeline's CPU; without, `product.sh` paired 6 times gave a median
-///   of 0.89 times the CPU-seconds and 1.09 times the events/s
-///   (`MIMALLOC_ALLOW_THP=1` restores them).
+///
+/// Transparent huge pages stay allowed: turning them off
+/// (`MIMALLOC_ALLOW_THP=0`) was measured in `product.sh` pairs and did not
+/// win clearly (5 pairs of 9 used less CPU, see docs/performance.md).
 fn tune_allocator() {
-    let options = [
-        ("MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, 1_000),
-        ("MIMALLOC_ALLOW_THP", MI_OPTION_ALLOW_THP, 0),
-    ];
-    for (env, option, value) in options {
-        if std::env::var_os(env).is_none() {
-            // SAFETY: sets a plain option value of the allocator in use;
-            // safe at any time (mimalloc reads it when it next needs it).
-            unsafe { libmimalloc_sys::mi_option_set(option, value) };
-        }
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain option value of the allocator in use; safe
+        // at any time (mimalloc reads it at each purge).
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1_000) };
     }
 }
 
@@ -531,24 +521,18 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    /// The options are named by their place in mimalloc's enum: read at
-    /// their defaults first (a place shifted by another mimalloc would read
-    /// another option's value), then as tuned.
+    /// The option is named by its place in mimalloc's enum: at that place
+    /// mimalloc 3 reads the purge delay's default, 1 s (a place shifted by
+    /// another mimalloc would read another option's value), and at the
+    /// place 11 before it `arena_eager_commit`'s, 2.
     #[test]
-    fn the_allocator_is_tuned_through_the_options_named() {
+    fn the_purge_delay_is_named_by_its_place() {
         if std::env::vars().any(|(k, _)| k.starts_with("MIMALLOC_")) {
             return; // the environment sets them: nothing of ours to check
         }
-        // SAFETY: reads and sets plain option values of the allocator.
+        // SAFETY: reads plain option values of the allocator.
         let get = |option| unsafe { libmimalloc_sys::mi_option_get(option) };
-        assert_eq!(get(MI_OPTION_PURGE_DELAY), 1_000, "purge delay, by default");
-        assert_eq!(
-            get(MI_OPTION_ALLOW_THP),
-            1,
-            "huge pages allowed, by default"
-        );
-        tune_allocator();
-        assert_eq!(get(MI_OPTION_PURGE_DELAY), 1_000);
-        assert_eq!(get(MI_OPTION_ALLOW_THP), 0);
+        assert_eq!(get(MI_OPTION_PURGE_DELAY), 1_000, "purge_delay");
+        assert_eq!(get(MI_OPTION_PURGE_DELAY - 11), 2, "arena_eager_commit");
     }
 }
