@@ -9,9 +9,8 @@
 //! of an open session makes none.
 //!
 //! Checkpoints write an open session as [`OpenRepr`], whose `row` is the
-//! [`SessionRow`] it would close as (field by field, borrowed through
-//! [`RowRef`]); its page state is written with the page windows
-//! ([`crate::pages::Pages`]).
+//! [`SessionRow`] it would close as now; its page state is written with the
+//! page windows ([`crate::pages::Pages`]).
 
 use std::sync::Arc;
 
@@ -86,46 +85,14 @@ pub(super) struct OpenRepr {
     queued_at: i64,
 }
 
-/// [`OpenRepr`], borrowed from an [`Open`] to write it.
+/// [`OpenRepr`], from an [`Open`] to write it.
 #[derive(serde::Serialize)]
 struct OpenRef<'a> {
-    row: RowRef<'a>,
+    row: SessionRow,
     storefront_id: Option<&'a str>,
     engaged: bool,
     held: &'a [(Source, i64)],
     queued_at: i64,
-}
-
-/// A [`SessionRow`] borrowed from an open session: the same fields in the
-/// same order, so it is written byte for byte as the row would be.
-#[derive(serde::Serialize)]
-struct RowRef<'a> {
-    session_id: std::borrow::Cow<'a, str>,
-    anonymous_id: &'a str,
-    user_id: &'a str,
-    start_ms: i64,
-    end_ms: i64,
-    page_views: u32,
-    events: u32,
-    entry_path: &'a str,
-    exit_path: &'a str,
-    channel: Channel,
-    source: &'a str,
-    medium: &'a str,
-    campaign: &'a str,
-    device: Device,
-    experiment_id: &'a str,
-    variant: &'a str,
-    bounced: bool,
-    converted: bool,
-    new_visitor: bool,
-    stage_reached: u8,
-    stages_any: u32,
-    orders: u32,
-    revenue_minor: i64,
-    signups: u32,
-    referral: bool,
-    partition: i32,
 }
 
 impl From<OpenRepr> for Open {
@@ -173,7 +140,7 @@ impl From<OpenRepr> for Open {
 impl serde::Serialize for Open {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         OpenRef {
-            row: self.row_ref(false),
+            row: self.row(false),
             storefront_id: self.storefront_id(),
             engaged: self.engaged,
             held: &self.held,
@@ -269,41 +236,6 @@ impl Open {
     fn queued(mut self, at: i64) -> Self {
         self.queue(at);
         self
-    }
-
-    fn row_ref(&self, bounced: bool) -> RowRef<'_> {
-        let id = match &self.row_id {
-            Some(id) => std::borrow::Cow::Borrowed(&**id),
-            None => std::borrow::Cow::Owned(derived_id(&self.visitor, self.start_ms)),
-        };
-        RowRef {
-            session_id: id,
-            anonymous_id: &self.visitor,
-            user_id: self.user_id.as_deref().unwrap_or_default(),
-            start_ms: self.start_ms,
-            end_ms: self.end_ms,
-            page_views: self.page_views,
-            events: self.events,
-            entry_path: &self.entry_path,
-            exit_path: &self.exit_path,
-            channel: self.channel,
-            source: &self.source,
-            medium: &self.medium,
-            campaign: &self.campaign,
-            device: self.device,
-            experiment_id: &self.experiment_id,
-            variant: &self.variant,
-            bounced,
-            converted: self.converted,
-            new_visitor: self.new_visitor,
-            stage_reached: self.stage_reached,
-            stages_any: self.stages_any,
-            orders: self.orders,
-            revenue_minor: self.revenue_minor,
-            signups: self.signups,
-            referral: self.referral,
-            partition: self.partition,
-        }
     }
 
     /// The row this session closes as, `bounced` or not: shared strings
