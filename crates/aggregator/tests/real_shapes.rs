@@ -443,3 +443,35 @@ fn a_checkpoint_with_a_parked_session_continues_as_an_uninterrupted_run() {
     assert_eq!(got.pages, want.pages);
     assert_eq!(restored.low_water(SRC), None);
 }
+
+/// Storefronts send empty strings where a value is missing. An empty
+/// experiment id or path fills nothing: the session's experiment is the
+/// first non-empty one, its entry page the first non-empty path.
+#[test]
+fn empty_strings_fill_nothing_and_a_later_value_does() {
+    let view = |id: &str, ts: i64, path: &str, experiment: (&str, &str)| Event {
+        page: Some(Page {
+            path: path.into(),
+            ..common::page("/")
+        }),
+        experiment: Some(contract::Experiment {
+            id: experiment.0.into(),
+            variant: experiment.1.into(),
+        }),
+        user_id: Some(String::new()),
+        ..common::event(id, "visitor", ts, EventKind::PageView)
+    };
+    let events = [
+        view("e1", T0, "", ("", "a")),
+        view("e2", T0 + 1_000, "/shoes", ("x1", "b")),
+        view("e3", T0 + 2_000, "", ("x2", "c")),
+        view("e4", T0 + 3_000, "/shoes/red", ("x2", "c")),
+    ];
+    let out = run(&events, T0 + 2 * HOUR);
+    let [s] = out.sessions.as_slice() else {
+        panic!("one session: {:?}", out.sessions);
+    };
+    assert_eq!((&*s.experiment_id, &*s.variant), ("x1", "b"));
+    assert_eq!((&*s.entry_path, &*s.exit_path), ("/shoes", "/shoes/red"));
+    assert_eq!((s.page_views, s.user_id.as_str()), (4, ""));
+}
