@@ -7,27 +7,33 @@ use std::sync::Arc;
 
 use crate::hash::Set;
 
-/// A bounded set of shared strings. At most [`Interner::MAX`] are kept;
-/// when full the set is emptied (holders keep their copies, new ones share
-/// again), so hostile input with a new value per event costs a bounded set.
+/// A bounded set of shared strings: at most [`Interner::MAX`] of them and
+/// [`Interner::MAX_BYTES`] of text. When either is reached the set is
+/// emptied (holders keep their copies, new ones share again), so hostile
+/// input with a new long value per event costs a bounded set per store.
 #[derive(Default)]
 pub(crate) struct Interner {
     set: Set<Arc<str>>,
+    /// Bytes of text in the set.
+    bytes: usize,
 }
 
 impl Interner {
     const MAX: usize = 65_536;
+    const MAX_BYTES: usize = 2 << 20;
 
     /// The shared copy of `s`.
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
         if let Some(shared) = self.set.get(s) {
             return shared.clone();
         }
-        if self.set.len() >= Self::MAX {
+        if self.set.len() >= Self::MAX || self.bytes + s.len() > Self::MAX_BYTES {
             self.set.clear();
+            self.bytes = 0;
         }
         let shared: Arc<str> = Arc::from(s);
         self.set.insert(shared.clone());
+        self.bytes += s.len();
         shared
     }
 }
@@ -46,5 +52,16 @@ mod tests {
         }
         assert!(strings.set.len() <= Interner::MAX);
         assert_eq!(&*a, "/products/1", "holders keep their copies");
+    }
+
+    #[test]
+    fn long_values_are_bounded_by_their_bytes() {
+        let mut strings = Interner::default();
+        for i in 0..10_000 {
+            strings.get(&format!("{i:0>512}"));
+            assert!(strings.bytes <= Interner::MAX_BYTES);
+        }
+        let text: usize = strings.set.iter().map(|s| s.len()).sum();
+        assert_eq!(text, strings.bytes);
     }
 }
