@@ -22,11 +22,21 @@ use aggregator::Source;
 /// while every second of a real stall holds the watermark of all.
 pub const STALL_MS: u64 = 2_000;
 
-/// The position of each partition with messages waiting, and since when
-/// it has not moved.
+/// Where a partition with messages waiting stands.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    /// Its position.
+    at: i64,
+    /// Since when the position has not moved, counting only watched time.
+    since_ms: u64,
+    /// When it was last watched.
+    watched_ms: u64,
+}
+
+/// The partitions with messages waiting, and how long each has not moved.
 #[derive(Debug)]
 pub struct Stalls {
-    since: HashMap<Source, (i64, u64)>,
+    waits: HashMap<Source, Wait>,
     after_ms: u64,
 }
 
@@ -40,7 +50,7 @@ impl Stalls {
     /// Stalls of a consumer whose fetches wait up to `fetch_wait_ms`.
     pub fn new(fetch_wait_ms: u64) -> Self {
         Stalls {
-            since: HashMap::new(),
+            waits: HashMap::new(),
             after_ms: STALL_MS.max(fetch_wait_ms.saturating_mul(4)),
         }
     }
@@ -50,6 +60,10 @@ impl Stalls {
     /// (not paused), messages wait, and the position has not moved for
     /// [`STALL_MS`] (or four fetch waits). Once reported, a stall is
     /// reported again only after as long again without progress.
+    ///
+    /// Only watched time counts: a gap of half that wait between two calls
+    /// means the caller was not reading (blocked on its writer, say), and
+    /// the wait starts again.
     pub fn stalled(
         &mut self,
         source: Source,
@@ -60,24 +74,31 @@ impl Stalls {
     ) -> bool {
         let waiting = position.zip(end).filter(|(at, end)| fetching && end > at);
         let Some((at, _)) = waiting else {
-            self.since.remove(&source);
+            self.waits.remove(&source);
             return false;
         };
-        let (moved_at, since) = self.since.entry(source).or_insert((at, now_ms));
-        if *moved_at != at {
-            (*moved_at, *since) = (at, now_ms);
+        let fresh = Wait {
+            at,
+            since_ms: now_ms,
+            watched_ms: now_ms,
+        };
+        let wait = self.waits.entry(source).or_insert(fresh);
+        let unwatched = now_ms.saturating_sub(wait.watched_ms) > self.after_ms / 2;
+        if wait.at != at || unwatched {
+            *wait = fresh;
             return false;
         }
-        if now_ms.saturating_sub(*since) < self.after_ms {
+        wait.watched_ms = now_ms;
+        if now_ms.saturating_sub(wait.since_ms) < self.after_ms {
             return false;
         }
-        *since = now_ms;
+        wait.since_ms = now_ms;
         true
     }
 
     /// Forgets the sources `revoked` selects.
     pub fn forget(&mut self, revoked: impl Fn(Source) -> bool) {
-        self.since.retain(|s, _| !revoked(*s));
+        self.waits.retain(|s, _| !revoked(*s));
     }
 }
 
@@ -86,59 +107,104 @@ mod tests {
     use super::*;
 
     const A: Source = Source::new(0, 0);
+    /// How often the pipeline's steps ask.
+    const TICK: u64 = 200;
+
+    /// `A` watched as the consume loop's steps watch it: asked every
+    /// [`TICK`] with what it last saw, and at each time a test names.
+    struct Steps {
+        stalls: Stalls,
+        last: Option<(Option<i64>, Option<i64>, bool, u64)>,
+    }
+
+    impl Steps {
+        fn new(stalls: Stalls) -> Self {
+            Steps { stalls, last: None }
+        }
+
+        fn at(
+            &mut self,
+            position: Option<i64>,
+            end: Option<i64>,
+            fetching: bool,
+            now: u64,
+        ) -> bool {
+            if let Some((p, e, f, last)) = self.last {
+                for t in (last + TICK..now).step_by(TICK as usize) {
+                    assert!(
+                        !self.stalls.stalled(A, p, e, f, t),
+                        "reported between steps, at {t}"
+                    );
+                }
+            }
+            self.last = Some((position, end, fetching, now));
+            self.stalls.stalled(A, position, end, fetching, now)
+        }
+    }
 
     #[test]
     fn a_fetched_partition_with_messages_waiting_and_no_progress_stalls() {
-        let mut stalls = Stalls::default();
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, 0));
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, STALL_MS - 1));
-        assert!(stalls.stalled(A, Some(100), Some(150), true, STALL_MS));
+        let mut steps = Steps::new(Stalls::default());
+        assert!(!steps.at(Some(100), Some(150), true, 0));
+        assert!(!steps.at(Some(100), Some(150), true, STALL_MS - 1));
+        assert!(steps.at(Some(100), Some(150), true, STALL_MS));
         // Reported once, then again after another period without progress.
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, STALL_MS + 1));
-        assert!(stalls.stalled(A, Some(100), Some(150), true, 2 * STALL_MS));
+        assert!(!steps.at(Some(100), Some(150), true, STALL_MS + 1));
+        assert!(steps.at(Some(100), Some(150), true, 2 * STALL_MS));
     }
 
     #[test]
     fn long_fetch_waits_lengthen_the_wait() {
-        let mut stalls = Stalls::new(STALL_MS);
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, 0));
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, 3 * STALL_MS));
-        assert!(stalls.stalled(A, Some(100), Some(150), true, 4 * STALL_MS));
+        let mut steps = Steps::new(Stalls::new(STALL_MS));
+        assert!(!steps.at(Some(100), Some(150), true, 0));
+        assert!(!steps.at(Some(100), Some(150), true, 3 * STALL_MS));
+        assert!(steps.at(Some(100), Some(150), true, 4 * STALL_MS));
     }
 
     #[test]
     fn progress_restarts_the_wait() {
+        let mut steps = Steps::new(Stalls::default());
+        assert!(!steps.at(Some(100), Some(150), true, 0));
+        assert!(!steps.at(Some(120), Some(150), true, STALL_MS - 1));
+        assert!(!steps.at(Some(120), Some(150), true, STALL_MS + 1));
+        assert!(steps.at(Some(120), Some(150), true, 2 * STALL_MS));
+    }
+
+    #[test]
+    fn time_not_watched_does_not_count() {
+        // The loop blocked (on its writer, say) between two steps: nothing
+        // was read, so nothing says the fetch stalled.
         let mut stalls = Stalls::default();
         assert!(!stalls.stalled(A, Some(100), Some(150), true, 0));
-        assert!(!stalls.stalled(A, Some(120), Some(150), true, STALL_MS - 1));
-        assert!(!stalls.stalled(A, Some(120), Some(150), true, STALL_MS + 1));
-        assert!(stalls.stalled(A, Some(120), Some(150), true, 2 * STALL_MS));
+        assert!(!stalls.stalled(A, Some(100), Some(150), true, 3 * STALL_MS));
+        // Watched from then on, the wait counts.
+        let mut steps = Steps::new(stalls);
+        assert!(!steps.at(Some(100), Some(150), true, 3 * STALL_MS + TICK));
+        assert!(steps.at(Some(100), Some(150), true, 4 * STALL_MS));
     }
 
     #[test]
     fn caught_up_paused_or_unknown_partitions_never_stall() {
-        let mut stalls = Stalls::default();
+        let mut steps = Steps::new(Stalls::default());
         for t in [0, STALL_MS, 2 * STALL_MS] {
-            assert!(
-                !stalls.stalled(A, Some(150), Some(150), true, t),
-                "caught up"
-            );
-            assert!(!stalls.stalled(A, Some(100), Some(150), false, t), "paused");
-            assert!(!stalls.stalled(A, None, Some(150), true, t), "no position");
-            assert!(!stalls.stalled(A, Some(100), None, true, t), "no end");
+            assert!(!steps.at(Some(150), Some(150), true, t), "caught up");
+            assert!(!steps.at(Some(100), Some(150), false, t), "paused");
+            assert!(!steps.at(None, Some(150), true, t), "no position");
+            assert!(!steps.at(Some(100), None, true, t), "no end");
         }
         // A pause restarts the wait once fetching again.
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, 3 * STALL_MS));
-        assert!(!stalls.stalled(A, Some(100), Some(150), false, 4 * STALL_MS));
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, 4 * STALL_MS));
-        assert!(stalls.stalled(A, Some(100), Some(150), true, 5 * STALL_MS));
+        assert!(!steps.at(Some(100), Some(150), true, 3 * STALL_MS));
+        assert!(!steps.at(Some(100), Some(150), false, 4 * STALL_MS));
+        assert!(!steps.at(Some(100), Some(150), true, 4 * STALL_MS));
+        assert!(steps.at(Some(100), Some(150), true, 5 * STALL_MS));
     }
 
     #[test]
     fn a_revoked_source_is_forgotten() {
-        let mut stalls = Stalls::default();
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, 0));
-        stalls.forget(|s| s == A);
-        assert!(!stalls.stalled(A, Some(100), Some(150), true, STALL_MS));
+        let mut steps = Steps::new(Stalls::default());
+        assert!(!steps.at(Some(100), Some(150), true, 0));
+        assert!(!steps.at(Some(100), Some(150), true, STALL_MS - TICK));
+        steps.stalls.forget(|s| s == A);
+        assert!(!steps.at(Some(100), Some(150), true, STALL_MS));
     }
 }

@@ -38,6 +38,7 @@ impl Ingest {
         let now = self.now_ms();
         self.stores.expire_parked(now, PARKED_MAX_AGE_MS);
         self.observe_log_ends(now);
+        self.watch_stalls(now);
         let (out, watermark) = self.advance_stores(now);
         let customers = self.advance_customers();
         self.phases.charge(Phase::Advance);
@@ -188,7 +189,6 @@ impl Ingest {
             let high = self.input.end_of_log(source);
             let next = self.next.get(&source).copied();
             let pending = self.input.end_pending(source);
-            self.watch_stall(source, next, now);
             let tracker = self.clocks.of(source);
             if pending || ingest::may_have_backlog(high, next) {
                 tracker.has_backlog(source, now);
@@ -212,23 +212,27 @@ impl Ingest {
         }
     }
 
-    /// Seeks `source` back when its fetch stalled short of its log's end
-    /// (see [`ingest::stall`]); partitions paused by alignment or by the
-    /// end of a bounded run are not fetched, so they cannot stall.
-    fn watch_stall(&mut self, source: Source, next: Option<i64>, now: u64) {
-        let held = self.stores.next_of(source);
-        let position = next.or(held);
-        let Some(expected) = held.or(position) else {
-            return;
-        };
+    /// Seeks back the partitions whose fetch stalled short of their log's
+    /// end (see [`ingest::stall`]). Asked on the steps of the consume loop
+    /// only, not while it waits on the writer, when nothing is read;
+    /// partitions paused by alignment or by the end of a bounded run are
+    /// not fetched, so they cannot stall.
+    fn watch_stalls(&mut self, now: u64) {
         let drained = self.bounded.as_ref().is_some_and(|b| b.drained());
-        let paused = self.clocks.events.is_paused(source)
-            || (drained && !ingest::Topology::is_facts(source));
-        if self
-            .input
-            .watch_stall(source, position, expected, !paused, now)
-        {
-            self.metrics.fetch_stalls.inc();
+        for source in self.clocks.sources() {
+            let held = self.stores.next_of(source);
+            let position = self.next.get(&source).copied().or(held);
+            let Some(expected) = held.or(position) else {
+                continue;
+            };
+            let paused = self.clocks.events.is_paused(source)
+                || (drained && !ingest::Topology::is_facts(source));
+            if self
+                .input
+                .watch_stall(source, position, expected, !paused, now)
+            {
+                self.metrics.fetch_stalls.inc();
+            }
         }
     }
 
