@@ -5,7 +5,7 @@
 //! saved with them, never from a position the state lacks. The committed
 //! position of a source trails its checkpoint down to the oldest offset the
 //! open state still holds, less an overlap: a restart re-reads from there and
-//! skips (before decoding) what the restored store already has. Kafka needs
+//! skips (without applying it) what the restored store already has. Kafka needs
 //! no overlap; it covers brokers that resume a fetch at the next record batch
 //! rather than inside the one holding the offset asked for.
 

@@ -98,6 +98,11 @@ impl Messages {
         let source = self.topology.source(message.topic(), message.partition());
         Ok(Received { message, source })
     }
+
+    /// Which topic is which source.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
 }
 
 /// The Kafka input of one pipeline instance.

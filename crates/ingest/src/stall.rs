@@ -18,7 +18,7 @@ use aggregator::Source;
 /// How long a fetched partition with messages waiting may deliver nothing
 /// before it counts as stalled: this long, and at least four fetch waits
 /// (`kafka.fetch_wait_max_ms`). A partition the broker merely served late (after another's
-/// backlog) costs a re-read of the resume overlap, skipped before decoding,
+/// backlog) costs a re-read of the resume overlap, skipped unapplied,
 /// while every second of a real stall holds the watermark of all.
 pub const STALL_MS: u64 = 2_000;
 

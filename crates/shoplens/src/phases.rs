@@ -13,9 +13,11 @@ use exporter::Metrics;
 /// One phase of the ingest task; the index into [`INGEST_PHASES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
-    /// Waiting for the broker (or a tick): idle.
+    /// Waiting for messages from the read-ahead task (the broker), or a
+    /// tick: idle.
     Fetch = 0,
-    /// Decoding, validating and buffering a message.
+    /// Admitting, validating and buffering a message (the read-ahead task
+    /// decoded it).
     Handle = 1,
     /// The watermark's work: closing sessions and windows.
     Advance = 2,

@@ -103,7 +103,7 @@ pub struct PipelineSettings {
     /// ...but never longer than this (milliseconds).
     pub checkpoint_max_interval_ms: u64,
     /// Messages the committed position trails the checkpoint by (at least):
-    /// a restart re-reads them and skips them before decoding. It covers
+    /// a restart re-reads them and skips them unapplied. It covers
     /// brokers that resume a fetch at the next record batch rather than
     /// inside the batch holding the offset asked for (tansu 0.6 does).
     pub resume_overlap_messages: i64,

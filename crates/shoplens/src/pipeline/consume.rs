@@ -11,9 +11,7 @@ use aggregator::{Accepted, CustomerFact, Position, Rejected, Source};
 use contract::internal::FactMessage;
 use contract::{Decoder, Reason};
 use exporter::{CheckpointStore, Health, Metrics};
-use ingest::{
-    build_producer, CommitMode, DeadLetter, Feed, KafkaInput, Received, Rejection, Topology,
-};
+use ingest::{build_producer, CommitMode, DeadLetter, Feed, KafkaInput, Rejection, Topology};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -21,6 +19,7 @@ use tracing::{debug, error, info, warn};
 use super::batch::{Ack, Batch};
 use super::bounded::Bounded;
 use super::clocks::Clocks;
+use super::read_ahead::{self, Delivery, Message, Read, ReadBatch};
 use super::PipelineError;
 use crate::checkpoint_pace::Pace;
 use crate::phases::{Phase, Phases};
@@ -161,7 +160,8 @@ impl Ingest {
         let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!(group = %self.settings.kafka.group_id, "consuming");
-        let messages = self.input.messages();
+        let mut reads = read_ahead::start(self.input.messages(), self.decoder.clone())
+            .map_err(|e| PipelineError::Task(format!("cannot start the read-ahead thread: {e}")))?;
         let result = loop {
             let stepped = tokio::select! {
                 biased;
@@ -178,9 +178,12 @@ impl Ingest {
                         Err(e) => Err(e),
                     }
                 }
-                msg = messages.recv() => {
+                delivery = reads.recv() => {
                     self.phases.charge(Phase::Fetch);
-                    self.received(msg, &batches).await.map(|()| false)
+                    match delivery {
+                        Some(d) => self.received(d, &batches).await.map(|()| false),
+                        None => Err(PipelineError::Task("the read-ahead thread ended".into())),
+                    }
                 }
             };
             self.phases.charge(Phase::Handle);
@@ -190,19 +193,30 @@ impl Ingest {
                 Err(e) => break Err(e),
             }
         };
+        // The read-ahead stage shares the consumer: end it before the stop
+        // so that the consumer closes with the pipeline.
+        reads.stop().await;
         self.shut_down(result.is_ok(), batches, acks, writer)
             .await?;
         result
     }
 
-    /// One message or consumer error; a step once enough were read.
+    /// Messages read ahead, or a consumer error; a step whenever enough
+    /// were read.
     async fn received(
         &mut self,
-        msg: Result<Received<'_>, ingest::KafkaError>,
+        delivery: Delivery,
         batches: &mpsc::Sender<Batch>,
     ) -> Result<(), PipelineError> {
-        match msg {
-            Ok(m) => self.handle(&m).await?,
+        match delivery {
+            Ok(mut batch) => {
+                for r in batch.take() {
+                    self.handle(&batch, r).await?;
+                    if self.since_step >= self.settings.pipeline.max_batch_events {
+                        self.step(batches, false).await?;
+                    }
+                }
+            }
             Err(error) => {
                 warn!(%error, "kafka consumer error");
                 // Ends of logs cached before it may be stale when the
@@ -210,9 +224,6 @@ impl Ingest {
                 let assigned = self.clocks.sources();
                 self.input.consumer_error(assigned);
             }
-        }
-        if self.since_step >= self.settings.pipeline.max_batch_events {
-            self.step(batches, false).await?;
         }
         Ok(())
     }
@@ -250,11 +261,11 @@ impl Ingest {
 
     /// Where `m` goes: its store, once it is the next offset that store
     /// needs. `None` for messages to skip (a topic not read, a re-read).
-    async fn admitted(&mut self, m: &Received<'_>) -> Result<Option<Source>, PipelineError> {
-        let Some(source) = m.source() else {
-            return Ok(None);
-        };
-        let offset = m.offset();
+    async fn admitted(
+        &mut self,
+        source: Source,
+        offset: i64,
+    ) -> Result<Option<Source>, PipelineError> {
         self.next.insert(source, offset + 1);
         if !self.clocks.is_assigned(source) {
             // A partition not seen assigned: learn the whole assignment
@@ -265,39 +276,38 @@ impl Ingest {
         Ok(self.admit(source, offset).await?.then_some(source))
     }
 
-    async fn handle(&mut self, m: &Received<'_>) -> Result<(), PipelineError> {
-        let feed = m
-            .source()
-            .and_then(|s| Some((s, self.input.topology().feed(s)?)));
-        let Some((read, Feed::Input(stream))) = feed else {
-            return self.handle_fact(m).await;
+    async fn handle(&mut self, batch: &ReadBatch, mut r: Read) -> Result<(), PipelineError> {
+        let decoded = r.decoded.take();
+        let m = &batch.message(&r);
+        let (Feed::Input(_), Some(decoded)) = (r.feed, decoded) else {
+            return self.handle_fact(r.source, m).await;
         };
         self.since_step += 1;
-        let counter = usize::from(read.stream);
-        let Some(source) = self.admitted(m).await? else {
+        let counter = usize::from(r.source.stream);
+        let Some(source) = self.admitted(r.source, m.offset).await? else {
             self.counters.reread[counter].inc();
             return Ok(());
         };
         self.counters.consumed[counter].inc();
         let now = self.arrival_ms();
-        match self.decoder.decode(m.payload(), stream, m.timestamp_ms()) {
+        match decoded {
             Err(invalid) => {
                 self.clocks.events.observe(source, None, now);
                 self.watch_rejections(source, m, Some((invalid.reason, invalid.field)));
-                debug!(reason = %invalid.reason, topic = m.topic(), partition = m.partition(), offset = m.offset(), "invalid event");
+                debug!(reason = %invalid.reason, topic = m.topic, partition = m.partition, offset = m.offset, "invalid event");
                 self.reject(m, invalid.reason, invalid.field, &invalid.detail)
                     .await?;
             }
             Ok(event) => self.push(m, source, event, now).await?,
         }
-        self.stores.applied(source, m.offset());
+        self.stores.applied(source, m.offset);
         Ok(())
     }
 
     /// Pushes a decoded event into its store; dead-letters it if late.
     async fn push(
         &mut self,
-        m: &Received<'_>,
+        m: &Message<'_>,
         source: Source,
         event: contract::Event,
         now: u64,
@@ -311,7 +321,7 @@ impl Ingest {
         let Some(aggregator) = self.stores.aggregator(Slot::of(source)) else {
             return Ok(());
         };
-        let offset = m.offset();
+        let offset = m.offset;
         let pushed = aggregator.push(event, Position { source, offset });
         let late = matches!(pushed, Err(Rejected::Late { .. }));
         let why = late.then_some((Reason::Late, Some("timestamp")));
@@ -338,19 +348,19 @@ impl Ingest {
 
     /// A message of the customer-facts topic: a watermark marker moves the
     /// customer clock; a fact goes to its partition's customer book.
-    async fn handle_fact(&mut self, m: &Received<'_>) -> Result<(), PipelineError> {
-        let Some(source) = self.admitted(m).await? else {
+    async fn handle_fact(&mut self, source: Source, m: &Message<'_>) -> Result<(), PipelineError> {
+        let Some(source) = self.admitted(source, m.offset).await? else {
             return Ok(());
         };
-        self.stores.applied(source, m.offset());
+        self.stores.applied(source, m.offset);
         // The customer side's clock is the partitions' markers, not the
         // facts' own event times.
         let now = self.arrival_ms();
         self.clocks.facts.observe(source, None, now);
-        let fact = match contract::internal::decode_message(m.payload()) {
+        let fact = match contract::internal::decode_message(m.payload) {
             Some(FactMessage::Marker(marker)) => {
                 let (partition, ms) = (marker.partition, marker.watermark_ms);
-                self.clocks.marked(m.partition(), partition, ms);
+                self.clocks.marked(m.partition, partition, ms);
                 return Ok(());
             }
             Some(FactMessage::Fact(wire)) => CustomerFact::from_wire(wire),
@@ -358,18 +368,18 @@ impl Ingest {
         };
         let Some(fact) = fact else {
             warn!(
-                partition = m.partition(),
-                offset = m.offset(),
+                partition = m.partition,
+                offset = m.offset,
                 "unreadable customer fact"
             );
             let detail = "not a customer fact of this version";
             return self.reject(m, Reason::NotJson, None, detail).await;
         };
         let ts = fact.ts_ms;
-        let Some(book) = self.stores.book(m.partition()) else {
+        let Some(book) = self.stores.book(m.partition) else {
             return Ok(());
         };
-        if let Err(watermark_ms) = book.push(fact, m.partition()) {
+        if let Err(watermark_ms) = book.push(fact, m.partition) {
             let detail = format!(
                 "customer fact at {ts} ms is before the customer watermark {watermark_ms} ms"
             );
@@ -384,12 +394,12 @@ impl Ingest {
     fn watch_rejections(
         &mut self,
         source: Source,
-        m: &Received<'_>,
+        m: &Message<'_>,
         rejected: Option<(Reason, Option<&'static str>)>,
     ) {
         if let Some(a) = self.reject_rate.record(source, rejected) {
             error!(
-                topic = m.topic(),
+                topic = m.topic,
                 partition = source.partition,
                 rejected = a.rejected,
                 of = ingest::reject_rate::BLOCK,
@@ -404,7 +414,7 @@ impl Ingest {
     /// Dead-letters `m` unchanged with `reason` and counts it.
     async fn reject(
         &mut self,
-        m: &Received<'_>,
+        m: &Message<'_>,
         reason: Reason,
         field: Option<&str>,
         detail: &str,
@@ -417,13 +427,10 @@ impl Ingest {
             reason: reason.as_str(),
             field,
             detail,
-            topic: m.topic(),
-            partition: m.partition(),
-            offset: m.offset(),
+            topic: m.topic,
+            partition: m.partition,
+            offset: m.offset,
         };
-        Ok(self
-            .dead_letter
-            .send(m.key(), Some(m.payload()), why)
-            .await?)
+        Ok(self.dead_letter.send(m.key, Some(m.payload), why).await?)
     }
 }

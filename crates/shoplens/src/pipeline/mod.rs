@@ -24,6 +24,7 @@ mod bounded;
 mod clocks;
 mod consume;
 mod load;
+mod read_ahead;
 mod step;
 mod writer;
 
