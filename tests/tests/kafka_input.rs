@@ -24,7 +24,30 @@ async fn one_batch(settings: &ingest::KafkaSettings, topic: &str, from: usize, c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_resumed_inside_the_log_s_last_batch_is_read_to_the_end() {
-    let id = unique("stall");
+    // 51 messages into the last batch (200-699): one seek back by the
+    // overlap (100) reaches the batch before it.
+    let (stalls, _) = resume_inside_the_last_batch("stall", 250).await;
+    assert!(stalls >= 1, "the stall was noticed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_that_stays_inside_the_last_batch_is_followed_by_a_further_one_soon() {
+    // 251 messages into the last batch: the first seek (to 351) stays inside
+    // it and brings nothing; the next goes four overlaps further back as
+    // soon as the stall is noticed again, not after a gap's patience.
+    let (stalls, took) = resume_inside_the_last_batch("stall2", 450).await;
+    assert!(stalls >= 2, "{stalls} seeks back");
+    assert!(
+        took < ingest::seek_back::SEEK_PATIENCE,
+        "read to the end {took:?} after the stall, the second seek waited a gap's patience"
+    );
+}
+
+/// Two batches (0-199, 200-699) in a fresh topic; reads to `at`, pauses and
+/// resumes, then reads every later offset as the pipeline does, watching
+/// for stalls. Returns the seeks back and how long the rest took.
+async fn resume_inside_the_last_batch(name: &str, at: i64) -> (usize, Duration) {
+    let id = unique(name);
     let settings = settings(&id);
     ingest::admin::create_topics(&settings.kafka, 1, 1)
         .await
@@ -39,17 +62,17 @@ async fn a_fetch_resumed_inside_the_log_s_last_batch_is_read_to_the_end() {
         .await
         .expect("consumer");
     let messages = input.messages();
-    // Read up to offset 250, inside the last batch, then pause and resume:
-    // the client fetches again from 251, in the middle of that batch.
+    // Read up to `at`, inside the last batch, then pause and resume: the
+    // client fetches again from the middle of that batch.
     let first = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let m = messages.recv().await.expect("no consumer error");
-            if m.source() == Some(source) && m.offset() == 250 {
+            if m.source() == Some(source) && m.offset() == at {
                 return;
             }
         }
     });
-    first.await.expect("offsets up to 250 delivered");
+    first.await.expect("offsets up to `at` delivered");
     input.pause(&[source]);
     input.resume(&[source]);
 
@@ -58,7 +81,7 @@ async fn a_fetch_resumed_inside_the_log_s_last_batch_is_read_to_the_end() {
     // the middle of a batch with the next batch has nothing to send here:
     // the stall must be noticed and the partition sought back.
     let started = Instant::now();
-    let mut next = 251;
+    let mut next = at + 1;
     let mut stalls = 0;
     while next < 700 {
         assert!(
@@ -83,5 +106,7 @@ async fn a_fetch_resumed_inside_the_log_s_last_batch_is_read_to_the_end() {
             next += 1;
         }
     }
-    println!("read to the end after {stalls} seeks back for a stalled fetch");
+    let took = started.elapsed();
+    println!("read to the end after {stalls} seeks back for a stalled fetch, in {took:?}");
+    (stalls, took)
 }

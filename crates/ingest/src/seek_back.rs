@@ -18,6 +18,14 @@ use aggregator::Source;
 /// How long a seek may take to show in what is fetched.
 pub const SEEK_PATIENCE: Duration = Duration::from_secs(10);
 
+/// How long a seek for a stalled fetch may take to bring something: the
+/// stall's own wait. [`crate::stall`] reports a stall again only after that
+/// long without progress, so a second report means the seek brought
+/// nothing (the log's last batch began further back than the seek went),
+/// and waiting [`SEEK_PATIENCE`] on top only held the watermark longer:
+/// 10 s in a benchmark run where the last batch held over 1,000 messages.
+pub const STALL_SEEK_PATIENCE: Duration = Duration::from_millis(crate::stall::STALL_MS);
+
 /// What to do with a message that arrived past a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gap {
@@ -31,11 +39,23 @@ pub enum Gap {
 
 #[derive(Debug, Clone, Copy)]
 struct Seek {
-    /// The first offset that arrived past the gap.
+    /// The first offset that arrived past the gap (`i64::MAX` for a stalled
+    /// fetch, where nothing arrived).
     trigger: i64,
     /// Where the seek went.
     target: i64,
     since: Instant,
+}
+
+impl Seek {
+    /// How long it may take to bring something.
+    fn patience(&self) -> Duration {
+        if self.trigger == i64::MAX {
+            STALL_SEEK_PATIENCE
+        } else {
+            SEEK_PATIENCE
+        }
+    }
 }
 
 /// The seeks back in progress, by source.
@@ -85,12 +105,13 @@ impl SeekBack {
     /// Where to seek `source`, whose fetch stalled (see [`crate::stall`])
     /// short of `expected`, the offset its store needs, at `now`: back by
     /// the overlap first, four times as far each time a seek brought
-    /// nothing within [`SEEK_PATIENCE`]; `None` while a seek may still take
+    /// nothing within its patience ([`STALL_SEEK_PATIENCE`] after a stall,
+    /// [`SEEK_PATIENCE`] after a gap); `None` while a seek may still take
     /// effect. Record the seek with [`SeekBack::sought_stalled`].
     pub fn stalled(&self, source: Source, expected: i64, now: Instant) -> Option<i64> {
         match self.seeks.get(&source) {
             None => Some((expected - self.step).max(0)),
-            Some(s) if now.duration_since(s.since) < SEEK_PATIENCE => None,
+            Some(s) if now.duration_since(s.since) < s.patience() => None,
             Some(s) => Some((s.target - self.step * 4).max(0)),
         }
     }
@@ -171,7 +192,10 @@ mod tests {
             None,
             "the seek may still take effect"
         );
-        let later = now + SEEK_PATIENCE;
+        // Stalled again a whole stall wait later: the seek brought nothing,
+        // so further back without waiting a gap's patience.
+        let later = now + STALL_SEEK_PATIENCE;
+        assert!(STALL_SEEK_PATIENCE < SEEK_PATIENCE);
         assert_eq!(seeks.stalled(A, 950, later), Some(450));
         // The seek took effect but the fetch started past the gap again:
         // further back at once, nothing dropped.
@@ -179,6 +203,16 @@ mod tests {
         // Something the store held arrived: the seek is over.
         seeks.closed(A);
         assert_eq!(seeks.stalled(A, 950, later), Some(850));
+    }
+
+    #[test]
+    fn a_stall_during_a_seek_past_a_gap_waits_for_that_seek() {
+        let now = Instant::now();
+        let mut seeks = SeekBack::new(100);
+        seeks.sought(A, 1_000, 850, now);
+        let soon = now + STALL_SEEK_PATIENCE;
+        assert_eq!(seeks.stalled(A, 950, soon), None);
+        assert_eq!(seeks.stalled(A, 950, now + SEEK_PATIENCE), Some(450));
     }
 
     #[test]
