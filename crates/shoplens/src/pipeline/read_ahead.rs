@@ -121,7 +121,7 @@ impl ReadBatch {
     }
 }
 
-/// What the task hands the loop: a batch, or the consumer's error.
+/// What the thread hands the loop: a batch, or the consumer's error.
 pub(super) type Delivery = Result<ReadBatch, KafkaError>;
 
 /// Starts the stage on a thread of its own, `read-ahead`, and returns its
