@@ -181,7 +181,10 @@ impl Ingest {
                 delivery = reads.recv() => {
                     self.phases.charge(Phase::Fetch);
                     match delivery {
-                        Some(d) => self.received(d, &batches).await.map(|()| false),
+                        Some(d) => self.received(d, &batches).await.map(|batch| {
+                            batch.into_iter().for_each(|b| reads.recycle(b));
+                            false
+                        }),
                         None => Err(PipelineError::Task("the read-ahead thread ended".into())),
                     }
                 }
@@ -202,20 +205,23 @@ impl Ingest {
     }
 
     /// Messages read ahead, or a consumer error; a step whenever enough
-    /// were read.
+    /// were read. Returns the batch, emptied, to be filled again.
     async fn received(
         &mut self,
         delivery: Delivery,
         batches: &mpsc::Sender<Batch>,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<Option<ReadBatch>, PipelineError> {
         match delivery {
             Ok(mut batch) => {
-                for r in batch.take() {
+                let mut reads = batch.take();
+                for r in reads.drain(..) {
                     self.handle(&batch, r).await?;
                     if self.since_step >= self.settings.pipeline.max_batch_events {
                         self.step(batches, false).await?;
                     }
                 }
+                batch.put_back(reads);
+                return Ok(Some(batch));
             }
             Err(error) => {
                 warn!(%error, "kafka consumer error");
@@ -225,7 +231,7 @@ impl Ingest {
                 self.input.consumer_error(assigned);
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Flushes what is closed (after a clean stop), waits for the writer
