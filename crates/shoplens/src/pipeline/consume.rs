@@ -266,19 +266,28 @@ impl Ingest {
     }
 
     /// Where `m` goes: its store, once it is the next offset that store
-    /// needs. `None` for messages to skip (a topic not read, a re-read).
+    /// needs. `None` for messages to skip: a re-read, or one of a partition
+    /// revoked since the read-ahead stage read it.
     async fn admitted(
         &mut self,
         source: Source,
         offset: i64,
     ) -> Result<Option<Source>, PipelineError> {
-        self.next.insert(source, offset + 1);
         if !self.clocks.is_assigned(source) {
             // A partition not seen assigned: learn the whole assignment
             // before this partition alone can move the watermark (the step
             // reads it after every other rebalance).
             self.apply_assignment();
+            if !self.clocks.is_assigned(source) {
+                // Read ahead before a rebalance took its partition away:
+                // its new owner reads it. Applying it here would load the
+                // store again, and write and commit for a partition this
+                // instance no longer owns.
+                debug!(?source, offset, "message of a revoked partition dropped");
+                return Ok(None);
+            }
         }
+        self.next.insert(source, offset + 1);
         Ok(self.admit(source, offset).await?.then_some(source))
     }
 
