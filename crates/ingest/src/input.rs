@@ -3,7 +3,7 @@
 //! callbacks, pauses and resumes sources, seeks back past gaps, keeps the
 //! ends of partitions' logs and commits positions once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,9 +89,16 @@ impl Received<'_> {
 pub struct Messages {
     consumer: Arc<InputConsumer>,
     topology: Topology,
+    seeks_made: Arc<AtomicU64>,
 }
 
 impl Messages {
+    /// [`KafkaInput::seeks_made`], read on this side: taken before a read
+    /// begins, it tells the input which seeks the message comes after.
+    pub fn seeks_made(&self) -> u64 {
+        self.seeks_made.load(Ordering::Acquire)
+    }
+
     /// The next message, or the consumer's error.
     pub async fn recv(&self) -> Result<Received<'_>, KafkaError> {
         let message = self.consumer.recv().await?;
@@ -113,6 +120,8 @@ pub struct KafkaInput {
     seeks: SeekBack,
     stalls: Stalls,
     log_ends: LogEnds,
+    /// Seeks made, shared with [`Messages`] (see [`KafkaInput::seeks_made`]).
+    seeks_made: Arc<AtomicU64>,
 }
 
 impl KafkaInput {
@@ -151,6 +160,7 @@ impl KafkaInput {
             seeks: SeekBack::new(seek_step),
             stalls: Stalls::new(u64::from(settings.fetch_wait_max_ms)),
             log_ends: LogEnds::new(),
+            seeks_made: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -165,7 +175,15 @@ impl KafkaInput {
         Messages {
             consumer: Arc::clone(&self.consumer),
             topology: self.topology.clone(),
+            seeks_made: Arc::clone(&self.seeks_made),
         }
+    }
+
+    /// Seeks made so far. A read that began after a seek returned is served
+    /// after it (librdkafka drops what it fetched before), so a message read
+    /// with an older count may come from before a seek.
+    pub fn seeks_made(&self) -> u64 {
+        self.seeks_made.load(Ordering::Acquire)
     }
 
     /// The consumer reported an error (a broker gone away, say): the ends of
@@ -245,9 +263,11 @@ impl KafkaInput {
     /// `offset` arrived on `source` past `expected`, the offset its store
     /// needs (see [`crate::seek_back`]): seeks back, and says whether to
     /// drop the message or to read past a hole.
-    pub fn past_gap(&mut self, source: Source, offset: i64, expected: i64) -> Gap {
+    /// `read_epoch` is [`KafkaInput::seeks_made`] as of when the message's
+    /// read began ([`Messages::seeks_made`] on the reading thread).
+    pub fn past_gap(&mut self, source: Source, offset: i64, expected: i64, read_epoch: u64) -> Gap {
         let now = Instant::now();
-        let target = match self.seeks.decide(source, offset, expected, now) {
+        let target = match self.seeks.decide(source, offset, expected, now, read_epoch) {
             Gap::Seek(target) => target,
             Gap::Hole => {
                 self.seeks.closed(source);
@@ -263,7 +283,8 @@ impl KafkaInput {
             ?source,
             offset, expected, target, "fetch resumed past the offset needed: seeking back"
         );
-        self.seeks.sought(source, offset, target, now);
+        self.seeks
+            .sought(source, offset, target, now, self.seeks_made());
         Gap::Drop
     }
 
@@ -298,7 +319,8 @@ impl KafkaInput {
             target,
             "nothing fetched for a while with messages waiting: seeking back"
         );
-        self.seeks.sought_stalled(source, target, now);
+        self.seeks
+            .sought_stalled(source, target, now, self.seeks_made());
         true
     }
 
@@ -310,7 +332,12 @@ impl KafkaInput {
         let to = Offset::Offset(target);
         let timeout = Duration::from_secs(1);
         match self.consumer.seek(topic, source.partition, to, timeout) {
-            Ok(()) => true,
+            Ok(()) => {
+                // After the seek returned: a read that begins now is served
+                // after it.
+                self.seeks_made.fetch_add(1, Ordering::AcqRel);
+                true
+            }
             Err(error) => {
                 warn!(%error, ?source, target, "seek failed");
                 false

@@ -45,6 +45,10 @@ struct Seek {
     /// Where the seek went.
     target: i64,
     since: Instant,
+    /// The input's seek count once this seek was made (see
+    /// [`crate::KafkaInput::seeks_made`]): a message whose read began
+    /// before it was fetched before the seek.
+    epoch: u64,
 }
 
 impl Seek {
@@ -90,10 +94,23 @@ impl SeekBack {
     }
 
     /// What to do with `offset` of `source`, which arrived past `expected`,
-    /// the offset its store needs, at `now`.
-    pub fn decide(&self, source: Source, offset: i64, expected: i64, now: Instant) -> Gap {
+    /// the offset its store needs, at `now`; `read_epoch` is the input's
+    /// seek count when its read began. A message read before the seek in
+    /// progress is dropped whatever its offset: a queue ahead of the loop
+    /// (the pipeline's read-ahead) can still hold the very message that
+    /// triggered the seek, and taking it again for the seek's answer would
+    /// seek further, then call a hole.
+    pub fn decide(
+        &self,
+        source: Source,
+        offset: i64,
+        expected: i64,
+        now: Instant,
+        read_epoch: u64,
+    ) -> Gap {
         match self.seeks.get(&source) {
             None => Gap::Seek((expected - self.step).max(0)),
+            Some(s) if read_epoch < s.epoch => Gap::Drop,
             Some(s) if offset > s.trigger && now.duration_since(s.since) < SEEK_PATIENCE => {
                 Gap::Drop
             }
@@ -119,16 +136,18 @@ impl SeekBack {
     /// A seek to `target` went out for a stalled fetch: nothing was fetched
     /// before it, so a message that arrives past the gap afterwards means
     /// the seek did not reach back far enough.
-    pub fn sought_stalled(&mut self, source: Source, target: i64, now: Instant) {
-        self.sought(source, i64::MAX, target, now);
+    pub fn sought_stalled(&mut self, source: Source, target: i64, now: Instant, epoch: u64) {
+        self.sought(source, i64::MAX, target, now, epoch);
     }
 
-    /// A seek to `target` went out, for `offset` that arrived past the gap.
-    pub fn sought(&mut self, source: Source, offset: i64, target: i64, now: Instant) {
+    /// A seek to `target` went out, for `offset` that arrived past the gap;
+    /// `epoch` is the input's seek count with it.
+    pub fn sought(&mut self, source: Source, offset: i64, target: i64, now: Instant, epoch: u64) {
         let seek = Seek {
             trigger: offset,
             target,
             since: now,
+            epoch,
         };
         self.seeks.insert(source, seek);
     }
@@ -149,11 +168,11 @@ mod tests {
     fn a_first_gap_seeks_back_by_the_overlap_then_four_times_as_far() {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
-        assert_eq!(seeks.decide(A, 1_000, 950, now), Gap::Seek(850));
-        seeks.sought(A, 1_000, 850, now);
+        assert_eq!(seeks.decide(A, 1_000, 950, now, 1), Gap::Seek(850));
+        seeks.sought(A, 1_000, 850, now, 1);
         assert!(seeks.in_progress(A));
         // The seek took effect and the fetch starts past the gap again.
-        assert_eq!(seeks.decide(A, 1_000, 950, now), Gap::Seek(450));
+        assert_eq!(seeks.decide(A, 1_000, 950, now, 1), Gap::Seek(450));
         seeks.closed(A);
         assert!(!seeks.in_progress(A));
     }
@@ -162,11 +181,11 @@ mod tests {
     fn what_was_fetched_before_the_seek_took_effect_is_dropped_for_a_while() {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
-        seeks.sought(A, 1_000, 850, now);
-        assert_eq!(seeks.decide(A, 1_001, 950, now), Gap::Drop);
+        seeks.sought(A, 1_000, 850, now, 1);
+        assert_eq!(seeks.decide(A, 1_001, 950, now, 1), Gap::Drop);
         let later = now + SEEK_PATIENCE;
         assert_eq!(
-            seeks.decide(A, 1_001, 950, later),
+            seeks.decide(A, 1_001, 950, later, 1),
             Gap::Hole,
             "never took effect"
         );
@@ -176,9 +195,9 @@ mod tests {
     fn a_gap_from_the_log_start_is_a_hole() {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
-        assert_eq!(seeks.decide(A, 60, 50, now), Gap::Seek(0));
-        seeks.sought(A, 60, 0, now);
-        assert_eq!(seeks.decide(A, 60, 50, now), Gap::Hole);
+        assert_eq!(seeks.decide(A, 60, 50, now, 1), Gap::Seek(0));
+        seeks.sought(A, 60, 0, now, 1);
+        assert_eq!(seeks.decide(A, 60, 50, now, 1), Gap::Hole);
     }
 
     #[test]
@@ -186,7 +205,7 @@ mod tests {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
         assert_eq!(seeks.stalled(A, 950, now), Some(850));
-        seeks.sought_stalled(A, 850, now);
+        seeks.sought_stalled(A, 850, now, 1);
         assert_eq!(
             seeks.stalled(A, 950, now),
             None,
@@ -199,7 +218,7 @@ mod tests {
         assert_eq!(seeks.stalled(A, 950, later), Some(450));
         // The seek took effect but the fetch started past the gap again:
         // further back at once, nothing dropped.
-        assert_eq!(seeks.decide(A, 1_000, 950, now), Gap::Seek(450));
+        assert_eq!(seeks.decide(A, 1_000, 950, now, 1), Gap::Seek(450));
         // Something the store held arrived: the seek is over.
         seeks.closed(A);
         assert_eq!(seeks.stalled(A, 950, later), Some(850));
@@ -209,16 +228,33 @@ mod tests {
     fn a_stall_during_a_seek_past_a_gap_waits_for_that_seek() {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
-        seeks.sought(A, 1_000, 850, now);
+        seeks.sought(A, 1_000, 850, now, 1);
         let soon = now + STALL_SEEK_PATIENCE;
         assert_eq!(seeks.stalled(A, 950, soon), None);
         assert_eq!(seeks.stalled(A, 950, now + SEEK_PATIENCE), Some(450));
     }
 
     #[test]
+    fn a_message_read_before_the_seek_is_dropped_whatever_its_offset() {
+        let now = Instant::now();
+        let mut seeks = SeekBack::new(100);
+        assert_eq!(seeks.decide(A, 1_000, 950, now, 0), Gap::Seek(850));
+        seeks.sought(A, 1_000, 850, now, 1);
+        // The trigger again, read before the seek (a queue ahead of the
+        // loop held a second copy): not a sign the seek fell short.
+        assert_eq!(seeks.decide(A, 1_000, 950, now, 0), Gap::Drop);
+        assert_eq!(
+            seeks.decide(A, 1_000, 950, now + SEEK_PATIENCE, 0),
+            Gap::Drop
+        );
+        // Read after the seek and still past the gap: further back.
+        assert_eq!(seeks.decide(A, 1_000, 950, now, 1), Gap::Seek(450));
+    }
+
+    #[test]
     fn a_revoked_source_has_no_seek_in_progress() {
         let mut seeks = SeekBack::new(100);
-        seeks.sought(A, 60, 0, Instant::now());
+        seeks.sought(A, 60, 0, Instant::now(), 1);
         seeks.forget(|s| s == A);
         assert!(!seeks.in_progress(A));
     }

@@ -272,6 +272,7 @@ impl Ingest {
         &mut self,
         source: Source,
         offset: i64,
+        read_epoch: u64,
     ) -> Result<Option<Source>, PipelineError> {
         if !self.clocks.is_assigned(source) {
             // A partition not seen assigned: learn the whole assignment
@@ -288,18 +289,21 @@ impl Ingest {
             }
         }
         self.next.insert(source, offset + 1);
-        Ok(self.admit(source, offset).await?.then_some(source))
+        Ok(self
+            .admit(source, offset, read_epoch)
+            .await?
+            .then_some(source))
     }
 
     async fn handle(&mut self, batch: &ReadBatch, mut r: Read) -> Result<(), PipelineError> {
         let decoded = r.decoded.take();
         let m = &batch.message(&r);
         let (Feed::Input(_), Some(decoded)) = (r.feed, decoded) else {
-            return self.handle_fact(r.source, m).await;
+            return self.handle_fact(r.source, m, r.read_epoch).await;
         };
         self.since_step += 1;
         let counter = usize::from(r.source.stream);
-        let Some(source) = self.admitted(r.source, m.offset).await? else {
+        let Some(source) = self.admitted(r.source, m.offset, r.read_epoch).await? else {
             self.counters.reread[counter].inc();
             return Ok(());
         };
@@ -363,8 +367,13 @@ impl Ingest {
 
     /// A message of the customer-facts topic: a watermark marker moves the
     /// customer clock; a fact goes to its partition's customer book.
-    async fn handle_fact(&mut self, source: Source, m: &Message<'_>) -> Result<(), PipelineError> {
-        let Some(source) = self.admitted(source, m.offset).await? else {
+    async fn handle_fact(
+        &mut self,
+        source: Source,
+        m: &Message<'_>,
+        read_epoch: u64,
+    ) -> Result<(), PipelineError> {
+        let Some(source) = self.admitted(source, m.offset, read_epoch).await? else {
             return Ok(());
         };
         self.stores.applied(source, m.offset);

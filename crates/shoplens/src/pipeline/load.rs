@@ -75,6 +75,7 @@ impl Ingest {
         &mut self,
         source: Source,
         offset: i64,
+        read_epoch: u64,
     ) -> Result<bool, PipelineError> {
         let slot = Slot::of(source);
         if !self.stores.holds(slot) {
@@ -90,15 +91,15 @@ impl Ingest {
                 self.input.in_order(source);
                 Ok(arrival == Arrival::Next)
             }
-            Arrival::Gap => Ok(self.past_gap(source, offset)),
+            Arrival::Gap => Ok(self.past_gap(source, offset, read_epoch)),
         }
     }
 
     /// A gap no checkpoint covers: seek back, or read past a hole (counted
     /// and logged). Returns whether to apply the message at `offset`.
-    fn past_gap(&mut self, source: Source, offset: i64) -> bool {
+    fn past_gap(&mut self, source: Source, offset: i64, read_epoch: u64) -> bool {
         let expected = self.stores.next_of(source).unwrap_or(0);
-        match self.input.past_gap(source, offset, expected) {
+        match self.input.past_gap(source, offset, expected, read_epoch) {
             Gap::Drop | Gap::Seek(_) => false,
             Gap::Hole => {
                 warn!(

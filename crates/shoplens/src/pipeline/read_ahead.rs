@@ -42,6 +42,8 @@ pub(super) struct Read {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
+    /// The input's seek count when its read began.
+    pub(super) read_epoch: u64,
     key: Option<Range<usize>>,
     payload: Range<usize>,
     /// The decoded event of an input stream (`None` for customer facts,
@@ -104,7 +106,13 @@ impl ReadBatch {
         self.reads.len() >= MAX_BATCH || self.bytes.len() >= MAX_BATCH_BYTES
     }
 
-    fn push(&mut self, m: &Received<'_>, feed: Feed, topic: Arc<str>, decoder: &Decoder) {
+    fn push(
+        &mut self,
+        m: &Received<'_>,
+        (feed, read_epoch): (Feed, u64),
+        topic: Arc<str>,
+        decoder: &Decoder,
+    ) {
         let Some(source) = m.source() else { return };
         let decoded = match feed {
             Feed::Input(stream) => Some(decoder.decode(m.payload(), stream, m.timestamp_ms())),
@@ -116,6 +124,7 @@ impl ReadBatch {
             topic,
             partition: m.partition(),
             offset: m.offset(),
+            read_epoch,
             key: None,
             payload: 0..0,
             decoded,
@@ -207,19 +216,28 @@ async fn run(
             .unwrap_or_else(|_| ReadBatch::with_room());
         let mut error = None;
         // Wait for one message (or the loop's end), then take what is ready
-        // without waiting.
+        // without waiting. Each read is stamped with the seeks made before
+        // it began (see `KafkaInput::seeks_made`).
+        let epoch = messages.seeks_made();
         let first = tokio::select! {
             biased;
             _ = tx.closed() => return,
             first = messages.recv() => first,
         };
+        let mut add = |batch: &mut ReadBatch, m: &Received<'_>, epoch: u64| {
+            let Some(feed) = m.source().and_then(|s| messages.topology().feed(s)) else {
+                return;
+            };
+            batch.push(m, (feed, epoch), topics.name(m.topic()), &decoder);
+        };
         match first {
-            Ok(m) => add(&mut batch, &m, &messages, &mut topics, &decoder),
+            Ok(m) => add(&mut batch, &m, epoch),
             Err(e) => error = Some(e),
         }
         while error.is_none() && !batch.is_full() {
+            let epoch = messages.seeks_made();
             match ready(&messages) {
-                Some(Ok(m)) => add(&mut batch, &m, &messages, &mut topics, &decoder),
+                Some(Ok(m)) => add(&mut batch, &m, epoch),
                 Some(Err(e)) => error = Some(e),
                 None => break,
             }
@@ -233,19 +251,6 @@ async fn run(
             }
         }
     }
-}
-
-fn add(
-    batch: &mut ReadBatch,
-    m: &Received<'_>,
-    messages: &Messages,
-    topics: &mut Topics,
-    decoder: &Decoder,
-) {
-    let Some(feed) = m.source().and_then(|s| messages.topology().feed(s)) else {
-        return;
-    };
-    batch.push(m, feed, topics.name(m.topic()), decoder);
 }
 
 /// The next message if the consumer has one now. The consumer's `recv` is
@@ -288,6 +293,7 @@ mod tests {
             topic: Arc::from("t"),
             partition: 3,
             offset,
+            read_epoch: 0,
             key: None,
             payload: 0..0,
             decoded: None,
