@@ -13,10 +13,10 @@ use exporter::Metrics;
 /// One phase of the ingest task; the index into [`INGEST_PHASES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
-    /// Waiting for messages from the read-ahead task (the broker), or a
+    /// Waiting for messages from the read-ahead thread (the broker), or a
     /// tick: idle.
     Fetch = 0,
-    /// Admitting, validating and buffering a message (the read-ahead task
+    /// Admitting, validating and buffering a message (the read-ahead thread
     /// decoded it).
     Handle = 1,
     /// The watermark's work: closing sessions and windows.

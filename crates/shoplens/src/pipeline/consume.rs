@@ -11,7 +11,7 @@ use aggregator::{Accepted, CustomerFact, Position, Rejected, Source};
 use contract::internal::FactMessage;
 use contract::{Decoder, Reason};
 use exporter::{CheckpointStore, Health, Metrics};
-use ingest::{build_producer, CommitMode, DeadLetter, Feed, KafkaInput, Rejection, Topology};
+use ingest::{build_producer, CommitMode, DeadLetter, KafkaInput, Rejection, Topology};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -298,7 +298,8 @@ impl Ingest {
     async fn handle(&mut self, batch: &ReadBatch, mut r: Read) -> Result<(), PipelineError> {
         let decoded = r.decoded.take();
         let m = &batch.message(&r);
-        let (Feed::Input(_), Some(decoded)) = (r.feed, decoded) else {
+        // Only input streams' messages are decoded ahead.
+        let Some(decoded) = decoded else {
             return self.handle_fact(r.source, m, r.read_epoch).await;
         };
         self.since_step += 1;
@@ -312,8 +313,8 @@ impl Ingest {
         match decoded {
             Err(invalid) => {
                 self.clocks.events.observe(source, None, now);
-                self.watch_rejections(source, m, Some((invalid.reason, invalid.field)));
-                debug!(reason = %invalid.reason, topic = m.topic, partition = m.partition, offset = m.offset, "invalid event");
+                self.watch_rejections(source, Some((invalid.reason, invalid.field)));
+                debug!(reason = %invalid.reason, ?source, offset = m.offset, "invalid event");
                 self.reject(m, invalid.reason, invalid.field, &invalid.detail)
                     .await?;
             }
@@ -344,7 +345,7 @@ impl Ingest {
         let pushed = aggregator.push(event, Position { source, offset });
         let late = matches!(pushed, Err(Rejected::Late { .. }));
         let why = late.then_some((Reason::Late, Some("timestamp")));
-        self.watch_rejections(source, m, why);
+        self.watch_rejections(source, why);
         match pushed {
             Ok(Accepted::Buffered) => Ok(()),
             Ok(Accepted::Bot) => {
@@ -384,7 +385,7 @@ impl Ingest {
         let fact = match contract::internal::decode_message(m.payload) {
             Some(FactMessage::Marker(marker)) => {
                 let (partition, ms) = (marker.partition, marker.watermark_ms);
-                self.clocks.marked(m.partition, partition, ms);
+                self.clocks.marked(source.partition, partition, ms);
                 return Ok(());
             }
             Some(FactMessage::Fact(wire)) => CustomerFact::from_wire(wire),
@@ -392,7 +393,7 @@ impl Ingest {
         };
         let Some(fact) = fact else {
             warn!(
-                partition = m.partition,
+                partition = source.partition,
                 offset = m.offset,
                 "unreadable customer fact"
             );
@@ -400,10 +401,10 @@ impl Ingest {
             return self.reject(m, Reason::NotJson, None, detail).await;
         };
         let ts = fact.ts_ms;
-        let Some(book) = self.stores.book(m.partition) else {
+        let Some(book) = self.stores.book(source.partition) else {
             return Ok(());
         };
-        if let Err(watermark_ms) = book.push(fact, m.partition) {
+        if let Err(watermark_ms) = book.push(fact, source.partition) {
             let detail = format!(
                 "customer fact at {ts} ms is before the customer watermark {watermark_ms} ms"
             );
@@ -418,12 +419,11 @@ impl Ingest {
     fn watch_rejections(
         &mut self,
         source: Source,
-        m: &Message<'_>,
         rejected: Option<(Reason, Option<&'static str>)>,
     ) {
         if let Some(a) = self.reject_rate.record(source, rejected) {
             error!(
-                topic = m.topic,
+                topic = self.input.topology().topic(source).unwrap_or_default(),
                 partition = source.partition,
                 rejected = a.rejected,
                 of = ingest::reject_rate::BLOCK,
@@ -451,8 +451,8 @@ impl Ingest {
             reason: reason.as_str(),
             field,
             detail,
-            topic: m.topic,
-            partition: m.partition,
+            topic: self.input.topology().topic(m.source).unwrap_or_default(),
+            partition: m.source.partition,
             offset: m.offset,
         };
         Ok(self.dead_letter.send(m.key, Some(m.payload), why).await?)

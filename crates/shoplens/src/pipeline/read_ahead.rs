@@ -7,17 +7,17 @@
 //! gave them (so each partition's in offset order). A batch keeps each
 //! message's key and payload in one buffer: a message the loop rejects
 //! later (late, or a bad event) is dead-lettered unchanged. The loop still
-//! decides everything else (assignment, skips, gaps, seeks); a message read
-//! ahead of a seek or a pause is judged by its offset like any other.
+//! decides everything else (assignment, skips, gaps, seeks) by offset; each
+//! read carries the input's seek count from before it began, so a message
+//! read before a seek back is not taken for the seek's answer.
 
 use std::future::Future;
 use std::ops::Range;
-use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use aggregator::Source;
 use contract::{Decoder, Event, Invalid};
-use ingest::{Feed, KafkaError, Messages, Received};
+use ingest::{Feed, KafkaError, Messages, Received, Topology};
 use tokio::sync::mpsc;
 
 /// Most messages in one batch: about a millisecond of the loop's work, so a
@@ -37,10 +37,6 @@ pub(super) struct Read {
     /// Where it came from (only messages of topics the pipeline reads are
     /// passed on).
     pub(super) source: Source,
-    /// What the topic carries.
-    pub(super) feed: Feed,
-    topic: Arc<str>,
-    partition: i32,
     offset: i64,
     /// The input's seek count when its read began.
     pub(super) read_epoch: u64,
@@ -51,10 +47,10 @@ pub(super) struct Read {
     pub(super) decoded: Option<Result<Event, Invalid>>,
 }
 
-/// A message as read: its place, its key and payload.
+/// A message as read: its place, its key and payload (its topic's name is
+/// the [`Topology`]'s for its source).
 pub(super) struct Message<'a> {
-    pub(super) topic: &'a str,
-    pub(super) partition: i32,
+    pub(super) source: Source,
     pub(super) offset: i64,
     pub(super) key: Option<&'a [u8]>,
     /// Empty when there was none.
@@ -94,8 +90,7 @@ impl ReadBatch {
     /// its key and its payload.
     pub(super) fn message<'a>(&'a self, r: &'a Read) -> Message<'a> {
         Message {
-            topic: &r.topic,
-            partition: r.partition,
+            source: r.source,
             offset: r.offset,
             key: r.key.clone().map(|k| &self.bytes[k]),
             payload: &self.bytes[r.payload.clone()],
@@ -106,23 +101,20 @@ impl ReadBatch {
         self.reads.len() >= MAX_BATCH || self.bytes.len() >= MAX_BATCH_BYTES
     }
 
-    fn push(
-        &mut self,
-        m: &Received<'_>,
-        (feed, read_epoch): (Feed, u64),
-        topic: Arc<str>,
-        decoder: &Decoder,
-    ) {
+    /// Adds `m`, decoded if it is an input stream's, read since
+    /// `read_epoch` seeks; messages of topics `topology` does not read are
+    /// left out.
+    fn push(&mut self, m: &Received<'_>, topology: &Topology, read_epoch: u64, decoder: &Decoder) {
         let Some(source) = m.source() else { return };
+        let Some(feed) = topology.feed(source) else {
+            return;
+        };
         let decoded = match feed {
             Feed::Input(stream) => Some(decoder.decode(m.payload(), stream, m.timestamp_ms())),
             Feed::CustomerFacts => None,
         };
         let read = Read {
             source,
-            feed,
-            topic,
-            partition: m.partition(),
             offset: m.offset(),
             read_epoch,
             key: None,
@@ -209,7 +201,7 @@ async fn run(
     tx: mpsc::Sender<Delivery>,
     recycled: std::sync::mpsc::Receiver<ReadBatch>,
 ) {
-    let mut topics = Topics::default();
+    let topology = messages.topology();
     loop {
         let mut batch = recycled
             .try_recv()
@@ -224,20 +216,14 @@ async fn run(
             _ = tx.closed() => return,
             first = messages.recv() => first,
         };
-        let mut add = |batch: &mut ReadBatch, m: &Received<'_>, epoch: u64| {
-            let Some(feed) = m.source().and_then(|s| messages.topology().feed(s)) else {
-                return;
-            };
-            batch.push(m, (feed, epoch), topics.name(m.topic()), &decoder);
-        };
         match first {
-            Ok(m) => add(&mut batch, &m, epoch),
+            Ok(m) => batch.push(&m, topology, epoch, &decoder),
             Err(e) => error = Some(e),
         }
         while error.is_none() && !batch.is_full() {
             let epoch = messages.seeks_made();
             match ready(&messages) {
-                Some(Ok(m)) => add(&mut batch, &m, epoch),
+                Some(Ok(m)) => batch.push(&m, topology, epoch, &decoder),
                 Some(Err(e)) => error = Some(e),
                 None => break,
             }
@@ -263,22 +249,6 @@ fn ready(messages: &Messages) -> Option<Result<Received<'_>, KafkaError>> {
     }
 }
 
-/// Topic names shared between messages: one allocation per topic, not per
-/// message.
-#[derive(Default)]
-struct Topics(Vec<Arc<str>>);
-
-impl Topics {
-    fn name(&mut self, topic: &str) -> Arc<str> {
-        if let Some(t) = self.0.iter().find(|t| &***t == topic) {
-            return t.clone();
-        }
-        let t: Arc<str> = Arc::from(topic);
-        self.0.push(t.clone());
-        t
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,9 +259,6 @@ mod tests {
                 stream: 0,
                 partition: 3,
             },
-            feed: Feed::CustomerFacts,
-            topic: Arc::from("t"),
-            partition: 3,
             offset,
             read_epoch: 0,
             key: None,
@@ -318,7 +285,7 @@ mod tests {
             let m = batch.message(r);
             assert_eq!(m.key, key.as_deref(), "offset {}", m.offset);
             assert_eq!(m.payload, payload.as_slice(), "offset {}", m.offset);
-            assert_eq!((m.topic, m.partition), ("t", 3));
+            assert_eq!(m.source.partition, 3);
         }
     }
 
@@ -354,15 +321,5 @@ mod tests {
         assert_eq!(reads.len(), 1);
         let m = batch.message(&reads[0]);
         assert_eq!((m.offset, m.key, m.payload), (1, None, &b"second"[..]));
-    }
-
-    #[test]
-    fn topic_names_are_shared_not_copied_per_message() {
-        let mut topics = Topics::default();
-        let a = topics.name("clickstream");
-        let b = topics.name("clickstream");
-        let c = topics.name("orders");
-        assert!(Arc::ptr_eq(&a, &b));
-        assert_eq!((&*a, &*c), ("clickstream", "orders"));
     }
 }
