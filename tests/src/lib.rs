@@ -110,6 +110,24 @@ pub fn dashboard_queries() -> Vec<(String, String, String, String)> {
     out
 }
 
+/// Every ```` ```sql ```` block of `docs/analyst-guide.md`: `(the line
+/// before it, the query)`.
+pub fn analyst_guide_queries() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo_path("docs/analyst-guide.md")).expect("guide");
+    let mut out = Vec::new();
+    let (mut block, mut before, mut last) = (None::<String>, String::new(), String::new());
+    for line in text.lines() {
+        match (&mut block, line.trim()) {
+            (None, "```sql") => (block, before) = (Some(String::new()), last.clone()),
+            (Some(_), "```") => out.push((before.clone(), block.take().unwrap_or_default())),
+            (Some(b), _) => b.push_str(&format!("{line}\n")),
+            (None, l) if !l.is_empty() => last = l.to_string(),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The `shoplens_*` and `shoplens:*` names a PromQL expression uses.
 pub fn promql_names(expr: &str) -> Vec<String> {
     let mut names = Vec::new();

@@ -22,7 +22,7 @@ async fn rows(database: &str, sql: &str) -> String {
 }
 
 /// The analysts' tables, each in a fixed order.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "SELECT * FROM sessions FINAL ORDER BY session_id, start",
     "SELECT * FROM traffic_1m_final ORDER BY window_start, channel",
     "SELECT * FROM funnel_1m_final ORDER BY window_start, channel, experiment_id, variant, stage_index",
@@ -31,6 +31,7 @@ const TABLES: [&str; 8] = [
     "SELECT * FROM carts FINAL ORDER BY cart_id, opened",
     "SELECT * FROM customers FINAL ORDER BY customer_id",
     "SELECT * FROM customers_1d_final ORDER BY day, channel",
+    "SELECT * FROM orders FINAL ORDER BY order_id",
 ];
 
 /// `base` with a group, a database and output topics of its own (the

@@ -261,7 +261,8 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
     .await;
     assert_eq!(
         metric_sum(&facts_done, "shoplens_customer_facts_total", "") as u64,
-        g.orders
+        g.orders + g.paid,
+        "a fact per order and per payment"
     );
     let (customers, customer_orders, customer_net): (u64, u64, i64) = ch
         .query("SELECT count(), sum(orders), sum(net_minor) FROM customers FINAL")
@@ -272,6 +273,22 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
         (customers, customer_orders, customer_net),
         (g.customers, g.orders, g.revenue_minor)
     );
+    // Orders as facts: a row per order, each customer's first numbered 1,
+    // the paid ones with their payment, net adding up to the customers'.
+    eventually("orders rows", Duration::from_secs(60), || async {
+        let got: (u64, u64, u64, i64) = ch
+            .query("SELECT count(), countIf(customer_order_number = 1), countIf(paid_at IS NOT NULL), sum(net_minor) FROM orders FINAL")
+            .fetch_one()
+            .await
+            .map_err(|e| e.to_string())?;
+        let want = (g.orders, g.customers, g.paid, g.revenue_minor);
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{got:?}, want {want:?}"))
+        }
+    })
+    .await;
     // CAC: 240.00 of paid-search spend split over two days, against that day's new customers.
     let (spend_days, spend_total): (u64, i64) = ch
         .query("SELECT uniqExact(day), sum(spend_minor) FROM cac_daily_final WHERE channel = 'Paid Search' AND spend_minor > 0")
@@ -413,6 +430,18 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
             }
             other => panic!("{board} / {panel}: unknown datasource {other}"),
         }
+    }
+
+    // Every example of the analyst guide runs on this server (18.16) too;
+    // deploy/local/current_clickhouse.py runs them on a current one.
+    let examples = e2e::analyst_guide_queries();
+    assert!(examples.len() >= 12, "{} examples", examples.len());
+    for (before, sql) in &examples {
+        let sql = sql.replace("shoplens.", &format!("{id}."));
+        ch.query(sql.trim().trim_end_matches(';'))
+            .execute()
+            .await
+            .unwrap_or_else(|e| panic!("analyst guide, after {before:?}: {e}"));
     }
 
     let (ready, _) = get(&metrics_addr, "/readyz").await.expect("readyz");

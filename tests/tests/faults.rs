@@ -48,6 +48,7 @@ const TABLES: &[(&str, &str)] = &[
         "customers daily",
         "SELECT * FROM customers_daily FINAL ORDER BY day, channel, partition",
     ),
+    ("orders as facts", "SELECT * FROM orders FINAL ORDER BY order_id"),
 ];
 
 /// The `shoplens` binary of this build (the test command builds it first).

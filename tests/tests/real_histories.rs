@@ -47,11 +47,30 @@ struct Expected {
     cancelled_gbp: i64,
     refunds: u64,
     refunded: BTreeMap<String, i64>,
+    eur_refunds: u64,
     /// Per customer: order times, net revenue in GBP.
     customers: BTreeMap<String, (Vec<i64>, i64)>,
     /// Distinct paying customers per day.
     paying_by_day: BTreeMap<i64, BTreeSet<String>>,
+    /// Per order, its row of `orders` as computed here.
+    rows: BTreeMap<String, OrderFact>,
     max_ts: i64,
+}
+
+/// An order's row of `orders`, as computed here or read back.
+#[derive(Debug, Clone, PartialEq, Deserialize, clickhouse::Row)]
+struct OrderFact {
+    order_id: String,
+    customer_id: String,
+    session_id: String,
+    customer_order_number: u64,
+    days_since_previous: Option<u32>,
+    total_minor: i64,
+    refunded_minor: i64,
+    net_minor: i64,
+    items: u64,
+    paid: u8,
+    cancelled: u8,
 }
 
 impl Expected {
@@ -78,8 +97,22 @@ impl Expected {
             .or_default()
             .insert(user.clone());
         let customer = self.customers.entry(user.clone()).or_default();
+        let previous = customer.0.last().map(|p| ((ts - p) / DAY) as u32);
         customer.0.push(ts);
         customer.1 += total;
+        let mut row = OrderFact {
+            order_id: order.clone(),
+            customer_id: user.clone(),
+            session_id: String::new(),
+            customer_order_number: customer.0.len() as u64,
+            days_since_previous: previous,
+            total_minor: total,
+            refunded_minor: 0,
+            net_minor: total,
+            items: 1,
+            paid: 1,
+            cancelled: 0,
+        };
         match rng.below(20) {
             0 => {
                 let at = ts + 10 * 60_000;
@@ -88,6 +121,7 @@ impl Expected {
                 ));
                 self.cancelled += 1;
                 self.cancelled_gbp += total;
+                (row.cancelled, row.net_minor) = (1, 0);
                 self.customers.get_mut(&user).unwrap().1 -= total;
             }
             1..=3 => {
@@ -102,10 +136,15 @@ impl Expected {
                 *self.refunded.entry(currency.into()).or_default() += amount;
                 if currency == "GBP" {
                     self.customers.get_mut(&user).unwrap().1 -= amount;
+                    row.refunded_minor += amount;
+                    row.net_minor -= amount;
+                } else {
+                    self.eur_refunds += 1;
                 }
             }
             _ => {}
         }
+        self.rows.insert(order, row);
     }
 
     /// `customers` customers over two years; the first three are wholesale
@@ -304,4 +343,30 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
         .map(|(d, c)| (*d, c.len() as u64))
         .collect();
     assert_eq!(got, want, "distinct paying customers per day");
+
+    // One row per order: its customer's order number, the days since their
+    // previous order, and its money net of refunds in its own currency.
+    let rows: Vec<OrderFact> = ch
+        .query(
+            "SELECT order_id, customer_id, session_id, customer_order_number, days_since_previous, \
+             total_minor, refunded_minor, net_minor, items, paid_at IS NOT NULL AS paid, \
+             cancelled_at IS NOT NULL AS cancelled FROM orders FINAL ORDER BY order_id",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    let got: BTreeMap<String, OrderFact> =
+        rows.into_iter().map(|o| (o.order_id.clone(), o)).collect();
+    assert_eq!(got.len(), e.rows.len());
+    for (id, want) in &e.rows {
+        assert_eq!(&got[id], want, "{id}");
+    }
+    let n = |name: &str| metric_sum(&text, name, "") as u64;
+    assert_eq!(n("shoplens_order_settlements_unknown"), 0);
+    assert!(e.eur_refunds > 0);
+    assert_eq!(
+        n("shoplens_order_refunds_foreign_currency"),
+        e.eur_refunds,
+        "refunds in EUR of orders in GBP are left out of their rows"
+    );
 }

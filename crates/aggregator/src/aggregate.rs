@@ -7,7 +7,8 @@
 //! which live and die with the sessions) runs first, as every other
 //! aggregate reads the channel of the visitor's session.
 
-use contract::Event;
+use contract::internal::OrderDetail;
+use contract::{Event, EventKind};
 
 use crate::channel::Channel;
 use crate::offsets::HeldOffsets;
@@ -25,8 +26,40 @@ pub(crate) struct Applied<'a> {
     /// For a payment or cancellation: the total and currency of its order,
     /// when the order is known.
     pub(crate) order_total: Option<(i64, String)>,
-    /// For an order, cancellation or refund: the customer it is about.
+    /// For an order, payment, cancellation or refund: the customer it is
+    /// about.
     pub(crate) customer: Option<String>,
+    /// For an order: the visitor's open session it was placed in.
+    pub(crate) session: Option<SessionKey>,
+}
+
+/// What an order records of the session it was placed in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SessionKey {
+    /// The session's id, as its row has it.
+    pub(crate) session_id: String,
+    /// Its experiment and variant, empty when none.
+    pub(crate) experiment_id: String,
+    pub(crate) variant: String,
+}
+
+impl Applied<'_> {
+    /// For an order: its visitor, session, items and variant, as its row in
+    /// `orders` shows them.
+    pub(crate) fn order_detail(&self) -> Option<Box<OrderDetail>> {
+        let EventKind::OrderPlaced { products, .. } = &self.event.kind else {
+            return None;
+        };
+        let items = products.iter().map(|l| u64::from(l.quantity)).sum();
+        let s = self.session.clone().unwrap_or_default();
+        Some(Box::new(OrderDetail {
+            anonymous_id: self.event.anonymous_id.clone(),
+            session_id: s.session_id,
+            items,
+            experiment_id: s.experiment_id,
+            variant: s.variant,
+        }))
+    }
 }
 
 /// An aggregate after the sessionizer.

@@ -65,6 +65,16 @@ pub struct AggregatorConfig {
     /// part of checkpoints, as `max_open_sessions`.
     #[serde(skip)]
     pub settle_grace_ms: i64,
+    /// How long the customer books remember an order after it was placed,
+    /// to update its row of `orders` as it is paid, cancelled or refunded
+    /// (120 days: return windows and card chargebacks). A settlement after
+    /// it changes no row and is counted. Not part of checkpoints.
+    #[serde(skip)]
+    pub order_rows_retention_ms: i64,
+    /// Memory bound of the orders each customer book remembers (the oldest
+    /// is forgotten first). Not part of checkpoints.
+    #[serde(skip)]
+    pub max_order_rows: usize,
 }
 
 impl Default for AggregatorConfig {
@@ -99,6 +109,8 @@ impl Default for AggregatorConfig {
             max_open_carts: 1_000_000,
             max_abandoned_carts: 1_000_000,
             settle_grace_ms: 60_000,
+            order_rows_retention_ms: 120 * 24 * 3_600_000,
+            max_order_rows: 1_000_000,
         }
     }
 }

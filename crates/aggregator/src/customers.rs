@@ -13,93 +13,13 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use contract::time::window_start;
 
 use crate::channel::Channel;
+pub use crate::customer_facts::{CustomerFact, FactKind};
+use crate::order_book::{OrderBook, OrderRow};
 
 const DAY_MS: i64 = 86_400_000;
 /// Gaps kept per customer for the median: all of them up to this many (the
 /// most recent ones beyond), far above what real wholesale customers reach.
 const MAX_GAPS: usize = 10_000;
-
-/// What happened to a customer's order.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum FactKind {
-    /// An order was placed.
-    Order,
-    /// An order was cancelled (its total is subtracted).
-    Cancel,
-    /// An amount was refunded.
-    Refund,
-}
-
-impl FactKind {
-    /// Stable label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FactKind::Order => "order",
-            FactKind::Cancel => "cancel",
-            FactKind::Refund => "refund",
-        }
-    }
-
-    /// The kind of a label.
-    pub fn parse(s: &str) -> Option<FactKind> {
-        match s {
-            "order" => Some(FactKind::Order),
-            "cancel" => Some(FactKind::Cancel),
-            "refund" => Some(FactKind::Refund),
-            _ => None,
-        }
-    }
-}
-
-/// One customer-level fact, keyed by `customer_id` on the internal topic.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CustomerFact {
-    /// `user_id`, else the anonymous id.
-    pub customer_id: String,
-    /// What happened.
-    pub kind: FactKind,
-    /// The order.
-    pub order_id: String,
-    /// Event time.
-    pub ts_ms: i64,
-    /// Order total, cancelled total or refunded amount, minor units.
-    pub amount_minor: i64,
-    /// Currency of the amount.
-    pub currency: String,
-    /// Channel of the session the order was placed in.
-    pub channel: Channel,
-}
-
-impl CustomerFact {
-    /// The fact as the internal facts topic carries it.
-    pub fn to_wire(&self) -> contract::internal::FactWire {
-        contract::internal::FactWire {
-            customer_id: self.customer_id.clone(),
-            kind: self.kind.as_str().to_string(),
-            order_id: self.order_id.clone(),
-            ts_ms: self.ts_ms,
-            amount_minor: self.amount_minor,
-            currency: self.currency.clone(),
-            channel: self.channel.as_str().to_string(),
-        }
-    }
-
-    /// A fact read back from the facts topic; `None` for a kind or a
-    /// channel this version does not know.
-    pub fn from_wire(w: contract::internal::FactWire) -> Option<Self> {
-        Some(CustomerFact {
-            kind: FactKind::parse(&w.kind)?,
-            channel: Channel::ALL.into_iter().find(|c| c.as_str() == w.channel)?,
-            customer_id: w.customer_id,
-            order_id: w.order_id,
-            ts_ms: w.ts_ms,
-            amount_minor: w.amount_minor,
-            currency: w.currency,
-        })
-    }
-}
 
 /// A customer's history as of a change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -166,6 +86,25 @@ pub struct CustomerOutput {
     pub new_customers: u64,
     /// Repeat orders applied by this advance.
     pub repeat_orders: u64,
+    /// Orders placed or changed (rows of `orders`).
+    pub orders: Vec<OrderRow>,
+}
+
+impl CustomerOutput {
+    /// Appends `next`, the output of a later advance (or another book's).
+    pub fn extend(&mut self, next: CustomerOutput) {
+        self.customers.extend(next.customers);
+        self.days.extend(next.days);
+        self.lapsed.extend(next.lapsed);
+        self.orders.extend(next.orders);
+        self.new_customers += next.new_customers;
+        self.repeat_orders += next.repeat_orders;
+    }
+
+    /// Rows to write: customers, days and orders.
+    pub fn rows(&self) -> usize {
+        self.customers.len() + self.days.len() + self.orders.len()
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -202,6 +141,9 @@ pub struct CustomerBook {
     /// Orders, cancellations and refunds in another currency than their
     /// customer's, left out of net revenue (format 2 on).
     pub(crate) foreign_currency_facts: u64,
+    /// The orders of the customers (format 3 on; empty when an earlier
+    /// book is read).
+    pub(crate) orders: OrderBook,
 }
 
 fn median(gaps: &VecDeque<i64>) -> i64 {
@@ -254,7 +196,39 @@ impl CustomerBook {
             lapsed_now: 0,
             gaps_clipped: 0,
             foreign_currency_facts: 0,
+            orders: OrderBook::default(),
         }
+    }
+
+    /// Remembers orders (to update their rows) for `retention_ms` after they
+    /// were placed, at most `max_orders` of them (120 days and a million
+    /// unless set). Not a setting of the state: a restored book takes the
+    /// bounds in force.
+    pub fn with_order_memory(mut self, retention_ms: i64, max_orders: usize) -> Self {
+        self.set_order_memory(retention_ms, max_orders);
+        self
+    }
+
+    /// See [`CustomerBook::with_order_memory`].
+    pub fn set_order_memory(&mut self, retention_ms: i64, max_orders: usize) {
+        self.orders.set_bounds(retention_ms, max_orders);
+    }
+
+    /// Orders remembered for their rows.
+    pub fn orders_remembered(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Payments, cancellations and refunds of orders not remembered (placed
+    /// before the retention, or never seen): their rows did not change.
+    pub fn unknown_settlements(&self) -> u64 {
+        self.orders.unknown_settlements()
+    }
+
+    /// Refunds in another currency than their order's, not subtracted from
+    /// its row.
+    pub fn foreign_refunds(&self) -> u64 {
+        self.orders.foreign_refunds()
     }
 
     /// Offers one fact from facts partition `partition`. A fact older than the
@@ -323,7 +297,10 @@ impl CustomerBook {
     fn apply(&mut self, f: CustomerFact, partition: i32) {
         match f.kind {
             FactKind::Order => self.apply_order(&f, partition),
+            // A payment changes the order's row, not the customer's.
+            FactKind::Paid => return self.orders.settled(&f),
             FactKind::Cancel | FactKind::Refund => {
+                self.orders.settled(&f);
                 let Some(h) = self.histories.get_mut(&f.customer_id) else {
                     return;
                 };
@@ -388,6 +365,8 @@ impl CustomerBook {
                 queued_at: i64::MIN,
             });
         // Facts apply in event time: the last order is the one before.
+        let previous = (h.row.orders > 0).then(|| f.ts_ms - h.row.last_order_ms);
+        self.orders.placed(f, partition, h.row.orders + 1, previous);
         let ordered_today = h.row.orders > 0 && window_start(h.row.last_order_ms, DAY_MS) == day.0;
         d.paying_customers += u64::from(!ordered_today);
         let repeat_counted_today = ordered_today && h.row.orders >= 2;
@@ -477,6 +456,7 @@ impl CustomerBook {
             .days
             .split_off(&(watermark_ms - DAY_MS + 1, Channel::PaidSearch, i32::MIN));
         self.days = keep;
+        self.orders.take_changed(watermark_ms, &mut out.orders);
         out.new_customers = std::mem::take(&mut self.new_customers);
         out.repeat_orders = std::mem::take(&mut self.repeat_orders);
         out

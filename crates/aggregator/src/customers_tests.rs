@@ -14,6 +14,7 @@ fn order(customer: &str, id: &str, ts: i64, minor: i64) -> CustomerFact {
         amount_minor: minor,
         currency: "USD".into(),
         channel: Channel::Email,
+        order: None,
     }
 }
 
@@ -189,6 +190,7 @@ fn a_fact_round_trips_through_the_facts_topic_and_unknown_labels_are_refused() {
         amount_minor: 100,
         currency: "EUR".into(),
         channel: Channel::OrganicSocial,
+        order: None,
     };
     let (key, bytes) = contract::internal::encode_fact(&f.to_wire());
     assert_eq!(key, "u1");

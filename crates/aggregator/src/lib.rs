@@ -28,6 +28,7 @@ mod early;
 mod hash;
 mod intern;
 mod offsets;
+mod order_book;
 mod pages;
 pub mod rows;
 mod session_windows;
@@ -42,6 +43,7 @@ pub use config::AggregatorConfig;
 pub use customers::{
     CustomerBook, CustomerDayRow, CustomerFact, CustomerOutput, CustomerRow, FactKind,
 };
+pub use order_book::OrderRow;
 pub use pages::OTHER;
 pub use rows::{
     split_by_day, CartRow, CartStatus, FeedbackRow, Item, OrderWindowRow, PageRow, ProductRow,
@@ -454,6 +456,12 @@ impl Aggregator {
             channel,
             order_total: self.order_total(event),
             customer: self.customer(event),
+            session: match event.kind {
+                contract::EventKind::OrderPlaced { .. } => {
+                    self.sessions.key_of(&event.anonymous_id)
+                }
+                _ => None,
+            },
         };
         self.each_aggregate(|a, held| a.apply(&applied, held, out));
     }
@@ -495,14 +503,16 @@ impl Aggregator {
         }
     }
 
-    /// The customer of an order, cancellation or refund: the user id of the
-    /// event, else of the order's event (cancellations and refunds), else
-    /// of the visitor's session, else the visitor.
+    /// The customer of an order, payment, cancellation or refund: the user
+    /// id of the event, else of the order's event (settlements), else of the
+    /// visitor's session, else the visitor.
     fn customer(&self, e: &Event) -> Option<String> {
         use contract::EventKind as K;
         let order_id = match &e.kind {
             K::OrderPlaced { .. } => None,
-            K::OrderCancelled { order_id } | K::OrderRefunded { order_id, .. } => Some(order_id),
+            K::OrderPaid { order_id }
+            | K::OrderCancelled { order_id }
+            | K::OrderRefunded { order_id, .. } => Some(order_id),
             _ => return None,
         };
         let customer = e

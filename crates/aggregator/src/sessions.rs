@@ -132,6 +132,11 @@ impl Sessionizer {
             .map(str::to_string)
     }
 
+    /// The id, experiment and variant of the visitor's open session.
+    pub(crate) fn key_of(&self, visitor: &str) -> Option<crate::aggregate::SessionKey> {
+        self.open.get(visitor).map(|s| s.key())
+    }
+
     /// The offsets the open sessions hold (each its lowest per source).
     pub(crate) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
         let in_use = self.open.values().flat_map(|s| s.held.iter().copied());

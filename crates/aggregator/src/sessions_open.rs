@@ -238,6 +238,18 @@ impl Open {
         self
     }
 
+    /// Its id (as its row will have it), experiment and variant.
+    pub(super) fn key(&self) -> crate::aggregate::SessionKey {
+        crate::aggregate::SessionKey {
+            session_id: match &self.row_id {
+                Some(id) => id.to_string(),
+                None => derived_id(&self.visitor, self.start_ms),
+            },
+            experiment_id: self.experiment_id.to_string(),
+            variant: self.variant.to_string(),
+        }
+    }
+
     /// The row this session closes as, `bounced` or not: shared strings
     /// are shared with it, not copied.
     pub(super) fn row(&self, bounced: bool) -> SessionRow {

@@ -234,7 +234,11 @@ fn an_order_only_feed_opens_no_session_and_a_refund_is_no_bounce() {
     assert!(out.sessions.is_empty(), "{:?}", out.sessions);
     assert_eq!(out.orders.iter().map(|r| r.orders).sum::<u64>(), 1);
     assert_eq!(out.orders.iter().map(|r| r.refunds).sum::<u64>(), 2);
-    assert_eq!(out.customer_facts.len(), 3);
+    assert_eq!(
+        out.customer_facts.len(),
+        4,
+        "the order, its payment, two refunds"
+    );
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! Snapshots written by earlier builds of the same format still restore.
 //!
-//! The files under `tests/data/` were written by the build that introduced
-//! each case; a change to the in-memory state must keep reading them (or
-//! bump `aggregator::snapshot::FORMAT`). To write them again after such a
-//! bump: `SHOPLENS_BLESS=1 cargo test -p aggregator --test snapshot_layout`.
+//! The files under `tests/data/` were written by the release that last
+//! wrote each format (`formatN-*.bin`) and are never written again: a change
+//! to the in-memory state bumps `aggregator::SNAPSHOT_FORMAT`, keeps a
+//! reader of the format before it, and adds a file of that format here.
 
 use aggregator::{Aggregator, AggregatorConfig, Output, Position, Source};
 use contract::{Campaign, Device, Event, EventKind, Page};
@@ -105,9 +105,9 @@ fn an_earlier_snapshot_of_one_visit_is_written_back_byte_for_byte() {
     let cfg = AggregatorConfig::default();
     let bytes = stored_read("format1-one-visit.bin");
     let restored = Aggregator::restore(&cfg, &bytes).expect("the stored snapshot restores");
-    // Written back as format 2: the same fields, then no settlements
-    // waiting for their order (an empty map and an empty queue).
-    let mut want = vec![2];
+    // Written back in this build's format: the same fields, then no
+    // settlements waiting for their order (an empty map and an empty queue).
+    let mut want = vec![aggregator::SNAPSHOT_FORMAT];
     want.extend_from_slice(&bytes[1..]);
     want.extend_from_slice(&[0, 0]);
     assert_eq!(restored.snapshot(), want);
@@ -180,6 +180,7 @@ fn book_facts() -> Vec<aggregator::CustomerFact> {
         amount_minor: minor,
         currency: "USD".into(),
         channel: Channel::Email,
+        order: None,
     };
     vec![
         f("c1", "o1", FactKind::Order, T0, 1000),
@@ -222,4 +223,54 @@ fn a_format_1_customer_book_continues_with_distinct_customers_from_then_on() {
         .map(|c| (c.customer_id.as_str(), c.net_minor))
         .collect();
     assert_eq!(net, [("c1", 2700), ("c2", 1200)]);
+}
+
+#[test]
+fn a_format_2_customer_book_continues_exactly_and_remembers_orders_from_then_on() {
+    use aggregator::{Channel, CustomerBook, CustomerFact, FactKind};
+    const DAY: i64 = 86_400_000;
+    let like = CustomerBook::bounded(30 * DAY, "USD", 1000);
+    // Written by the release before the `orders` table, after advancing
+    // the facts of `book_facts` to T0 + 10 days + 7 ms.
+    let bytes = stored_read("format2-customers.bin");
+    assert_eq!(bytes[0], 2);
+    let mut restored = CustomerBook::restore(&like, &bytes).expect("format 2 restores");
+    assert_eq!(restored.orders_remembered(), 0, "format 2 kept no orders");
+    let mut whole = CustomerBook::bounded(30 * DAY, "USD", 1000);
+    for f in book_facts() {
+        whole.push(f, 0).unwrap();
+    }
+    whole.advance(T0 + 10 * DAY + 7);
+    let paid = CustomerFact {
+        customer_id: "c1".into(),
+        kind: FactKind::Paid,
+        order_id: "o2".into(),
+        ts_ms: T0 + 11 * DAY,
+        amount_minor: 0,
+        currency: "USD".into(),
+        channel: Channel::Email,
+        order: None,
+    };
+    for b in [&mut restored, &mut whole] {
+        b.push(paid.clone(), 0).unwrap();
+    }
+    let (got, want) = (
+        restored.advance(T0 + 12 * DAY),
+        whole.advance(T0 + 12 * DAY),
+    );
+    assert_eq!(got.customers, want.customers, "histories continue exactly");
+    assert_eq!(got.days, want.days);
+    let ids = |out: &aggregator::CustomerOutput| {
+        let ids = out.orders.iter().map(|o| o.order_id.clone());
+        ids.collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&got), ["o4"], "placed after the upgrade");
+    assert_eq!(ids(&want), ["o2", "o4"]);
+    // o2's refund (pending in the stored book) and payment: o2 was placed
+    // before the upgrade.
+    assert_eq!(restored.unknown_settlements(), 2);
+    assert_eq!(whole.unknown_settlements(), 0);
+    let again = CustomerBook::restore(&like, &restored.snapshot()).expect("own format");
+    assert_eq!(again.orders_remembered(), 1);
+    assert_eq!(restored.snapshot()[0], aggregator::SNAPSHOT_FORMAT);
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub struct FactWire {
     /// The customer (user id, else visitor id): also the message key.
     pub customer_id: String,
-    /// `order`, `cancel` or `refund`.
+    /// `order`, `paid`, `cancel` or `refund`.
     pub kind: String,
     /// The order it is about.
     pub order_id: String,
@@ -23,6 +23,26 @@ pub struct FactWire {
     pub currency: String,
     /// The channel label of the visitor's session.
     pub channel: String,
+    /// For an order: what the visitor's side knows of it. Absent in facts
+    /// written before the `orders` table, and in other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Box<OrderDetail>>,
+}
+
+/// What the visitor's side knows of an order when it is placed, for its row
+/// in the `orders` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDetail {
+    /// The visitor who placed it.
+    pub anonymous_id: String,
+    /// The id of the session it was placed in (as the `sessions` table has it).
+    pub session_id: String,
+    /// Items ordered: the sum of the line items' quantities.
+    pub items: u64,
+    /// The session's experiment, empty when none.
+    pub experiment_id: String,
+    /// The session's variant, empty when none.
+    pub variant: String,
 }
 
 /// An input partition's watermark, written to every facts partition after
@@ -82,10 +102,31 @@ mod tests {
             amount_minor: 100,
             currency: "EUR".into(),
             channel: "Organic Social".into(),
+            order: None,
         };
         let (key, bytes) = encode_fact(&f);
         assert_eq!(key, "u1");
-        assert_eq!(decode_message(&bytes), Some(FactMessage::Fact(f)));
+        assert!(!String::from_utf8_lossy(&bytes).contains("order\":"));
+        assert_eq!(decode_message(&bytes), Some(FactMessage::Fact(f.clone())));
+        let placed = FactWire {
+            kind: "order".into(),
+            order: Some(Box::new(OrderDetail {
+                anonymous_id: "a".into(),
+                session_id: "a:1".into(),
+                items: 3,
+                experiment_id: "x".into(),
+                variant: "B".into(),
+            })),
+            ..f
+        };
+        let (_, bytes) = encode_fact(&placed);
+        assert_eq!(decode_message(&bytes), Some(FactMessage::Fact(placed)));
+        // As a build before the `orders` table wrote it.
+        let old = br#"{"customer_id":"u","kind":"order","order_id":"o","ts_ms":1,"amount_minor":5,"currency":"USD","channel":"Direct"}"#;
+        match decode_message(old) {
+            Some(FactMessage::Fact(f)) => assert_eq!((f.kind.as_str(), f.order), ("order", None)),
+            other => panic!("an earlier build's fact reads back: {other:?}"),
+        }
         let m = Marker {
             partition: 1,
             watermark_ms: 42,

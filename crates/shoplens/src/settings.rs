@@ -136,7 +136,7 @@ fn aggregator_unset() -> AggregatorConfig {
 }
 
 /// The `[aggregator]` section: the metric definitions, and the memory
-/// bounds of open sessions and carts, which checkpoints do not carry (so the
+/// bounds of open sessions, carts and order rows, which checkpoints do not carry (so the
 /// aggregator does not read them itself).
 fn aggregator_section<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -148,6 +148,8 @@ fn aggregator_section<'de, D: serde::Deserializer<'de>>(
         max_open_sessions: Option<usize>,
         max_open_carts: Option<usize>,
         max_abandoned_carts: Option<usize>,
+        order_rows_retention_ms: Option<i64>,
+        max_order_rows: Option<usize>,
         /// Unset or empty: the contract's default currency (resolved later).
         reporting_currency: Option<String>,
     }
@@ -158,10 +160,14 @@ fn aggregator_section<'de, D: serde::Deserializer<'de>>(
         (&mut cfg.max_open_sessions, section.max_open_sessions),
         (&mut cfg.max_open_carts, section.max_open_carts),
         (&mut cfg.max_abandoned_carts, section.max_abandoned_carts),
+        (&mut cfg.max_order_rows, section.max_order_rows),
     ] {
         if let Some(n) = value {
             *bound = n;
         }
+    }
+    if let Some(ms) = section.order_rows_retention_ms {
+        cfg.order_rows_retention_ms = ms;
     }
     Ok(cfg)
 }
@@ -329,14 +335,18 @@ mod tests {
         // definitions beside it. (One test, so no other sees the variables.)
         std::env::set_var("AGGREGATOR__MAX_OPEN_SESSIONS", "5000");
         std::env::set_var("AGGREGATOR__MAX_ABANDONED_CARTS", "7");
+        std::env::set_var("AGGREGATOR__ORDER_ROWS_RETENTION_MS", "86400000");
         std::env::set_var("AGGREGATOR__SESSION_GAP_MS", "60000");
         let loaded = Settings::load(Some(&file));
         std::env::remove_var("AGGREGATOR__MAX_OPEN_SESSIONS");
         std::env::remove_var("AGGREGATOR__MAX_ABANDONED_CARTS");
+        std::env::remove_var("AGGREGATOR__ORDER_ROWS_RETENTION_MS");
         std::env::remove_var("AGGREGATOR__SESSION_GAP_MS");
         let loaded = loaded.expect("loads with overrides");
         assert_eq!(loaded.aggregator.max_open_sessions, 5000);
         assert_eq!(loaded.aggregator.max_abandoned_carts, 7);
+        assert_eq!(loaded.aggregator.order_rows_retention_ms, 86_400_000);
+        assert_eq!(loaded.aggregator.max_order_rows, 1_000_000);
         assert_eq!(loaded.aggregator.max_open_carts, 1_000_000);
         assert_eq!(loaded.aggregator.session_gap_ms, 60_000);
         assert_eq!(loaded.aggregator.dedup_max_ids, 2_000_000);

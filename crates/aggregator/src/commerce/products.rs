@@ -168,6 +168,7 @@ mod tests {
                 channel: crate::Channel::Direct,
                 order_total: None,
                 customer: None,
+                session: None,
             };
             c.apply(&applied, &mut held, &mut out);
         }

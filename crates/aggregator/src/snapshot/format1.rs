@@ -4,7 +4,7 @@
 //!
 //! - Aggregator: format 2 added the settlements waiting for their order
 //!   (none waited in format 1).
-//! - Customer book: format 2 added each customer's currency (format 1
+//! - Customer book: format 3 added the orders (see `format2`); format 2 added each customer's currency (format 1
 //!   summed one, the reporting currency), the distinct paying and repeat
 //!   customers of each open day, and three gauges' counts.
 
@@ -77,7 +77,7 @@ struct BookV1 {
     evicted: u64,
     currency: String,
     watermark_ms: i64,
-    pending: std::collections::BTreeMap<(i64, String, crate::FactKind), (crate::CustomerFact, i32)>,
+    pending: super::format2::PendingV2,
     histories: crate::hash::Map<String, HistoryV1>,
     lapse: std::collections::BinaryHeap<std::cmp::Reverse<(i64, String)>>,
     days: std::collections::BTreeMap<(i64, crate::Channel, i32), DayV1>,
@@ -119,7 +119,7 @@ pub(super) fn book(body: &[u8]) -> Result<CustomerBook, SnapshotError> {
         evicted: v1.evicted,
         currency: v1.currency,
         watermark_ms: v1.watermark_ms,
-        pending: v1.pending,
+        pending: super::format2::pending(v1.pending),
         histories: histories.collect(),
         lapse: v1.lapse,
         days: days.collect(),
@@ -127,6 +127,7 @@ pub(super) fn book(body: &[u8]) -> Result<CustomerBook, SnapshotError> {
         new_customers: v1.new_customers,
         repeat_orders: v1.repeat_orders,
         dirty: v1.dirty,
+        orders: Default::default(),
     })
 }
 

@@ -11,16 +11,19 @@ use serde::Serialize;
 use crate::{Aggregator, AggregatorConfig, CustomerBook};
 
 mod format1;
+mod format2;
 
-/// The snapshot layout this build writes. It also reads format 1, which
-/// lacks the settlements waiting for their order (none were kept then).
-pub const FORMAT: u8 = 2;
+/// The snapshot layout this build writes. It also reads format 2, whose
+/// customer books remember no orders (aggregators are laid out as in
+/// format 3), and format 1, which lacks the settlements waiting for their
+/// order (none were kept then).
+pub const FORMAT: u8 = 3;
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// Written by a build with another layout.
-    #[error("snapshot format {found}, this build reads formats 1 and {FORMAT}")]
+    #[error("snapshot format {found}, this build reads formats 1 to {FORMAT}")]
     Format {
         /// The format byte found.
         found: u8,
@@ -46,7 +49,7 @@ fn encode<T: Serialize>(state: &T, hint: usize) -> Vec<u8> {
 /// The format byte and the body of a snapshot this build reads.
 fn split(bytes: &[u8]) -> Result<(u8, &[u8]), SnapshotError> {
     match bytes.split_first() {
-        Some((&format @ (1 | FORMAT), rest)) => Ok((format, rest)),
+        Some((&format @ 1..=FORMAT, rest)) => Ok((format, rest)),
         Some((&found, _)) => Err(SnapshotError::Format { found }),
         None => Err(SnapshotError::Format { found: 0 }),
     }
@@ -76,19 +79,20 @@ impl Serialize for Aggregator {
     }
 }
 
-/// A customer book of format 1 or 2.
+/// A customer book of format 1, 2 or 3.
 fn decode_book(bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
     match split(bytes)? {
         (FORMAT, body) => Ok(postcard::from_bytes(body)?),
+        (2, body) => format2::book(body),
         (_, body) => format1::book(body),
     }
 }
 
-/// An aggregator of format 1 or 2.
+/// An aggregator of format 1, 2 or 3 (2 and 3 are laid out alike).
 fn decode_aggregator(bytes: &[u8]) -> Result<Aggregator, SnapshotError> {
     match split(bytes)? {
-        (FORMAT, body) => Ok(postcard::from_bytes(body)?),
-        (_, body) => format1::aggregator(body),
+        (1, body) => format1::aggregator(body),
+        (_, body) => Ok(postcard::from_bytes(body)?),
     }
 }
 
@@ -132,12 +136,14 @@ impl CustomerBook {
     }
 
     /// The book `bytes` were taken from, provided it was built like `like`
-    /// (same lapse minimum, currency and bound).
+    /// (same lapse minimum, currency and bound); it takes `like`'s order
+    /// memory bounds.
     pub fn restore(like: &CustomerBook, bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
-        let restored = decode_book(bytes)?;
+        let mut restored = decode_book(bytes)?;
         if !restored.same_settings(like) {
             return Err(SnapshotError::Settings("customers"));
         }
+        restored.orders.bounds_of(&like.orders);
         Ok(restored)
     }
 }

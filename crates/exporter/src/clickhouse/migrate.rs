@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "real_histories",
         include_str!("../../migrations/0006_real_histories.sql"),
     ),
+    (
+        7,
+        "orders",
+        include_str!("../../migrations/0007_orders.sql"),
+    ),
 ];
 
 /// The bookkeeping table, created before the migrations.

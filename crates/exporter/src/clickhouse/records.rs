@@ -1,8 +1,8 @@
 //! Row encodings for ClickHouse (RowBinary): one struct per table.
 
 use aggregator::{
-    CartRow, CustomerDayRow, CustomerRow, FeedbackRow, OrderWindowRow, PageRow, ProductRow,
-    SessionRow, SessionWindowRow, SpendRow,
+    CartRow, CustomerDayRow, CustomerRow, FeedbackRow, OrderRow, OrderWindowRow, PageRow,
+    ProductRow, SessionRow, SessionWindowRow, SpendRow,
 };
 use clickhouse::Row;
 use serde::Serialize;
@@ -332,6 +332,56 @@ impl<'a> From<&'a CustomerRow> for CustomerRecord<'a> {
     }
 }
 
+/// A row of `orders` (one per order, replaced by version).
+#[derive(Debug, Row, Serialize)]
+pub struct OrderFactRecord<'a> {
+    order_id: &'a str,
+    customer_id: &'a str,
+    anonymous_id: &'a str,
+    session_id: &'a str,
+    placed_at: u32,
+    paid_at: Option<u32>,
+    cancelled_at: Option<u32>,
+    currency: &'a str,
+    total_minor: i64,
+    refunded_minor: i64,
+    net_minor: i64,
+    items: u64,
+    customer_order_number: u64,
+    days_since_previous: Option<u32>,
+    channel: &'a str,
+    experiment_id: &'a str,
+    variant: &'a str,
+    partition: i32,
+    version: u64,
+}
+
+impl<'a> From<&'a OrderRow> for OrderFactRecord<'a> {
+    fn from(o: &'a OrderRow) -> Self {
+        OrderFactRecord {
+            order_id: &o.order_id,
+            customer_id: &o.customer_id,
+            anonymous_id: &o.anonymous_id,
+            session_id: &o.session_id,
+            placed_at: secs(o.placed_ms),
+            paid_at: o.paid_ms.map(secs),
+            cancelled_at: o.cancelled_ms.map(secs),
+            currency: &o.currency,
+            total_minor: o.total_minor,
+            refunded_minor: o.refunded_minor,
+            net_minor: o.net_minor,
+            items: o.items,
+            customer_order_number: o.customer_order_number,
+            days_since_previous: o.days_since_previous,
+            channel: o.channel.as_str(),
+            experiment_id: &o.experiment_id,
+            variant: &o.variant,
+            partition: o.partition,
+            version: o.version,
+        }
+    }
+}
+
 /// A row of `customers_daily`.
 #[derive(Debug, Row, Serialize)]
 pub struct CustomerDayRecord<'a> {
@@ -415,5 +465,6 @@ tables! {
     CartRecord<'_> => "carts",
     CustomerRecord<'_> => "customers",
     CustomerDayRecord<'_> => "customers_daily",
+    OrderFactRecord<'_> => "orders",
     SpendRecord<'_> => "ad_spend_daily",
 }

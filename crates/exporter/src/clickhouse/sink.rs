@@ -8,8 +8,8 @@ use clickhouse::Client;
 use tracing::{debug, warn};
 
 use super::records::{
-    CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord, OrderRecord, PageRecord,
-    ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord,
+    CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord, OrderFactRecord, OrderRecord,
+    PageRecord, ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord,
 };
 use super::ClickHouseSettings;
 use crate::http::Health;
@@ -138,9 +138,11 @@ impl ClickHouseSink {
     /// Writes the customer side's rows, retrying until durable.
     pub async fn write_customers(&self, out: &aggregator::CustomerOutput) {
         let (customers, days) = (encode(&out.customers), encode(&out.days));
+        let orders = encode(&out.orders);
         tokio::join!(
             self.table::<CustomerRecord<'_>>(&customers),
             self.table::<CustomerDayRecord<'_>>(&days),
+            self.table::<OrderFactRecord<'_>>(&orders),
         );
     }
 

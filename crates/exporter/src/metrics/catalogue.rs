@@ -7,7 +7,7 @@ use prometheus::{
 };
 
 /// The name and help text of every series.
-pub const SERIES: [(&str, &str); 50] = [
+pub const SERIES: [(&str, &str); 53] = [
     (
         "shoplens_events_consumed_total",
         "Messages taken into the state, each offset once, by topic kind.",
@@ -195,6 +195,18 @@ pub const SERIES: [(&str, &str); 50] = [
     (
         "shoplens_customer_foreign_currency_facts",
         "Orders, cancellations and refunds in another currency than their customer's (that of the first order), left out of customer net revenue; of the histories this instance holds.",
+    ),
+    (
+        "shoplens_orders_remembered",
+        "Orders the customer books this instance holds remember, to update their rows of `orders` (aggregator.order_retention_ms, aggregator.max_orders).",
+    ),
+    (
+        "shoplens_order_settlements_unknown",
+        "Payments, cancellations and refunds of orders the customer books do not remember (placed before the retention or never seen): no row of `orders` changed; of the books this instance holds.",
+    ),
+    (
+        "shoplens_order_refunds_foreign_currency",
+        "Refunds in another currency than their order's, not subtracted in `orders`; of the books this instance holds.",
     ),
     (
         "shoplens_customer_facts_total",

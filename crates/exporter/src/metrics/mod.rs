@@ -119,6 +119,12 @@ pub struct Metrics {
     pub customers_gaps_clipped: IntGauge,
     /// Customer facts in another currency than their customer's.
     pub customer_foreign_currency_facts: IntGauge,
+    /// Orders the customer books remember for their rows.
+    pub orders_remembered: IntGauge,
+    /// Settlements of orders the customer books do not remember.
+    pub order_settlements_unknown: IntGauge,
+    /// Refunds in another currency than their order's.
+    pub order_refunds_foreign_currency: IntGauge,
     /// Customer facts re-keyed through the internal topic.
     pub customer_facts: IntCounter,
     /// Closed sessions in an experiment, by experiment and variant.
@@ -220,6 +226,9 @@ impl Metrics {
             lapsed_customers: reg.gauge("shoplens_lapsed_customers"),
             customers_gaps_clipped: reg.gauge("shoplens_customers_gaps_clipped"),
             customer_foreign_currency_facts: reg.gauge("shoplens_customer_foreign_currency_facts"),
+            orders_remembered: reg.gauge("shoplens_orders_remembered"),
+            order_settlements_unknown: reg.gauge("shoplens_order_settlements_unknown"),
+            order_refunds_foreign_currency: reg.gauge("shoplens_order_refunds_foreign_currency"),
             customer_facts: reg.counter("shoplens_customer_facts_total"),
             experiment_sessions: reg.counters(
                 "shoplens_experiment_sessions_total",

@@ -36,8 +36,7 @@ impl Batch {
             + o.feedback.len()
             + o.carts.len()
             + o.spend.len()
-            + self.customers.customers.len()
-            + self.customers.days.len()
+            + self.customers.rows()
     }
 
     /// Appends the batch that followed this one: rows, facts and triggers in
@@ -48,12 +47,7 @@ impl Batch {
     pub(crate) fn absorb(&mut self, next: Batch) {
         self.handed += next.handed;
         self.out.extend(next.out);
-        let c = &mut self.customers;
-        c.customers.extend(next.customers.customers);
-        c.days.extend(next.customers.days);
-        c.lapsed.extend(next.customers.lapsed);
-        c.new_customers += next.customers.new_customers;
-        c.repeat_orders += next.customers.repeat_orders;
+        self.customers.extend(next.customers);
         self.commits.extend(next.commits);
         for checkpoint in next.checkpoints {
             self.checkpoints

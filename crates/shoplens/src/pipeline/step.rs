@@ -55,7 +55,7 @@ impl Ingest {
             (Vec::new(), Vec::new())
         };
         self.publish_gauges(watermark);
-        let customers_empty = customers.customers.is_empty() && customers.days.is_empty();
+        let customers_empty = customers.rows() == 0;
         if out.is_empty() && customers_empty && checkpoints.is_empty() {
             return Ok(());
         }
@@ -157,6 +157,12 @@ impl Ingest {
             .set(books(CustomerBook::gaps_clipped));
         m.customer_foreign_currency_facts
             .set(books(CustomerBook::foreign_currency_facts));
+        m.orders_remembered
+            .set(books(|b| b.orders_remembered() as u64));
+        m.order_settlements_unknown
+            .set(books(CustomerBook::unknown_settlements));
+        m.order_refunds_foreign_currency
+            .set(books(CustomerBook::foreign_refunds));
         m.partitions_paused.set(self.clocks.events.paused() as i64);
         if watermark != i64::MIN {
             m.watermark.set(watermark as f64 / 1000.0);

@@ -141,6 +141,7 @@ impl Stores {
     fn new_book(&self) -> CustomerBook {
         let (lapse, currency, max) = &self.customer_settings;
         CustomerBook::bounded(*lapse, currency, *max)
+            .with_order_memory(self.cfg.order_rows_retention_ms, self.cfg.max_order_rows)
     }
 
     /// Whether `slot` is held.
@@ -338,12 +339,7 @@ impl Stores {
             let Some(watermark_ms) = watermark_of(*partition) else {
                 continue;
             };
-            let o = book.advance(watermark_ms);
-            out.customers.extend(o.customers);
-            out.days.extend(o.days);
-            out.lapsed.extend(o.lapsed);
-            out.new_customers += o.new_customers;
-            out.repeat_orders += o.repeat_orders;
+            out.extend(book.advance(watermark_ms));
         }
         out
     }
