@@ -54,6 +54,8 @@ struct Expected {
     paying_by_day: BTreeMap<i64, BTreeSet<String>>,
     /// Per order, its row of `orders` as computed here.
     rows: BTreeMap<String, OrderFact>,
+    /// Per order, when it was placed.
+    placed: BTreeMap<String, i64>,
     max_ts: i64,
 }
 
@@ -144,7 +146,38 @@ impl Expected {
             }
             _ => {}
         }
+        self.placed.insert(order.clone(), ts);
         self.rows.insert(order, row);
+    }
+
+    /// Cohort retention as the spec defines it, computed from the orders:
+    /// `(cohort, period) -> (cohort size, active, orders, net)`, where
+    /// `cohort` maps an order's time to its cohort's key and `period` the
+    /// cohort's key and an order's time to its period.
+    fn retention(
+        &self,
+        cohort: fn(i64) -> i64,
+        period: fn(i64, i64) -> i64,
+    ) -> BTreeMap<(i64, i64), (u64, u64, u64, i64)> {
+        let mut out: BTreeMap<(i64, i64), (u64, u64, u64, i64)> = BTreeMap::new();
+        let mut active: BTreeSet<(i64, i64, &str)> = BTreeSet::new();
+        let mut sizes: BTreeMap<i64, u64> = BTreeMap::new();
+        for (times, _) in self.customers.values() {
+            *sizes.entry(cohort(times[0])).or_default() += 1;
+        }
+        for (id, row) in &self.rows {
+            let first = self.customers[&row.customer_id].0[0];
+            let (c, at) = (cohort(first), self.placed[id]);
+            let key = (c, period(c, at));
+            let cell = out.entry(key).or_default();
+            cell.0 = sizes[&c];
+            if active.insert((key.0, key.1, row.customer_id.as_str())) {
+                cell.1 += 1;
+            }
+            cell.2 += 1;
+            cell.3 += row.net_minor;
+        }
+        out
     }
 
     /// `customers` customers over two years; the first three are wholesale
@@ -175,6 +208,31 @@ impl Expected {
         e.lines.sort();
         e
     }
+}
+
+/// Year and month (1-12) of a day counted from 1970-01-01 (H. Hinnant's
+/// civil-from-days).
+fn civil(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month)
+}
+
+/// A time's UTC month as ClickHouse's toRelativeMonthNum numbers it.
+fn month_num(ms: i64) -> i64 {
+    let (y, m) = civil(ms.div_euclid(DAY));
+    y * 12 + m
+}
+
+/// The day number of the Monday starting a time's ISO week (UTC).
+fn monday(ms: i64) -> i64 {
+    let d = ms.div_euclid(DAY);
+    d - (d + 3).rem_euclid(7)
 }
 
 /// The median of the gaps between `times` (sorted), in ms, as the spec
@@ -344,8 +402,13 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
         .collect();
     assert_eq!(got, want, "distinct paying customers per day");
 
-    // One row per order: its customer's order number, the days since their
-    // previous order, and its money net of refunds in its own currency.
+    check_orders(&ch, &e, &text).await;
+    check_retention(&ch, &e).await;
+}
+
+/// One row per order: its customer's order number, the days since their
+/// previous order, and its money net of refunds in its own currency.
+async fn check_orders(ch: &clickhouse::Client, e: &Expected, text: &str) {
     let rows: Vec<OrderFact> = ch
         .query(
             "SELECT order_id, customer_id, session_id, customer_order_number, days_since_previous, \
@@ -361,7 +424,7 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
     for (id, want) in &e.rows {
         assert_eq!(&got[id], want, "{id}");
     }
-    let n = |name: &str| metric_sum(&text, name, "") as u64;
+    let n = |name: &str| metric_sum(text, name, "") as u64;
     assert_eq!(n("shoplens_order_settlements_unknown"), 0);
     assert!(e.eur_refunds > 0);
     assert_eq!(
@@ -369,4 +432,50 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
         e.eur_refunds,
         "refunds in EUR of orders in GBP are left out of their rows"
     );
+}
+
+/// Cohort retention, monthly and weekly, summed over first channels.
+async fn check_retention(ch: &clickhouse::Client, e: &Expected) {
+    #[derive(Deserialize, clickhouse::Row)]
+    struct Cell {
+        cohort: i64,
+        period: i64,
+        size: u64,
+        active: u64,
+        orders: u64,
+        net: i64,
+    }
+    for (view, cohort_key, cohort, period) in [
+        (
+            "retention_monthly_final",
+            "toRelativeMonthNum(cohort)",
+            month_num as fn(i64) -> i64,
+            (|c, at| month_num(at) - c) as fn(i64, i64) -> i64,
+        ),
+        (
+            "retention_weekly_final",
+            "toRelativeDayNum(cohort)",
+            monday,
+            |c, at| (monday(at) - c) / 7,
+        ),
+    ] {
+        let cells: Vec<Cell> = ch
+            .query(&format!(
+                "SELECT toInt64({cohort_key}), period, s, a, o, n FROM \
+                 (SELECT cohort, period, sum(active) AS a, sum(orders) AS o, sum(net_minor) AS n \
+                  FROM {view} GROUP BY cohort, period) AS cells \
+                 ANY LEFT JOIN (SELECT cohort, sum(cohort_size) AS s FROM {view} \
+                  WHERE period = 0 GROUP BY cohort) AS sizes USING (cohort) ORDER BY cohort, period"
+            ))
+            .fetch_all()
+            .await
+            .unwrap();
+        let got: BTreeMap<(i64, i64), (u64, u64, u64, i64)> = cells
+            .iter()
+            .map(|c| ((c.cohort, c.period), (c.size, c.active, c.orders, c.net)))
+            .collect();
+        let want = e.retention(cohort, period);
+        assert!(want.len() > 100, "{view}: {} cells", want.len());
+        assert_eq!(got, want, "{view}");
+    }
 }

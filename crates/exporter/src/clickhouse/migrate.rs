@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "orders",
         include_str!("../../migrations/0007_orders.sql"),
     ),
+    (
+        8,
+        "retention",
+        include_str!("../../migrations/0008_retention.sql"),
+    ),
 ];
 
 /// The bookkeeping table, created before the migrations.

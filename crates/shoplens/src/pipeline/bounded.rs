@@ -211,15 +211,20 @@ impl Ingest {
     /// Closes every events store as if time had run out and hands the rows
     /// to the writer, with markers at the end of the input.
     async fn bounded_drain(&mut self, batches: &mpsc::Sender<Batch>) -> Result<(), PipelineError> {
-        let end_ms = self.bounded_end_ms();
-        if let Some(b) = &mut self.bounded {
-            b.end_ms = end_ms;
-        }
+        let read_until = self.bounded_end_ms();
         let inputs = self.clocks.events.sources();
         // Nothing past the ends is read now: it would only come late.
         self.input.pause(&inputs);
         self.set_bounded_step(Step::Draining);
         let out = self.stores.advance(|_| Some(DRAIN_WATERMARK_MS));
+        // A store restored from a checkpoint may hold events this run never
+        // read (buffered ahead of its watermark then): the books must reach
+        // the facts they make too, or those would wait past the end.
+        let facts_until = out.customer_facts.iter().map(|f| f.ts_ms + 1).max();
+        let end_ms = read_until.max(facts_until.unwrap_or(i64::MIN));
+        if let Some(b) = &mut self.bounded {
+            b.end_ms = end_ms;
+        }
         info!(
             sessions = out.sessions.len(),
             carts = out.carts.len(),
