@@ -73,6 +73,8 @@ struct OrderFact {
     items: u64,
     paid: u8,
     cancelled: u8,
+    first_touch_channel: String,
+    last_non_direct_channel: String,
 }
 
 impl Expected {
@@ -114,6 +116,10 @@ impl Expected {
             items: 1,
             paid: 1,
             cancelled: 0,
+            // An order-only feed has no touches: the order's own channel,
+            // Direct for a back end's event with empty campaign fields.
+            first_touch_channel: "Direct".into(),
+            last_non_direct_channel: "Direct".into(),
         };
         match rng.below(20) {
             0 => {
@@ -413,7 +419,8 @@ async fn check_orders(ch: &clickhouse::Client, e: &Expected, text: &str) {
         .query(
             "SELECT order_id, customer_id, session_id, customer_order_number, days_since_previous, \
              total_minor, refunded_minor, net_minor, items, paid_at IS NOT NULL AS paid, \
-             cancelled_at IS NOT NULL AS cancelled FROM orders FINAL ORDER BY order_id",
+             cancelled_at IS NOT NULL AS cancelled, first_touch_channel, last_non_direct_channel \
+             FROM orders FINAL ORDER BY order_id",
         )
         .fetch_all()
         .await

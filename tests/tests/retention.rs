@@ -59,6 +59,8 @@ fn order(id: &str, customer: &str, when: &str, cur: &str, net: i64, number: u64)
         } else {
             Channel::Referral
         },
+        first_touch_channel: channel,
+        last_non_direct_channel: channel,
         experiment_id: String::new(),
         variant: String::new(),
         partition: 0,

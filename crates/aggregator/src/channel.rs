@@ -61,6 +61,11 @@ impl Channel {
             Channel::Other => "Other",
         }
     }
+
+    /// The channel of a stable label.
+    pub fn parse(label: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == label)
+    }
 }
 
 /// One user rule: every given condition must match (case-insensitive).

@@ -75,6 +75,20 @@ pub struct AggregatorConfig {
     /// is forgotten first). Not part of checkpoints.
     #[serde(skip)]
     pub max_order_rows: usize,
+    /// An order's touches are the sessions its visitor started within this
+    /// time before it (30 days). Not part of checkpoints: a new value
+    /// applies to the orders from then on.
+    #[serde(skip)]
+    pub attribution_window_ms: i64,
+    /// At most this many touches, the latest, are kept per visitor (32).
+    /// Not part of checkpoints.
+    #[serde(skip)]
+    pub attribution_max_touches: usize,
+    /// Memory bound of the visitors whose touches are kept (the least
+    /// recently touched is forgotten first, and counted). Not part of
+    /// checkpoints.
+    #[serde(skip)]
+    pub max_touch_visitors: usize,
 }
 
 impl Default for AggregatorConfig {
@@ -111,6 +125,9 @@ impl Default for AggregatorConfig {
             settle_grace_ms: 60_000,
             order_rows_retention_ms: 120 * 24 * 3_600_000,
             max_order_rows: 1_000_000,
+            attribution_window_ms: 30 * 24 * 3_600_000,
+            attribution_max_touches: 32,
+            max_touch_visitors: 2_000_000,
         }
     }
 }

@@ -12,7 +12,10 @@ use contract::EventKind;
 use crate::aggregate::{Aggregate, Applied};
 use crate::channel::Channel;
 use crate::offsets::HeldOffsets;
+use crate::touches::TouchBounds;
 use crate::Output;
+use crate::{Aggregator, Position};
+use contract::Event;
 
 /// What happened to a customer's order. Snapshots write the variant's
 /// index: new kinds go at the end.
@@ -95,7 +98,7 @@ impl CustomerFact {
     pub fn from_wire(w: contract::internal::FactWire) -> Option<Self> {
         Some(CustomerFact {
             kind: FactKind::parse(&w.kind)?,
-            channel: Channel::ALL.into_iter().find(|c| c.as_str() == w.channel)?,
+            channel: Channel::parse(&w.channel)?,
             customer_id: w.customer_id,
             order_id: w.order_id,
             ts_ms: w.ts_ms,
@@ -159,5 +162,65 @@ impl Aggregate for CustomerFacts<'_> {
             channel: a.channel,
             order: a.order_detail(),
         });
+    }
+}
+
+/// What the aggregates see of an event beside it: the order's total, its
+/// customer, and for an order the session and touches it came with.
+impl Aggregator {
+    pub(crate) fn applied<'e>(
+        &self,
+        event: &'e Event,
+        pos: Position,
+        channel: Channel,
+    ) -> Applied<'e> {
+        let placed = matches!(event.kind, EventKind::OrderPlaced { .. });
+        let visitor = &event.anonymous_id;
+        Applied {
+            event,
+            pos,
+            channel,
+            order_total: self.order_total(event),
+            customer: self.customer(event),
+            session: placed.then(|| self.sessions.key_of(visitor)).flatten(),
+            attribution: placed
+                .then(|| {
+                    let b = TouchBounds::of(&self.cfg);
+                    self.touches.attribute(visitor, event.timestamp_ms, b)
+                })
+                .flatten(),
+        }
+    }
+
+    /// The total and currency of the order a payment or cancellation
+    /// settles, when the order is known.
+    fn order_total(&self, e: &Event) -> Option<(i64, String)> {
+        match &e.kind {
+            EventKind::OrderPaid { order_id } | EventKind::OrderCancelled { order_id } => {
+                self.carts.order_total(order_id)
+            }
+            _ => None,
+        }
+    }
+
+    /// The customer of an order, payment, cancellation or refund: the user
+    /// id of the event, else of the order's event (settlements), else of the
+    /// visitor's session, else the visitor.
+    fn customer(&self, e: &Event) -> Option<String> {
+        use contract::EventKind as K;
+        let order_id = match &e.kind {
+            K::OrderPlaced { .. } => None,
+            K::OrderPaid { order_id }
+            | K::OrderCancelled { order_id }
+            | K::OrderRefunded { order_id, .. } => Some(order_id),
+            _ => return None,
+        };
+        let customer = e
+            .user_id
+            .clone()
+            .or_else(|| order_id.and_then(|o| self.carts.order_customer(o)))
+            .or_else(|| self.sessions.user_of(&e.anonymous_id))
+            .unwrap_or_else(|| e.anonymous_id.clone());
+        Some(customer)
     }
 }

@@ -35,6 +35,7 @@ mod session_windows;
 mod sessions;
 mod snapshot;
 mod spend;
+mod touches;
 
 use contract::{Device, Event};
 
@@ -52,7 +53,7 @@ pub use rows::{
 
 pub use snapshot::{SnapshotError, FORMAT as SNAPSHOT_FORMAT};
 
-use aggregate::{Aggregate, Applied};
+use aggregate::Aggregate;
 use buffer::Buffer;
 use carts::Carts;
 use commerce::Commerce;
@@ -64,6 +65,7 @@ use pages::Pages;
 use session_windows::SessionWindows;
 use sessions::{Closed, Sessionizer};
 use spend::Spend;
+use touches::{TouchBounds, Touches};
 
 /// A source of events: one partition of one input stream.
 #[derive(
@@ -152,6 +154,9 @@ pub struct Evictions {
     /// Abandoned carts forgotten before the recovery window ended, because
     /// they reached `max_abandoned_carts`: an order can no longer recover them.
     pub abandoned_carts: u64,
+    /// Visitors whose touches were forgotten before their attribution
+    /// window ended, because they reached `max_touch_visitors`.
+    pub touch_visitors: u64,
 }
 
 impl Evictions {
@@ -159,6 +164,7 @@ impl Evictions {
         self.sessions += other.sessions;
         self.carts += other.carts;
         self.abandoned_carts += other.abandoned_carts;
+        self.touch_visitors += other.touch_visitors;
     }
 }
 
@@ -242,6 +248,8 @@ pub struct Aggregator {
     stats: Stats,
     /// Payments and cancellations waiting for their order (format 2 on).
     early: EarlySettlements,
+    /// Each visitor's latest touches, for attribution (format 3 on).
+    pub(crate) touches: Touches,
 }
 
 /// Where an event type falls among the events of one instant: the order
@@ -317,6 +325,7 @@ impl Aggregator {
             held: HeldOffsets::default(),
             stats: Stats::default(),
             early: EarlySettlements::default(),
+            touches: Touches::default(),
         }
     }
 
@@ -379,6 +388,8 @@ impl Aggregator {
         self.closing = closing;
         self.each_aggregate(|a, held| a.expire(watermark_ms, held, &mut out));
         self.dedup.expire(watermark_ms);
+        self.touches
+            .expire(watermark_ms, TouchBounds::of(&self.cfg));
         self.stats.dedup_evicted_early = self.dedup.evicted_early();
         out.session_windows = self.session_windows.flush(watermark_ms);
         out.pages = self.pages.flush(watermark_ms);
@@ -450,19 +461,7 @@ impl Aggregator {
         } else {
             self.sessionize(event, pos, out)
         };
-        let applied = Applied {
-            event,
-            pos,
-            channel,
-            order_total: self.order_total(event),
-            customer: self.customer(event),
-            session: match event.kind {
-                contract::EventKind::OrderPlaced { .. } => {
-                    self.sessions.key_of(&event.anonymous_id)
-                }
-                _ => None,
-            },
-        };
+        let applied = self.applied(event, pos, channel);
         self.each_aggregate(|a, held| a.apply(&applied, held, out));
     }
 
@@ -482,6 +481,10 @@ impl Aggregator {
         }
         if let Some(start) = applied.started {
             self.session_windows.open(start);
+            let b = TouchBounds::of(&self.cfg);
+            out.evictions.touch_visitors +=
+                self.touches
+                    .touch(&event.anonymous_id, start, applied.channel, b);
         }
         if let (contract::EventKind::PageView, Some(page)) = (&event.kind, &event.page) {
             // The event's session is open now, and holds the page state.
@@ -491,37 +494,6 @@ impl Aggregator {
             }
         }
         applied.channel
-    }
-
-    /// The total and currency of the order a payment or cancellation
-    /// settles, when the order is known.
-    fn order_total(&self, e: &Event) -> Option<(i64, String)> {
-        match &e.kind {
-            contract::EventKind::OrderPaid { order_id }
-            | contract::EventKind::OrderCancelled { order_id } => self.carts.order_total(order_id),
-            _ => None,
-        }
-    }
-
-    /// The customer of an order, payment, cancellation or refund: the user
-    /// id of the event, else of the order's event (settlements), else of the
-    /// visitor's session, else the visitor.
-    fn customer(&self, e: &Event) -> Option<String> {
-        use contract::EventKind as K;
-        let order_id = match &e.kind {
-            K::OrderPlaced { .. } => None,
-            K::OrderPaid { order_id }
-            | K::OrderCancelled { order_id }
-            | K::OrderRefunded { order_id, .. } => Some(order_id),
-            _ => return None,
-        };
-        let customer = e
-            .user_id
-            .clone()
-            .or_else(|| order_id.and_then(|o| self.carts.order_customer(o)))
-            .or_else(|| self.sessions.user_of(&e.anonymous_id))
-            .unwrap_or_else(|| e.anonymous_id.clone());
-        Some(customer)
     }
 
     fn close_session(&mut self, closed: Closed, out: &mut Output) {

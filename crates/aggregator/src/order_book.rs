@@ -50,6 +50,12 @@ pub struct OrderRow {
     pub days_since_previous: Option<u32>,
     /// Channel of the session it was placed in.
     pub channel: Channel,
+    /// Channel of the visitor's first touch within the attribution window
+    /// (the order's own channel without one).
+    pub first_touch_channel: Channel,
+    /// Channel of the visitor's latest touch that is not Direct, else
+    /// Direct (the order's own channel without a touch).
+    pub last_non_direct_channel: Channel,
     /// The session's experiment and variant, empty when none.
     pub experiment_id: String,
     /// See `experiment_id`.
@@ -137,6 +143,12 @@ impl OrderBook {
             return;
         }
         let d = *f.order.clone().unwrap_or_default();
+        // A fact of an earlier build names no touch: the order's channel.
+        let named = |label: &str| Channel::parse(label).unwrap_or(f.channel);
+        let (first_touch_channel, last_non_direct_channel) = (
+            named(&d.first_touch_channel),
+            named(&d.last_non_direct_channel),
+        );
         let days = previous_ms.map(|ms| u32::try_from(ms.max(0) / DAY_MS).unwrap_or(u32::MAX));
         let row = OrderRow {
             order_id: f.order_id.clone(),
@@ -154,6 +166,8 @@ impl OrderBook {
             customer_order_number: number,
             days_since_previous: days,
             channel: f.channel,
+            first_touch_channel,
+            last_non_direct_channel,
             experiment_id: d.experiment_id,
             variant: d.variant,
             partition,

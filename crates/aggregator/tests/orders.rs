@@ -43,6 +43,24 @@ fn landing(visitor: &str, ts: i64) -> Event {
     }
 }
 
+/// A page view from `medium` (`source` it names), or a direct one.
+fn visit(visitor: &str, ts: i64, medium: Option<(&str, &str)>) -> Event {
+    Event {
+        page: Some(common::page("/")),
+        campaign: Campaign {
+            source: medium.map(|m| m.0.to_string()),
+            medium: medium.map(|m| m.1.to_string()),
+            ..Campaign::default()
+        },
+        ..ev(
+            &format!("{visitor}-{ts}-visit"),
+            visitor,
+            ts,
+            EventKind::PageView,
+        )
+    }
+}
+
 fn placed(order: &str, visitor: &str, user: &str, ts: i64, lines: &[(u32, i64)]) -> Event {
     let products: Vec<LineItem> = lines
         .iter()
@@ -332,4 +350,52 @@ fn an_order_only_feed_has_no_session_and_a_repeated_placement_changes_nothing() 
         o1.version, 2,
         "the first placement stands, then its payment"
     );
+}
+
+#[test]
+fn an_order_names_its_first_touch_and_last_non_direct_within_30_days() {
+    // Four sessions over 40 days, then a fifth: e-mail on day 0, paid
+    // search on day 15, direct on days 35, 40 (o1) and 50 (o2).
+    let day = |d: i64| T0 + d * DAY;
+    let events = [
+        visit("v", day(0), Some(("newsletter", "email"))),
+        visit("v", day(15), Some(("google", "cpc"))),
+        visit("v", day(35), None),
+        visit("v", day(40), None),
+        placed("o1", "v", "", day(40) + MIN, &[(1, 5_000)]),
+        visit("v", day(50), None),
+        placed("o2", "v", "", day(50) + MIN, &[(1, 7_000)]),
+    ];
+    let Book { orders: rows, .. } = orders(&events, day(60));
+    let o1 = &rows["o1"];
+    // The e-mail touch is 40 days old: outside the window.
+    assert_eq!(o1.channel, Channel::Direct);
+    assert_eq!(
+        (o1.first_touch_channel, o1.last_non_direct_channel),
+        (Channel::PaidSearch, Channel::PaidSearch)
+    );
+    // By day 50 the paid search touch is 35 days old: only direct ones.
+    let o2 = &rows["o2"];
+    assert_eq!(
+        (o2.first_touch_channel, o2.last_non_direct_channel),
+        (Channel::Direct, Channel::Direct)
+    );
+    assert_eq!(
+        (o2.customer_order_number, o2.days_since_previous),
+        (2, Some(10))
+    );
+}
+
+#[test]
+fn without_a_touch_an_order_is_attributed_to_its_own_channel() {
+    // An order-only feed whose order event names the e-mail campaign.
+    let mut order = placed("o1", "a", "u1", T0, &[(1, 700)]);
+    order.campaign.source = Some("newsletter".into());
+    order.campaign.medium = Some("email".into());
+    let Book { orders: rows, .. } = orders(&[order], T0 + DAY);
+    let o1 = &rows["o1"];
+    assert_eq!(o1.session_id, "", "no session");
+    let channels = (o1.first_touch_channel, o1.last_non_direct_channel);
+    assert_eq!(o1.channel, Channel::Email);
+    assert_eq!(channels, (Channel::Email, Channel::Email));
 }

@@ -79,6 +79,21 @@ fn after() -> Vec<Event> {
 
 #[test]
 fn an_earlier_snapshot_with_open_visits_continues_as_an_uninterrupted_run() {
+    continues_as_an_uninterrupted_run("format1-open-visits.bin");
+}
+
+/// Written by the release before format 3 (no touches), from the same
+/// visits.
+#[test]
+fn a_format_2_snapshot_with_open_visits_continues_as_an_uninterrupted_run() {
+    let bytes = stored_read("format2-open-visits.bin");
+    assert_eq!(bytes[0], 2);
+    continues_as_an_uninterrupted_run("format2-open-visits.bin");
+}
+
+/// The stored snapshot `name` of `before()`'s visits, restored and fed
+/// `after()`, gives the rows of a run that was never interrupted.
+fn continues_as_an_uninterrupted_run(name: &str) {
     let cfg = AggregatorConfig::default();
     let (mid, end) = (T0 + 3 * MIN, T0 + 3 * 3_600_000);
 
@@ -88,7 +103,7 @@ fn an_earlier_snapshot_with_open_visits_continues_as_an_uninterrupted_run() {
 
     let mut first = Aggregator::new(cfg.clone());
     let mut got = feed(&mut first, &before(), 0, mid);
-    let bytes = stored_read("format1-open-visits.bin");
+    let bytes = stored_read(name);
     let mut restored = Aggregator::restore(&cfg, &bytes).expect("the stored snapshot restores");
     assert_eq!(restored.open_sessions(), 2);
     got.extend(feed(&mut restored, &after(), 100, end));
@@ -106,15 +121,21 @@ fn an_earlier_snapshot_of_one_visit_is_written_back_byte_for_byte() {
     let bytes = stored_read("format1-one-visit.bin");
     let restored = Aggregator::restore(&cfg, &bytes).expect("the stored snapshot restores");
     // Written back in this build's format: the same fields, then no
-    // settlements waiting for their order (an empty map and an empty queue).
+    // settlements waiting for their order (format 2: an empty map and an
+    // empty queue) and no touches (format 3: the same).
     let mut want = vec![aggregator::SNAPSHOT_FORMAT];
     want.extend_from_slice(&bytes[1..]);
     want.extend_from_slice(&[0, 0]);
+    let before_touches = want.clone();
+    want.extend_from_slice(&[0, 0]);
     assert_eq!(restored.snapshot(), want);
-    // What the earlier build stored is still what this one makes.
+    // What the earlier build stored is still what this one makes, followed
+    // by the visit's touch.
     let mut agg = Aggregator::new(cfg.clone());
     feed(&mut agg, &[pv("e1", "a", T0, "/")], 0, T0 + MIN);
-    assert_eq!(agg.snapshot(), want);
+    let fresh = agg.snapshot();
+    assert!(fresh.starts_with(&before_touches));
+    assert_ne!(&fresh[before_touches.len()..], [0, 0], "a touch");
 }
 
 #[test]

@@ -7,6 +7,9 @@
 -- 0 once cancelled. customer_order_number is 1 for a customer's first order
 -- (a new customer); days_since_previous is NULL then. session_id is empty
 -- for an order that came with no storefront session (an order-only feed).
+-- channel is the session's; first_touch_channel and last_non_direct_channel
+-- come from the sessions the visitor started within the attribution window
+-- (30 days) before the order, and are the order's channel without one.
 CREATE TABLE IF NOT EXISTS {db}.orders
 (
     order_id              String,
@@ -24,6 +27,8 @@ CREATE TABLE IF NOT EXISTS {db}.orders
     customer_order_number UInt64,
     days_since_previous   Nullable(UInt32),
     channel               String,
+    first_touch_channel   String,
+    last_non_direct_channel String,
     experiment_id         String,
     variant               String,
     partition             Int32,

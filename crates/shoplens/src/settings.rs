@@ -136,7 +136,8 @@ fn aggregator_unset() -> AggregatorConfig {
 }
 
 /// The `[aggregator]` section: the metric definitions, and the memory
-/// bounds of open sessions, carts and order rows, which checkpoints do not carry (so the
+/// bounds of open sessions, carts, order rows and touches (and the
+/// attribution window), which checkpoints do not carry (so the
 /// aggregator does not read them itself).
 fn aggregator_section<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -150,6 +151,9 @@ fn aggregator_section<'de, D: serde::Deserializer<'de>>(
         max_abandoned_carts: Option<usize>,
         order_rows_retention_ms: Option<i64>,
         max_order_rows: Option<usize>,
+        attribution_window_ms: Option<i64>,
+        attribution_max_touches: Option<usize>,
+        max_touch_visitors: Option<usize>,
         /// Unset or empty: the contract's default currency (resolved later).
         reporting_currency: Option<String>,
     }
@@ -161,13 +165,29 @@ fn aggregator_section<'de, D: serde::Deserializer<'de>>(
         (&mut cfg.max_open_carts, section.max_open_carts),
         (&mut cfg.max_abandoned_carts, section.max_abandoned_carts),
         (&mut cfg.max_order_rows, section.max_order_rows),
+        (
+            &mut cfg.attribution_max_touches,
+            section.attribution_max_touches,
+        ),
+        (&mut cfg.max_touch_visitors, section.max_touch_visitors),
     ] {
         if let Some(n) = value {
             *bound = n;
         }
     }
-    if let Some(ms) = section.order_rows_retention_ms {
-        cfg.order_rows_retention_ms = ms;
+    for (ms, value) in [
+        (
+            &mut cfg.order_rows_retention_ms,
+            section.order_rows_retention_ms,
+        ),
+        (
+            &mut cfg.attribution_window_ms,
+            section.attribution_window_ms,
+        ),
+    ] {
+        if let Some(v) = value {
+            *ms = v;
+        }
     }
     Ok(cfg)
 }

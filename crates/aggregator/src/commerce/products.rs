@@ -169,6 +169,7 @@ mod tests {
                 order_total: None,
                 customer: None,
                 session: None,
+                attribution: None,
             };
             c.apply(&applied, &mut held, &mut out);
         }

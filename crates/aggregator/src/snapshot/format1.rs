@@ -168,5 +168,6 @@ pub(super) fn aggregator(body: &[u8]) -> Result<Aggregator, SnapshotError> {
         carts: v1.carts,
         stats: v1.stats,
         early: Default::default(),
+        touches: Default::default(),
     })
 }

@@ -1,11 +1,15 @@
-//! Customer books of format 2 (and the customer facts of formats 1 and 2),
-//! as the releases before format 3 wrote them: read, never written.
+//! Snapshots of format 2 (and the customer facts of formats 1 and 2), as
+//! the releases before format 3 wrote them: read, never written.
 //!
-//! Format 3 added the orders a book remembers for the `orders` table, and
-//! each fact's order detail. A book read from format 2 remembers no order:
-//! payments, cancellations and refunds of orders placed before the upgrade
-//! change no row of `orders` (they are counted as unknown settlements),
-//! while customers' histories continue exactly.
+//! Format 3 added the orders a book remembers for the `orders` table, each
+//! fact's order detail, and each visitor's touches to the aggregator.
+//! - A book read from format 2 remembers no order: payments, cancellations
+//!   and refunds of orders placed before the upgrade change no row of
+//!   `orders` (they are counted as unknown settlements), while customers'
+//!   histories continue exactly.
+//! - An aggregator read from format 2 knows no touches: an order soon after
+//!   the upgrade is attributed to the sessions started since (its own one
+//!   at least).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -89,4 +93,46 @@ pub(super) fn book(body: &[u8]) -> Result<CustomerBook, SnapshotError> {
     book.gaps_clipped = v2.gaps_clipped;
     book.foreign_currency_facts = v2.foreign_currency_facts;
     Ok(book)
+}
+
+/// The aggregator of format 2: the fields of format 3 but the last.
+#[derive(serde::Deserialize)]
+struct AggregatorV2 {
+    cfg: crate::AggregatorConfig,
+    watermark_ms: i64,
+    dedup: crate::dedup::Dedup,
+    pending: crate::buffer::Buffer,
+    pending_len: crate::buffer::StoredLen,
+    held: crate::offsets::HeldOffsets,
+    sessions: crate::sessions::Sessionizer,
+    session_windows: crate::session_windows::SessionWindows,
+    pages: crate::pages::Pages,
+    commerce: crate::commerce::Commerce,
+    carts: crate::carts::Carts,
+    stats: crate::Stats,
+    early: crate::early::EarlySettlements,
+}
+
+/// An aggregator of format 2: no touches were kept then.
+pub(super) fn aggregator(body: &[u8]) -> Result<crate::Aggregator, SnapshotError> {
+    let v2: AggregatorV2 = postcard::from_bytes(body)?;
+    Ok(crate::Aggregator {
+        cfg: v2.cfg,
+        watermark_ms: v2.watermark_ms,
+        dedup: v2.dedup,
+        pending: v2.pending,
+        released: Vec::new(),
+        closing: Vec::new(),
+        snapshot_hint: Default::default(),
+        _pending_len: v2.pending_len,
+        held: v2.held,
+        sessions: v2.sessions,
+        session_windows: v2.session_windows,
+        pages: v2.pages,
+        commerce: v2.commerce,
+        carts: v2.carts,
+        stats: v2.stats,
+        early: v2.early,
+        touches: Default::default(),
+    })
 }

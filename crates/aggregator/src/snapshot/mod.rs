@@ -14,9 +14,9 @@ mod format1;
 mod format2;
 
 /// The snapshot layout this build writes. It also reads format 2, whose
-/// customer books remember no orders (aggregators are laid out as in
-/// format 3), and format 1, which lacks the settlements waiting for their
-/// order (none were kept then).
+/// customer books remember no orders and whose aggregators keep no touches,
+/// and format 1, which lacks the settlements waiting for their order (none
+/// were kept then).
 pub const FORMAT: u8 = 3;
 
 /// Why a snapshot could not be restored.
@@ -61,7 +61,7 @@ fn split(bytes: &[u8]) -> Result<(u8, &[u8]), SnapshotError> {
 impl Serialize for Aggregator {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Aggregator", 13)?;
+        let mut st = s.serialize_struct("Aggregator", 14)?;
         st.serialize_field("cfg", &self.cfg)?;
         st.serialize_field("watermark_ms", &self.watermark_ms)?;
         st.serialize_field("dedup", &self.dedup)?;
@@ -75,6 +75,7 @@ impl Serialize for Aggregator {
         st.serialize_field("carts", &self.carts)?;
         st.serialize_field("stats", &self.stats)?;
         st.serialize_field("early", &self.early)?;
+        st.serialize_field("touches", &self.touches)?;
         st.end()
     }
 }
@@ -88,11 +89,12 @@ fn decode_book(bytes: &[u8]) -> Result<CustomerBook, SnapshotError> {
     }
 }
 
-/// An aggregator of format 1, 2 or 3 (2 and 3 are laid out alike).
+/// An aggregator of format 1, 2 or 3.
 fn decode_aggregator(bytes: &[u8]) -> Result<Aggregator, SnapshotError> {
     match split(bytes)? {
-        (1, body) => format1::aggregator(body),
-        (_, body) => Ok(postcard::from_bytes(body)?),
+        (FORMAT, body) => Ok(postcard::from_bytes(body)?),
+        (2, body) => format2::aggregator(body),
+        (_, body) => format1::aggregator(body),
     }
 }
 

@@ -38,7 +38,7 @@ pub const SERIES: [(&str, &str); 53] = [
     ),
     (
         "shoplens_state_evictions_total",
-        "State given up early to stay within a memory bound: open_sessions closed early (aggregator.max_open_sessions), open_carts abandoned early (max_open_carts), abandoned_carts forgotten before their recovery window (max_abandoned_carts).",
+        "State given up early to stay within a memory bound: open_sessions closed early (aggregator.max_open_sessions), open_carts abandoned early (max_open_carts), abandoned_carts forgotten before their recovery window (max_abandoned_carts), touch_visitors whose touches were forgotten before their attribution window (max_touch_visitors).",
     ),
     (
         "shoplens_sessions_total",

@@ -141,7 +141,12 @@ pub const MAX_EXPERIMENT_SERIES: usize = 50;
 
 /// The `state` label values of `shoplens_state_evictions_total`, in the
 /// order of [`aggregator::Evictions`]' fields.
-pub const EVICTED_STATES: [&str; 3] = ["open_sessions", "open_carts", "abandoned_carts"];
+pub const EVICTED_STATES: [&str; 4] = [
+    "open_sessions",
+    "open_carts",
+    "abandoned_carts",
+    "touch_visitors",
+];
 
 /// The phases of `shoplens_ingest_seconds_total`: `fetch` (waiting for the
 /// broker), `handle` (decode, validate, buffer), `advance` (the watermark's

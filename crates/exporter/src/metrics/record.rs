@@ -6,10 +6,12 @@ impl Metrics {
     /// Counts the business figures of one durable batch of aggregator output.
     pub fn record(&self, out: &aggregator::Output, stages: &[String]) {
         let e = out.evictions;
-        for (state, n) in EVICTED_STATES
-            .into_iter()
-            .zip([e.sessions, e.carts, e.abandoned_carts])
-        {
+        for (state, n) in EVICTED_STATES.into_iter().zip([
+            e.sessions,
+            e.carts,
+            e.abandoned_carts,
+            e.touch_visitors,
+        ]) {
             self.state_evictions.with_label_values(&[state]).inc_by(n);
         }
         for s in &out.sessions {

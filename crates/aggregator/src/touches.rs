@@ -1,0 +1,216 @@
+//! Touches: the sessions each visitor started lately, with their channel,
+//! so that an order can name its first touch and its last non-direct one.
+//!
+//! A touch is recorded when a session opens (an order-only feed makes
+//! none). A visitor keeps at most `attribution_max_touches` (32), the
+//! latest; an order looks at those that started within
+//! `attribution_window_ms` (30 days) before it. Visitors are kept by a
+//! 64-bit digest of their id (as the visitors seen before are): two ids
+//! share touches only if their digests collide, about once in 2^64 / n
+//! pairs. A visitor untouched for the window is forgotten, and at most
+//! `max_touch_visitors` are kept (the least recently touched go first,
+//! counted in the output's evictions).
+
+use std::collections::VecDeque;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use crate::channel::Channel;
+use crate::hash::Map;
+
+/// What an order's touches say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Attribution {
+    /// The channel of the earliest touch in the window.
+    pub(crate) first_touch: Channel,
+    /// The channel of the latest touch that is not Direct, else Direct.
+    pub(crate) last_non_direct: Channel,
+}
+
+/// The settings touches are kept under.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TouchBounds {
+    pub(crate) window_ms: i64,
+    pub(crate) per_visitor: usize,
+    pub(crate) visitors: usize,
+}
+
+impl TouchBounds {
+    /// The bounds `cfg` sets.
+    pub(crate) fn of(cfg: &crate::AggregatorConfig) -> Self {
+        TouchBounds {
+            window_ms: cfg.attribution_window_ms,
+            per_visitor: cfg.attribution_max_touches,
+            visitors: cfg.max_touch_visitors,
+        }
+    }
+}
+
+/// Every visitor's latest touches.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Touches {
+    /// Visitor digest -> (session start, channel), oldest first.
+    by_visitor: Map<u64, Vec<(i64, Channel)>>,
+    /// (touch time, visitor digest), in the order touched: what expires and
+    /// what the bound evicts first (entries of visitors touched again since
+    /// are skipped).
+    queue: VecDeque<(i64, u64)>,
+}
+
+fn digest(visitor: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    visitor.hash(&mut h);
+    h.finish()
+}
+
+impl Touches {
+    /// Visitors with touches.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_visitor.len()
+    }
+
+    /// `visitor` started a session at `start_ms` from `channel`; returns
+    /// how many visitors the bound made it forget.
+    pub(crate) fn touch(
+        &mut self,
+        visitor: &str,
+        start_ms: i64,
+        channel: Channel,
+        b: TouchBounds,
+    ) -> u64 {
+        let mut evicted = 0;
+        let d = digest(visitor);
+        let touches = self.by_visitor.entry(d).or_default();
+        touches.push((start_ms, channel));
+        if touches.len() > b.per_visitor.max(1) {
+            touches.remove(0);
+        }
+        self.queue.push_back((start_ms, d));
+        while self.by_visitor.len() > b.visitors.max(1) {
+            let Some((at, d)) = self.queue.pop_front() else {
+                break;
+            };
+            if self.is_latest(d, at) {
+                self.by_visitor.remove(&d);
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+
+    /// Whether `at` is the latest touch of visitor digest `d`.
+    fn is_latest(&self, d: u64, at: i64) -> bool {
+        let latest = self.by_visitor.get(&d).and_then(|t| t.last());
+        latest.is_some_and(|&(t, _)| t == at)
+    }
+
+    /// The touches of `visitor` that started within the window before
+    /// `at_ms` (that instant included), or `None` without one.
+    pub(crate) fn attribute(
+        &self,
+        visitor: &str,
+        at_ms: i64,
+        b: TouchBounds,
+    ) -> Option<Attribution> {
+        let touches = self.by_visitor.get(&digest(visitor))?;
+        let from = at_ms.saturating_sub(b.window_ms);
+        let mut within = touches
+            .iter()
+            .filter(|(t, _)| (from..=at_ms).contains(t))
+            .map(|&(_, c)| c);
+        let first_touch = within.next()?;
+        let last_non_direct = std::iter::once(first_touch)
+            .chain(within)
+            .rfind(|c| *c != Channel::Direct)
+            .unwrap_or(Channel::Direct);
+        Some(Attribution {
+            first_touch,
+            last_non_direct,
+        })
+    }
+
+    /// Forgets visitors whose latest touch is more than the window before
+    /// `watermark_ms`: no order from now on can count it.
+    pub(crate) fn expire(&mut self, watermark_ms: i64, b: TouchBounds) {
+        while let Some(&(at, d)) = self.queue.front() {
+            if at.saturating_add(b.window_ms) >= watermark_ms {
+                break;
+            }
+            self.queue.pop_front();
+            if self.is_latest(d, at) {
+                self.by_visitor.remove(&d);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+    const B: TouchBounds = TouchBounds {
+        window_ms: 30 * DAY,
+        per_visitor: 32,
+        visitors: 1000,
+    };
+
+    #[test]
+    fn first_touch_and_last_non_direct_count_the_window_only() {
+        let mut t = Touches::default();
+        t.touch("v", 0, Channel::Email, B);
+        t.touch("v", 15 * DAY, Channel::PaidSearch, B);
+        t.touch("v", 35 * DAY, Channel::Direct, B);
+        t.touch("v", 40 * DAY, Channel::Direct, B);
+        let at = |ms| t.attribute("v", ms, B);
+        let a = at(40 * DAY).expect("touches");
+        assert_eq!(
+            (a.first_touch, a.last_non_direct),
+            (Channel::PaidSearch, Channel::PaidSearch),
+            "the e-mail touch is 40 days old"
+        );
+        let a = at(20 * DAY).expect("touches");
+        assert_eq!(
+            (a.first_touch, a.last_non_direct),
+            (Channel::Email, Channel::PaidSearch)
+        );
+        assert_eq!(t.attribute("w", 40 * DAY, B), None);
+        let direct = Touches::default();
+        let mut direct = direct;
+        direct.touch("d", 0, Channel::Direct, B);
+        let a = direct.attribute("d", DAY, B).expect("a touch");
+        assert_eq!(
+            (a.first_touch, a.last_non_direct),
+            (Channel::Direct, Channel::Direct)
+        );
+    }
+
+    #[test]
+    fn a_visitor_keeps_the_latest_touches_and_the_bounds_hold() {
+        let mut t = Touches::default();
+        let b = TouchBounds {
+            per_visitor: 3,
+            visitors: 2,
+            ..B
+        };
+        for (i, c) in [
+            Channel::Email,
+            Channel::Referral,
+            Channel::Direct,
+            Channel::Direct,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            t.touch("v", i as i64 * DAY, c, b);
+        }
+        let a = t.attribute("v", 4 * DAY, b).expect("touches");
+        assert_eq!(a.first_touch, Channel::Referral, "the oldest of four went");
+        assert_eq!(t.touch("w", 5 * DAY, Channel::Email, b), 0);
+        assert_eq!(t.touch("x", 6 * DAY, Channel::Email, b), 1);
+        assert_eq!(t.len(), 2, "v, touched least recently, went");
+        assert_eq!(t.attribute("v", 6 * DAY, b), None);
+        t.expire(6 * DAY + 31 * DAY, b);
+        assert_eq!(t.len(), 0, "nobody touched within 30 days");
+    }
+}
