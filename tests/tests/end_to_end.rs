@@ -289,6 +289,30 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
         }
     })
     .await;
+    // Attribution: under every model the credit adds up to the orders, the
+    // new customers and the orders' totals, exactly.
+    let totals: i64 = ch
+        .query("SELECT sum(total_minor) FROM orders FINAL")
+        .fetch_one()
+        .await
+        .expect("orders query");
+    eventually("attribution rows", Duration::from_secs(60), || async {
+        let got: Vec<(String, f64, f64, i64)> = ch
+            .query("SELECT model, sum(conversions), sum(new_customers), sum(revenue_minor) FROM attribution_1d_final GROUP BY model ORDER BY model")
+            .fetch_all()
+            .await
+            .map_err(|e| e.to_string())?;
+        let (orders, customers) = (g.orders as f64, g.customers as f64);
+        let want: Vec<(String, f64, f64, i64)> = ["first_touch", "last_non_direct", "linear"]
+            .map(|m| (m.to_string(), orders, customers, totals))
+            .to_vec();
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{got:?}, want {want:?}"))
+        }
+    })
+    .await;
     // CAC: 240.00 of paid-search spend split over two days, against that day's new customers.
     let (spend_days, spend_total): (u64, i64) = ch
         .query("SELECT uniqExact(day), sum(spend_minor) FROM cac_daily_final WHERE channel = 'Paid Search' AND spend_minor > 0")

@@ -410,6 +410,21 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
 
     check_orders(&ch, &e, &text).await;
     check_retention(&ch, &e).await;
+
+    // Attribution of an order-only feed: no touches, so every model gives
+    // each order whole to its own channel (Direct).
+    let credited: Vec<(String, String, f64, f64, i64)> = ch
+        .query("SELECT model, channel, sum(conversions), sum(new_customers), sum(revenue_minor) FROM attribution_1d_final WHERE currency = 'GBP' GROUP BY model, channel ORDER BY model, channel")
+        .fetch_all()
+        .await
+        .unwrap();
+    let want: Vec<(String, String, f64, f64, i64)> = ["first_touch", "last_non_direct", "linear"]
+        .map(|m| {
+            let (o, c) = (e.orders as f64, e.customers.len() as f64);
+            (m.to_string(), "Direct".to_string(), o, c, e.gross_gbp)
+        })
+        .to_vec();
+    assert_eq!(credited, want);
 }
 
 /// One row per order: its customer's order number, the days since their

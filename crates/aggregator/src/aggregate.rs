@@ -12,7 +12,6 @@ use contract::{Event, EventKind};
 
 use crate::channel::Channel;
 use crate::offsets::HeldOffsets;
-use crate::touches::Attribution;
 use crate::{Output, Position};
 
 /// One event as the aggregates see it.
@@ -32,8 +31,9 @@ pub(crate) struct Applied<'a> {
     pub(crate) customer: Option<String>,
     /// For an order: the visitor's open session it was placed in.
     pub(crate) session: Option<SessionKey>,
-    /// For an order: what the visitor's touches say, when there are any.
-    pub(crate) attribution: Option<Attribution>,
+    /// For an order: the channels of the visitor's touches within the
+    /// attribution window, oldest first (empty otherwise).
+    pub(crate) touches: Vec<Channel>,
 }
 
 /// What an order records of the session it was placed in.
@@ -55,18 +55,17 @@ impl Applied<'_> {
         };
         let items = products.iter().map(|l| u64::from(l.quantity)).sum();
         let s = self.session.clone().unwrap_or_default();
-        // Without a touch (an order-only feed), the order's own channel.
-        let (first, last) = self.attribution.map_or((self.channel, self.channel), |a| {
-            (a.first_touch, a.last_non_direct)
-        });
         Some(Box::new(OrderDetail {
             anonymous_id: self.event.anonymous_id.clone(),
             session_id: s.session_id,
             items,
             experiment_id: s.experiment_id,
             variant: s.variant,
-            first_touch_channel: first.as_str().to_string(),
-            last_non_direct_channel: last.as_str().to_string(),
+            touches: self
+                .touches
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
         }))
     }
 }

@@ -183,12 +183,12 @@ impl Aggregator {
             order_total: self.order_total(event),
             customer: self.customer(event),
             session: placed.then(|| self.sessions.key_of(visitor)).flatten(),
-            attribution: placed
-                .then(|| {
-                    let b = TouchBounds::of(&self.cfg);
-                    self.touches.attribute(visitor, event.timestamp_ms, b)
-                })
-                .flatten(),
+            touches: if placed {
+                let b = TouchBounds::of(&self.cfg);
+                self.touches.within(visitor, event.timestamp_ms, b)
+            } else {
+                Vec::new()
+            },
         }
     }
 

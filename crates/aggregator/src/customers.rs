@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 
 use contract::time::window_start;
 
+use crate::attribution::{AttributionDayRow, AttributionDays, PlacedOrder};
 use crate::channel::Channel;
 pub use crate::customer_facts::{CustomerFact, FactKind};
-use crate::order_book::{OrderBook, OrderRow};
+use crate::order_book::{touches_of, OrderBook, OrderRow};
 
 const DAY_MS: i64 = 86_400_000;
 /// Gaps kept per customer for the median: all of them up to this many (the
@@ -88,6 +89,9 @@ pub struct CustomerOutput {
     pub repeat_orders: u64,
     /// Orders placed or changed (rows of `orders`).
     pub orders: Vec<OrderRow>,
+    /// Attribution days that changed (re-emitted with a higher version
+    /// until they close).
+    pub attribution: Vec<AttributionDayRow>,
 }
 
 impl CustomerOutput {
@@ -97,13 +101,14 @@ impl CustomerOutput {
         self.days.extend(next.days);
         self.lapsed.extend(next.lapsed);
         self.orders.extend(next.orders);
+        self.attribution.extend(next.attribution);
         self.new_customers += next.new_customers;
         self.repeat_orders += next.repeat_orders;
     }
 
     /// Rows to write: customers, days and orders.
     pub fn rows(&self) -> usize {
-        self.customers.len() + self.days.len() + self.orders.len()
+        self.customers.len() + self.days.len() + self.orders.len() + self.attribution.len()
     }
 }
 
@@ -144,6 +149,8 @@ pub struct CustomerBook {
     /// The orders of the customers (format 3 on; empty when an earlier
     /// book is read).
     pub(crate) orders: OrderBook,
+    /// The open days of attribution (format 3 on).
+    pub(crate) attribution: AttributionDays,
 }
 
 fn median(gaps: &VecDeque<i64>) -> i64 {
@@ -197,6 +204,7 @@ impl CustomerBook {
             gaps_clipped: 0,
             foreign_currency_facts: 0,
             orders: OrderBook::default(),
+            attribution: AttributionDays::default(),
         }
     }
 
@@ -367,6 +375,14 @@ impl CustomerBook {
         // Facts apply in event time: the last order is the one before.
         let previous = (h.row.orders > 0).then(|| f.ts_ms - h.row.last_order_ms);
         self.orders.placed(f, partition, h.row.orders + 1, previous);
+        let placed = PlacedOrder {
+            ts_ms: f.ts_ms,
+            total_minor: f.amount_minor,
+            currency: &f.currency,
+            partition,
+            new_customer: h.row.orders == 0,
+        };
+        self.attribution.order(&placed, &touches_of(f));
         let ordered_today = h.row.orders > 0 && window_start(h.row.last_order_ms, DAY_MS) == day.0;
         d.paying_customers += u64::from(!ordered_today);
         let repeat_counted_today = ordered_today && h.row.orders >= 2;
@@ -457,6 +473,8 @@ impl CustomerBook {
             .split_off(&(watermark_ms - DAY_MS + 1, Channel::PaidSearch, i32::MIN));
         self.days = keep;
         self.orders.take_changed(watermark_ms, &mut out.orders);
+        self.attribution
+            .take_changed(watermark_ms, &mut out.attribution);
         out.new_customers = std::mem::take(&mut self.new_customers);
         out.repeat_orders = std::mem::take(&mut self.repeat_orders);
         out

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod aggregate;
+pub mod attribution;
 mod buffer;
 mod carts;
 pub mod channel;

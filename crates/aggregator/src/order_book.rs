@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use crate::attribution::{first_touch, last_non_direct};
 use crate::channel::Channel;
 use crate::customer_facts::{CustomerFact, FactKind};
 use crate::hash::Map;
@@ -79,6 +80,22 @@ pub(crate) struct OrderBook {
     foreign_refunds: u64,
 }
 
+/// The channels of an order's touches, oldest first; without one (an
+/// order-only feed, or a fact of an earlier build), the order's own.
+pub(crate) fn touches_of(f: &CustomerFact) -> Vec<Channel> {
+    let labels = f
+        .order
+        .as_ref()
+        .map(|d| d.touches.as_slice())
+        .unwrap_or_default();
+    let touches: Vec<Channel> = labels.iter().filter_map(|l| Channel::parse(l)).collect();
+    if touches.is_empty() {
+        vec![f.channel]
+    } else {
+        touches
+    }
+}
+
 impl Default for OrderBook {
     /// As the aggregator's defaults: 120 days, a million orders.
     fn default() -> Self {
@@ -143,12 +160,9 @@ impl OrderBook {
             return;
         }
         let d = *f.order.clone().unwrap_or_default();
-        // A fact of an earlier build names no touch: the order's channel.
-        let named = |label: &str| Channel::parse(label).unwrap_or(f.channel);
-        let (first_touch_channel, last_non_direct_channel) = (
-            named(&d.first_touch_channel),
-            named(&d.last_non_direct_channel),
-        );
+        let touches = touches_of(f);
+        let first_touch_channel = first_touch(&touches).unwrap_or(f.channel);
+        let last_non_direct_channel = last_non_direct(&touches).unwrap_or(f.channel);
         let days = previous_ms.map(|ms| u32::try_from(ms.max(0) / DAY_MS).unwrap_or(u32::MAX));
         let row = OrderRow {
             order_id: f.order_id.clone(),

@@ -1,5 +1,5 @@
 //! Touches: the sessions each visitor started lately, with their channel,
-//! so that an order can name its first touch and its last non-direct one.
+//! so that an order can be attributed to them (see `attribution`).
 //!
 //! A touch is recorded when a session opens (an order-only feed makes
 //! none). A visitor keeps at most `attribution_max_touches` (32), the
@@ -16,15 +16,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::channel::Channel;
 use crate::hash::Map;
-
-/// What an order's touches say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Attribution {
-    /// The channel of the earliest touch in the window.
-    pub(crate) first_touch: Channel,
-    /// The channel of the latest touch that is not Direct, else Direct.
-    pub(crate) last_non_direct: Channel,
-}
 
 /// The settings touches are kept under.
 #[derive(Debug, Clone, Copy)]
@@ -104,29 +95,19 @@ impl Touches {
         latest.is_some_and(|&(t, _)| t == at)
     }
 
-    /// The touches of `visitor` that started within the window before
-    /// `at_ms` (that instant included), or `None` without one.
-    pub(crate) fn attribute(
-        &self,
-        visitor: &str,
-        at_ms: i64,
-        b: TouchBounds,
-    ) -> Option<Attribution> {
-        let touches = self.by_visitor.get(&digest(visitor))?;
+    /// The channels of the touches of `visitor` that started within the
+    /// window before `at_ms` (that instant included), oldest first; empty
+    /// without one.
+    pub(crate) fn within(&self, visitor: &str, at_ms: i64, b: TouchBounds) -> Vec<Channel> {
+        let Some(touches) = self.by_visitor.get(&digest(visitor)) else {
+            return Vec::new();
+        };
         let from = at_ms.saturating_sub(b.window_ms);
-        let mut within = touches
+        touches
             .iter()
             .filter(|(t, _)| (from..=at_ms).contains(t))
-            .map(|&(_, c)| c);
-        let first_touch = within.next()?;
-        let last_non_direct = std::iter::once(first_touch)
-            .chain(within)
-            .rfind(|c| *c != Channel::Direct)
-            .unwrap_or(Channel::Direct);
-        Some(Attribution {
-            first_touch,
-            last_non_direct,
-        })
+            .map(|&(_, c)| c)
+            .collect()
     }
 
     /// Forgets visitors whose latest touch is more than the window before
@@ -156,33 +137,23 @@ mod tests {
     };
 
     #[test]
-    fn first_touch_and_last_non_direct_count_the_window_only() {
+    fn an_order_counts_the_touches_of_the_window_only() {
         let mut t = Touches::default();
         t.touch("v", 0, Channel::Email, B);
         t.touch("v", 15 * DAY, Channel::PaidSearch, B);
         t.touch("v", 35 * DAY, Channel::Direct, B);
         t.touch("v", 40 * DAY, Channel::Direct, B);
-        let at = |ms| t.attribute("v", ms, B);
-        let a = at(40 * DAY).expect("touches");
+        use Channel::{Direct, Email, PaidSearch};
+        let at = |ms| t.within("v", ms, B);
+        // The e-mail touch is 40 days old by day 40.
+        assert_eq!(at(40 * DAY), [PaidSearch, Direct, Direct]);
+        assert_eq!(at(20 * DAY), [Email, PaidSearch]);
         assert_eq!(
-            (a.first_touch, a.last_non_direct),
-            (Channel::PaidSearch, Channel::PaidSearch),
-            "the e-mail touch is 40 days old"
+            at(30 * DAY),
+            [Email, PaidSearch],
+            "day 0 to 30, both ends in"
         );
-        let a = at(20 * DAY).expect("touches");
-        assert_eq!(
-            (a.first_touch, a.last_non_direct),
-            (Channel::Email, Channel::PaidSearch)
-        );
-        assert_eq!(t.attribute("w", 40 * DAY, B), None);
-        let direct = Touches::default();
-        let mut direct = direct;
-        direct.touch("d", 0, Channel::Direct, B);
-        let a = direct.attribute("d", DAY, B).expect("a touch");
-        assert_eq!(
-            (a.first_touch, a.last_non_direct),
-            (Channel::Direct, Channel::Direct)
-        );
+        assert!(t.within("w", 40 * DAY, B).is_empty());
     }
 
     #[test]
@@ -204,12 +175,15 @@ mod tests {
         {
             t.touch("v", i as i64 * DAY, c, b);
         }
-        let a = t.attribute("v", 4 * DAY, b).expect("touches");
-        assert_eq!(a.first_touch, Channel::Referral, "the oldest of four went");
+        assert_eq!(
+            t.within("v", 4 * DAY, b),
+            [Channel::Referral, Channel::Direct, Channel::Direct],
+            "the oldest of four went"
+        );
         assert_eq!(t.touch("w", 5 * DAY, Channel::Email, b), 0);
         assert_eq!(t.touch("x", 6 * DAY, Channel::Email, b), 1);
         assert_eq!(t.len(), 2, "v, touched least recently, went");
-        assert_eq!(t.attribute("v", 6 * DAY, b), None);
+        assert!(t.within("v", 6 * DAY, b).is_empty());
         t.expire(6 * DAY + 31 * DAY, b);
         assert_eq!(t.len(), 0, "nobody touched within 30 days");
     }

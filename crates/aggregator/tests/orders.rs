@@ -3,6 +3,7 @@
 //! against figures computed by hand.
 
 mod common;
+use aggregator::attribution::{AttributionDayRow, Model, UNITS};
 use aggregator::{
     AggregatorConfig, Channel, CustomerBook, CustomerFact, FactKind, OrderRow, Output, Source,
 };
@@ -121,6 +122,8 @@ struct Book {
     orders: BTreeMap<String, OrderRow>,
     /// The latest net revenue of each customer.
     net: BTreeMap<String, i64>,
+    /// The latest attribution row of each (day, channel, model).
+    attribution: BTreeMap<(i64, Channel, Model), AttributionDayRow>,
     book: CustomerBook,
     /// The visitor side's output.
     out: Output,
@@ -135,6 +138,7 @@ fn orders(events: &[Event], end: i64) -> Book {
         book.push(f.clone(), 0).expect("not late");
     }
     let (mut orders, mut net) = (BTreeMap::new(), BTreeMap::new());
+    let mut attribution = BTreeMap::new();
     for w in [end - 20 * DAY, end] {
         let step = book.advance(w);
         for o in step.orders {
@@ -148,10 +152,14 @@ fn orders(events: &[Event], end: i64) -> Book {
         for c in step.customers {
             net.insert(c.customer_id.clone(), c.net_minor);
         }
+        for a in step.attribution {
+            attribution.insert((a.day_ms, a.channel, a.model), a);
+        }
     }
     Book {
         orders,
         net,
+        attribution,
         book,
         out,
     }
@@ -366,7 +374,11 @@ fn an_order_names_its_first_touch_and_last_non_direct_within_30_days() {
         visit("v", day(50), None),
         placed("o2", "v", "", day(50) + MIN, &[(1, 7_000)]),
     ];
-    let Book { orders: rows, .. } = orders(&events, day(60));
+    let Book {
+        orders: rows,
+        attribution,
+        ..
+    } = orders(&events, day(60));
     let o1 = &rows["o1"];
     // The e-mail touch is 40 days old: outside the window.
     assert_eq!(o1.channel, Channel::Direct);
@@ -384,6 +396,38 @@ fn an_order_names_its_first_touch_and_last_non_direct_within_30_days() {
         (o2.customer_order_number, o2.days_since_previous),
         (2, Some(10))
     );
+
+    // Every model's credit, to the minor unit: (conversions, new customers,
+    // revenue) per day, channel and model. o1 (5,000, a new customer) has
+    // touches paid search, direct, direct; 5,000 / 3 is 1,666 each, and
+    // the remainder (2) goes to the latest touch. o2 (7,000) is all direct.
+    use Channel::{Direct, PaidSearch};
+    let credited: BTreeMap<_, _> = attribution
+        .values()
+        .map(|a| {
+            let key = (a.day_ms, a.channel, a.model);
+            (
+                key,
+                (a.conversion_units, a.new_customer_units, a.revenue_minor),
+            )
+        })
+        .collect();
+    let (d40, d50) = (day(40), day(50));
+    let want: BTreeMap<_, _> = [
+        ((d40, PaidSearch, Model::FirstTouch), (UNITS, UNITS, 5_000)),
+        (
+            (d40, PaidSearch, Model::LastNonDirect),
+            (UNITS, UNITS, 5_000),
+        ),
+        ((d40, PaidSearch, Model::Linear), (333_333, 333_333, 1_666)),
+        ((d40, Direct, Model::Linear), (666_667, 666_667, 3_334)),
+        ((d50, Direct, Model::FirstTouch), (UNITS, 0, 7_000)),
+        ((d50, Direct, Model::LastNonDirect), (UNITS, 0, 7_000)),
+        ((d50, Direct, Model::Linear), (UNITS, 0, 7_000)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(credited, want);
 }
 
 #[test]

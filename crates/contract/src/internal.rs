@@ -43,14 +43,10 @@ pub struct OrderDetail {
     pub experiment_id: String,
     /// The session's variant, empty when none.
     pub variant: String,
-    /// The channel of the visitor's first touch within the attribution
-    /// window (empty from earlier builds).
-    #[serde(default)]
-    pub first_touch_channel: String,
-    /// The channel of the visitor's latest touch that is not Direct, else
-    /// Direct (empty from earlier builds).
-    #[serde(default)]
-    pub last_non_direct_channel: String,
+    /// The channel labels of the visitor's touches within the attribution
+    /// window, oldest first (none from an order-only feed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub touches: Vec<String>,
 }
 
 /// An input partition's watermark, written to every facts partition after
@@ -124,8 +120,7 @@ mod tests {
                 items: 3,
                 experiment_id: "x".into(),
                 variant: "B".into(),
-                first_touch_channel: "Email".into(),
-                last_non_direct_channel: "Referral".into(),
+                touches: vec!["Email".into(), "Referral".into()],
             })),
             ..f
         };

@@ -169,7 +169,7 @@ mod tests {
                 order_total: None,
                 customer: None,
                 session: None,
-                attribution: None,
+                touches: Vec::new(),
             };
             c.apply(&applied, &mut held, &mut out);
         }

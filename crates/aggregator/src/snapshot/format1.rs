@@ -128,6 +128,7 @@ pub(super) fn book(body: &[u8]) -> Result<CustomerBook, SnapshotError> {
         repeat_orders: v1.repeat_orders,
         dirty: v1.dirty,
         orders: Default::default(),
+        attribution: Default::default(),
     })
 }
 

@@ -92,6 +92,7 @@ pub(super) fn book(body: &[u8]) -> Result<CustomerBook, SnapshotError> {
     book.lapsed_now = v2.lapsed_now;
     book.gaps_clipped = v2.gaps_clipped;
     book.foreign_currency_facts = v2.foreign_currency_facts;
+    // Orders and attribution days start empty: format 2 kept neither.
     Ok(book)
 }
 

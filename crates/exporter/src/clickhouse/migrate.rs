@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "retention",
         include_str!("../../migrations/0008_retention.sql"),
     ),
+    (
+        9,
+        "attribution",
+        include_str!("../../migrations/0009_attribution.sql"),
+    ),
 ];
 
 /// The bookkeeping table, created before the migrations.

@@ -12,9 +12,9 @@ pub use migrate::{
     latest_version, migrate, plan, schema_version, tables, Layout, TableSpec, MIGRATIONS,
 };
 pub use records::{
-    CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord, OrderFactRecord, OrderRecord,
-    PageRecord, ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord, TableRow,
-    WRITTEN_TABLES,
+    AttributionDayRecord, CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord,
+    OrderFactRecord, OrderRecord, PageRecord, ProductRecord, SessionRecord, SessionWindowRecord,
+    SpendRecord, TableRow, WRITTEN_TABLES,
 };
 pub use sink::{ClickHouseSink, SinkError};
 

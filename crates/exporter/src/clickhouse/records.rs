@@ -1,5 +1,6 @@
 //! Row encodings for ClickHouse (RowBinary): one struct per table.
 
+use aggregator::attribution::AttributionDayRow;
 use aggregator::{
     CartRow, CustomerDayRow, CustomerRow, FeedbackRow, OrderRow, OrderWindowRow, PageRow,
     ProductRow, SessionRow, SessionWindowRow, SpendRow,
@@ -386,6 +387,36 @@ impl<'a> From<&'a OrderRow> for OrderFactRecord<'a> {
     }
 }
 
+/// A row of `attribution_daily`.
+#[derive(Debug, Row, Serialize)]
+pub struct AttributionDayRecord<'a> {
+    day: u16,
+    channel: &'a str,
+    model: &'a str,
+    currency: &'a str,
+    partition: i32,
+    conversion_units: i64,
+    new_customer_units: i64,
+    revenue_minor: i64,
+    version: u64,
+}
+
+impl<'a> From<&'a AttributionDayRow> for AttributionDayRecord<'a> {
+    fn from(a: &'a AttributionDayRow) -> Self {
+        AttributionDayRecord {
+            day: days(a.day_ms),
+            channel: a.channel.as_str(),
+            model: a.model.as_str(),
+            currency: &a.currency,
+            partition: a.partition,
+            conversion_units: a.conversion_units,
+            new_customer_units: a.new_customer_units,
+            revenue_minor: a.revenue_minor,
+            version: a.version,
+        }
+    }
+}
+
 /// A row of `customers_daily`.
 #[derive(Debug, Row, Serialize)]
 pub struct CustomerDayRecord<'a> {
@@ -470,5 +501,6 @@ tables! {
     CustomerRecord<'_> => "customers",
     CustomerDayRecord<'_> => "customers_daily",
     OrderFactRecord<'_> => "orders",
+    AttributionDayRecord<'_> => "attribution_daily",
     SpendRecord<'_> => "ad_spend_daily",
 }

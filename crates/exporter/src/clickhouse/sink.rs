@@ -8,8 +8,9 @@ use clickhouse::Client;
 use tracing::{debug, warn};
 
 use super::records::{
-    CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord, OrderFactRecord, OrderRecord,
-    PageRecord, ProductRecord, SessionRecord, SessionWindowRecord, SpendRecord,
+    AttributionDayRecord, CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord,
+    OrderFactRecord, OrderRecord, PageRecord, ProductRecord, SessionRecord, SessionWindowRecord,
+    SpendRecord,
 };
 use super::ClickHouseSettings;
 use crate::http::Health;
@@ -138,11 +139,12 @@ impl ClickHouseSink {
     /// Writes the customer side's rows, retrying until durable.
     pub async fn write_customers(&self, out: &aggregator::CustomerOutput) {
         let (customers, days) = (encode(&out.customers), encode(&out.days));
-        let orders = encode(&out.orders);
+        let (orders, attribution) = (encode(&out.orders), encode(&out.attribution));
         tokio::join!(
             self.table::<CustomerRecord<'_>>(&customers),
             self.table::<CustomerDayRecord<'_>>(&days),
             self.table::<OrderFactRecord<'_>>(&orders),
+            self.table::<AttributionDayRecord<'_>>(&attribution),
         );
     }
 
