@@ -289,6 +289,15 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
         }
     })
     .await;
+    // Time to convert: every order placed in a session knows the visitor's
+    // first session and the sessions it took (at least its own).
+    let (in_session, unknown): (u64, u64) = ch
+        .query("SELECT countIf(session_id != ''), countIf(session_id != '' AND (first_session_at IS NULL OR sessions_to_order = 0 OR first_session_at > placed_at)) FROM orders FINAL")
+        .fetch_one()
+        .await
+        .expect("orders query");
+    assert!(in_session > 0);
+    assert_eq!(unknown, 0);
     // Attribution: under every model the credit adds up to the orders, the
     // new customers and the orders' totals, exactly.
     let totals: i64 = ch

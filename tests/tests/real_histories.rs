@@ -75,6 +75,8 @@ struct OrderFact {
     cancelled: u8,
     first_touch_channel: String,
     last_non_direct_channel: String,
+    first_session: u8,
+    sessions_to_order: u32,
 }
 
 impl Expected {
@@ -120,6 +122,9 @@ impl Expected {
             // Direct for a back end's event with empty campaign fields.
             first_touch_channel: "Direct".into(),
             last_non_direct_channel: "Direct".into(),
+            // Nor a session to have converted in.
+            first_session: 0,
+            sessions_to_order: 0,
         };
         match rng.below(20) {
             0 => {
@@ -434,7 +439,8 @@ async fn check_orders(ch: &clickhouse::Client, e: &Expected, text: &str) {
         .query(
             "SELECT order_id, customer_id, session_id, customer_order_number, days_since_previous, \
              total_minor, refunded_minor, net_minor, items, paid_at IS NOT NULL AS paid, \
-             cancelled_at IS NOT NULL AS cancelled, first_touch_channel, last_non_direct_channel \
+             cancelled_at IS NOT NULL AS cancelled, first_touch_channel, last_non_direct_channel, \
+             first_session_at IS NOT NULL AS first_session, sessions_to_order \
              FROM orders FINAL ORDER BY order_id",
         )
         .fetch_all()

@@ -61,6 +61,8 @@ fn order(id: &str, customer: &str, when: &str, cur: &str, net: i64, number: u64)
         },
         first_touch_channel: channel,
         last_non_direct_channel: channel,
+        first_session_ms: None,
+        sessions_to_order: 0,
         experiment_id: String::new(),
         variant: String::new(),
         partition: 0,

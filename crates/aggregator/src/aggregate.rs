@@ -12,6 +12,7 @@ use contract::{Event, EventKind};
 
 use crate::channel::Channel;
 use crate::offsets::HeldOffsets;
+use crate::touches::Seen;
 use crate::{Output, Position};
 
 /// One event as the aggregates see it.
@@ -31,9 +32,9 @@ pub(crate) struct Applied<'a> {
     pub(crate) customer: Option<String>,
     /// For an order: the visitor's open session it was placed in.
     pub(crate) session: Option<SessionKey>,
-    /// For an order: the channels of the visitor's touches within the
-    /// attribution window, oldest first (empty otherwise).
-    pub(crate) touches: Vec<Channel>,
+    /// For an order: what it learns of the visitor's sessions (nothing
+    /// otherwise).
+    pub(crate) seen: Seen,
 }
 
 /// What an order records of the session it was placed in.
@@ -62,10 +63,13 @@ impl Applied<'_> {
             experiment_id: s.experiment_id,
             variant: s.variant,
             touches: self
-                .touches
+                .seen
+                .channels
                 .iter()
                 .map(|c| c.as_str().to_string())
                 .collect(),
+            first_session_ms: self.seen.first_session_ms,
+            sessions: self.seen.sessions,
         }))
     }
 }

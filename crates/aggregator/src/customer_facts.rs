@@ -12,7 +12,7 @@ use contract::EventKind;
 use crate::aggregate::{Aggregate, Applied};
 use crate::channel::Channel;
 use crate::offsets::HeldOffsets;
-use crate::touches::TouchBounds;
+use crate::touches::{Seen, TouchBounds};
 use crate::Output;
 use crate::{Aggregator, Position};
 use contract::Event;
@@ -183,11 +183,11 @@ impl Aggregator {
             order_total: self.order_total(event),
             customer: self.customer(event),
             session: placed.then(|| self.sessions.key_of(visitor)).flatten(),
-            touches: if placed {
+            seen: if placed {
                 let b = TouchBounds::of(&self.cfg);
-                self.touches.within(visitor, event.timestamp_ms, b)
+                self.touches.seen(visitor, event.timestamp_ms, b)
             } else {
-                Vec::new()
+                Seen::default()
             },
         }
     }

@@ -57,6 +57,11 @@ pub struct OrderRow {
     /// Channel of the visitor's latest touch that is not Direct, else
     /// Direct (the order's own channel without a touch).
     pub last_non_direct_channel: Channel,
+    /// Start of the visitor's first session remembered (none without one).
+    pub first_session_ms: Option<i64>,
+    /// Sessions the visitor started from then to the order, its own
+    /// included (0 without one).
+    pub sessions_to_order: u32,
     /// The session's experiment and variant, empty when none.
     pub experiment_id: String,
     /// See `experiment_id`.
@@ -182,6 +187,8 @@ impl OrderBook {
             channel: f.channel,
             first_touch_channel,
             last_non_direct_channel,
+            first_session_ms: d.first_session_ms,
+            sessions_to_order: d.sessions,
             experiment_id: d.experiment_id,
             variant: d.variant,
             partition,

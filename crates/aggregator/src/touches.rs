@@ -36,11 +36,34 @@ impl TouchBounds {
     }
 }
 
+/// What is kept of one visitor.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Visitor {
+    /// (session start, channel), oldest first.
+    touches: Vec<(i64, Channel)>,
+    /// Start of the first session remembered.
+    first_ms: i64,
+    /// Sessions started since then.
+    sessions: u32,
+}
+
+/// What an order learns of its visitor's sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Seen {
+    /// The channels of the touches within the window, oldest first.
+    pub(crate) channels: Vec<Channel>,
+    /// Start of the visitor's first session remembered (none without one).
+    pub(crate) first_session_ms: Option<i64>,
+    /// Sessions the visitor started from then to the order, its own
+    /// included.
+    pub(crate) sessions: u32,
+}
+
 /// Every visitor's latest touches.
 #[derive(Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Touches {
-    /// Visitor digest -> (session start, channel), oldest first.
-    by_visitor: Map<u64, Vec<(i64, Channel)>>,
+    /// Visitor digest -> what is kept of them.
+    by_visitor: Map<u64, Visitor>,
     /// (touch time, visitor digest), in the order touched: what expires and
     /// what the bound evicts first (entries of visitors touched again since
     /// are skipped).
@@ -71,10 +94,14 @@ impl Touches {
     ) -> u64 {
         let mut evicted = 0;
         let d = digest(visitor);
-        let touches = self.by_visitor.entry(d).or_default();
-        touches.push((start_ms, channel));
-        if touches.len() > b.per_visitor.max(1) {
-            touches.remove(0);
+        let v = self.by_visitor.entry(d).or_insert_with(|| Visitor {
+            first_ms: start_ms,
+            ..Visitor::default()
+        });
+        v.sessions = v.sessions.saturating_add(1);
+        v.touches.push((start_ms, channel));
+        if v.touches.len() > b.per_visitor.max(1) {
+            v.touches.remove(0);
         }
         self.queue.push_back((start_ms, d));
         while self.by_visitor.len() > b.visitors.max(1) {
@@ -91,23 +118,32 @@ impl Touches {
 
     /// Whether `at` is the latest touch of visitor digest `d`.
     fn is_latest(&self, d: u64, at: i64) -> bool {
-        let latest = self.by_visitor.get(&d).and_then(|t| t.last());
+        let latest = self.by_visitor.get(&d).and_then(|v| v.touches.last());
         latest.is_some_and(|&(t, _)| t == at)
     }
 
-    /// The channels of the touches of `visitor` that started within the
-    /// window before `at_ms` (that instant included), oldest first; empty
-    /// without one.
-    pub(crate) fn within(&self, visitor: &str, at_ms: i64, b: TouchBounds) -> Vec<Channel> {
-        let Some(touches) = self.by_visitor.get(&digest(visitor)) else {
-            return Vec::new();
+    /// What an order of `visitor` at `at_ms` learns: the channels of the
+    /// touches that started within the window before it (that instant
+    /// included), oldest first, and the visitor's first session and
+    /// sessions since, as remembered.
+    pub(crate) fn seen(&self, visitor: &str, at_ms: i64, b: TouchBounds) -> Seen {
+        let Some(v) = self.by_visitor.get(&digest(visitor)) else {
+            return Seen::default();
         };
         let from = at_ms.saturating_sub(b.window_ms);
-        touches
-            .iter()
-            .filter(|(t, _)| (from..=at_ms).contains(t))
-            .map(|&(_, c)| c)
-            .collect()
+        let channels = v.touches.iter().filter(|(t, _)| (from..=at_ms).contains(t));
+        Seen {
+            channels: channels.map(|&(_, c)| c).collect(),
+            first_session_ms: Some(v.first_ms),
+            sessions: v.sessions,
+        }
+    }
+
+    /// The channels of the touches of `visitor` within the window before
+    /// `at_ms`, oldest first (see [`Touches::seen`]).
+    #[cfg(test)]
+    fn within(&self, visitor: &str, at_ms: i64, b: TouchBounds) -> Vec<Channel> {
+        self.seen(visitor, at_ms, b).channels
     }
 
     /// Forgets visitors whose latest touch is more than the window before
@@ -154,6 +190,8 @@ mod tests {
             "day 0 to 30, both ends in"
         );
         assert!(t.within("w", 40 * DAY, B).is_empty());
+        let seen = t.seen("v", 40 * DAY, B);
+        assert_eq!((seen.first_session_ms, seen.sessions), (Some(0), 4));
     }
 
     #[test]
@@ -186,5 +224,12 @@ mod tests {
         assert!(t.within("v", 6 * DAY, b).is_empty());
         t.expire(6 * DAY + 31 * DAY, b);
         assert_eq!(t.len(), 0, "nobody touched within 30 days");
+        t.touch("w", 40 * DAY, Channel::Email, b);
+        let seen = t.seen("w", 40 * DAY, b);
+        assert_eq!(
+            (seen.first_session_ms, seen.sessions),
+            (Some(40 * DAY), 1),
+            "w starts over"
+        );
     }
 }

@@ -222,6 +222,10 @@ fn every_order_is_one_row_with_its_customer_number_session_and_money() {
         (o2.customer_order_number, o2.days_since_previous),
         (2, Some(10))
     );
+    // Time to convert: a's first session (T0) is remembered; o1 came in
+    // it, o2 in a's second session.
+    assert_eq!((o1.first_session_ms, o1.sessions_to_order), (Some(T0), 1));
+    assert_eq!((o2.first_session_ms, o2.sessions_to_order), (Some(T0), 2));
     assert_eq!(
         (o2.refunded_minor, o2.net_minor),
         (500, 1_500),
@@ -397,6 +401,18 @@ fn an_order_names_its_first_touch_and_last_non_direct_within_30_days() {
         (2, Some(10))
     );
 
+    // Time to convert: the visitor came back within 30 days each time, so
+    // their first session (day 0) is remembered; o1 took 4 sessions and 40
+    // days, o2 came in the fifth session.
+    assert_eq!(
+        (o1.first_session_ms, o1.sessions_to_order),
+        (Some(day(0)), 4)
+    );
+    assert_eq!(
+        (o2.first_session_ms, o2.sessions_to_order),
+        (Some(day(0)), 5)
+    );
+
     // Every model's credit, to the minor unit: (conversions, new customers,
     // revenue) per day, channel and model. o1 (5,000, a new customer) has
     // touches paid search, direct, direct; 5,000 / 3 is 1,666 each, and
@@ -439,6 +455,7 @@ fn without_a_touch_an_order_is_attributed_to_its_own_channel() {
     let Book { orders: rows, .. } = orders(&[order], T0 + DAY);
     let o1 = &rows["o1"];
     assert_eq!(o1.session_id, "", "no session");
+    assert_eq!((o1.first_session_ms, o1.sessions_to_order), (None, 0));
     let channels = (o1.first_touch_channel, o1.last_non_direct_channel);
     assert_eq!(o1.channel, Channel::Email);
     assert_eq!(channels, (Channel::Email, Channel::Email));

@@ -47,6 +47,13 @@ pub struct OrderDetail {
     /// window, oldest first (none from an order-only feed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub touches: Vec<String>,
+    /// Start of the visitor's first session remembered (none without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_session_ms: Option<i64>,
+    /// Sessions the visitor started from then to the order, its own
+    /// included.
+    #[serde(default)]
+    pub sessions: u32,
 }
 
 /// An input partition's watermark, written to every facts partition after
@@ -121,6 +128,8 @@ mod tests {
                 experiment_id: "x".into(),
                 variant: "B".into(),
                 touches: vec!["Email".into(), "Referral".into()],
+                first_session_ms: Some(1),
+                sessions: 2,
             })),
             ..f
         };

@@ -10,6 +10,11 @@
 -- channel is the session's; first_touch_channel and last_non_direct_channel
 -- come from the sessions the visitor started within the attribution window
 -- (30 days) before the order, and are the order's channel without one.
+-- first_session_at is the start of the visitor's first session remembered
+-- (touches are kept while the visitor comes back within 30 days), and
+-- sessions_to_order the sessions they started since, the order's included:
+-- for a first order (customer_order_number = 1), the time and sessions it
+-- took to convert. NULL and 0 for an order with no session.
 CREATE TABLE IF NOT EXISTS {db}.orders
 (
     order_id              String,
@@ -29,6 +34,8 @@ CREATE TABLE IF NOT EXISTS {db}.orders
     channel               String,
     first_touch_channel   String,
     last_non_direct_channel String,
+    first_session_at      Nullable(DateTime),
+    sessions_to_order     UInt32,
     experiment_id         String,
     variant               String,
     partition             Int32,

@@ -169,7 +169,7 @@ mod tests {
                 order_total: None,
                 customer: None,
                 session: None,
-                touches: Vec::new(),
+                seen: Default::default(),
             };
             c.apply(&applied, &mut held, &mut out);
         }
