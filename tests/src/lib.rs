@@ -67,6 +67,18 @@ pub fn settings(id: &str) -> Settings {
     s
 }
 
+/// The pipeline's own ClickHouse writer for `s`, its database freshly
+/// migrated: for tests that write rows of their own and read the views.
+pub async fn migrated_sink(s: &Settings) -> exporter::ClickHouseSink {
+    let sink = exporter::ClickHouseSink::new(
+        s.clickhouse.clone(),
+        std::sync::Arc::new(exporter::Metrics::new()),
+        std::sync::Arc::new(exporter::Health::default()),
+    );
+    sink.migrate().await.expect("migrate (is the stack up?)");
+    sink
+}
+
 /// A path in the repository (the tests crate lives at `<repo>/tests`).
 pub fn repo_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -298,6 +298,20 @@ async fn generated_traffic_lands_in_clickhouse_and_prometheus_exactly() {
         .expect("orders query");
     assert!(in_session > 0);
     assert_eq!(unknown, 0);
+    // Time to convert per stage: every session the funnel counts as
+    // reaching a stage (in order) is in that stage's histogram.
+    let times: Vec<(u8, u64)> = ch
+        .query("SELECT toUInt8(stage_index), toUInt64(sum(sessions)) FROM time_to_stage_1d_final GROUP BY stage_index ORDER BY stage_index")
+        .fetch_all()
+        .await
+        .expect("time to stage query");
+    let funnel: Vec<(u8, u64)> = ch
+        .query("SELECT toUInt8(stage_index), toUInt64(sum(sequential)) FROM funnel_1m_final WHERE stage_index > 1 GROUP BY stage_index HAVING sum(sequential) > 0 ORDER BY stage_index")
+        .fetch_all()
+        .await
+        .expect("funnel query");
+    assert!(!times.is_empty());
+    assert_eq!(times, funnel);
     // Attribution: under every model the credit adds up to the orders, the
     // new customers and the orders' totals, exactly.
     let totals: i64 = ch

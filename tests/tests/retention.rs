@@ -5,11 +5,8 @@
 //! pipeline's own writer into a freshly migrated database (ClickHouse of
 //! the local stack).
 
-use std::sync::Arc;
-
 use aggregator::{Channel, CustomerOutput, OrderRow};
 use e2e::{settings, unique};
-use exporter::{ClickHouseSink, Health, Metrics};
 use serde::Deserialize;
 
 /// `yyyy-mm-dd hh:mm:ss` (UTC) as Unix milliseconds.
@@ -153,12 +150,7 @@ async fn view(ch: &clickhouse::Client, name: &str, filter: &str) -> Vec<Cell> {
 #[tokio::test]
 async fn a_dozen_customers_give_the_retention_triangles_computed_by_hand() {
     let s = settings(&unique("retention"));
-    let sink = ClickHouseSink::new(
-        s.clickhouse.clone(),
-        Arc::new(Metrics::new()),
-        Arc::new(Health::default()),
-    );
-    sink.migrate().await.expect("migrate (is the stack up?)");
+    let sink = e2e::migrated_sink(&s).await;
     let out = CustomerOutput {
         orders: orders(),
         ..CustomerOutput::default()

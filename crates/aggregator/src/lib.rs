@@ -36,6 +36,7 @@ mod session_windows;
 mod sessions;
 mod snapshot;
 mod spend;
+pub mod stage_times;
 mod touches;
 
 use contract::{Device, Event};
@@ -66,6 +67,7 @@ use pages::Pages;
 use session_windows::SessionWindows;
 use sessions::{Closed, Sessionizer};
 use spend::Spend;
+use stage_times::{StageTimeRow, StageTimes};
 use touches::{TouchBounds, Touches};
 
 /// A source of events: one partition of one input stream.
@@ -127,6 +129,8 @@ pub struct Output {
     pub pages: Vec<PageRow>,
     /// Product windows closed by this advance.
     pub products: Vec<ProductRow>,
+    /// Time-to-stage histograms changed by this advance.
+    pub stage_times: Vec<StageTimeRow>,
     /// Order windows closed by this advance.
     pub orders: Vec<OrderWindowRow>,
     /// Feedback windows closed by this advance.
@@ -176,6 +180,7 @@ impl Output {
             && self.session_windows.is_empty()
             && self.pages.is_empty()
             && self.products.is_empty()
+            && self.stage_times.is_empty()
             && self.orders.is_empty()
             && self.feedback.is_empty()
             && self.carts.is_empty()
@@ -190,6 +195,7 @@ impl Output {
         self.session_windows.extend(other.session_windows);
         self.pages.extend(other.pages);
         self.products.extend(other.products);
+        self.stage_times.extend(other.stage_times);
         self.orders.extend(other.orders);
         self.feedback.extend(other.feedback);
         self.carts.extend(other.carts);
@@ -251,6 +257,8 @@ pub struct Aggregator {
     early: EarlySettlements,
     /// Each visitor's latest touches, for attribution (format 3 on).
     pub(crate) touches: Touches,
+    /// Time-to-stage histograms of the open windows (format 3 on).
+    pub(crate) stage_times: StageTimes,
 }
 
 /// Where an event type falls among the events of one instant: the order
@@ -327,6 +335,7 @@ impl Aggregator {
             stats: Stats::default(),
             early: EarlySettlements::default(),
             touches: Touches::default(),
+            stage_times: StageTimes::default(),
         }
     }
 
@@ -394,6 +403,9 @@ impl Aggregator {
         self.stats.dedup_evicted_early = self.dedup.evicted_early();
         out.session_windows = self.session_windows.flush(watermark_ms);
         out.pages = self.pages.flush(watermark_ms);
+        let windows = &self.session_windows;
+        out.stage_times =
+            (self.stage_times).flush(watermark_ms, self.cfg.window_ms, |w| windows.has_open(w));
         self.each_aggregate(|a, _| a.flush(watermark_ms, &mut out));
         out
     }
@@ -479,6 +491,9 @@ impl Aggregator {
         }
         if let Some(closed) = applied.closed {
             self.close_session(closed, out);
+        }
+        if let Some(r) = applied.reached {
+            (self.stage_times).reached(r, self.cfg.window_ms, self.sessions.stages());
         }
         if let Some(start) = applied.started {
             self.session_windows.open(start);

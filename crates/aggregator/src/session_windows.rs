@@ -41,6 +41,11 @@ impl SessionWindows {
     }
 
     /// A session started at `start_ms`.
+    /// Whether a session started in window `w` is still open.
+    pub(crate) fn has_open(&self, w: i64) -> bool {
+        self.open.contains_key(&w)
+    }
+
     pub(crate) fn open(&mut self, start_ms: i64) {
         *self
             .open

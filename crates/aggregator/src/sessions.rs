@@ -45,6 +45,8 @@ pub(crate) struct Applied {
     pub started: Option<i64>,
     /// The channel of the session the event belongs to.
     pub channel: Channel,
+    /// The funnel stage the event took its session to, if it took it on.
+    pub reached: Option<crate::stage_times::StageReached>,
 }
 
 /// Visitors seen before, as 64-bit digests, bounded (oldest forgotten first).
@@ -132,6 +134,11 @@ impl Sessionizer {
             .map(str::to_string)
     }
 
+    /// The funnel stages after `session`.
+    pub(crate) fn stages(&self) -> &[String] {
+        &self.stages
+    }
+
     /// The id, experiment and variant of the visitor's open session.
     pub(crate) fn key_of(&self, visitor: &str) -> Option<crate::aggregate::SessionKey> {
         self.open.get(visitor).map(|s| s.key())
@@ -195,6 +202,7 @@ impl Sessionizer {
                 evicted: None,
                 started: None,
                 channel: self.rules.classify(&e.campaign, e.page.as_ref()),
+                reached: None,
             };
         }
         let mut evicted = None;
@@ -203,7 +211,7 @@ impl Sessionizer {
         }
         let started = self.open_for(e, pos);
         let s = self.open.get_mut(visitor).expect("open");
-        s.record(
+        let reached = s.record(
             e,
             server_side,
             &self.stages,
@@ -216,6 +224,7 @@ impl Sessionizer {
             evicted,
             started,
             channel: s.channel,
+            reached,
         }
     }
 

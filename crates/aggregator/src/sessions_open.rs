@@ -22,6 +22,7 @@ use crate::intern::Interner;
 use crate::offsets::HeldOffsets;
 use crate::pages::VisitPages;
 use crate::rows::SessionRow;
+use crate::stage_times::StageReached;
 use crate::{Position, Source};
 
 /// An open session (256 bytes, an allocator size class).
@@ -304,7 +305,7 @@ impl Open {
         stages: &[String],
         currency: &str,
         strings: &mut Interner,
-    ) {
+    ) -> Option<StageReached> {
         self.end_ms = e.timestamp_ms;
         self.events += 1;
         if self.storefront_id().is_none() && !server_side {
@@ -330,13 +331,23 @@ impl Open {
         }
         self.engaged |= e.kind.is_engagement();
         let type_name = e.kind.type_name();
+        let mut reached = None;
         if let Some(i) = stages.iter().position(|st| st == type_name) {
             self.stages_any |= 1 << i;
             if i == usize::from(self.stage_reached) {
                 self.stage_reached += 1;
+                reached = Some(StageReached {
+                    // As funnel_1m_final numbers it: `session` is 1.
+                    stage: self.stage_reached + 1,
+                    start_ms: self.start_ms,
+                    elapsed_ms: e.timestamp_ms - self.start_ms,
+                    channel: self.channel,
+                    partition: self.partition,
+                });
             }
         }
         self.count(&e.kind, currency);
+        reached
     }
 
     /// Orders and revenue (in `currency` only), signups and referrals.

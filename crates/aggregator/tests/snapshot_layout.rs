@@ -122,12 +122,14 @@ fn an_earlier_snapshot_of_one_visit_is_written_back_byte_for_byte() {
     let restored = Aggregator::restore(&cfg, &bytes).expect("the stored snapshot restores");
     // Written back in this build's format: the same fields, then no
     // settlements waiting for their order (format 2: an empty map and an
-    // empty queue) and no touches (format 3: the same).
+    // empty queue).
     let mut want = vec![aggregator::SNAPSHOT_FORMAT];
     want.extend_from_slice(&bytes[1..]);
     want.extend_from_slice(&[0, 0]);
     let before_touches = want.clone();
-    want.extend_from_slice(&[0, 0]);
+    // No touches and no time-to-stage windows (format 3: two empty maps
+    // and two empty queues or sets).
+    want.extend_from_slice(&[0, 0, 0, 0]);
     assert_eq!(restored.snapshot(), want);
     // What the earlier build stored is still what this one makes, followed
     // by the visit's touch.

@@ -170,5 +170,6 @@ pub(super) fn aggregator(body: &[u8]) -> Result<Aggregator, SnapshotError> {
         stats: v1.stats,
         early: Default::default(),
         touches: Default::default(),
+        stage_times: Default::default(),
     })
 }

@@ -135,5 +135,6 @@ pub(super) fn aggregator(body: &[u8]) -> Result<crate::Aggregator, SnapshotError
         stats: v2.stats,
         early: v2.early,
         touches: Default::default(),
+        stage_times: Default::default(),
     })
 }

@@ -61,7 +61,7 @@ fn split(bytes: &[u8]) -> Result<(u8, &[u8]), SnapshotError> {
 impl Serialize for Aggregator {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Aggregator", 14)?;
+        let mut st = s.serialize_struct("Aggregator", 15)?;
         st.serialize_field("cfg", &self.cfg)?;
         st.serialize_field("watermark_ms", &self.watermark_ms)?;
         st.serialize_field("dedup", &self.dedup)?;
@@ -76,6 +76,7 @@ impl Serialize for Aggregator {
         st.serialize_field("stats", &self.stats)?;
         st.serialize_field("early", &self.early)?;
         st.serialize_field("touches", &self.touches)?;
+        st.serialize_field("stage_times", &self.stage_times)?;
         st.end()
     }
 }

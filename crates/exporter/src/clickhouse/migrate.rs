@@ -65,6 +65,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "attribution",
         include_str!("../../migrations/0009_attribution.sql"),
     ),
+    (
+        10,
+        "time_to_stage",
+        include_str!("../../migrations/0010_time_to_stage.sql"),
+    ),
 ];
 
 /// The bookkeeping table, created before the migrations.

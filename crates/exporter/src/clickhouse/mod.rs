@@ -14,7 +14,7 @@ pub use migrate::{
 pub use records::{
     AttributionDayRecord, CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord,
     OrderFactRecord, OrderRecord, PageRecord, ProductRecord, SessionRecord, SessionWindowRecord,
-    SpendRecord, TableRow, WRITTEN_TABLES,
+    SpendRecord, StageTimeRecord, TableRow, WRITTEN_TABLES,
 };
 pub use sink::{ClickHouseSink, SinkError};
 

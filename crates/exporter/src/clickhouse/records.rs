@@ -1,6 +1,7 @@
 //! Row encodings for ClickHouse (RowBinary): one struct per table.
 
 use aggregator::attribution::AttributionDayRow;
+use aggregator::stage_times::StageTimeRow;
 use aggregator::{
     CartRow, CustomerDayRow, CustomerRow, FeedbackRow, OrderRow, OrderWindowRow, PageRow,
     ProductRow, SessionRow, SessionWindowRow, SpendRow,
@@ -391,6 +392,32 @@ impl<'a> From<&'a OrderRow> for OrderFactRecord<'a> {
     }
 }
 
+/// A row of `stage_times_1m`.
+#[derive(Debug, Row, Serialize)]
+pub struct StageTimeRecord<'a> {
+    window_start: u32,
+    channel: &'a str,
+    stage: &'a str,
+    stage_index: u8,
+    partition: i32,
+    buckets: &'a [u64],
+    version: u64,
+}
+
+impl<'a> From<&'a StageTimeRow> for StageTimeRecord<'a> {
+    fn from(r: &'a StageTimeRow) -> Self {
+        StageTimeRecord {
+            window_start: secs(r.window_start_ms),
+            channel: r.channel.as_str(),
+            stage: &r.stage,
+            stage_index: r.stage_index,
+            partition: r.partition,
+            buckets: &r.buckets,
+            version: r.version,
+        }
+    }
+}
+
 /// A row of `attribution_daily`.
 #[derive(Debug, Row, Serialize)]
 pub struct AttributionDayRecord<'a> {
@@ -506,5 +533,6 @@ tables! {
     CustomerDayRecord<'_> => "customers_daily",
     OrderFactRecord<'_> => "orders",
     AttributionDayRecord<'_> => "attribution_daily",
+    StageTimeRecord<'_> => "stage_times_1m",
     SpendRecord<'_> => "ad_spend_daily",
 }

@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 use super::records::{
     AttributionDayRecord, CartRecord, CustomerDayRecord, CustomerRecord, FeedbackRecord,
     OrderFactRecord, OrderRecord, PageRecord, ProductRecord, SessionRecord, SessionWindowRecord,
-    SpendRecord,
+    SpendRecord, StageTimeRecord,
 };
 use super::ClickHouseSettings;
 use crate::http::Health;
@@ -124,6 +124,7 @@ impl ClickHouseSink {
             encode(&out.carts),
             encode(&out.spend),
         );
+        let stage_times = encode(&out.stage_times);
         tokio::join!(
             self.table::<SessionRecord<'_>>(&sessions),
             self.table::<SessionWindowRecord<'_>>(&windows),
@@ -133,6 +134,7 @@ impl ClickHouseSink {
             self.table::<FeedbackRecord>(&feedback),
             self.table::<CartRecord<'_>>(&carts),
             self.table::<SpendRecord<'_>>(&spend),
+            self.table::<StageTimeRecord<'_>>(&stage_times),
         );
     }
 

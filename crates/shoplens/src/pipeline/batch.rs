@@ -32,6 +32,7 @@ impl Batch {
             + o.session_windows.len()
             + o.pages.len()
             + o.products.len()
+            + o.stage_times.len()
             + o.orders.len()
             + o.feedback.len()
             + o.carts.len()
