@@ -154,6 +154,38 @@ impl Buffer {
         }
     }
 
+    /// Drops the events of the persons `is` names (their visitors to
+    /// `visitors`); returns how many.
+    pub(crate) fn forget(
+        &mut self,
+        is: crate::forget::Forgets<'_>,
+        visitors: &mut Vec<String>,
+    ) -> u64 {
+        let mut dropped = 0;
+        let mut drop = |e: &Event| {
+            let gone = crate::forget::event_is_forgotten(e, is);
+            if gone {
+                dropped += 1;
+                visitors.push(e.anonymous_id.to_string());
+            }
+            gone
+        };
+        for (_, ring) in &mut self.rings {
+            ring.retain(|item| !drop(&item.pair.0));
+        }
+        let b = &mut self.behind;
+        for (slot, item) in b.slots.iter_mut().enumerate() {
+            if item.as_ref().is_some_and(|i| drop(&i.pair.0)) {
+                *item = None;
+                b.free.push(slot as u32);
+            }
+        }
+        let slots = &b.slots;
+        b.heap
+            .retain(|Reverse((_, _, slot))| slots[*slot as usize].is_some());
+        dropped
+    }
+
     /// Buffered events.
     pub(crate) fn len(&self) -> usize {
         let rings: usize = self.rings.iter().map(|(_, r)| r.len()).sum();

@@ -83,6 +83,31 @@ impl EarlySettlements {
         }
     }
 
+    /// Drops the waiting settlements of the persons `is` names (their
+    /// visitors to `visitors`), releasing their offsets; returns how many.
+    pub(crate) fn forget(
+        &mut self,
+        is: crate::forget::Forgets<'_>,
+        held: &mut HeldOffsets,
+        visitors: &mut Vec<String>,
+    ) -> u64 {
+        let mut dropped = 0;
+        for waiting in self.by_order.values_mut() {
+            waiting.retain(|(e, pos)| {
+                if !crate::forget::event_is_forgotten(e, is) {
+                    return true;
+                }
+                held.release(pos.source, pos.offset);
+                visitors.push(e.anonymous_id.to_string());
+                dropped += 1;
+                false
+            });
+        }
+        // The queue's entries of emptied orders are skipped when popped.
+        self.by_order.retain(|_, waiting| !waiting.is_empty());
+        dropped
+    }
+
     /// Offsets the waiting settlements hold (rebuilt after a restore).
     pub(crate) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
         self.by_order

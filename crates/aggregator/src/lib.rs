@@ -26,6 +26,7 @@ pub mod customers;
 mod deadlines;
 mod dedup;
 mod early;
+pub mod forget;
 mod hash;
 mod intern;
 mod offsets;

@@ -141,6 +141,18 @@ impl OrderBook {
         self.orders.len()
     }
 
+    /// Drops the rows of the persons `is` names (customer or visitor);
+    /// returns how many. Their queue entries are skipped when they come up.
+    pub(crate) fn forget(&mut self, is: crate::forget::Forgets<'_>) -> u64 {
+        let named = |id: &str| !id.is_empty() && is(id);
+        let before = self.orders.len();
+        self.orders
+            .retain(|_, r| !named(&r.customer_id) && !named(&r.anonymous_id));
+        let orders = &self.orders;
+        self.dirty.retain(|id| orders.contains_key(id));
+        (before - self.orders.len()) as u64
+    }
+
     /// Payments, cancellations and refunds of orders not remembered.
     pub(crate) fn unknown_settlements(&self) -> u64 {
         self.unknown_settlements

@@ -241,6 +241,16 @@ impl Pages {
         }
     }
 
+    /// The session whose visit state is `visit` was dropped (an erasure):
+    /// its exit is not pending any more, and is not counted.
+    pub(crate) fn forget(&mut self, visit: VisitPages) {
+        if let Some((w, _)) = visit.exit {
+            if let Some(win) = self.windows.get_mut(&w) {
+                win.pending_exits -= 1;
+            }
+        }
+    }
+
     /// Rows of windows the watermark passed that changed since last emitted.
     pub(crate) fn flush(&mut self, watermark_ms: i64) -> Vec<PageRow> {
         let mut rows = Vec::new();

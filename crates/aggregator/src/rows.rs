@@ -309,6 +309,20 @@ pub enum Trigger {
     },
 }
 
+impl Trigger {
+    /// The visitor and the user (empty when unknown) the trigger is about.
+    pub fn person(&self) -> (&str, &str) {
+        match self {
+            Trigger::AbandonedCart(row) => (&row.anonymous_id, &row.user_id),
+            Trigger::OverdueOrder {
+                anonymous_id,
+                user_id,
+                ..
+            } => (anonymous_id, user_id),
+        }
+    }
+}
+
 /// Ad spend allocated to one day of its period (exactly: the remainder of
 /// the integer split goes to the last day).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,6 +53,18 @@ impl SessionWindows {
             .or_insert(0) += 1;
     }
 
+    /// A session started at `start_ms` was dropped (an erasure): it is
+    /// not open any more, and is not counted.
+    pub(crate) fn forget_open(&mut self, start_ms: i64) {
+        let w = window_start(start_ms, self.window_ms);
+        if let Some(n) = self.open.get_mut(&w) {
+            *n -= 1;
+            if *n == 0 {
+                self.open.remove(&w);
+            }
+        }
+    }
+
     /// A session closed: count it in its start window.
     pub(crate) fn close(&mut self, s: &SessionRow) {
         let w = window_start(s.start_ms, self.window_ms);

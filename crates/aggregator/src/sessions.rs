@@ -76,6 +76,16 @@ impl Visitors {
     }
 }
 
+impl Visitors {
+    /// Forgets `visitor` (an erasure); its entry in `order` is left, and
+    /// removes nothing when it comes up.
+    fn forget(&mut self, visitor: &str) {
+        let mut h = DefaultHasher::new();
+        visitor.hash(&mut h);
+        self.seen.remove(&h.finish());
+    }
+}
+
 /// Serialized by hand (see `parked`), read by this derive.
 #[derive(serde::Deserialize)]
 pub(crate) struct Sessionizer {
@@ -132,6 +142,46 @@ impl Sessionizer {
             .and_then(|s| s.user_id())
             .filter(|u| !u.is_empty())
             .map(str::to_string)
+    }
+
+    /// Drops the open and parked sessions of the visitors and users `is`
+    /// names (their visitors to `visitors`), releasing their offsets.
+    /// Returns each one's start and page state, which the windows still
+    /// count as open. Their deadlines are skipped when due.
+    pub(crate) fn forget(
+        &mut self,
+        is: crate::forget::Forgets<'_>,
+        held: &mut HeldOffsets,
+        visitors: &mut Vec<String>,
+    ) -> Vec<(i64, Option<Box<VisitPages>>)> {
+        let named =
+            |v: &str, s: &Open| is(v) || s.user_id().is_some_and(|u| !u.is_empty() && is(u));
+        let gone: Vec<Arc<str>> = self
+            .open
+            .iter()
+            .filter(|(v, s)| named(v, s))
+            .map(|(v, _)| v.clone())
+            .collect();
+        let mut dropped: Vec<Box<Open>> = gone
+            .iter()
+            .filter_map(|visitor| self.open.remove(visitor))
+            .collect();
+        visitors.extend(gone.iter().map(|v| v.to_string()));
+        dropped.extend(self.parked.forget(&named, visitors));
+        dropped
+            .into_iter()
+            .map(|mut s| {
+                s.held
+                    .iter()
+                    .for_each(|(src, off)| held.release(*src, *off));
+                (s.start_ms, s.visit.take())
+            })
+            .collect()
+    }
+
+    /// Forgets that `visitor` was seen (an erasure).
+    pub(crate) fn forget_seen(&mut self, visitor: &str) {
+        self.visitors.forget(visitor);
     }
 
     /// The funnel stages after `session`.

@@ -86,6 +86,31 @@ impl Parked {
     }
 
     /// Parked sessions.
+    /// Takes out the sessions `named` picks (their visitors to `visitors`),
+    /// boxed as the open map keeps them.
+    #[allow(clippy::vec_box)]
+    pub(super) fn forget(
+        &mut self,
+        named: &dyn Fn(&str, &Open) -> bool,
+        visitors: &mut Vec<String>,
+    ) -> Vec<Box<Open>> {
+        let mut dropped = Vec::new();
+        for (visitor, list) in &mut self.by_visitor {
+            let mut i = 0;
+            while i < list.len() {
+                if named(visitor, &list[i]) {
+                    dropped.push(list.swap_remove(i));
+                    visitors.push(visitor.to_string());
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        self.by_visitor.retain(|_, list| !list.is_empty());
+        self.len -= dropped.len();
+        dropped
+    }
+
     pub(super) fn len(&self) -> usize {
         self.len
     }

@@ -146,6 +146,11 @@ impl Touches {
         self.seen(visitor, at_ms, b).channels
     }
 
+    /// Forgets `visitor` (an erasure); the queue's entries are skipped.
+    pub(crate) fn forget(&mut self, visitor: &str) {
+        self.by_visitor.remove(&digest(visitor));
+    }
+
     /// Forgets visitors whose latest touch is more than the window before
     /// `watermark_ms`: no order from now on can count it.
     pub(crate) fn expire(&mut self, watermark_ms: i64, b: TouchBounds) {

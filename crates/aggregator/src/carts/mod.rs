@@ -192,6 +192,42 @@ impl Carts {
         }
     }
 
+    /// Drops the open and abandoned carts and the remembered orders of the
+    /// persons `is` names (their visitors to `visitors`), releasing their
+    /// offsets; returns (carts, orders) dropped. Deadlines and queue
+    /// entries of what is gone are skipped when they come up.
+    pub(crate) fn forget(
+        &mut self,
+        is: crate::forget::Forgets<'_>,
+        held: &mut HeldOffsets,
+        visitors: &mut Vec<String>,
+    ) -> (u64, u64) {
+        let named = |r: &CartRow| {
+            let n = |id: &str| !id.is_empty() && is(id);
+            n(&r.anonymous_id) || n(&r.user_id)
+        };
+        let before = self.open.len() + self.abandoned.len();
+        self.open.retain(|_, c| {
+            if !named(&c.row) {
+                return true;
+            }
+            held.release(c.held.source, c.held.offset);
+            visitors.push(c.row.anonymous_id.clone());
+            false
+        });
+        self.abandoned.retain(|_, r| {
+            let gone = named(r);
+            if gone {
+                visitors.push(r.anonymous_id.clone());
+            }
+            !gone
+        });
+        let carts = (before - self.open.len() - self.abandoned.len()) as u64;
+        let orders = self.forget_orders(is, held, visitors);
+        self.reindex();
+        (carts, orders)
+    }
+
     /// Open carts now.
     pub(crate) fn open_carts(&self) -> usize {
         self.open.len()

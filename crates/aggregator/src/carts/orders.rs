@@ -36,6 +36,30 @@ impl Carts {
         })
     }
 
+    /// Drops the remembered orders of the persons `is` names (their
+    /// visitors to `visitors`), releasing their offsets; returns how many.
+    /// Their queue entries are skipped when they come up.
+    pub(super) fn forget_orders(
+        &mut self,
+        is: crate::forget::Forgets<'_>,
+        held: &mut HeldOffsets,
+        visitors: &mut Vec<String>,
+    ) -> u64 {
+        let before = self.orders.len();
+        self.orders.retain(|_, o| {
+            let named = |id: &str| !id.is_empty() && is(id);
+            if !named(&o.anonymous_id) && !named(&o.user_id) {
+                return true;
+            }
+            if let Some(p) = o.held.take() {
+                held.release(p.source, p.offset);
+            }
+            visitors.push(o.anonymous_id.clone());
+            false
+        });
+        (before - self.orders.len()) as u64
+    }
+
     /// Whether order `order_id` is remembered.
     pub(crate) fn knows_order(&self, order_id: &str) -> bool {
         self.orders.contains_key(order_id)
