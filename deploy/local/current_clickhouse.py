@@ -6,6 +6,8 @@ The test stack runs ClickHouse 18.16 (Debian's); users run current servers
   - every view answers over random rows of every table (generateRandom);
   - every SQL block of docs/analyst-guide.md and every ClickHouse panel query
     of the Grafana dashboards run;
+  - the erasure statements of `shoplens forget` delete a person's rows
+    (lightweight deletes) and only them;
   - the cluster layout's statements and deploy/clickhouse/access.sql parse
     (EXPLAIN AST: a real cluster needs servers; the stack's two-shard
     18.16 cluster executes them in tests/tests/clickhouse_layouts.rs).
@@ -100,6 +102,24 @@ def main():
                 f"INSERT INTO shoplens.{table} SELECT *{replace} FROM generateRandom('{structure}', 1, 12, 3) LIMIT 200 "
                 "SETTINGS max_partitions_per_insert_block = 0",
             )
+        # Erasure: the lightweight deletes `shoplens forget` runs on current
+        # servers remove a person's rows, matched by salted hash, and only them.
+        person = "o'brien"
+        env = dict(os.environ, ERASURE__SALT="check-salt")
+        erase = subprocess.run(
+            [binary, "forget", "--anonymous-id", person, "--print-sql"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout
+        kept = s.query("SELECT count() FROM shoplens.sessions", "TSV").data().strip()
+        run("a person's session", "INSERT INTO shoplens.sessions (session_id, anonymous_id, user_id) "
+            "VALUES ('erase-check', 'o\\'brien', '')")
+        for stmt in (x.strip().rstrip(";") for x in erase.split(";\n\n")):
+            if stmt:
+                run("erasure statement", stmt)
+        left = s.query("SELECT count() FROM shoplens.sessions WHERE anonymous_id = 'o\\'brien'", "TSV").data().strip()
+        after = s.query("SELECT count() FROM shoplens.sessions", "TSV").data().strip()
+        if left != "0" or after != kept:
+            sys.exit(f"erasure on current ClickHouse: {left} of the person's rows left, {after} of {kept} others")
         views = s.query(
             "SELECT name FROM system.tables WHERE database = 'shoplens' AND engine = 'View' ORDER BY name", "TSV"
         ).data().split()

@@ -13,7 +13,8 @@ pub mod metrics;
 pub mod triggers;
 
 pub use crate::clickhouse::{
-    Checkpoint, CheckpointStore, ClickHouseSettings, ClickHouseSink, SinkError,
+    Checkpoint, CheckpointStore, ClickHouseSettings, ClickHouseSink, ErasureRequest, ErasureStore,
+    SinkError,
 };
 pub use crate::http::{serve, Health};
 pub use crate::metrics::Metrics;

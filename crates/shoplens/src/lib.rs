@@ -6,6 +6,7 @@
 
 pub mod bench;
 mod checkpoint_pace;
+pub mod erasure;
 pub mod generate;
 pub mod http_get;
 mod phases;

@@ -82,6 +82,28 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         replication: i32,
     },
+    /// Forget a person (erasure): record a durable request that every
+    /// instance honours, replays included, and wait for it to be applied.
+    #[command(group(clap::ArgGroup::new("who").required(true)))]
+    Forget {
+        /// The visitor's cookie or device id.
+        #[arg(long, group = "who")]
+        anonymous_id: Option<String>,
+        /// The customer's account id.
+        #[arg(long, group = "who")]
+        user_id: Option<String>,
+        /// Seconds to wait for a running pipeline to apply it (0: do not wait).
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        /// Print the statements that count and delete the person's rows on a
+        /// current server (23.3 on), and record nothing.
+        #[arg(long)]
+        print_sql: bool,
+        /// Instead, delete the rows of every request no instance could apply
+        /// (its user may not delete) and audit them: run as an administrator.
+        #[arg(long, group = "who")]
+        apply_pending: bool,
+    },
     /// Apply the ClickHouse migrations (as a user allowed to run DDL).
     Migrate {
         /// Print every statement a first migration runs, for the configured
@@ -241,6 +263,22 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             messages, input, ..
         } => bench_in_process(&settings, messages, input)?,
         Command::Migrate { print } => migrate(&settings, print).await?,
+        Command::Forget {
+            anonymous_id,
+            user_id,
+            wait,
+            print_sql,
+            apply_pending,
+        } => {
+            let who = shoplens::erasure::Who {
+                anonymous_id,
+                user_id,
+                apply_pending,
+            };
+            let wait = std::time::Duration::from_secs(wait);
+            let lines = shoplens::erasure::command(&settings, who, wait, print_sql).await?;
+            println!("{}", lines.join("\n"));
+        }
         Command::Summary {
             metrics,
             every,

@@ -28,6 +28,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Batching and channel sizes.
     pub pipeline: PipelineSettings,
+    /// Erasure requests (`shoplens forget`).
+    pub erasure: crate::erasure::ErasureSettings,
 }
 
 /// Currencies and clock skew.

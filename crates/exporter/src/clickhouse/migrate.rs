@@ -70,6 +70,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "time_to_stage",
         include_str!("../../migrations/0010_time_to_stage.sql"),
     ),
+    (
+        11,
+        "erasure",
+        include_str!("../../migrations/0011_erasure.sql"),
+    ),
 ];
 
 /// The bookkeeping table, created before the migrations.

@@ -1,6 +1,7 @@
 //! ClickHouse: settings, migrations, row encoding and the durable writer.
 
 mod checkpoints;
+mod erasure;
 mod migrate;
 mod records;
 mod sink;
@@ -8,6 +9,10 @@ mod sink;
 use serde::Deserialize;
 
 pub use checkpoints::{Checkpoint, CheckpointRecord, CheckpointStore};
+pub use erasure::{
+    lightweight_from, refused as erasure_refused, statements as erasure_statements, with_literals,
+    Deleted, ErasureRequest, ErasureStore, PERSONAL_TABLES,
+};
 pub use migrate::{
     latest_version, migrate, plan, schema_version, tables, Layout, TableSpec, MIGRATIONS,
 };

@@ -7,7 +7,7 @@ use prometheus::{
 };
 
 /// The name and help text of every series.
-pub const SERIES: [(&str, &str); 53] = [
+pub const SERIES: [(&str, &str); 58] = [
     (
         "shoplens_events_consumed_total",
         "Messages taken into the state, each offset once, by topic kind.",
@@ -31,6 +31,26 @@ pub const SERIES: [(&str, &str); 53] = [
     (
         "shoplens_events_bot_total",
         "Bot events, kept out of business metrics.",
+    ),
+    (
+        "shoplens_events_forgotten_total",
+        "Events and customer facts of persons an erasure request names, dropped unread.",
+    ),
+    (
+        "shoplens_erasure_requests",
+        "Erasure requests this instance honours.",
+    ),
+    (
+        "shoplens_erasures_applied_total",
+        "Erasure requests this instance applied: open state dropped, rows deleted, audit written.",
+    ),
+    (
+        "shoplens_erasures_failed_total",
+        "Erasure requests whose deletion ClickHouse refused this instance's user (see the log).",
+    ),
+    (
+        "shoplens_erasure_rows_withheld_total",
+        "Rows of forgotten persons kept out of a write (built before their state was dropped).",
     ),
     (
         "shoplens_dedup_evicted_early_total",

@@ -32,6 +32,16 @@ pub struct Metrics {
     pub events_duplicate: IntCounter,
     /// Bot events counted apart from business metrics.
     pub events_bot: IntCounter,
+    /// Events and facts of forgotten persons, dropped unread.
+    pub events_forgotten: IntCounter,
+    /// Erasure requests honoured.
+    pub erasure_requests: IntGauge,
+    /// Erasure requests applied by this instance.
+    pub erasures_applied: IntCounter,
+    /// Erasure requests whose deletion ClickHouse refused this user.
+    pub erasures_failed: IntCounter,
+    /// Rows of forgotten persons kept out of writes.
+    pub erasure_rows_withheld: IntCounter,
     /// Dedup ids evicted early by the memory bound.
     pub dedup_evicted_early: IntCounter,
     /// State given up early by a memory bound, by kind.
@@ -186,6 +196,11 @@ impl Metrics {
             ingest_seconds: reg.float_counters("shoplens_ingest_seconds_total", "phase"),
             events_duplicate: reg.counter("shoplens_events_duplicate_total"),
             events_bot: reg.counter("shoplens_events_bot_total"),
+            events_forgotten: reg.counter("shoplens_events_forgotten_total"),
+            erasure_requests: reg.gauge("shoplens_erasure_requests"),
+            erasures_applied: reg.counter("shoplens_erasures_applied_total"),
+            erasures_failed: reg.counter("shoplens_erasures_failed_total"),
+            erasure_rows_withheld: reg.counter("shoplens_erasure_rows_withheld_total"),
             dedup_evicted_early: reg.counter("shoplens_dedup_evicted_early_total"),
             state_evictions: reg.counters("shoplens_state_evictions_total", &["state"]),
             sessions: reg.counter("shoplens_sessions_total"),

@@ -22,6 +22,8 @@ pub(crate) struct Batch {
     pub(crate) closed_at: Instant,
     /// Batches handed to the writer that this one holds (merged writes).
     pub(crate) handed: usize,
+    /// Erasure requests to apply once the rows are durable.
+    pub(crate) erasures: Vec<super::erasure::ErasureJob>,
 }
 
 impl Batch {
@@ -47,6 +49,7 @@ impl Batch {
     /// partition. The earlier closing time stays, for the result delay.
     pub(crate) fn absorb(&mut self, next: Batch) {
         self.handed += next.handed;
+        self.erasures.extend(next.erasures);
         self.out.extend(next.out);
         self.customers.extend(next.customers);
         self.commits.extend(next.commits);
@@ -102,6 +105,7 @@ mod tests {
             marks: partition_marks.to_vec(),
             closed_at: Instant::now(),
             handed: 1,
+            erasures: Vec::new(),
         }
     }
 

@@ -216,7 +216,8 @@ impl Ingest {
         // Nothing past the ends is read now: it would only come late.
         self.input.pause(&inputs);
         self.set_bounded_step(Step::Draining);
-        let out = self.stores.advance(|_| Some(DRAIN_WATERMARK_MS));
+        let mut out = self.stores.advance(|_| Some(DRAIN_WATERMARK_MS));
+        self.withhold(&mut out, &mut CustomerOutput::default());
         // A store restored from a checkpoint may hold events this run never
         // read (buffered ahead of its watermark then): the books must reach
         // the facts they make too, or those would wait past the end.
@@ -243,6 +244,7 @@ impl Ingest {
                 .collect(),
             closed_at: Instant::now(),
             handed: 1,
+            erasures: std::mem::take(&mut self.erasure.jobs),
         };
         self.send_batch(batches, batch).await
     }

@@ -48,6 +48,8 @@ pub(super) struct Ingest {
     pub(super) reject_rate: ingest::RejectRate,
     /// A bounded run's progress (`run --until-end`).
     pub(super) bounded: Option<Bounded>,
+    /// Erasure requests arriving, and jobs for the writer.
+    pub(super) erasure: super::erasure::Erasure,
     clock: Instant,
     /// Messages read since the last step.
     pub(super) since_step: usize,
@@ -87,6 +89,7 @@ impl Ingest {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         until_end: bool,
+        erasure: super::erasure::Erasure,
     ) -> Result<Self, PipelineError> {
         let topology = Topology::new(&settings.kafka.topics);
         let overlap = settings.pipeline.resume_overlap_messages;
@@ -119,6 +122,7 @@ impl Ingest {
             next: BTreeMap::new(),
             reject_rate: ingest::RejectRate::default(),
             bounded: until_end.then(Bounded::new),
+            erasure,
             clock: Instant::now(),
             since_step: 0,
             evicted_seen: 0,
@@ -332,6 +336,12 @@ impl Ingest {
         event: contract::Event,
         now: u64,
     ) -> Result<(), PipelineError> {
+        // First: a forgotten person's event moves no clock either, as if
+        // it had never been sent.
+        if self.stores.drops_event(Slot::of(source), &event) {
+            self.metrics.events_forgotten.inc();
+            return Ok(());
+        }
         let event_ms = event.timestamp_ms;
         if let Some(b) = &mut self.bounded {
             b.max_event_ms = b.max_event_ms.max(event_ms);
@@ -400,6 +410,10 @@ impl Ingest {
             let detail = "not a customer fact of this version";
             return self.reject(m, Reason::NotJson, None, detail).await;
         };
+        if self.stores.drops_fact(&fact) {
+            self.metrics.events_forgotten.inc();
+            return Ok(());
+        }
         let ts = fact.ts_ms;
         let Some(book) = self.stores.book(source.partition) else {
             return Ok(());

@@ -23,6 +23,7 @@ mod batch;
 mod bounded;
 mod clocks;
 mod consume;
+mod erasure;
 mod load;
 mod read_ahead;
 mod step;
@@ -54,6 +55,9 @@ pub enum PipelineError {
         /// Cause.
         source: std::io::Error,
     },
+    /// An erasure request cannot be honoured.
+    #[error(transparent)]
+    Erasure(#[from] crate::erasure::ErasureError),
     /// A task panicked or was cancelled.
     #[error("task failed: {0}")]
     Task(String),
@@ -94,7 +98,17 @@ impl Pipeline {
         info!(?applied, database = %settings.clickhouse.database, "clickhouse schema ready");
         let (metrics_addr, http) = serve(&settings, &metrics, &health).await?;
 
-        let ingest = Ingest::connect(settings, metrics.clone(), health.clone(), until_end).await?;
+        // Before a message is read: a replay must not bring anyone back.
+        let (forgotten, erasure) = erasure::start(&settings).await?;
+        let mut ingest = Ingest::connect(
+            settings,
+            metrics.clone(),
+            health.clone(),
+            until_end,
+            erasure,
+        )
+        .await?;
+        ingest.stores.set_forgotten(forgotten);
         let settings = ingest.settings();
         let stages = aggregator::Aggregator::new(settings.aggregator.clone()).funnel_stages();
         let facts_topic = &settings.kafka.topics.customer_facts;

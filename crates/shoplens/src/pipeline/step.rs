@@ -35,12 +35,14 @@ impl Ingest {
             self.apply_assignment();
         }
         self.load_assigned().await;
+        self.take_erasures();
         let now = self.now_ms();
         self.stores.expire_parked(now, PARKED_MAX_AGE_MS);
         self.observe_log_ends(now);
         self.watch_stalls(now);
-        let (out, watermark) = self.advance_stores(now);
-        let customers = self.advance_customers();
+        let (mut out, watermark) = self.advance_stores(now);
+        let mut customers = self.advance_customers();
+        self.withhold(&mut out, &mut customers);
         self.phases.charge(Phase::Advance);
         // Dead letters must be durable before the offsets behind them move.
         self.dead_letter.flush().await?;
@@ -56,7 +58,8 @@ impl Ingest {
         };
         self.publish_gauges(watermark);
         let customers_empty = customers.rows() == 0;
-        if out.is_empty() && customers_empty && checkpoints.is_empty() {
+        let erasures = std::mem::take(&mut self.erasure.jobs);
+        if out.is_empty() && customers_empty && checkpoints.is_empty() && erasures.is_empty() {
             return Ok(());
         }
         debug!(
@@ -78,6 +81,7 @@ impl Ingest {
             marks,
             closed_at: Instant::now(),
             handed: 1,
+            erasures,
         };
         self.send_batch(batches, batch).await
     }

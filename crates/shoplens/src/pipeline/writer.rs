@@ -2,7 +2,9 @@
 //! acknowledges it so that its offsets may be committed.
 //!
 //! The stages, in the order that makes a restart safe at any point:
-//! 1. rows (and customer rows) durable in ClickHouse;
+//! 1. rows (and customer rows) durable in ClickHouse; then erasure
+//!    requests applied (after the rows, so none of a person lands after
+//!    their deletion);
 //! 2. triggers and customer facts delivered to Kafka;
 //! 3. the partitions' watermark markers, after the facts they cover;
 //! 4. the checkpoints, which may be saved only once everything they have
@@ -61,6 +63,8 @@ pub(crate) struct Writer {
     /// Partitions of the facts topic (each gets every marker).
     facts_partitions: i32,
     coalesce: Coalesce,
+    /// Applies erasure requests (stage 1b).
+    eraser: super::erasure::Eraser,
 }
 
 impl Writer {
@@ -83,6 +87,7 @@ impl Writer {
             triggers_topic: topics.triggers.clone(),
             facts_topic: topics.customer_facts.clone(),
             facts_partitions,
+            eraser: super::erasure::Eraser::new(settings),
             coalesce: Coalesce {
                 min_rows: settings.pipeline.write_min_rows,
                 linger: Duration::from_millis(settings.pipeline.write_linger_ms),
@@ -99,6 +104,7 @@ impl Writer {
     ) {
         while let Some(batch) = self.coalesce.next(&mut batches).await {
             self.write_rows(&batch).await;
+            self.eraser.apply(&batch.erasures, &self.metrics).await;
             self.send_triggers(&batch).await;
             self.send_facts(&batch).await;
             self.send_markers(&batch.marks).await;

@@ -18,6 +18,7 @@ use aggregator::{Aggregator, AggregatorConfig, CustomerBook, CustomerOutput, Out
 use exporter::Checkpoint;
 use ingest::Topology;
 
+mod forget;
 mod parked;
 
 use parked::Parked;
@@ -95,6 +96,8 @@ pub struct Stores {
     /// Stores of partitions revoked a moment ago, kept in case the
     /// rebalance gives them back (an eager rebalance revokes everything).
     parked: BTreeMap<Slot, Parked>,
+    /// The persons erasure requests name (see `forget.rs`).
+    forgotten: crate::erasure::Forgotten,
 }
 
 /// A store's position as of a checkpoint: its offsets by topic and its
@@ -135,6 +138,7 @@ impl Stores {
             event_times: BySource::new(),
             saved: HashMap::new(),
             parked: BTreeMap::new(),
+            forgotten: crate::erasure::Forgotten::default(),
         }
     }
 
@@ -189,6 +193,7 @@ impl Stores {
                     }
                 }
                 self.saved.insert(slot, (c.offsets.clone(), c.watermark_ms));
+                self.forget_restored(slot);
                 Loaded::Restored
             }
             Err(e) => {
