@@ -67,6 +67,33 @@ pub fn settings(id: &str) -> Settings {
     s
 }
 
+/// The rows of `sql` in `database`, as ClickHouse's tab-separated text.
+pub async fn rows(database: &str, sql: &str) -> String {
+    use shoplens::http_get::{get, prometheus_query_path};
+    let addr = clickhouse().trim_start_matches("http://").to_string();
+    let encoded = prometheus_query_path(sql).replace("/api/v1/query?query=", "");
+    let (status, body) = get(&addr, &format!("/?database={database}&query={encoded}"))
+        .await
+        .expect("clickhouse answers");
+    assert_eq!(status, 200, "{sql}: {body}");
+    body
+}
+
+/// A bounded run (`run --until-end`) of `s`, which must end by itself
+/// within 4 minutes and succeed; returns its metrics.
+pub async fn bounded_run(s: &Settings) -> std::sync::Arc<exporter::Metrics> {
+    let pipeline = shoplens::Pipeline::start_until_end(s.clone())
+        .await
+        .expect("starts");
+    let metrics = pipeline.metrics().clone();
+    let run = pipeline.run_until(std::future::pending());
+    tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the bounded run ends by itself")
+        .expect("and succeeds");
+    metrics
+}
+
 /// The pipeline's own ClickHouse writer for `s`, its database freshly
 /// migrated: for tests that write rows of their own and read the views.
 pub async fn migrated_sink(s: &Settings) -> exporter::ClickHouseSink {

@@ -5,21 +5,10 @@
 
 use std::time::Duration;
 
-use e2e::{eventually, settings, unique};
+use e2e::{bounded_run, eventually, rows, settings, unique};
 use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
-use shoplens::http_get::{get, metric_sum, prometheus_query_path};
+use shoplens::http_get::{get, metric_sum};
 use shoplens::{Pipeline, Settings};
-
-/// The rows of `sql` in `database`, as ClickHouse's tab-separated text.
-async fn rows(database: &str, sql: &str) -> String {
-    let addr = e2e::clickhouse().trim_start_matches("http://").to_string();
-    let encoded = prometheus_query_path(sql).replace("/api/v1/query?query=", "");
-    let (status, body) = get(&addr, &format!("/?database={database}&query={encoded}"))
-        .await
-        .expect("clickhouse answers");
-    assert_eq!(status, 200, "{sql}: {body}");
-    body
-}
 
 /// The analysts' tables, each in a fixed order.
 const TABLES: [&str; 9] = [
@@ -48,12 +37,7 @@ fn own(base: &Settings, name: &str) -> Settings {
 }
 
 async fn until_end(s: &Settings) {
-    let pipeline = Pipeline::start_until_end(s.clone()).await.expect("starts");
-    let run = pipeline.run_until(std::future::pending());
-    tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("the bounded run ends by itself")
-        .expect("and succeeds");
+    bounded_run(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,25 +5,13 @@
 
 use std::time::Duration;
 
-use e2e::{settings, unique};
+use e2e::{bounded_run, rows, settings, unique};
 use shoplens::erasure::{forget, id_hash, Subject};
 use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
-use shoplens::http_get::{get, prometheus_query_path};
 use shoplens::replay::replay;
 use shoplens::{Pipeline, Settings};
 
 const SALT: &str = "e2e-pepper";
-
-/// The tab-separated rows of `sql` in `database`.
-async fn rows(database: &str, sql: &str) -> String {
-    let addr = e2e::clickhouse().trim_start_matches("http://").to_string();
-    let encoded = prometheus_query_path(sql).replace("/api/v1/query?query=", "");
-    let (status, body) = get(&addr, &format!("/?database={database}&query={encoded}"))
-        .await
-        .expect("clickhouse answers");
-    assert_eq!(status, 200, "{sql}: {body}");
-    body
-}
 
 /// Rows naming `id` in any id column of the per-person tables.
 async fn rows_of(database: &str, id: &str) -> [u64; 4] {
@@ -98,18 +86,6 @@ async fn feed(s: &Settings, lines: &str) {
 /// A bounded run of `s`; returns the events it dropped as forgotten.
 async fn until_end(s: &Settings) -> u64 {
     bounded_run(s).await.events_forgotten.get()
-}
-
-/// A bounded run of `s`; returns its metrics.
-async fn bounded_run(s: &Settings) -> std::sync::Arc<exporter::Metrics> {
-    let pipeline = Pipeline::start_until_end(s.clone()).await.expect("starts");
-    let metrics = pipeline.metrics().clone();
-    let run = pipeline.run_until(std::future::pending());
-    tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("the bounded run ends by itself")
-        .expect("and succeeds");
-    metrics
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

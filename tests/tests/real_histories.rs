@@ -6,13 +6,11 @@
 //! is compared with what this test computes from the same events on its own.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
 
 use e2e::{settings, unique};
 use serde::Deserialize;
 use shoplens::generate::ProduceOptions;
 use shoplens::http_get::metric_sum;
-use shoplens::Pipeline;
 
 const DAY: i64 = 86_400_000;
 /// 2019-01-01T00:00:00Z.
@@ -291,14 +289,7 @@ async fn an_order_only_history_replayed_and_closed_gives_the_exact_figures() {
         .expect("replay");
     assert_eq!(sent.generated.messages, e.lines.len() as u64);
 
-    let pipeline = Pipeline::start_until_end(s.clone()).await.expect("starts");
-    let metrics = pipeline.metrics().clone();
-    let run = pipeline.run_until(std::future::pending());
-    tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("the bounded run ends by itself")
-        .expect("and succeeds");
-    let text = metrics.render();
+    let text = e2e::bounded_run(&s).await.render();
     let n = |name: &str, label: &str| metric_sum(&text, name, label) as u64;
     assert_eq!(
         n("shoplens_events_consumed_total", ""),
