@@ -158,9 +158,14 @@ impl Ingest {
     /// its fetch responses report (tansu's did, once in a few runs).
     fn bounded_reached(&self) -> bool {
         let next = |s: Source| {
+            // What the store applied, not what was read: past a gap the
+            // consumer may have read to the end and dropped it all.
             let read = self.next.get(&s).copied();
-            let held = self.stores.next_of(s);
-            let next = read.max(held).or(self.input.committed(s))?;
+            let next = self
+                .stores
+                .next_of(s)
+                .or(read)
+                .or(self.input.committed(s))?;
             let end = self.input.end_of_log(s);
             let caught_up =
                 !self.input.end_pending(s) && !ingest::may_have_backlog(end, Some(next));

@@ -197,7 +197,7 @@ impl Ingest {
                 continue;
             };
             let high = self.input.end_of_log(source);
-            let next = self.next.get(&source).copied();
+            let next = self.position(source);
             let pending = self.input.end_pending(source);
             let tracker = self.clocks.of(source);
             if pending || ingest::may_have_backlog(high, next) {
@@ -231,7 +231,7 @@ impl Ingest {
         let drained = self.bounded.as_ref().is_some_and(|b| b.drained());
         for source in self.clocks.sources() {
             let held = self.stores.next_of(source);
-            let position = self.next.get(&source).copied().or(held);
+            let position = self.position(source);
             let Some(expected) = held.or(position) else {
                 continue;
             };
@@ -243,6 +243,20 @@ impl Ingest {
             {
                 self.metrics.fetch_stalls.inc();
             }
+        }
+    }
+
+    /// Where `source` is read to, for its lag, its backlog and its stalls:
+    /// the read position, but never past the offset its store needs. Past a
+    /// gap the consumer may have read on to the end of the log (messages
+    /// fetched before a seek back took effect, dropped unapplied), and a
+    /// partition stuck there must still show its backlog and stall (found
+    /// on tansu: a run stopped short with a lag of 0 and no gap counted).
+    pub(super) fn position(&self, source: Source) -> Option<i64> {
+        let read = self.next.get(&source).copied();
+        match (read, self.stores.next_of(source)) {
+            (Some(read), Some(held)) => Some(read.min(held)),
+            (read, held) => read.or(held),
         }
     }
 
