@@ -196,10 +196,13 @@ async fn a_forgotten_person_leaves_no_rows_and_does_not_come_back() {
         shopper("carol-dev", Some("carol"), t0 + 41 * 60_000, "b"),
     ];
     feed(&s, &later.join("\n")).await;
-    assert_eq!(
-        until_end(&s).await,
-        4,
-        "the guest's four new events are dropped unread"
+    // At least the four new ones: the run restores its stores from the
+    // last checkpoint before the previous close, and re-applies (dropping
+    // again) whatever of the guest came after it.
+    let dropped = until_end(&s).await;
+    assert!(
+        dropped >= 4,
+        "the guest's four new events are dropped unread: {dropped}"
     );
     assert_eq!(rows_of(&db, "guest-7").await, [0; 4]);
     let carol = rows_of(&db, "carol").await;
