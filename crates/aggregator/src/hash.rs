@@ -17,3 +17,13 @@ pub(crate) type Map<K, V> = HashMap<K, V, State>;
 
 /// A hash set of the state.
 pub(crate) type Set<K> = HashSet<K, State>;
+
+/// A visitor id's 64-bit digest, as the returning-visitor memory and the
+/// touches keep visitors (in snapshots too): std's SipHash with fixed keys,
+/// so the same id gives the same digest in every process.
+pub(crate) fn visitor_digest(visitor: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    visitor.hash(&mut h);
+    h.finish()
+}

@@ -1,10 +1,9 @@
 //! Sessionization: one open session per visitor, split by inactivity,
 //! length cap or a new storefront session id.
 
-use crate::hash::{Map, Set};
+use crate::hash::{visitor_digest, Map, Set};
 use std::cmp::Reverse;
 use std::collections::VecDeque;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use contract::Event;
@@ -60,9 +59,7 @@ struct Visitors {
 impl Visitors {
     /// Records `visitor`; true when it was not known.
     fn first_time(&mut self, visitor: &str) -> bool {
-        let mut h = DefaultHasher::new();
-        visitor.hash(&mut h);
-        let h = h.finish();
+        let h = visitor_digest(visitor);
         if !self.seen.insert(h) {
             return false;
         }
@@ -74,15 +71,11 @@ impl Visitors {
         }
         true
     }
-}
 
-impl Visitors {
     /// Forgets `visitor` (an erasure); its entry in `order` is left, and
     /// removes nothing when it comes up.
     fn forget(&mut self, visitor: &str) {
-        let mut h = DefaultHasher::new();
-        visitor.hash(&mut h);
-        self.seen.remove(&h.finish());
+        self.seen.remove(&visitor_digest(visitor));
     }
 }
 

@@ -12,7 +12,6 @@
 //! counted in the output's evictions).
 
 use std::collections::VecDeque;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::channel::Channel;
 use crate::hash::Map;
@@ -70,11 +69,7 @@ pub(crate) struct Touches {
     queue: VecDeque<(i64, u64)>,
 }
 
-fn digest(visitor: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    visitor.hash(&mut h);
-    h.finish()
-}
+use crate::hash::visitor_digest as digest;
 
 impl Touches {
     /// Visitors with touches.

@@ -135,11 +135,6 @@ impl Forgotten {
         self.requests.iter()
     }
 
-    /// Whether `request` is known.
-    pub fn knows(&self, request: &ErasureRequest) -> bool {
-        self.requests.contains(&request.request_id)
-    }
-
     /// Adds `request` (refused when made with another salt).
     pub fn add(&mut self, request: &ErasureRequest) -> Result<(), ErasureError> {
         if self.salt.is_empty() {
@@ -302,13 +297,8 @@ pub async fn apply_pending(settings: &crate::Settings) -> Result<Vec<String>, Er
         if audited.contains(&r.request_id) {
             continue;
         }
-        let deleted = store.delete_rows(&r, &settings.erasure.salt).await?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
-        store
-            .audit(&r, "shoplens forget --apply-pending", 0, deleted, now)
-            .await?;
+        let instance = "shoplens forget --apply-pending";
+        let deleted = (store.apply(&r, &settings.erasure.salt, instance, 0)).await?;
         lines.push(format!(
             "{}: deleted sessions {}, carts {}, customers {}, orders {}",
             r.request_id, deleted[0], deleted[1], deleted[2], deleted[3]

@@ -128,7 +128,7 @@ impl ErasureStore {
 
     /// Deletes the rows whose id columns hash (with `salt`) to the
     /// request's hash, table by table; returns how many each held.
-    pub async fn delete_rows(
+    async fn delete_rows(
         &self,
         request: &ErasureRequest,
         salt: &str,
@@ -160,15 +160,21 @@ impl ErasureStore {
         Ok(deleted)
     }
 
-    /// Records what this instance did for `request`.
-    pub async fn audit(
+    /// Applies `request`: deletes the person's rows (see
+    /// [`ErasureStore::delete_rows`]), then records in `erasure_audit` that
+    /// `instance` did so now, with the `open_state` it dropped. Returns the
+    /// rows deleted per table.
+    pub async fn apply(
         &self,
         request: &ErasureRequest,
+        salt: &str,
         instance: &str,
         open_state: u64,
-        deleted: Deleted,
-        applied_at: u32,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Deleted, SinkError> {
+        let deleted = self.delete_rows(request, salt).await?;
+        let applied_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32);
         let row = AuditRecord {
             request_id: &request.request_id,
             id_kind: &request.id_kind,
@@ -188,7 +194,7 @@ impl ErasureStore {
             .await?;
         insert.write(&row).await?;
         insert.end().await?;
-        Ok(())
+        Ok(deleted)
     }
 
     /// Whether the server has lightweight deletes (23.3 on).

@@ -211,12 +211,8 @@ impl Eraser {
 
     async fn apply_one(&self, job: &ErasureJob) -> Result<(), exporter::SinkError> {
         let r = &job.request;
-        let deleted = self.store.delete_rows(r, &self.salt).await?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
-        self.store
-            .audit(r, &self.instance, job.open_state, deleted, now)
+        let deleted = (self.store)
+            .apply(r, &self.salt, &self.instance, job.open_state)
             .await?;
         info!(
             request = %r.request_id,
