@@ -88,6 +88,16 @@ impl LogEnds {
         }
     }
 
+    /// `sources` were resumed after a pause, in which their ends were not
+    /// fetched: unknown until the broker answers, asked at the next
+    /// chance rather than after the usual interval. Resumes are rare (the
+    /// alignment of partitions that drift apart), and the watermark waits
+    /// for these answers.
+    pub fn ask_soon(&mut self, sources: impl IntoIterator<Item = Source>) {
+        self.stale(sources);
+        self.last_ask_ms = None;
+    }
+
     /// Forgets partitions no longer assigned.
     pub fn retain(&mut self, assigned: impl Fn(Source) -> bool) {
         self.pending.retain(|s, _| assigned(*s));
@@ -213,6 +223,21 @@ mod tests {
         assert_eq!(ends.end(A, None), Some(150), "an end never goes back");
         ends.retain(|_| false);
         assert_eq!(ends.end(A, Some(99)), Some(99), "forgotten: the cache only");
+    }
+
+    #[test]
+    fn resumed_partitions_are_asked_at_the_next_chance() {
+        let mut ends = LogEnds::new();
+        ends.last_ask_ms = Some(1_000);
+        assert!(!ends.due(1_500, 2_500), "asked 0.5 s ago");
+        ends.ask_soon([A]);
+        assert!(ends.is_pending(A));
+        assert!(
+            ends.due(1_500, 2_500),
+            "a resume does not wait the interval"
+        );
+        ends.in_flight = true;
+        assert!(!ends.due(1_500, 2_500), "one ask at a time");
     }
 
     #[test]

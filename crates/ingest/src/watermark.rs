@@ -13,15 +13,6 @@ use aggregator::Source;
 
 use crate::settings::WatermarkSettings;
 
-/// How long a partition resumed by alignment stays active without
-/// delivering (capped by the idle timeout). While it was paused its end of
-/// log was not fetched, so it cannot be judged idle at once; one fetch
-/// brings a message or the end of its log (a backlog keeps it active), and
-/// 2 s covers many fetches. Waiting the whole idle timeout instead made a
-/// chain of resumed partitions with nothing left to read hold the
-/// watermark one idle timeout each.
-pub const RESUME_GRACE_MS: u64 = 2_000;
-
 /// Whether a partition read up to `position` (the next offset to read;
 /// `None` before its first message) may have messages waiting, given the
 /// end of its log as the client last saw it (`None` while no fetch
@@ -47,6 +38,22 @@ struct Part {
     /// The broker reported nothing to read at our position, and nothing
     /// was delivered since.
     empty: bool,
+    /// When alignment resumed it, while neither a delivery nor the broker
+    /// has told since whether it has anything to read (see
+    /// [`WatermarkTracker::align`]).
+    resumed_ms: Option<u64>,
+}
+
+impl Part {
+    fn new(now_ms: u64) -> Self {
+        Part {
+            max_event_ms: None,
+            last_seen_ms: now_ms,
+            paused: false,
+            empty: false,
+            resumed_ms: None,
+        }
+    }
 }
 
 /// Tracks watermarks of the assigned partitions. Wall-clock times are
@@ -107,12 +114,7 @@ impl WatermarkTracker {
             .map(|s| {
                 let part = self.parts.get(&s).copied().unwrap_or_else(|| {
                     added.push(s);
-                    Part {
-                        max_event_ms: None,
-                        last_seen_ms: now_ms,
-                        paused: false,
-                        empty: false,
-                    }
+                    Part::new(now_ms)
                 });
                 (s, part)
             })
@@ -127,6 +129,22 @@ impl WatermarkTracker {
         if let Some(p) = self.parts.get_mut(&source) {
             p.last_seen_ms = now_ms;
             p.empty = false;
+            p.resumed_ms = None;
+        }
+    }
+
+    /// The end of `source`'s log is being asked of the broker: until it
+    /// answers, `source` may have data waiting. A partition resumed by
+    /// alignment waits for that answer without its silence being reset
+    /// (it stays active meanwhile, see [`Self::align`]); any other counts
+    /// as having a backlog.
+    pub fn end_unknown(&mut self, source: Source, now_ms: u64) {
+        let resumed = self
+            .parts
+            .get(&source)
+            .is_some_and(|p| p.resumed_ms.is_some());
+        if !resumed {
+            self.has_backlog(source, now_ms);
         }
     }
 
@@ -138,6 +156,7 @@ impl WatermarkTracker {
     pub fn nothing_to_read(&mut self, source: Source) {
         if let Some(p) = self.parts.get_mut(&source) {
             p.empty = true;
+            p.resumed_ms = None;
         }
     }
 
@@ -154,14 +173,10 @@ impl WatermarkTracker {
     /// A message from `source` at `now_ms` carrying event time `event_ms`
     /// (`None` for a message that was not a valid event).
     pub fn observe(&mut self, source: Source, event_ms: Option<i64>, now_ms: u64) {
-        let p = self.parts.entry(source).or_insert(Part {
-            max_event_ms: None,
-            last_seen_ms: now_ms,
-            paused: false,
-            empty: false,
-        });
+        let p = self.parts.entry(source).or_insert(Part::new(now_ms));
         p.last_seen_ms = now_ms;
         p.empty = false;
+        p.resumed_ms = None;
         if let Some(t) = event_ms {
             p.max_event_ms = Some(p.max_event_ms.map_or(t, |m| m.max(t)));
         }
@@ -172,10 +187,15 @@ impl WatermarkTracker {
     }
 
     fn active(&self, p: &Part, now_ms: u64) -> bool {
-        // A paused partition is held back by us, not idle; an empty one that
+        // A paused partition is held back by us, not idle, and so is one
+        // resumed whose end of log is not known yet; an empty one that
         // never delivered has nothing to hold the watermark for.
+        let idle = self.cfg.idle_timeout_ms;
+        let unconfirmed = p
+            .resumed_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) < idle);
         let empty = p.empty && p.max_event_ms.is_none();
-        p.paused || (!empty && now_ms.saturating_sub(p.last_seen_ms) < self.cfg.idle_timeout_ms)
+        p.paused || unconfirmed || (!empty && now_ms.saturating_sub(p.last_seen_ms) < idle)
     }
 
     /// The pipeline watermark at `now_ms`: never moves backwards, and stays
@@ -214,9 +234,17 @@ impl WatermarkTracker {
 
     /// Partitions to pause (ahead of the watermark by more than the drift)
     /// and to resume (back within half of it). Call after [`Self::watermark`].
-    /// The time a partition spent paused by us is not silence: a resumed
-    /// one stays active for [`RESUME_GRACE_MS`] unless it delivers or has a
-    /// backlog.
+    ///
+    /// While a partition is paused its log is not fetched, so whether it
+    /// fell silent is not known. A resumed one stays active until it
+    /// delivers, or the broker reports its end (ask it: the caller marks
+    /// the end unknown and reports it with [`Self::end_unknown`],
+    /// [`Self::has_backlog`] or [`Self::nothing_to_read`]), at most an idle
+    /// timeout. Nothing to read then means nothing was appended since its
+    /// last delivery, so its silence counts from that delivery: one silent
+    /// for the idle timeout stops holding the watermark at once. (A fixed
+    /// 2 s grace before made each link of a chain of resumed, silent
+    /// partitions hold the watermark 2 s.)
     pub fn align(&mut self, now_ms: u64) -> Alignment {
         let mut out = Alignment::default();
         let wm = self.current;
@@ -225,8 +253,6 @@ impl WatermarkTracker {
         }
         let drift = self.cfg.max_drift_ms;
         let lateness = self.cfg.allowed_lateness_ms;
-        let idle = self.cfg.idle_timeout_ms;
-        let resumed_seen = now_ms.saturating_sub(idle - RESUME_GRACE_MS.min(idle));
         for (src, p) in self.parts.iter_mut() {
             let Some(max) = p.max_event_ms else { continue };
             let ahead = max - lateness - wm;
@@ -235,7 +261,7 @@ impl WatermarkTracker {
                 out.pause.push(*src);
             } else if p.paused && ahead <= drift / 2 {
                 p.paused = false;
-                p.last_seen_ms = p.last_seen_ms.max(resumed_seen);
+                p.resumed_ms = Some(now_ms);
                 out.resume.push(*src);
             }
         }
@@ -379,8 +405,10 @@ mod tests {
         assert_eq!(t.watermark(60_001), 1_061_000);
     }
 
-    #[test]
-    fn a_resumed_partition_with_nothing_to_read_holds_it_back_only_for_the_grace() {
+    /// Three partitions: A behind, B and C running ahead and paused. A
+    /// falls silent at `now`; B, paused, then sets the watermark and is
+    /// resumed.
+    fn b_resumed_at(now: u64) -> WatermarkTracker {
         const C: Source = Source::new(0, 2);
         let mut t = tracker();
         t.assign([A, B, C], 0);
@@ -389,26 +417,49 @@ mod tests {
         t.observe(C, Some(2_000_000), 0);
         assert_eq!(t.watermark(0), 940_000);
         assert_eq!(t.align(0).pause, vec![B, C]);
-        // A falls silent; B, paused, now sets the watermark and is resumed.
-        let now = 30_000;
         assert_eq!(t.watermark(now), 1_090_000);
         assert_eq!(t.align(now).resume, vec![B]);
-        // B has nothing more: it holds the watermark for the grace only,
-        // then C (still paused, so active) sets it.
-        assert_eq!(t.watermark(now + RESUME_GRACE_MS - 1), 1_090_000);
-        assert_eq!(t.watermark(now + RESUME_GRACE_MS), 1_940_000);
+        t
+    }
+
+    #[test]
+    fn a_resumed_partition_holds_until_its_end_is_known_then_counts_its_real_silence() {
+        let now = 30_000;
+        // While the broker's answer is awaited, B holds the watermark, and
+        // the wait does not count as a backlog that resets its silence.
+        let mut t = b_resumed_at(now);
+        t.end_unknown(B, now + 100);
+        assert_eq!(t.watermark(now + 20_000), 1_090_000);
+        // The broker reports nothing to read: nothing was appended to B
+        // since its last delivery, 30 s ago, so it is idle at once and C
+        // (still paused, so active) sets the watermark.
+        t.nothing_to_read(B);
+        assert_eq!(t.watermark(now + 20_001), 1_940_000);
+
+        // A resumed partition that delivered recently stays active for the
+        // rest of its idle timeout, counted from that delivery.
+        let mut t = b_resumed_at(now);
+        t.observe(B, Some(1_150_000), now - 10_000);
+        t.nothing_to_read(B);
+        assert_eq!(t.watermark(now + 19_999), 1_090_000);
+        assert_eq!(t.watermark(now + 20_000), 1_940_000);
+
+        // An answer that never comes holds it for one idle timeout at most.
+        let mut t = b_resumed_at(now);
+        assert_eq!(t.watermark(now + 29_999), 1_090_000);
+        assert_eq!(t.watermark(now + 30_000), 1_940_000);
+
         // With data waiting, a resumed partition stays active.
-        let mut t = tracker();
-        t.assign([A, B, C], 0);
-        t.observe(A, Some(1_000_000), 0);
-        t.observe(B, Some(1_000_000 + 150_000), 0);
-        t.observe(C, Some(2_000_000), 0);
-        t.watermark(0);
-        t.align(0);
-        t.watermark(now);
-        t.align(now);
+        let mut t = b_resumed_at(now);
         t.has_backlog(B, now + 1);
-        assert_eq!(t.watermark(now + RESUME_GRACE_MS + 1_000), 1_090_000);
+        assert_eq!(t.watermark(now + 29_000), 1_090_000);
+        // A partition that was not resumed counts an unknown end as a
+        // backlog, as before: A, silent, is active again and holds the
+        // watermark where it is (without it, C would set it).
+        let mut t = b_resumed_at(now);
+        t.nothing_to_read(B);
+        t.end_unknown(A, now + 25_000);
+        assert_eq!(t.watermark(now + 25_001), 1_090_000);
     }
 
     #[test]

@@ -110,6 +110,10 @@ impl Ingest {
         if !align.resume.is_empty() {
             debug!(partitions = ?align.resume, "resuming partitions");
             self.input.resume(&align.resume);
+            // Their ends were not fetched while paused: the tracker holds
+            // them until the broker tells whether anything waits.
+            let resumed = align.resume.iter().copied();
+            self.input.log_ends().ask_soon(resumed);
         }
         (out, watermark)
     }
@@ -200,8 +204,10 @@ impl Ingest {
             let next = self.position(source);
             let pending = self.input.end_pending(source);
             let tracker = self.clocks.of(source);
-            if pending || ingest::may_have_backlog(high, next) {
+            if ingest::may_have_backlog(high, next) {
                 tracker.has_backlog(source, now);
+            } else if pending {
+                tracker.end_unknown(source, now);
             } else if high.is_some() {
                 // The broker says nothing waits: a partition that never
                 // delivered stops holding the watermark now, not after the
