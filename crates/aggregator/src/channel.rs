@@ -161,21 +161,73 @@ const WEBMAIL: &[&str] = &[
 /// Whether `host` is `domain` or a subdomain of it; a bare name (no dot)
 /// matches any label of the host (`google` matches `www.google.co.uk`).
 fn host_matches(host: &str, domain: &str) -> bool {
-    // Bytes, ASCII case ignored: no allocation per comparison, and no slice
-    // of a str that could split a character.
-    let (h, d) = (host.as_bytes(), domain.as_bytes());
-    if d.contains(&b'.') {
-        h.len() >= d.len()
+    Host::new(host).matches(domain)
+}
+
+/// Labels a host is split into at most, held in place; a host with more is
+/// matched by splitting it again (no allocation either way).
+const MAX_LABELS: usize = 8;
+
+/// A host split into its labels once, to be matched against the dozens of
+/// domains of the built-in lists: splitting it again for each of them was
+/// most of the cost of classifying a session.
+struct Host<'a> {
+    bytes: &'a [u8],
+    labels: [&'a [u8]; MAX_LABELS],
+    /// Labels held; `None` when the host has more than [`MAX_LABELS`].
+    count: Option<usize>,
+}
+
+impl<'a> Host<'a> {
+    fn new(host: &'a str) -> Self {
+        let bytes = host.as_bytes();
+        let mut labels = [&bytes[..0]; MAX_LABELS];
+        let mut count = Some(0);
+        for (i, label) in bytes.split(|&b| b == b'.').enumerate() {
+            if i == MAX_LABELS {
+                count = None;
+                break;
+            }
+            labels[i] = label;
+            count = Some(i + 1);
+        }
+        Host {
+            bytes,
+            labels,
+            count,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Whether the host is `domain` or a subdomain of it, or, for a bare
+    /// name, has it as a label; ASCII case ignored, bytes compared (no
+    /// slice of a str that could split a character).
+    ///
+    /// One test serves both kinds: a label never holds a dot, so no label
+    /// equals a dotted domain; and a bare name at the host's end is its
+    /// last label. So neither kind needs to know which it is.
+    fn matches(&self, domain: &str) -> bool {
+        let (h, d) = (self.bytes, domain.as_bytes());
+        let suffix = h.len() >= d.len()
             && h[h.len() - d.len()..].eq_ignore_ascii_case(d)
-            && (h.len() == d.len() || h[h.len() - d.len() - 1] == b'.')
-    } else {
-        h.split(|&b| b == b'.')
-            .any(|label| label.eq_ignore_ascii_case(d))
+            && (h.len() == d.len() || h[h.len() - d.len() - 1] == b'.');
+        suffix || self.has_label(d)
+    }
+
+    fn has_label(&self, d: &[u8]) -> bool {
+        let equal = |label: &[u8]| label.len() == d.len() && label.eq_ignore_ascii_case(d);
+        match self.count {
+            Some(n) => self.labels[..n].iter().any(|l| equal(l)),
+            None => self.bytes.split(|&b| b == b'.').any(equal),
+        }
     }
 }
 
-fn in_list(value: &str, builtin: &[&str], extra: &[String]) -> bool {
-    builtin.iter().any(|d| host_matches(value, d)) || extra.iter().any(|d| host_matches(value, d))
+fn in_list(host: &Host<'_>, builtin: &[&str], extra: &[String]) -> bool {
+    builtin.iter().any(|d| host.matches(d)) || extra.iter().any(|d| host.matches(d))
 }
 
 fn is_paid(medium: &str) -> bool {
@@ -218,30 +270,31 @@ impl ChannelRules {
             }
         }
 
-        // The origin: utm_source when given, else the referrer host.
-        let origin = if source.is_empty() { referrer } else { source };
-        let search = !origin.is_empty() && in_list(origin, SEARCH, &self.search_engines);
-        let social = !origin.is_empty() && in_list(origin, SOCIAL, &self.social_networks);
+        // The origin: utm_source when given, else the referrer host. Each
+        // list is searched only when the outcome depends on it.
+        let origin = Host::new(if source.is_empty() { referrer } else { source });
+        let search = || !origin.is_empty() && in_list(&origin, SEARCH, &self.search_engines);
+        let social = || !origin.is_empty() && in_list(&origin, SOCIAL, &self.social_networks);
         let paid = is_paid(medium) || (campaign.click_id && medium.is_empty());
 
-        if paid && search {
-            return Channel::PaidSearch;
-        }
-        if paid && social {
-            return Channel::PaidSocial;
-        }
         if paid {
-            return Channel::Other;
+            return if search() {
+                Channel::PaidSearch
+            } else if social() {
+                Channel::PaidSocial
+            } else {
+                Channel::Other
+            };
         }
         if matches!(medium, "email" | "e-mail" | "e_mail" | "newsletter")
-            || (!referrer.is_empty() && in_list(referrer, WEBMAIL, &[]))
+            || (!referrer.is_empty() && in_list(&Host::new(referrer), WEBMAIL, &[]))
         {
             return Channel::Email;
         }
-        if search || medium == "organic" {
+        if search() || medium == "organic" {
             return Channel::OrganicSearch;
         }
-        if social || matches!(medium, "social" | "social-network" | "social-media" | "sm") {
+        if social() || matches!(medium, "social" | "social-network" | "social-media" | "sm") {
             return Channel::OrganicSocial;
         }
         if medium == "referral" || (!referrer.is_empty() && medium.is_empty() && source.is_empty())
@@ -307,6 +360,76 @@ mod tests {
         );
         assert_eq!(classify("", "", false, ""), Channel::Direct);
         assert_eq!(classify("partner", "cpc", false, ""), Channel::Other);
+    }
+
+    /// The matching rule as first written: the host split again for each
+    /// domain, dotted and bare domains told apart.
+    fn host_matches_by_splitting(host: &str, domain: &str) -> bool {
+        let (h, d) = (host.as_bytes(), domain.as_bytes());
+        if d.contains(&b'.') {
+            h.len() >= d.len()
+                && h[h.len() - d.len()..].eq_ignore_ascii_case(d)
+                && (h.len() == d.len() || h[h.len() - d.len() - 1] == b'.')
+        } else {
+            h.split(|&b| b == b'.')
+                .any(|label| label.eq_ignore_ascii_case(d))
+        }
+    }
+
+    #[test]
+    fn hosts_split_once_match_exactly_as_split_for_each_domain() {
+        // Every string of up to 5 symbols over an alphabet with dots, case
+        // and a two-byte character, as hosts and as domains, plus the
+        // built-in lists and hosts of more labels than are held in place.
+        let alphabet = ["a", "B", "b", ".", "\u{e9}"];
+        let mut strings = vec![String::new()];
+        let mut layer = vec![String::new()];
+        for _ in 0..5 {
+            layer = layer
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(layer.iter().cloned());
+        }
+        let mut domains: Vec<String> = strings.iter().filter(|s| s.len() <= 3).cloned().collect();
+        domains.extend(
+            SEARCH
+                .iter()
+                .chain(SOCIAL)
+                .chain(WEBMAIL)
+                .map(|d| d.to_string()),
+        );
+        let mut hosts = strings;
+        hosts.extend(
+            [
+                "a.b.c.d.e.f.g.h.i.google",
+                "google.a.b.c.d.e.f.g.h.i",
+                "x.mail.google.com",
+            ]
+            .map(String::from),
+        );
+        hosts.extend(
+            [
+                "WWW.GOOGLE.CO.UK",
+                "vk.com",
+                "t.co",
+                "sub.t.me",
+                ".",
+                "a..b",
+                "google.",
+            ]
+            .map(String::from),
+        );
+        let mut hits = 0;
+        for h in &hosts {
+            let host = Host::new(h);
+            for d in &domains {
+                let want = host_matches_by_splitting(h, d);
+                assert_eq!(host.matches(d), want, "host {h:?}, domain {d:?}");
+                hits += usize::from(want);
+            }
+        }
+        assert!(hits > 1_000, "the cases include matches ({hits})");
     }
 
     #[test]
