@@ -120,8 +120,8 @@ impl Ingest {
     /// still: the next look at the ends says so. One paused at the end of
     /// its log is asked of the broker at once, since its end was not
     /// fetched while paused. Only those: a ListOffsets request waits in
-    /// line with the fetches on the broker's connection (on tansu, asking
-    /// at every resume slowed a run's consumption by seconds).
+    /// line with the fetches on the broker's connection, and one asked for
+    /// a partition with a backlog would tell nothing new.
     fn ask_resumed_ends(&mut self, resumed: &[Source]) {
         let caught_up: Vec<Source> = resumed
             .iter()
