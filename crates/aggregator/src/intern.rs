@@ -16,6 +16,9 @@ pub(crate) struct Interner {
     set: Set<Arc<str>>,
     /// Bytes of text in the set.
     bytes: usize,
+    /// The empty string, kept apart: a new session asks for it four times
+    /// (no entry or exit page yet, no experiment), hashing nothing.
+    empty: Option<Arc<str>>,
 }
 
 impl Interner {
@@ -24,6 +27,9 @@ impl Interner {
 
     /// The shared copy of `s`.
     pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+        if s.is_empty() {
+            return self.empty.get_or_insert_with(|| Arc::from("")).clone();
+        }
         if let Some(shared) = self.set.get(s) {
             return shared.clone();
         }
@@ -47,6 +53,7 @@ mod tests {
         let mut strings = Interner::default();
         let a = strings.get("/products/1");
         assert!(Arc::ptr_eq(&a, &strings.get("/products/1")));
+        assert!(Arc::ptr_eq(&strings.get(""), &strings.get("")));
         for i in 0..Interner::MAX + 10 {
             strings.get(&format!("/p/{i}"));
         }

@@ -497,11 +497,11 @@ impl Aggregator {
             (self.stage_times).reached(r, self.cfg.window_ms, self.sessions.stages());
         }
         if let Some(start) = applied.started {
-            self.session_windows.open(start);
+            self.session_windows.open(start.at_ms);
             let b = TouchBounds::of(&self.cfg);
             out.evictions.touch_visitors +=
                 self.touches
-                    .touch(&event.anonymous_id, start, applied.channel, b);
+                    .touch_digest(start.visitor, start.at_ms, applied.channel, b);
         }
         if let (contract::EventKind::PageView, Some(page)) = (&event.kind, &event.page) {
             // The event's session is open now, and holds the page state.

@@ -33,6 +33,16 @@ pub(crate) struct Closed {
     pub visit: Option<Box<VisitPages>>,
 }
 
+/// A session an event opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Started {
+    /// Its start time.
+    pub at_ms: i64,
+    /// The visitor's digest ([`visitor_digest`]), computed once for the
+    /// visitors seen before and the touches.
+    pub visitor: u64,
+}
+
 /// What applying one event did.
 pub(crate) struct Applied {
     /// A session this event ended (it started a new one).
@@ -40,8 +50,8 @@ pub(crate) struct Applied {
     /// Another visitor's session, closed early to keep the open sessions
     /// within their bound.
     pub evicted: Option<Closed>,
-    /// Start time of the session this event opened, if it opened one.
-    pub started: Option<i64>,
+    /// The session this event opened, if it opened one.
+    pub started: Option<Started>,
     /// The channel of the session the event belongs to.
     pub channel: Channel,
     /// The funnel stage the event took its session to, if it took it on.
@@ -57,9 +67,8 @@ struct Visitors {
 }
 
 impl Visitors {
-    /// Records `visitor`; true when it was not known.
-    fn first_time(&mut self, visitor: &str) -> bool {
-        let h = visitor_digest(visitor);
+    /// Records the visitor of digest `h`; true when it was not known.
+    fn first_time(&mut self, h: u64) -> bool {
         if !self.seen.insert(h) {
             return false;
         }
@@ -237,9 +246,9 @@ impl Sessionizer {
         // use, keeping its channel, or the visitor's open session they name;
         // they never open one.
         let server_side = e.kind.is_order_lifecycle();
-        let closed = self.place(e, server_side, held);
+        let (closed, in_use) = self.place(e, server_side, held);
         let visitor = e.anonymous_id.as_str();
-        if server_side && !self.open.contains_key(visitor) {
+        if server_side && !in_use {
             return Applied {
                 closed,
                 evicted: None,
@@ -249,10 +258,13 @@ impl Sessionizer {
             };
         }
         let mut evicted = None;
-        if self.len() >= max_open.max(1) && !self.open.contains_key(visitor) {
-            evicted = self.close_soonest(held);
+        let mut started = None;
+        if !in_use {
+            if self.len() >= max_open.max(1) {
+                evicted = self.close_soonest(held);
+            }
+            started = Some(self.open_for(e, pos));
         }
-        let started = self.open_for(e, pos);
         let s = self.open.get_mut(visitor).expect("open");
         let reached = s.record(
             e,
@@ -274,14 +286,21 @@ impl Sessionizer {
     /// Puts the session `e` belongs to in use for its visitor: the one in
     /// use closes if `e` is past its deadline, or is parked if `e` names
     /// another storefront session; a parked session `e` names resumes.
-    /// Returns the session closed.
-    fn place(&mut self, e: &Event, server_side: bool, held: &mut HeldOffsets) -> Option<Closed> {
+    /// Returns the session closed, and whether the visitor has a session in
+    /// use now (one lookup, where asking again would hash the id again).
+    fn place(
+        &mut self,
+        e: &Event,
+        server_side: bool,
+        held: &mut HeldOffsets,
+    ) -> (Option<Closed>, bool) {
         let ts = e.timestamp_ms;
         let mut closed = None;
         let visitor = e.anonymous_id.as_str();
         let (gap, max) = (self.gap_ms, self.max_ms);
         let live = |s: &Open| ts < s.close_at(gap, max);
         let id = e.session_id.as_deref();
+        let mut in_use = false;
         if let Some(s) = self.open.get(visitor) {
             let other = matches!((id, s.storefront_id()), (Some(a), Some(b)) if a != b);
             // A back-end event switches only to a session it names that the
@@ -295,33 +314,36 @@ impl Sessionizer {
                 // Another storefront session of the visitor: this one waits.
                 let (key, s) = self.open.remove_entry(visitor).expect("present");
                 self.parked.park(key, s);
+            } else {
+                in_use = true;
             }
         }
         // Only a visitor with no session in use (and parked ones) resumes one.
-        let resume = self.parked.len() > 0 && !self.open.contains_key(visitor);
+        let resume = self.parked.len() > 0 && !in_use;
         if let Some(id) = id.filter(|_| resume) {
             if let Some(s) = self.parked.take(visitor, id, live) {
                 self.open.insert(s.visitor.clone(), s);
+                in_use = true;
             }
         }
-        closed
+        (closed, in_use)
     }
 
-    /// Opens a session for `e`'s visitor if none is in use; returns its
-    /// start.
-    fn open_for(&mut self, e: &Event, pos: Position) -> Option<i64> {
-        if self.open.contains_key(e.anonymous_id.as_str()) {
-            return None;
-        }
+    /// Opens a session for `e`'s visitor, who has none in use.
+    fn open_for(&mut self, e: &Event, pos: Position) -> Started {
         // One copy of the visitor id keys the map and heap, and is the row's.
         let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
         let channel = self.rules.classify(&e.campaign, e.page.as_ref());
         let mut s = Open::start(e, pos, key.clone(), channel, &mut self.strings);
-        s.new_visitor = self.visitors.first_time(&e.anonymous_id);
+        let visitor = visitor_digest(&e.anonymous_id);
+        s.new_visitor = self.visitors.first_time(visitor);
         let at = s.queue(s.close_at(self.gap_ms, self.max_ms));
         self.deadlines.push(Reverse((at, key.clone())));
         self.open.insert(key, Box::new(s));
-        Some(e.timestamp_ms)
+        Started {
+            at_ms: e.timestamp_ms,
+            visitor,
+        }
     }
 
     fn finish(&self, mut s: Open, held: &mut HeldOffsets) -> Closed {

@@ -80,6 +80,7 @@ impl Touches {
 
     /// `visitor` started a session at `start_ms` from `channel`; returns
     /// how many visitors the bound made it forget.
+    #[cfg(test)]
     pub(crate) fn touch(
         &mut self,
         visitor: &str,
@@ -87,8 +88,19 @@ impl Touches {
         channel: Channel,
         b: TouchBounds,
     ) -> u64 {
+        self.touch_digest(digest(visitor), start_ms, channel, b)
+    }
+
+    /// [`Touches::touch`] for the visitor of digest `d`
+    /// ([`crate::hash::visitor_digest`]).
+    pub(crate) fn touch_digest(
+        &mut self,
+        d: u64,
+        start_ms: i64,
+        channel: Channel,
+        b: TouchBounds,
+    ) -> u64 {
         let mut evicted = 0;
-        let d = digest(visitor);
         let v = self.by_visitor.entry(d).or_insert_with(|| Visitor {
             first_ms: start_ms,
             ..Visitor::default()
