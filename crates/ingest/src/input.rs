@@ -12,7 +12,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use rdkafka::consumer::CommitMode;
 
@@ -242,17 +242,22 @@ impl KafkaInput {
         }
     }
 
-    /// Fetches `sources` again.
-    pub fn resume(&self, sources: &[Source]) {
+    /// Fetches `sources` again, from where each stopped: a position that
+    /// may fall inside a record batch, so a resumed source that delivers
+    /// nothing is sought back sooner (see [`crate::stall`]).
+    pub fn resume(&mut self, sources: &[Source]) {
         if let Err(error) = self.consumer.resume(&self.tpl(sources)) {
             warn!(%error, ?sources, "resume failed");
+        }
+        for source in sources {
+            self.stalls.resumed(*source);
         }
     }
 
     /// The offset its store needs arrived on `source`: any seek back there
     /// is over.
     pub fn in_order(&mut self, source: Source) {
-        self.seeks.closed(source);
+        self.seeks.arrived(source);
     }
 
     /// Whether a seek back is in progress on `source`.
@@ -284,7 +289,9 @@ impl KafkaInput {
             offset, expected, target, "fetch resumed past the offset needed: seeking back"
         );
         self.seeks
-            .sought(source, offset, target, now, self.seeks_made());
+            .sought(source, (offset, expected), target, now, self.seeks_made());
+        // The fetch starts afresh, maybe inside a batch again.
+        self.stalls.resumed(source);
         Gap::Drop
     }
 
@@ -320,7 +327,33 @@ impl KafkaInput {
             "nothing fetched for a while with messages waiting: seeking back"
         );
         self.seeks
-            .sought_stalled(source, target, now, self.seeks_made());
+            .sought_stalled(source, expected, target, now, self.seeks_made());
+        self.stalls.resumed(source);
+        true
+    }
+
+    /// `source` was just resumed with its store needing `expected`. On a
+    /// broker that has answered a fetch past the offset asked for on this
+    /// source before (tansu 0.6, from the middle of a record batch), the
+    /// resumed fetch would too: seek back as far as the last seek that
+    /// worked went, at once, instead of after a gap or a stall. Returns
+    /// whether it did; never on a broker that never needed a seek.
+    pub fn seek_on_resume(&mut self, source: Source, expected: i64) -> bool {
+        let Some(back) = self.seeks.learned(source) else {
+            return false;
+        };
+        let target = expected.saturating_sub(back).max(0);
+        if !self.seek(source, target) {
+            return false;
+        }
+        debug!(
+            ?source,
+            expected, target, "resumed: seeking back as far as last time"
+        );
+        let now = Instant::now();
+        self.seeks
+            .sought_stalled(source, expected, target, now, self.seeks_made());
+        self.stalls.resumed(source);
         true
     }
 

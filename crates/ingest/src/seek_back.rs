@@ -19,15 +19,17 @@ use aggregator::Source;
 pub const SEEK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How long any seek back may take to bring something once the fetch has
-/// stalled: the stall's own wait. [`crate::stall`] reports a stall only
-/// after that long with nothing applied at the store's offset, so a report
-/// that long after a seek means the seek brought nothing, whether it was
-/// made for a stall (the log's last batch began further back than the seek
+/// stalled: the stall's own wait after a fresh start of the fetch.
+/// [`crate::stall`] reports a stall of a sought partition only after that
+/// long with nothing applied at the store's offset, so a report that long
+/// after a seek means the seek brought nothing, whether it was made for a
+/// stall (the batch holding the offset began further back than the seek
 /// went) or for a gap (tansu 0.6 then answered the seek's fetches with
 /// nothing at all). Waiting [`SEEK_PATIENCE`] on top only held the
 /// watermark longer: 10 s in a benchmark run where the last batch held over
 /// 1,000 messages, and 10 s in 1 of 2 `../shared/bench` runs after a gap.
-pub const STALL_SEEK_PATIENCE: Duration = Duration::from_millis(crate::stall::STALL_MS);
+/// A fetch that starts afresh and works delivers within a few fetch waits.
+pub const STALL_SEEK_PATIENCE: Duration = Duration::from_millis(crate::stall::RESUMED_STALL_MS);
 
 /// What to do with a message that arrived past a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,8 @@ struct Seek {
     trigger: i64,
     /// Where the seek went.
     target: i64,
+    /// How far back from the offset needed it went.
+    back: i64,
     since: Instant,
     /// The input's seek count once this seek was made (see
     /// [`crate::KafkaInput::seeks_made`]): a message whose read began
@@ -60,6 +64,10 @@ pub struct SeekBack {
     seeks: HashMap<Source, Seek>,
     /// The first step back, in messages (the resume overlap).
     step: i64,
+    /// By source, how far back the last seek that brought the offset
+    /// needed went: a broker that answered a fetch past the offset asked
+    /// for once does so again at the next resume, by about as much.
+    learned: HashMap<Source, i64>,
 }
 
 impl SeekBack {
@@ -68,6 +76,7 @@ impl SeekBack {
         SeekBack {
             seeks: HashMap::new(),
             step: step.max(1),
+            learned: HashMap::new(),
         }
     }
 
@@ -76,13 +85,29 @@ impl SeekBack {
         self.seeks.contains_key(&source)
     }
 
-    /// The offset the store needed arrived: no seek is in progress.
-    pub fn closed(&mut self, source: Source) {
+    /// The offset the store needed arrived: no seek is in progress, and
+    /// the one that was (if any) went back far enough.
+    pub fn arrived(&mut self, source: Source) {
         // Asked for every message in order: nothing to hash when no seek is
         // in progress, which is nearly always.
         if !self.seeks.is_empty() {
-            self.seeks.remove(&source);
+            if let Some(s) = self.seeks.remove(&source) {
+                self.learned.insert(source, s.back.max(self.step));
+            }
         }
+    }
+
+    /// No seek is in progress on `source` (it was given up).
+    pub fn closed(&mut self, source: Source) {
+        self.seeks.remove(&source);
+    }
+
+    /// How far back to seek `source` when it is fetched again from the
+    /// offset needed (a resume): as far as the last seek that worked went,
+    /// once a seek was needed at all; `None` on a broker that never
+    /// answered a fetch past the offset asked for (Apache Kafka).
+    pub fn learned(&self, source: Source) -> Option<i64> {
+        self.learned.get(&source).copied()
     }
 
     /// What to do with `offset` of `source`, which arrived past `expected`,
@@ -127,16 +152,33 @@ impl SeekBack {
     /// A seek to `target` went out for a stalled fetch: nothing was fetched
     /// before it, so a message that arrives past the gap afterwards means
     /// the seek did not reach back far enough.
-    pub fn sought_stalled(&mut self, source: Source, target: i64, now: Instant, epoch: u64) {
-        self.sought(source, i64::MAX, target, now, epoch);
+    /// `expected` is the offset the store needs.
+    pub fn sought_stalled(
+        &mut self,
+        source: Source,
+        expected: i64,
+        target: i64,
+        now: Instant,
+        epoch: u64,
+    ) {
+        self.sought(source, (i64::MAX, expected), target, now, epoch);
     }
 
-    /// A seek to `target` went out, for `offset` that arrived past the gap;
-    /// `epoch` is the input's seek count with it.
-    pub fn sought(&mut self, source: Source, offset: i64, target: i64, now: Instant, epoch: u64) {
+    /// A seek to `target` went out for `(offset, expected)`: `offset`
+    /// arrived past the gap (`i64::MAX` when nothing did), `expected` is the
+    /// offset the store needs; `epoch` is the input's seek count with it.
+    pub fn sought(
+        &mut self,
+        source: Source,
+        (offset, expected): (i64, i64),
+        target: i64,
+        now: Instant,
+        epoch: u64,
+    ) {
         let seek = Seek {
             trigger: offset,
             target,
+            back: expected.saturating_sub(target),
             since: now,
             epoch,
         };
@@ -146,6 +188,7 @@ impl SeekBack {
     /// Forgets the sources `revoked` selects.
     pub fn forget(&mut self, revoked: impl Fn(Source) -> bool) {
         self.seeks.retain(|s, _| !revoked(*s));
+        self.learned.retain(|s, _| !revoked(*s));
     }
 }
 
@@ -160,7 +203,7 @@ mod tests {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
         assert_eq!(seeks.decide(A, 1_000, 950, now, 1), Gap::Seek(850));
-        seeks.sought(A, 1_000, 850, now, 1);
+        seeks.sought(A, (1_000, 950), 850, now, 1);
         assert!(seeks.in_progress(A));
         // The seek took effect and the fetch starts past the gap again.
         assert_eq!(seeks.decide(A, 1_000, 950, now, 1), Gap::Seek(450));
@@ -172,7 +215,7 @@ mod tests {
     fn what_was_fetched_before_the_seek_took_effect_is_dropped_for_a_while() {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
-        seeks.sought(A, 1_000, 850, now, 1);
+        seeks.sought(A, (1_000, 950), 850, now, 1);
         assert_eq!(seeks.decide(A, 1_001, 950, now, 1), Gap::Drop);
         let later = now + SEEK_PATIENCE;
         assert_eq!(
@@ -187,7 +230,7 @@ mod tests {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
         assert_eq!(seeks.decide(A, 60, 50, now, 1), Gap::Seek(0));
-        seeks.sought(A, 60, 0, now, 1);
+        seeks.sought(A, (60, 50), 0, now, 1);
         assert_eq!(seeks.decide(A, 60, 50, now, 1), Gap::Hole);
     }
 
@@ -196,7 +239,7 @@ mod tests {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
         assert_eq!(seeks.stalled(A, 950, now), Some(850));
-        seeks.sought_stalled(A, 850, now, 1);
+        seeks.sought_stalled(A, 950, 850, now, 1);
         assert_eq!(
             seeks.stalled(A, 950, now),
             None,
@@ -211,7 +254,7 @@ mod tests {
         // further back at once, nothing dropped.
         assert_eq!(seeks.decide(A, 1_000, 950, now, 1), Gap::Seek(450));
         // Something the store held arrived: the seek is over.
-        seeks.closed(A);
+        seeks.arrived(A);
         assert_eq!(seeks.stalled(A, 950, later), Some(850));
     }
 
@@ -219,7 +262,7 @@ mod tests {
     fn a_stall_a_stall_wait_after_a_seek_past_a_gap_seeks_further_back() {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
-        seeks.sought(A, 1_000, 850, now, 1);
+        seeks.sought(A, (1_000, 950), 850, now, 1);
         let soon = now + STALL_SEEK_PATIENCE / 2;
         assert_eq!(
             seeks.stalled(A, 950, soon),
@@ -236,7 +279,7 @@ mod tests {
         let now = Instant::now();
         let mut seeks = SeekBack::new(100);
         assert_eq!(seeks.decide(A, 1_000, 950, now, 0), Gap::Seek(850));
-        seeks.sought(A, 1_000, 850, now, 1);
+        seeks.sought(A, (1_000, 950), 850, now, 1);
         // The trigger again, read before the seek (a queue ahead of the
         // loop held a second copy): not a sign the seek fell short.
         assert_eq!(seeks.decide(A, 1_000, 950, now, 0), Gap::Drop);
@@ -249,9 +292,32 @@ mod tests {
     }
 
     #[test]
+    fn a_seek_that_brought_the_offset_teaches_how_far_to_go_at_the_next_resume() {
+        let now = Instant::now();
+        let mut seeks = SeekBack::new(100);
+        seeks.arrived(A);
+        assert_eq!(seeks.learned(A), None, "no seek was ever needed");
+        seeks.sought(A, (1_000, 950), 850, now, 1);
+        assert_eq!(seeks.decide(A, 1_000, 950, now, 1), Gap::Seek(450));
+        seeks.sought(A, (1_000, 950), 450, now, 1);
+        seeks.arrived(A);
+        assert_eq!(seeks.learned(A), Some(500));
+        // A seek given up (a hole) teaches nothing.
+        seeks.sought(A, (2_000, 1_950), 1_900, now, 1);
+        seeks.closed(A);
+        assert_eq!(seeks.learned(A), Some(500));
+        // Never less than the overlap.
+        seeks.sought(A, (3_000, 2_990), 2_980, now, 1);
+        seeks.arrived(A);
+        assert_eq!(seeks.learned(A), Some(100));
+        seeks.forget(|s| s == A);
+        assert_eq!(seeks.learned(A), None);
+    }
+
+    #[test]
     fn a_revoked_source_has_no_seek_in_progress() {
         let mut seeks = SeekBack::new(100);
-        seeks.sought(A, 60, 0, Instant::now(), 1);
+        seeks.sought(A, (60, 50), 0, Instant::now(), 1);
         seeks.forget(|s| s == A);
         assert!(!seeks.in_progress(A));
     }

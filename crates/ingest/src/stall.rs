@@ -11,7 +11,7 @@
 //! then seeks back as it does past a gap. On Kafka this never fires; there
 //! it would only cost re-reading (and skipping) the resume overlap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aggregator::Source;
 
@@ -21,6 +21,15 @@ use aggregator::Source;
 /// backlog) costs a re-read of the resume overlap, skipped unapplied,
 /// while every second of a real stall holds the watermark of all.
 pub const STALL_MS: u64 = 2_000;
+
+/// The same for a partition resumed (by alignment, newly assigned, or
+/// sought) that has not moved since. That is where tansu 0.6 answers a fetch from the
+/// middle of a batch with nothing, and where a broker has no other reason
+/// to be slow: the partitions it was serving instead are the ones just
+/// paused. Each stall held the watermark of all for this long; in
+/// `../shared/bench` runs the longest wait of a fetched partition that then
+/// delivered was 562 ms, and each stall came 2.0-2.1 s after a resume.
+pub const RESUMED_STALL_MS: u64 = 750;
 
 /// Where a partition with messages waiting stands.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +47,9 @@ struct Wait {
 pub struct Stalls {
     waits: HashMap<Source, Wait>,
     after_ms: u64,
+    after_resumed_ms: u64,
+    /// Sources resumed that have neither moved nor caught up since.
+    resumed: HashSet<Source>,
 }
 
 impl Default for Stalls {
@@ -49,17 +61,29 @@ impl Default for Stalls {
 impl Stalls {
     /// Stalls of a consumer whose fetches wait up to `fetch_wait_ms`.
     pub fn new(fetch_wait_ms: u64) -> Self {
+        let floor = fetch_wait_ms.saturating_mul(4);
         Stalls {
             waits: HashMap::new(),
-            after_ms: STALL_MS.max(fetch_wait_ms.saturating_mul(4)),
+            after_ms: STALL_MS.max(floor),
+            after_resumed_ms: RESUMED_STALL_MS.max(floor),
+            resumed: HashSet::new(),
         }
+    }
+
+    /// `source` is fetched again from where it stopped or was sought (a
+    /// resume, a new assignment, a seek): until it moves, it stalls after
+    /// [`RESUMED_STALL_MS`].
+    pub fn resumed(&mut self, source: Source) {
+        self.waits.remove(&source);
+        self.resumed.insert(source);
     }
 
     /// Whether `source`, read up to `position` (the next offset to read)
     /// with its log ending at `end`, stalled at `now_ms`: it is `fetching`
     /// (not paused), messages wait, and the position has not moved for
-    /// [`STALL_MS`] (or four fetch waits). Once reported, a stall is
-    /// reported again only after as long again without progress.
+    /// [`STALL_MS`] ([`RESUMED_STALL_MS`] since a resume), or four fetch
+    /// waits. Once reported, a stall is reported again only after as long
+    /// again without progress.
     ///
     /// Only watched time counts: a gap of half that wait between two calls
     /// means the caller was not reading (blocked on its writer, say), and
@@ -72,6 +96,10 @@ impl Stalls {
         fetching: bool,
         now_ms: u64,
     ) -> bool {
+        if position.zip(end).is_some_and(|(at, end)| end <= at) {
+            // Caught up: what it reads next starts a batch.
+            self.resumed.remove(&source);
+        }
         let waiting = position.zip(end).filter(|(at, end)| fetching && end > at);
         let Some((at, _)) = waiting else {
             self.waits.remove(&source);
@@ -85,11 +113,19 @@ impl Stalls {
         let wait = self.waits.entry(source).or_insert(fresh);
         let unwatched = now_ms.saturating_sub(wait.watched_ms) > self.after_ms / 2;
         if wait.at != at || unwatched {
+            if wait.at != at {
+                self.resumed.remove(&source);
+            }
             *wait = fresh;
             return false;
         }
         wait.watched_ms = now_ms;
-        if now_ms.saturating_sub(wait.since_ms) < self.after_ms {
+        let after = if self.resumed.contains(&source) {
+            self.after_resumed_ms
+        } else {
+            self.after_ms
+        };
+        if now_ms.saturating_sub(wait.since_ms) < after {
             return false;
         }
         wait.since_ms = now_ms;
@@ -99,6 +135,7 @@ impl Stalls {
     /// Forgets the sources `revoked` selects.
     pub fn forget(&mut self, revoked: impl Fn(Source) -> bool) {
         self.waits.retain(|s, _| !revoked(*s));
+        self.resumed.retain(|s| !revoked(*s));
     }
 }
 
@@ -197,6 +234,35 @@ mod tests {
         assert!(!steps.at(Some(100), Some(150), false, 4 * STALL_MS));
         assert!(!steps.at(Some(100), Some(150), true, 4 * STALL_MS));
         assert!(steps.at(Some(100), Some(150), true, 5 * STALL_MS));
+    }
+
+    #[test]
+    fn a_resumed_partition_that_delivers_nothing_stalls_sooner() {
+        let mut steps = Steps::new(Stalls::default());
+        steps.stalls.resumed(A);
+        assert!(!steps.at(Some(100), Some(150), true, 0));
+        assert!(!steps.at(Some(100), Some(150), true, RESUMED_STALL_MS - 1));
+        assert!(steps.at(Some(100), Some(150), true, RESUMED_STALL_MS));
+        // Not resumed: the whole wait.
+        let mut steps = Steps::new(Stalls::default());
+        assert!(!steps.at(Some(100), Some(150), true, 0));
+        assert!(!steps.at(Some(100), Some(150), true, RESUMED_STALL_MS));
+    }
+
+    #[test]
+    fn a_resumed_partition_that_moved_or_caught_up_waits_the_whole_wait_again() {
+        let mut steps = Steps::new(Stalls::default());
+        steps.stalls.resumed(A);
+        assert!(!steps.at(Some(100), Some(150), true, 0));
+        assert!(!steps.at(Some(120), Some(150), true, TICK));
+        assert!(!steps.at(Some(120), Some(150), true, TICK + RESUMED_STALL_MS));
+        assert!(steps.at(Some(120), Some(150), true, TICK + STALL_MS));
+        let mut steps = Steps::new(Stalls::default());
+        steps.stalls.resumed(A);
+        assert!(!steps.at(Some(150), Some(150), true, 0));
+        assert!(!steps.at(Some(150), Some(190), true, TICK));
+        assert!(!steps.at(Some(150), Some(190), true, TICK + RESUMED_STALL_MS));
+        assert!(steps.at(Some(150), Some(190), true, TICK + STALL_MS));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use prometheus::{
 };
 
 /// The name and help text of every series.
-pub const SERIES: [(&str, &str); 58] = [
+pub const SERIES: [(&str, &str); 59] = [
     (
         "shoplens_events_consumed_total",
         "Messages taken into the state, each offset once, by topic kind.",
@@ -123,6 +123,10 @@ pub const SERIES: [(&str, &str); 58] = [
     (
         "shoplens_fetch_stalls_total",
         "Partitions sought back because nothing arrived for a while with messages waiting past the position (a broker that skipped a batch's tail).",
+    ),
+    (
+        "shoplens_resume_seeks_total",
+        "Partitions sought back as they resumed, as far as the last seek that worked went (a broker that answers a fetch from inside a batch past it).",
     ),
     (
         "shoplens_checkpoints_written_total",

@@ -81,6 +81,8 @@ pub struct Metrics {
     pub offset_gaps: IntCounter,
     /// Partitions sought back after their fetch stalled.
     pub fetch_stalls: IntCounter,
+    /// Partitions sought back as they resumed (`shoplens_resume_seeks_total`).
+    pub resume_seeks: IntCounter,
     /// Checkpoints written.
     pub checkpoints_written: IntCounter,
     /// Partition stores loaded, by outcome: `restored` from a checkpoint,
@@ -219,6 +221,7 @@ impl Metrics {
             checkpoint_bytes: reg.gauge("shoplens_checkpoint_bytes"),
             offset_gaps: reg.counter("shoplens_offset_gaps_total"),
             fetch_stalls: reg.counter("shoplens_fetch_stalls_total"),
+            resume_seeks: reg.counter("shoplens_resume_seeks_total"),
             checkpoints_written: reg.counter("shoplens_checkpoints_written_total"),
             stores_loaded: reg.counters("shoplens_stores_loaded_total", &["result"]),
             insert_duration: reg.histograms(

@@ -110,9 +110,23 @@ impl Ingest {
         if !align.resume.is_empty() {
             debug!(partitions = ?align.resume, "resuming partitions");
             self.input.resume(&align.resume);
+            self.seek_resumed(&align.resume);
             self.ask_resumed_ends(&align.resume);
         }
         (out, watermark)
+    }
+
+    /// Resumed partitions start where the broker skipped part of a batch
+    /// before (see [`ingest::KafkaInput::seek_on_resume`]), counted as seeks.
+    fn seek_resumed(&mut self, resumed: &[Source]) {
+        for &source in resumed {
+            let expected = self.stores.next_of(source).or(self.position(source));
+            if let Some(expected) = expected {
+                if self.input.seek_on_resume(source, expected) {
+                    self.metrics.resume_seeks.inc();
+                }
+            }
+        }
     }
 
     /// The tracker holds resumed partitions until it is known whether
