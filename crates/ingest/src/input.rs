@@ -335,7 +335,7 @@ impl KafkaInput {
     /// `source` was just resumed with its store needing `expected`. On a
     /// broker that has answered a fetch past the offset asked for on this
     /// source before (tansu 0.6, from the middle of a record batch), the
-    /// resumed fetch would too: seek back as far as the last seek that
+    /// resumed fetch would too: seek back as far as the furthest seek that
     /// worked went, at once, instead of after a gap or a stall. Returns
     /// whether it did; never on a broker that never needed a seek.
     pub fn seek_on_resume(&mut self, source: Source, expected: i64) -> bool {
@@ -348,7 +348,7 @@ impl KafkaInput {
         }
         debug!(
             ?source,
-            expected, target, "resumed: seeking back as far as last time"
+            expected, target, "resumed: seeking back as far as a seek had to"
         );
         let now = Instant::now();
         self.seeks

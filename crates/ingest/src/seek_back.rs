@@ -64,9 +64,9 @@ pub struct SeekBack {
     seeks: HashMap<Source, Seek>,
     /// The first step back, in messages (the resume overlap).
     step: i64,
-    /// By source, how far back the last seek that brought the offset
-    /// needed went: a broker that answered a fetch past the offset asked
-    /// for once does so again at the next resume, by about as much.
+    /// By source, the furthest back a seek that brought the offset needed
+    /// went: a broker that answered a fetch past the offset asked for once
+    /// does so again at the next resume, by up to a batch.
     learned: HashMap<Source, i64>,
 }
 
@@ -92,7 +92,10 @@ impl SeekBack {
         // in progress, which is nearly always.
         if !self.seeks.is_empty() {
             if let Some(s) = self.seeks.remove(&source) {
-                self.learned.insert(source, s.back.max(self.step));
+                // The furthest needed: batches vary, and a distance that
+                // fell short costs a round trip more than re-reading.
+                let back = self.learned.entry(source).or_insert(self.step);
+                *back = (*back).max(s.back);
             }
         }
     }
@@ -103,11 +106,19 @@ impl SeekBack {
     }
 
     /// How far back to seek `source` when it is fetched again from the
-    /// offset needed (a resume): as far as the last seek that worked went,
-    /// once a seek was needed at all; `None` on a broker that never
-    /// answered a fetch past the offset asked for (Apache Kafka).
+    /// offset needed (a resume): as far as the furthest of its seeks that
+    /// worked went, or, before it needed one, the furthest any partition of its topic
+    /// needed (one broker, one producer: batches of a kind). `None` on a
+    /// broker that never answered a fetch past the offset asked for (Apache
+    /// Kafka).
     pub fn learned(&self, source: Source) -> Option<i64> {
-        self.learned.get(&source).copied()
+        self.learned.get(&source).copied().or_else(|| {
+            let same_topic = self
+                .learned
+                .iter()
+                .filter(|(s, _)| s.stream == source.stream);
+            same_topic.map(|(_, back)| *back).max()
+        })
     }
 
     /// What to do with `offset` of `source`, which arrived past `expected`,
@@ -306,12 +317,26 @@ mod tests {
         seeks.sought(A, (2_000, 1_950), 1_900, now, 1);
         seeks.closed(A);
         assert_eq!(seeks.learned(A), Some(500));
-        // Never less than the overlap.
+        // The furthest so far, never less than the overlap.
         seeks.sought(A, (3_000, 2_990), 2_980, now, 1);
         seeks.arrived(A);
-        assert_eq!(seeks.learned(A), Some(100));
+        assert_eq!(seeks.learned(A), Some(500));
+        let b = Source::new(0, 2);
+        seeks.sought(b, (3_000, 2_990), 2_980, now, 1);
+        seeks.arrived(b);
+        assert_eq!(seeks.learned(b), Some(100));
+        // Another partition of the topic starts from what this one needed;
+        // another topic does not.
+        assert_eq!(seeks.learned(Source::new(0, 1)), Some(500));
+        assert_eq!(seeks.learned(Source::new(1, 0)), None);
         seeks.forget(|s| s == A);
-        assert_eq!(seeks.learned(A), None);
+        assert_eq!(
+            seeks.learned(A),
+            Some(100),
+            "from the topic's other partition"
+        );
+        seeks.forget(|s| s == b);
+        assert_eq!(seeks.learned(Source::new(0, 1)), None);
     }
 
     #[test]

@@ -251,18 +251,17 @@ mod tests {
 
     #[test]
     fn a_resumed_partition_that_moved_or_caught_up_waits_the_whole_wait_again() {
-        let mut steps = Steps::new(Stalls::default());
-        steps.stalls.resumed(A);
-        assert!(!steps.at(Some(100), Some(150), true, 0));
-        assert!(!steps.at(Some(120), Some(150), true, TICK));
-        assert!(!steps.at(Some(120), Some(150), true, TICK + RESUMED_STALL_MS));
-        assert!(steps.at(Some(120), Some(150), true, TICK + STALL_MS));
-        let mut steps = Steps::new(Stalls::default());
-        steps.stalls.resumed(A);
-        assert!(!steps.at(Some(150), Some(150), true, 0));
-        assert!(!steps.at(Some(150), Some(190), true, TICK));
-        assert!(!steps.at(Some(150), Some(190), true, TICK + RESUMED_STALL_MS));
-        assert!(steps.at(Some(150), Some(190), true, TICK + STALL_MS));
+        // (position, end) when resumed, then a step later: moved on; or
+        // caught up, then behind again.
+        for (first, then) in [((100, 150), (120, 150)), ((150, 150), (150, 190))] {
+            let mut steps = Steps::new(Stalls::default());
+            steps.stalls.resumed(A);
+            assert!(!steps.at(Some(first.0), Some(first.1), true, 0));
+            let (at, end) = (Some(then.0), Some(then.1));
+            assert!(!steps.at(at, end, true, TICK));
+            assert!(!steps.at(at, end, true, TICK + RESUMED_STALL_MS));
+            assert!(steps.at(at, end, true, TICK + STALL_MS));
+        }
     }
 
     #[test]

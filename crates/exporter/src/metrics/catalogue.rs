@@ -126,7 +126,7 @@ pub const SERIES: [(&str, &str); 59] = [
     ),
     (
         "shoplens_resume_seeks_total",
-        "Partitions sought back as they resumed, as far as the last seek that worked went (a broker that answers a fetch from inside a batch past it).",
+        "Partitions sought back as they resumed, as far as the furthest seek that worked went (a broker that answers a fetch from inside a batch past it).",
     ),
     (
         "shoplens_checkpoints_written_total",
