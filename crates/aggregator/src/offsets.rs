@@ -30,19 +30,19 @@ impl Ladder {
     const SWEEP_AFTER: usize = 64;
 
     fn hold(&mut self, offset: i64) {
-        match self.steps.back_mut() {
-            None => self.steps.push_back((offset, 1)),
-            Some(last) if last.0 < offset => self.steps.push_back((offset, 1)),
-            _ => match self.steps.binary_search_by_key(&offset, |s| s.0) {
-                Ok(i) => {
-                    let step = &mut self.steps[i];
-                    if step.1 == 0 {
-                        self.empty -= 1;
-                    }
-                    step.1 += 1;
+        if self.steps.back().is_none_or(|last| last.0 < offset) {
+            self.steps.push_back((offset, 1));
+            return;
+        }
+        match self.steps.binary_search_by_key(&offset, |s| s.0) {
+            Ok(i) => {
+                let step = &mut self.steps[i];
+                if step.1 == 0 {
+                    self.empty -= 1;
                 }
-                Err(i) => self.steps.insert(i, (offset, 1)),
-            },
+                step.1 += 1;
+            }
+            Err(i) => self.steps.insert(i, (offset, 1)),
         }
     }
 

@@ -257,14 +257,13 @@ impl Sessionizer {
                 reached: None,
             };
         }
-        let mut evicted = None;
-        let mut started = None;
-        if !in_use {
-            if self.len() >= max_open.max(1) {
-                evicted = self.close_soonest(held);
-            }
-            started = Some(self.open_for(e, pos));
-        }
+        let (evicted, started) = if in_use {
+            (None, None)
+        } else {
+            let full = self.len() >= max_open.max(1);
+            let evicted = if full { self.close_soonest(held) } else { None };
+            (evicted, Some(self.open_for(e, pos)))
+        };
         let s = self.open.get_mut(visitor).expect("open");
         let reached = s.record(
             e,

@@ -78,8 +78,7 @@ impl Touches {
         self.by_visitor.len()
     }
 
-    /// `visitor` started a session at `start_ms` from `channel`; returns
-    /// how many visitors the bound made it forget.
+    /// [`Touches::touch_digest`] for `visitor` by its id.
     #[cfg(test)]
     pub(crate) fn touch(
         &mut self,
@@ -91,8 +90,9 @@ impl Touches {
         self.touch_digest(digest(visitor), start_ms, channel, b)
     }
 
-    /// [`Touches::touch`] for the visitor of digest `d`
-    /// ([`crate::hash::visitor_digest`]).
+    /// The visitor of digest `d` ([`crate::hash::visitor_digest`]) started
+    /// a session at `start_ms` from `channel`; returns how many visitors
+    /// the bound made it forget.
     pub(crate) fn touch_digest(
         &mut self,
         d: u64,

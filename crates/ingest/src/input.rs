@@ -290,8 +290,6 @@ impl KafkaInput {
         );
         self.seeks
             .sought(source, (offset, expected), target, now, self.seeks_made());
-        // The fetch starts afresh, maybe inside a batch again.
-        self.stalls.resumed(source);
         Gap::Drop
     }
 
@@ -328,7 +326,6 @@ impl KafkaInput {
         );
         self.seeks
             .sought_stalled(source, expected, target, now, self.seeks_made());
-        self.stalls.resumed(source);
         true
     }
 
@@ -353,12 +350,13 @@ impl KafkaInput {
         let now = Instant::now();
         self.seeks
             .sought_stalled(source, expected, target, now, self.seeks_made());
-        self.stalls.resumed(source);
         true
     }
 
-    /// Seeks `source` to `target`; whether the consumer took the seek.
-    fn seek(&self, source: Source, target: i64) -> bool {
+    /// Seeks `source` to `target`; whether the consumer took the seek. The
+    /// fetch then starts afresh, maybe inside a batch again, so the stall
+    /// watch treats it as resumed.
+    fn seek(&mut self, source: Source, target: i64) -> bool {
         let Some(topic) = self.topology.topic(source) else {
             return false;
         };
@@ -369,6 +367,7 @@ impl KafkaInput {
                 // After the seek returned: a read that begins now is served
                 // after it.
                 self.seeks_made.fetch_add(1, Ordering::AcqRel);
+                self.stalls.resumed(source);
                 true
             }
             Err(error) => {

@@ -107,10 +107,10 @@ impl SeekBack {
 
     /// How far back to seek `source` when it is fetched again from the
     /// offset needed (a resume): as far as the furthest of its seeks that
-    /// worked went, or, before it needed one, the furthest any partition of its topic
-    /// needed (one broker, one producer: batches of a kind). `None` on a
-    /// broker that never answered a fetch past the offset asked for (Apache
-    /// Kafka).
+    /// worked went, or, before it needed one, the furthest any partition of
+    /// its topic needed (one broker, one producer: batches of a kind).
+    /// `None` on a broker that never answered a fetch past the offset asked
+    /// for (Apache Kafka).
     pub fn learned(&self, source: Source) -> Option<i64> {
         self.learned.get(&source).copied().or_else(|| {
             let same_topic = self
