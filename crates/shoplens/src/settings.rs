@@ -117,7 +117,7 @@ impl Default for PipelineSettings {
             tick_ms: 200,
             max_batch_events: 50_000,
             max_batches_in_flight: 4,
-            write_min_rows: 10_000,
+            write_min_rows: 100_000,
             write_linger_ms: 1_000,
             shutdown_timeout_ms: 10_000,
             checkpoint_interval_ms: 5_000,
