@@ -234,7 +234,8 @@ pub struct Aggregator {
     /// they are applied in event-id order (sorted when released), so the
     /// order never depends on arrival.
     pending: Buffer,
-    /// Room for the events a watermark releases, kept between advances.
+    /// Room for the events of one instant the watermark releases, kept
+    /// between advances.
     #[serde(skip)]
     released: Vec<(Event, Position)>,
     /// Room for the sessions an advance closes, kept between advances.
@@ -297,16 +298,11 @@ fn same_instant_key(e: &Event) -> (&str, bool, Option<&str>, u8, &str) {
     (&e.anonymous_id, lifecycle, session, rank, &e.event_id)
 }
 
-/// Puts the events of each instant in the order they can happen, whatever
-/// order they came in. The buffer releases events in time order, so only
-/// runs of equal times are sorted: one pass over the tick's events, and no
-/// scratch memory the size of them all (a stable sort of the whole tick
-/// allocated it on every advance).
-fn order_instants(ready: &mut [(Event, Position)]) {
-    for run in ready.chunk_by_mut(|a, b| a.0.timestamp_ms == b.0.timestamp_ms) {
-        if run.len() > 1 {
-            run.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
-        }
+/// Puts the events of one instant in the order they can happen, whatever
+/// order they came in.
+fn order_instant(ready: &mut [(Event, Position)]) {
+    if ready.len() > 1 {
+        ready.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
     }
 }
 
@@ -378,15 +374,16 @@ impl Aggregator {
         }
         self.watermark_ms = watermark_ms;
         let mut ready = std::mem::take(&mut self.released);
-        self.pending.release(watermark_ms, &mut ready);
-        order_instants(&mut ready);
-        for (event, pos) in ready.drain(..) {
-            let ts = event.timestamp_ms;
-            // What expired before this event expires first, so outcomes
-            // follow event time, not how advances were batched.
-            self.expire_early(ts, &mut out);
-            self.each_aggregate(|a, held| a.expire(ts, held, &mut out));
-            self.apply(event, pos, &mut out, true);
+        while self.pending.release_instant(watermark_ms, &mut ready) {
+            order_instant(&mut ready);
+            for (event, pos) in ready.drain(..) {
+                let ts = event.timestamp_ms;
+                // What expired before this event expires first, so outcomes
+                // follow event time, not how advances were batched.
+                self.expire_early(ts, &mut out);
+                self.each_aggregate(|a, held| a.expire(ts, held, &mut out));
+                self.apply(event, pos, &mut out, true);
+            }
         }
         self.released = ready;
         self.expire_early(watermark_ms, &mut out);
