@@ -108,6 +108,10 @@ pub fn spawn(s: &Settings, metrics: &str, log: &PathBuf) -> Running {
             "PIPELINE__MAX_BATCH_EVENTS",
             s.pipeline.max_batch_events.to_string(),
         )
+        .env(
+            "PIPELINE__WRITE_MIN_ROWS",
+            s.pipeline.write_min_rows.to_string(),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -97,6 +97,11 @@ fn run_settings(name: &str) -> Settings {
     s.watermark.idle_timeout_ms = 500;
     // Checkpoints every few steps, so a kill finds state saved mid-stream.
     s.pipeline.checkpoint_interval_ms = 300;
+    // Several writes, so a kill lands between them: at the default (100,000
+    // rows or 1 s) this input's rows all went out in one write. With 10,000
+    // the first write comes after the first checkpoints, which a kill
+    // during the first writes needs to restore from.
+    s.pipeline.write_min_rows = 10_000;
     s
 }
 
@@ -268,6 +273,7 @@ async fn progress(metrics: &str) -> String {
 }
 
 const SESSIONS: (&str, &str) = ("shoplens_sessions_total", "");
+const CHECKPOINTS: (&str, &str) = ("shoplens_checkpoints_written_total", "");
 const NEW_CUSTOMERS: (&str, &str) = ("shoplens_new_customers_total", "");
 const REPEAT_ORDERS: (&str, &str) = ("shoplens_repeat_orders_total", "");
 const INVALID: (&str, &str) = ("shoplens_events_invalid_total", "");
@@ -361,14 +367,17 @@ async fn kill_9_and_restart(kill_at: fn(u64) -> u64) {
     let metrics = format!("127.0.0.1:{}", free_port());
     let mut first = spawn(&s, &metrics, &log);
     let threshold = kill_at(g.sessions);
+    // And a round of checkpoints written (one per events store, three),
+    // which the restart must continue from: a first write can beat the
+    // first checkpoint when the input is read fast.
     let written = eventually(
-        "sessions written before the kill",
+        "sessions and checkpoints written before the kill",
         Duration::from_secs(60),
         || async {
-            match sessions_written(&metrics).await {
-                Ok(n) if n >= threshold => Ok(n),
-                Ok(n) => Err(format!("{n} sessions")),
-                Err(e) => Err(e),
+            match counts(&metrics, &[SESSIONS, CHECKPOINTS]).await?[..] {
+                [n, saved] if n >= threshold && saved >= 3 => Ok(n),
+                [n, saved] => Err(format!("{n} sessions, {saved} checkpoints")),
+                _ => unreachable!(),
             }
         },
     )
