@@ -136,13 +136,6 @@ impl Buffer {
         best.map(|((ts, _), at)| (ts, at))
     }
 
-    /// Moves the events before `watermark_ms` to `out`, in event-time order
-    /// (equal times in arrival order).
-    #[cfg(test)]
-    pub(crate) fn release(&mut self, watermark_ms: i64, out: &mut Vec<(Event, Position)>) {
-        while self.release_instant(watermark_ms, out) {}
-    }
-
     /// Moves the events of the earliest buffered instant, if it is before
     /// `watermark_ms`, to `out` (in arrival order); whether there were any.
     /// The caller applies them before asking for the next instant, so an
@@ -155,20 +148,19 @@ impl Buffer {
         watermark_ms: i64,
         out: &mut Vec<(Event, Position)>,
     ) -> bool {
-        let Some((instant, _)) = self.earliest().filter(|(ts, _)| *ts < watermark_ms) else {
-            return false;
-        };
+        let mut instant = None;
         while let Some((ts, at)) = self.earliest() {
-            if ts != instant {
+            if ts >= watermark_ms || instant.is_some_and(|i| i != ts) {
                 break;
             }
+            instant = Some(ts);
             let item = match at {
                 Some(i) => self.rings[i].1.pop_front(),
                 None => self.behind.pop(),
             };
             out.extend(item.map(|i| i.pair));
         }
-        true
+        instant.is_some()
     }
 
     /// Drops the events of the persons `is` names (their visitors to
@@ -300,9 +292,10 @@ mod tests {
         )
     }
 
+    /// Every event before `watermark_ms`, instant after instant.
     fn release(b: &mut Buffer, watermark_ms: i64) -> Vec<(Event, Position)> {
         let mut out = Vec::new();
-        b.release(watermark_ms, &mut out);
+        while b.release_instant(watermark_ms, &mut out) {}
         out
     }
 

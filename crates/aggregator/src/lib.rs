@@ -301,9 +301,7 @@ fn same_instant_key(e: &Event) -> (&str, bool, Option<&str>, u8, &str) {
 /// Puts the events of one instant in the order they can happen, whatever
 /// order they came in.
 fn order_instant(ready: &mut [(Event, Position)]) {
-    if ready.len() > 1 {
-        ready.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
-    }
+    ready.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
 }
 
 impl Aggregator {

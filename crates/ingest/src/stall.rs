@@ -23,10 +23,10 @@ use aggregator::Source;
 pub const STALL_MS: u64 = 2_000;
 
 /// The same for a partition resumed (by alignment, newly assigned, or
-/// sought) that has not moved since. That is where tansu 0.6 answers a fetch from the
-/// middle of a batch with nothing, and where a broker has no other reason
-/// to be slow: the partitions it was serving instead are the ones just
-/// paused. Each stall held the watermark of all for this long; in
+/// sought) that has not moved since. That is where tansu 0.6 answers a
+/// fetch from the middle of a batch with nothing, and where a broker has no
+/// other reason to be slow: the partitions it was serving instead are the
+/// ones just paused. Each stall held the watermark of all for this long; in
 /// `../shared/bench` runs the longest wait of a fetched partition that then
 /// delivered was 562 ms, and each stall came 2.0-2.1 s after a resume.
 pub const RESUMED_STALL_MS: u64 = 750;
