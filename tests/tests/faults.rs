@@ -97,11 +97,11 @@ fn run_settings(name: &str) -> Settings {
     s.watermark.idle_timeout_ms = 500;
     // Checkpoints every few steps, so a kill finds state saved mid-stream.
     s.pipeline.checkpoint_interval_ms = 300;
-    // Several writes, so a kill lands between them: at the default (100,000
-    // rows or 1 s) this input's rows all went out in one write. With 10,000
-    // the first write comes after the first checkpoints, which a kill
-    // during the first writes needs to restore from.
-    s.pipeline.write_min_rows = 10_000;
+    // Writes of a step or two, so a kill lands between them: at the default
+    // (100,000 rows or 1 s) this input's rows all went out in one write, and
+    // at 10,000 in two or three, so that a kill half way found them all
+    // written now and then.
+    s.pipeline.write_min_rows = 1_000;
     s
 }
 
