@@ -24,6 +24,9 @@ pub(crate) struct Batch {
     pub(crate) handed: usize,
     /// Erasure requests to apply once the rows are durable.
     pub(crate) erasures: Vec<super::erasure::ErasureJob>,
+    /// Closed just after a backlog was read to its end: written without
+    /// lingering for more (see [`super::catch_up`]).
+    pub(crate) prompt: bool,
 }
 
 impl Batch {
@@ -49,6 +52,7 @@ impl Batch {
     /// partition. The earlier closing time stays, for the result delay.
     pub(crate) fn absorb(&mut self, next: Batch) {
         self.handed += next.handed;
+        self.prompt |= next.prompt;
         self.erasures.extend(next.erasures);
         self.out.extend(next.out);
         self.customers.extend(next.customers);
@@ -106,6 +110,7 @@ mod tests {
             closed_at: Instant::now(),
             handed: 1,
             erasures: Vec::new(),
+            prompt: false,
         }
     }
 

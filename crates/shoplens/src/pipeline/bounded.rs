@@ -250,6 +250,8 @@ impl Ingest {
             closed_at: Instant::now(),
             handed: 1,
             erasures: std::mem::take(&mut self.erasure.jobs),
+            // Nothing follows a bounded run's end: no reason to linger.
+            prompt: true,
         };
         self.send_batch(batches, batch).await
     }

@@ -53,6 +53,8 @@ pub(super) struct Ingest {
     clock: Instant,
     /// Messages read since the last step.
     pub(super) since_step: usize,
+    /// Notices a backlog read to its end (its last rows go out at once).
+    pub(super) catch_up: super::catch_up::CatchUp,
     /// Dedup evictions already counted.
     pub(super) evicted_seen: u64,
     /// Where the task's wall time goes.
@@ -125,6 +127,10 @@ impl Ingest {
             erasure,
             clock: Instant::now(),
             since_step: 0,
+            catch_up: super::catch_up::CatchUp::new(
+                settings.pipeline.max_batch_events,
+                Duration::from_millis(settings.pipeline.write_linger_ms),
+            ),
             evicted_seen: 0,
             settings,
         })

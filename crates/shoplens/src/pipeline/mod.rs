@@ -21,6 +21,7 @@ use tracing::info;
 
 mod batch;
 mod bounded;
+mod catch_up;
 mod clocks;
 mod consume;
 mod erasure;

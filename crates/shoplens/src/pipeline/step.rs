@@ -38,7 +38,8 @@ impl Ingest {
         self.take_erasures();
         let now = self.now_ms();
         self.stores.expire_parked(now, PARKED_MAX_AGE_MS);
-        self.observe_log_ends(now);
+        let lag = self.observe_log_ends(now);
+        let prompt = self.catch_up.observe(lag, Duration::from_millis(now));
         self.watch_stalls(now);
         let (mut out, watermark) = self.advance_stores(now);
         let mut customers = self.advance_customers();
@@ -82,6 +83,7 @@ impl Ingest {
             closed_at: Instant::now(),
             handed: 1,
             erasures,
+            prompt,
         };
         self.send_batch(batches, batch).await
     }
@@ -221,9 +223,12 @@ impl Ingest {
     /// librdkafka last saw it, or the broker answered): a partition with
     /// unread messages, or whose end of log is not known or not asked
     /// again since an assignment or a consumer error, is starved, not
-    /// idle, and the differences are the consumer lag.
-    pub(super) fn observe_log_ends(&mut self, now: u64) {
+    /// idle, and the differences are the consumer lag. Returns the input
+    /// partitions' lag (customer facts aside), `None` while the end of one
+    /// of them is not known.
+    pub(super) fn observe_log_ends(&mut self, now: u64) -> Option<i64> {
         let mut lag: BTreeMap<&'static str, i64> = BTreeMap::new();
+        let mut input_lag = Some(0);
         self.input.log_ends().poll();
         for source in self.clocks.sources() {
             let Some(feed) = self.input.topology().feed(source) else {
@@ -246,6 +251,10 @@ impl Ingest {
             if let (Some(high), Some(next)) = (high, next) {
                 *lag.entry(feed.as_str()).or_default() += (high - next).max(0);
             }
+            if let Feed::Input(_) = feed {
+                let behind = high.map(|h| (h - next.unwrap_or(0)).max(0));
+                input_lag = input_lag.zip(behind).map(|(sum, b)| sum + b);
+            }
         }
         // Ends not known since an assignment or a broker error are asked
         // of the broker, every half idle timeout until it answers.
@@ -255,6 +264,7 @@ impl Ingest {
             let gauge = self.metrics.consumer_lag.with_label_values(&[kind]);
             gauge.set(messages);
         }
+        input_lag
     }
 
     /// Seeks back the partitions whose fetch stalled short of their log's

@@ -34,12 +34,13 @@ struct Coalesce {
 
 impl Coalesce {
     /// The next write: a batch, and those that follow it within the linger
-    /// while the rows are fewer than `min_rows`. `None` once the channel is
-    /// closed and drained.
+    /// while the rows are fewer than `min_rows` and none of them is prompt
+    /// (closed as a backlog ended). `None` once the channel is closed and
+    /// drained.
     async fn next(&self, batches: &mut mpsc::Receiver<Batch>) -> Option<Batch> {
         let mut batch = batches.recv().await?;
         let deadline = tokio::time::Instant::now() + self.linger;
-        while batch.rows() < self.min_rows {
+        while batch.rows() < self.min_rows && !batch.prompt {
             match tokio::time::timeout_at(deadline, batches.recv()).await {
                 Ok(Some(next)) => batch.absorb(next),
                 Ok(None) | Err(_) => break,
@@ -218,5 +219,69 @@ impl Writer {
         if let Err(error) = self.outbox.flush().await {
             error!(%error, "a message the producer refuses was dropped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use aggregator::{CustomerOutput, Output};
+
+    use super::*;
+
+    fn batch(prompt: bool) -> Batch {
+        Batch {
+            out: Output::default(),
+            customers: CustomerOutput::default(),
+            commits: Vec::new(),
+            checkpoints: Vec::new(),
+            marks: Vec::new(),
+            closed_at: Instant::now(),
+            handed: 1,
+            erasures: Vec::new(),
+            prompt,
+        }
+    }
+
+    /// A coalescer that would linger an hour over a batch of few rows.
+    fn lingering() -> Coalesce {
+        Coalesce {
+            min_rows: 100_000,
+            linger: Duration::from_secs(3_600),
+        }
+    }
+
+    /// `next` within a minute, or the test fails (it lingered).
+    async fn next_soon(c: &Coalesce, rx: &mut mpsc::Receiver<Batch>) -> Batch {
+        let next = tokio::time::timeout(Duration::from_secs(60), c.next(rx));
+        let batch = next.await.expect("written without lingering");
+        batch.expect("a batch")
+    }
+
+    #[tokio::test]
+    async fn a_prompt_batch_goes_out_without_lingering_with_those_before_it() {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(batch(false)).await.expect("open");
+        tx.send(batch(true)).await.expect("open");
+        tx.send(batch(false)).await.expect("open");
+        let c = lingering();
+        let first = next_soon(&c, &mut rx).await;
+        assert_eq!(first.handed, 2, "the lingering batch and the prompt one");
+        assert!(first.prompt);
+        // The batch after it lingers as any other: here until the channel
+        // closes.
+        drop(tx);
+        let second = next_soon(&c, &mut rx).await;
+        assert_eq!((second.handed, second.prompt), (1, false));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_is_not_prompt_waits_for_more() {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(batch(false)).await.expect("open");
+        let c = lingering();
+        let waited = tokio::time::timeout(Duration::from_millis(200), c.next(&mut rx)).await;
+        assert!(waited.is_err(), "still lingering for more rows");
     }
 }
