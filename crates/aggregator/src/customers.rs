@@ -254,6 +254,11 @@ impl CustomerBook {
         Ok(())
     }
 
+    /// Facts waiting for the watermark to pass them.
+    pub fn pending_facts(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Customers known.
     pub fn len(&self) -> usize {
         self.histories.len()

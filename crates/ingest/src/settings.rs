@@ -84,8 +84,16 @@ pub struct WatermarkSettings {
     /// the watermark back (30 s).
     pub idle_timeout_ms: u64,
     /// A partition whose watermark runs further than this ahead of the
-    /// pipeline's is paused until the others catch up (alignment).
+    /// pipeline's is paused until the others catch up (alignment), once
+    /// the stores buffer more than `max_buffered_events`.
     pub max_drift_ms: i64,
+    /// Alignment pauses a partition that drifted ahead only while the
+    /// stores hold more than this many events ahead of their watermarks
+    /// (with the customer facts ahead of the books'), and resumes it once
+    /// they hold half as many (or it is back within half the drift). It
+    /// bounds the memory alignment is for; below it partitions need not
+    /// take turns. 0: pause on the drift alone.
+    pub max_buffered_events: usize,
 }
 
 impl Default for WatermarkSettings {
@@ -94,6 +102,7 @@ impl Default for WatermarkSettings {
             allowed_lateness_ms: 60_000,
             idle_timeout_ms: 30_000,
             max_drift_ms: 120_000,
+            max_buffered_events: 200_000,
         }
     }
 }

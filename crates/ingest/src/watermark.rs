@@ -214,17 +214,19 @@ impl WatermarkTracker {
             }
         }
         if !any_active {
-            // Every partition is caught up and silent. The watermark stands
-            // where the slowest of those that delivered events stopped: what
-            // a call made while they were still active together would have
-            // given. Without this, when they all went idle between two calls
-            // before a partition that delivers nothing (say, an empty spend
-            // topic) stopped holding it, the watermark stayed unset for good.
+            // Every partition is caught up and silent: none holds the
+            // watermark back, and it goes as far as the furthest of them
+            // reached, so that what all of the input closes is written (a
+            // partition's events after a silence of an idle timeout may be
+            // late, whichever way this is set). Without this, when they all
+            // went idle between two calls before a partition that delivers
+            // nothing (say, an empty spend topic) stopped holding it, the
+            // watermark stayed unset for good.
             min = self
                 .parts
                 .values()
                 .filter_map(|p| self.partition_wm(p))
-                .min();
+                .max();
         }
         if let Some(m) = min {
             self.current = self.current.max(m);
@@ -232,8 +234,15 @@ impl WatermarkTracker {
         self.current
     }
 
-    /// Partitions to pause (ahead of the watermark by more than the drift)
-    /// and to resume (back within half of it). Call after [`Self::watermark`].
+    /// Partitions to pause (ahead of the watermark by more than the drift,
+    /// while the stores buffer more than `max_buffered_events`, `buffered`
+    /// being what they hold now) and to resume (back within half the
+    /// drift, or the stores down to half the bound). Call after
+    /// [`Self::watermark`].
+    ///
+    /// Each store has a watermark of its own, so a partition ahead of
+    /// another store's buffers nothing for it: the drift alone paused
+    /// partitions for no memory, and each pause costs a resume.
     ///
     /// While a partition is paused its log is not fetched, so whether it
     /// fell silent is not known. A resumed one stays active until it
@@ -245,7 +254,7 @@ impl WatermarkTracker {
     /// for the idle timeout stops holding the watermark at once. (A fixed
     /// 2 s grace before made each link of a chain of resumed, silent
     /// partitions hold the watermark 2 s.)
-    pub fn align(&mut self, now_ms: u64) -> Alignment {
+    pub fn align(&mut self, now_ms: u64, buffered: usize) -> Alignment {
         let mut out = Alignment::default();
         let wm = self.current;
         if wm == i64::MIN {
@@ -253,13 +262,16 @@ impl WatermarkTracker {
         }
         let drift = self.cfg.max_drift_ms;
         let lateness = self.cfg.allowed_lateness_ms;
+        let bound = self.cfg.max_buffered_events;
+        let full = buffered > bound;
+        let drained = bound > 0 && buffered <= bound / 2;
         for (src, p) in self.parts.iter_mut() {
             let Some(max) = p.max_event_ms else { continue };
             let ahead = max - lateness - wm;
-            if !p.paused && ahead > drift {
+            if !p.paused && ahead > drift && full {
                 p.paused = true;
                 out.pause.push(*src);
-            } else if p.paused && ahead <= drift / 2 {
+            } else if p.paused && (ahead <= drift / 2 || drained) {
                 p.paused = false;
                 p.resumed_ms = Some(now_ms);
                 out.resume.push(*src);
@@ -314,6 +326,7 @@ mod tests {
             allowed_lateness_ms: 60_000,
             idle_timeout_ms: 30_000,
             max_drift_ms: 120_000,
+            max_buffered_events: 0,
         })
     }
 
@@ -363,6 +376,20 @@ mod tests {
     }
 
     #[test]
+    fn once_every_partition_is_idle_the_watermark_goes_as_far_as_the_furthest() {
+        let mut t = tracker();
+        t.assign([A, B], 0);
+        t.observe(A, Some(1_000_000), 0);
+        t.observe(B, Some(5_000_000), 0);
+        assert_eq!(t.watermark(10), 940_000, "both active: the slower");
+        t.observe(A, Some(1_500_000), 20_000);
+        assert_eq!(t.watermark(30_000), 1_440_000, "B idle: A alone");
+        assert_eq!(t.watermark(50_000), 4_940_000, "both idle: B's");
+        t.observe(A, Some(1_600_000), 50_001);
+        assert_eq!(t.watermark(50_001), 4_940_000, "never backwards");
+    }
+
+    #[test]
     fn idle_partitions_stop_holding_it_back_and_it_never_regresses() {
         let mut t = tracker();
         t.assign([A, B], 0);
@@ -383,7 +410,7 @@ mod tests {
         t.observe(B, Some(1_000_000 + 121_000), 0);
         t.watermark(0);
         assert_eq!(
-            t.align(0),
+            t.align(0, 1),
             Alignment {
                 pause: vec![B],
                 resume: vec![]
@@ -393,7 +420,7 @@ mod tests {
         t.observe(A, Some(1_000_000 + 62_000), 60_000);
         assert_eq!(t.watermark(60_000), 1_002_000);
         assert_eq!(
-            t.align(60_000),
+            t.align(60_000, 1),
             Alignment {
                 pause: vec![],
                 resume: vec![B]
@@ -403,6 +430,31 @@ mod tests {
         // Resumed after a minute paused, B is not idle: it holds the watermark.
         t.observe(A, Some(1_000_000 + 500_000), 60_001);
         assert_eq!(t.watermark(60_001), 1_061_000);
+    }
+
+    #[test]
+    fn a_partition_ahead_is_paused_only_while_the_buffer_is_over_its_bound() {
+        let mut t = tracker();
+        t.cfg.max_buffered_events = 1_000;
+        t.assign([A, B], 0);
+        t.observe(A, Some(1_000_000), 0);
+        t.observe(B, Some(1_000_000 + 600_000), 0);
+        t.watermark(0);
+        // Ten minutes ahead, but little is buffered: B runs on.
+        assert_eq!(t.align(0, 1_000), Alignment::default());
+        // Over the bound: paused.
+        assert_eq!(t.align(1, 1_001).pause, vec![B]);
+        // Still more than half the drift ahead; the buffer drains to half
+        // the bound, and B goes on.
+        assert_eq!(t.align(2, 501), Alignment::default());
+        assert_eq!(t.align(3, 500).resume, vec![B]);
+        // Not paused again before the buffer is over the bound again.
+        assert_eq!(t.align(4, 1_000), Alignment::default());
+        assert_eq!(t.align(5, 1_001).pause, vec![B]);
+        // Back within half the drift, B resumes whatever is buffered.
+        t.observe(A, Some(1_000_000 + 540_000), 6);
+        t.watermark(6);
+        assert_eq!(t.align(6, 5_000).resume, vec![B]);
     }
 
     /// Three partitions: A behind, B and C running ahead and paused. A
@@ -416,9 +468,9 @@ mod tests {
         t.observe(B, Some(1_000_000 + 150_000), 0);
         t.observe(C, Some(2_000_000), 0);
         assert_eq!(t.watermark(0), 940_000);
-        assert_eq!(t.align(0).pause, vec![B, C]);
+        assert_eq!(t.align(0, 1).pause, vec![B, C]);
         assert_eq!(t.watermark(now), 1_090_000);
-        assert_eq!(t.align(now).resume, vec![B]);
+        assert_eq!(t.align(now, 1).resume, vec![B]);
         t
     }
 
@@ -469,7 +521,7 @@ mod tests {
         t.observe(A, Some(1_000_000), 0);
         t.observe(B, Some(1_000_000 + 121_000), 0);
         t.watermark(0);
-        assert_eq!(t.align(0).pause, vec![B]);
+        assert_eq!(t.align(0, 1).pause, vec![B]);
         // A rebalance seen while it lasts: B goes, then comes back. The
         // client still holds it paused; the tracker forgot it: resume.
         assert_eq!(t.assign([A], 1), Vec::<Source>::new());
@@ -479,7 +531,7 @@ mod tests {
         // on both sides, and alignment resumes it as usual.
         t.observe(B, Some(1_000_000 + 121_000), 3);
         t.watermark(3);
-        assert_eq!(t.align(3).pause, vec![B]);
+        assert_eq!(t.align(3, 1).pause, vec![B]);
         assert_eq!(t.assign([A, B], 4), Vec::<Source>::new());
         assert_eq!(t.paused(), 1);
     }

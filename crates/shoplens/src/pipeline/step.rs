@@ -104,7 +104,15 @@ impl Ingest {
                 ingest::Group::Idle => Some(watermark),
             }
         });
-        let align = self.clocks.events.align(now);
+        // What alignment bounds: events ahead of their store's watermark,
+        // and customer facts ahead of the books'.
+        let events: usize = self
+            .stores
+            .aggregators()
+            .map(Aggregator::buffered_events)
+            .sum();
+        let facts: usize = self.stores.books().map(CustomerBook::pending_facts).sum();
+        let align = self.clocks.events.align(now, events + facts);
         if !align.pause.is_empty() {
             debug!(watermark, partitions = ?align.pause, "pausing partitions ahead of the watermark");
             self.input.pause(&align.pause);
