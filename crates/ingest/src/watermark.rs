@@ -241,8 +241,8 @@ impl WatermarkTracker {
     /// [`Self::watermark`].
     ///
     /// Each store has a watermark of its own, so a partition ahead of
-    /// another store's buffers nothing for it: the drift alone paused
-    /// partitions for no memory, and each pause costs a resume.
+    /// another store's partitions buffers nothing for that store: pausing
+    /// on the drift alone would cost a resume for no memory.
     ///
     /// While a partition is paused its log is not fetched, so whether it
     /// fell silent is not known. A resumed one stays active until it
