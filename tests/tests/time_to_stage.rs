@@ -39,7 +39,7 @@ async fn shares_and_quantiles_are_interpolated_within_their_bucket() {
         ],
         ..Output::default()
     };
-    sink.write(&out, &[]).await;
+    sink.write(std::slice::from_ref(&out), &[]).await;
     let ch = s.clickhouse.client().with_database(&s.clickhouse.database);
     #[derive(Debug, PartialEq, serde::Deserialize, clickhouse::Row)]
     struct View {

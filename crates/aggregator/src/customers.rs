@@ -97,11 +97,12 @@ pub struct CustomerOutput {
 impl CustomerOutput {
     /// Appends `next`, the output of a later advance (or another book's).
     pub fn extend(&mut self, next: CustomerOutput) {
-        self.customers.extend(next.customers);
-        self.days.extend(next.days);
-        self.lapsed.extend(next.lapsed);
-        self.orders.extend(next.orders);
-        self.attribution.extend(next.attribution);
+        use crate::rows::append;
+        append(&mut self.customers, next.customers);
+        append(&mut self.days, next.days);
+        append(&mut self.lapsed, next.lapsed);
+        append(&mut self.orders, next.orders);
+        append(&mut self.attribution, next.attribution);
         self.new_customers += next.new_customers;
         self.repeat_orders += next.repeat_orders;
     }

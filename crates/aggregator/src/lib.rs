@@ -192,17 +192,18 @@ impl Output {
 
     /// Appends `other`.
     pub fn extend(&mut self, other: Output) {
-        self.sessions.extend(other.sessions);
-        self.session_windows.extend(other.session_windows);
-        self.pages.extend(other.pages);
-        self.products.extend(other.products);
-        self.stage_times.extend(other.stage_times);
-        self.orders.extend(other.orders);
-        self.feedback.extend(other.feedback);
-        self.carts.extend(other.carts);
-        self.triggers.extend(other.triggers);
-        self.customer_facts.extend(other.customer_facts);
-        self.spend.extend(other.spend);
+        use rows::append;
+        append(&mut self.sessions, other.sessions);
+        append(&mut self.session_windows, other.session_windows);
+        append(&mut self.pages, other.pages);
+        append(&mut self.products, other.products);
+        append(&mut self.stage_times, other.stage_times);
+        append(&mut self.orders, other.orders);
+        append(&mut self.feedback, other.feedback);
+        append(&mut self.carts, other.carts);
+        append(&mut self.triggers, other.triggers);
+        append(&mut self.customer_facts, other.customer_facts);
+        append(&mut self.spend, other.spend);
         self.evictions.add(other.evictions);
     }
 }

@@ -4,6 +4,18 @@ use std::sync::Arc;
 
 use crate::channel::Channel;
 
+/// Appends `more` to `rows`. When `rows` is empty it takes `more`'s
+/// allocation instead of copying into its own: most outputs are merged
+/// into an empty one (one store of several has rows), and a copy would
+/// touch as much fresh memory again.
+pub(crate) fn append<T>(rows: &mut Vec<T>, more: Vec<T>) {
+    if rows.is_empty() {
+        *rows = more;
+    } else {
+        rows.extend(more);
+    }
+}
+
 /// One closed session. Its strings shared with other sessions (paths,
 /// campaign fields, experiments) are shared copies, not owned.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -378,7 +390,7 @@ pub(crate) fn sort_rows<T>(rows: &mut Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::
 
 #[cfg(test)]
 mod sort_tests {
-    use super::sort_rows;
+    use super::{append, sort_rows};
 
     #[test]
     fn rows_come_out_in_order_and_none_is_lost() {
@@ -390,5 +402,16 @@ mod sort_tests {
         want.sort();
         sort_rows(&mut rows, |a, b| a.cmp(b));
         assert_eq!(rows, want);
+    }
+
+    #[test]
+    fn append_takes_the_rows_into_an_empty_output_and_keeps_the_order() {
+        let more = vec![1, 2];
+        let at = more.as_ptr();
+        let mut rows = Vec::new();
+        append(&mut rows, more);
+        assert_eq!(rows.as_ptr(), at, "the same allocation, not a copy");
+        append(&mut rows, vec![3]);
+        assert_eq!(rows, [1, 2, 3]);
     }
 }

@@ -58,9 +58,9 @@ impl SinkError {
     }
 }
 
-/// Encodes rows for their table.
-fn encode<'a, R, T: From<&'a R>>(rows: &'a [R]) -> Vec<T> {
-    rows.iter().map(T::from).collect()
+/// Each output's rows of one table, in order.
+fn chunks<'a, R>(outs: &'a [Output], rows: impl Fn(&'a Output) -> &'a Vec<R>) -> Vec<&'a [R]> {
+    outs.iter().map(|o| rows(o).as_slice()).collect()
 }
 
 /// Writes aggregator output to ClickHouse and returns only once it is durable.
@@ -102,84 +102,80 @@ impl ClickHouseSink {
         Ok(Vec::new())
     }
 
-    /// Writes every row of `out`, retrying each table's insert with
-    /// exponential backoff until it succeeds. Readiness is false while
-    /// inserts fail. Cancel the future to give up (nothing is committed then).
-    pub async fn write(&self, out: &Output, stages: &[String]) {
-        let windows: Vec<SessionWindowRecord<'_>> = out
-            .session_windows
-            .iter()
-            .map(|w| SessionWindowRecord::new(w, stages))
-            .collect();
+    /// Writes every row of `outs` (the outputs of successive advances, in
+    /// order), retrying each table's insert with exponential backoff until
+    /// it succeeds. Readiness is false while inserts fail. Cancel the
+    /// future to give up (nothing is committed then).
+    pub async fn write(&self, outs: &[Output], stages: &[String]) {
+        let window = |w| SessionWindowRecord::new(w, stages);
         // The tables are independent: their inserts run concurrently, and
         // the batch is durable when the last one is.
-        let (sessions, pages, products) = (
-            encode(&out.sessions),
-            encode(&out.pages),
-            encode(&out.products),
-        );
-        let (orders, feedback, carts, spend) = (
-            encode(&out.orders),
-            encode(&out.feedback),
-            encode(&out.carts),
-            encode(&out.spend),
-        );
-        let stage_times = encode(&out.stage_times);
         tokio::join!(
-            self.table::<SessionRecord<'_>>(&sessions),
-            self.table::<SessionWindowRecord<'_>>(&windows),
-            self.table::<PageRecord<'_>>(&pages),
-            self.table::<ProductRecord<'_>>(&products),
-            self.table::<OrderRecord<'_>>(&orders),
-            self.table::<FeedbackRecord>(&feedback),
-            self.table::<CartRecord<'_>>(&carts),
-            self.table::<SpendRecord<'_>>(&spend),
-            self.table::<StageTimeRecord<'_>>(&stage_times),
+            self.table::<SessionRecord<'_>, _>(chunks(outs, |o| &o.sessions), SessionRecord::from),
+            self.table::<SessionWindowRecord<'_>, _>(chunks(outs, |o| &o.session_windows), window),
+            self.table::<PageRecord<'_>, _>(chunks(outs, |o| &o.pages), PageRecord::from),
+            self.table::<ProductRecord<'_>, _>(chunks(outs, |o| &o.products), ProductRecord::from),
+            self.table::<OrderRecord<'_>, _>(chunks(outs, |o| &o.orders), OrderRecord::from),
+            self.table::<FeedbackRecord, _>(chunks(outs, |o| &o.feedback), FeedbackRecord::from),
+            self.table::<CartRecord<'_>, _>(chunks(outs, |o| &o.carts), CartRecord::from),
+            self.table::<SpendRecord<'_>, _>(chunks(outs, |o| &o.spend), SpendRecord::from),
+            self.table::<StageTimeRecord<'_>, _>(
+                chunks(outs, |o| &o.stage_times),
+                StageTimeRecord::from
+            ),
         );
     }
 
     /// Writes the customer side's rows, retrying until durable.
     pub async fn write_customers(&self, out: &aggregator::CustomerOutput) {
-        let (customers, days) = (encode(&out.customers), encode(&out.days));
-        let (orders, attribution) = (encode(&out.orders), encode(&out.attribution));
         tokio::join!(
-            self.table::<CustomerRecord<'_>>(&customers),
-            self.table::<CustomerDayRecord<'_>>(&days),
-            self.table::<OrderFactRecord<'_>>(&orders),
-            self.table::<AttributionDayRecord<'_>>(&attribution),
+            self.table::<CustomerRecord<'_>, _>(vec![&out.customers[..]], CustomerRecord::from),
+            self.table::<CustomerDayRecord<'_>, _>(vec![&out.days[..]], CustomerDayRecord::from),
+            self.table::<OrderFactRecord<'_>, _>(vec![&out.orders[..]], OrderFactRecord::from),
+            self.table::<AttributionDayRecord<'_>, _>(
+                vec![&out.attribution[..]],
+                AttributionDayRecord::from
+            ),
         );
     }
 
     /// Writes the checkpoints of consumer group `group_id`, retrying until
     /// durable. Call it only once the rows they depend on are durable.
     pub async fn write_checkpoints(&self, group_id: &str, checkpoints: &[super::Checkpoint]) {
-        let records: Vec<super::CheckpointRecord<'_>> = checkpoints
-            .iter()
-            .map(|c| super::CheckpointRecord::new(group_id, c))
-            .collect();
-        self.table::<super::CheckpointRecord<'_>>(&records).await;
+        let record = |c| super::CheckpointRecord::new(group_id, c);
+        self.table::<super::CheckpointRecord<'_>, _>(vec![checkpoints], record)
+            .await;
     }
 
-    /// Writes `rows` to their table (nothing when empty), retrying until
-    /// durable.
-    async fn table<T>(&self, rows: &[T::Value<'_>])
+    /// Writes the rows of `chunks`, each as `record` makes it, to the
+    /// record's table (nothing when there are none), retrying until
+    /// durable. Records are made as the insert encodes them, not collected
+    /// first: a write of 100,000 rows would otherwise fill fresh memory
+    /// with records that are read once.
+    async fn table<'a, T, R>(&self, chunks: Vec<&'a [R]>, record: impl Fn(&'a R) -> T::Value<'a>)
     where
         T: super::TableRow,
     {
         let table = T::TABLE;
-        if !rows.is_empty() {
-            self.retry(table, rows.len(), || self.insert::<T>(table, rows))
+        let rows = chunks.iter().map(|c| c.len()).sum();
+        if rows > 0 {
+            let records = || chunks.iter().flat_map(|c| c.iter()).map(&record);
+            self.retry(table, rows, || self.insert::<T>(table, records()))
                 .await;
         }
     }
 
-    async fn insert<T>(&self, table: &str, rows: &[T::Value<'_>]) -> Result<(), SinkError>
+    async fn insert<'a, T>(
+        &self,
+        table: &str,
+        records: impl Iterator<Item = T::Value<'a>>,
+    ) -> Result<(), SinkError>
     where
         T: clickhouse::RowWrite,
     {
         let mut insert = self.client.insert::<T>(table).await?;
-        for row in rows {
-            insert.write(row).await?;
+        for record in records {
+            insert.write(&record).await?;
         }
         insert.end().await?;
         Ok(())

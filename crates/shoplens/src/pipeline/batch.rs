@@ -9,7 +9,10 @@ use exporter::Checkpoint;
 
 /// Rows with the offsets that may be committed once they are durable.
 pub(crate) struct Batch {
-    pub(crate) out: Output,
+    /// The rows, one output per advance in the order closed: merged
+    /// batches keep each advance's rows where they are, as copying them
+    /// into one output would touch as much fresh memory again.
+    pub(crate) outs: Vec<Output>,
     pub(crate) customers: CustomerOutput,
     pub(crate) commits: Vec<(Source, i64)>,
     /// Snapshots of the stores as of this batch, written after its rows.
@@ -32,17 +35,18 @@ pub(crate) struct Batch {
 impl Batch {
     /// Rows this batch inserts into ClickHouse (checkpoints aside).
     pub(crate) fn rows(&self) -> usize {
-        let o = &self.out;
-        o.sessions.len()
-            + o.session_windows.len()
-            + o.pages.len()
-            + o.products.len()
-            + o.stage_times.len()
-            + o.orders.len()
-            + o.feedback.len()
-            + o.carts.len()
-            + o.spend.len()
-            + self.customers.rows()
+        let rows = |o: &Output| {
+            o.sessions.len()
+                + o.session_windows.len()
+                + o.pages.len()
+                + o.products.len()
+                + o.stage_times.len()
+                + o.orders.len()
+                + o.feedback.len()
+                + o.carts.len()
+                + o.spend.len()
+        };
+        self.outs.iter().map(rows).sum::<usize>() + self.customers.rows()
     }
 
     /// Appends the batch that followed this one: rows, facts and triggers in
@@ -54,7 +58,7 @@ impl Batch {
         self.handed += next.handed;
         self.prompt |= next.prompt;
         self.erasures.extend(next.erasures);
-        self.out.extend(next.out);
+        self.outs.extend(next.outs);
         self.customers.extend(next.customers);
         self.commits.extend(next.commits);
         for checkpoint in next.checkpoints {
@@ -86,7 +90,10 @@ mod tests {
 
     fn batch(partition_marks: &[(i32, i64)], checkpoint_watermark: i64, commit: i64) -> Batch {
         Batch {
-            out: Output::default(),
+            outs: vec![Output {
+                feedback: vec![aggregator::FeedbackRow::default(); 2],
+                ..Output::default()
+            }],
             customers: CustomerOutput {
                 new_customers: 1,
                 ..CustomerOutput::default()
@@ -115,10 +122,13 @@ mod tests {
     }
 
     #[test]
-    fn merged_batches_keep_every_row_the_latest_checkpoint_and_marker_and_the_first_closing() {
+    fn merged_batches_keep_every_row_in_place_the_latest_checkpoint_and_marker_and_the_first_closing(
+    ) {
         let mut first = batch(&[(0, 100), (1, 50)], 100, 10);
         let closed = first.closed_at;
         first.absorb(batch(&[(1, 70)], 200, 20));
+        assert_eq!(first.outs.len(), 2, "each advance's rows where they were");
+        assert_eq!(first.rows(), 4);
         assert_eq!(first.customers.new_customers, 2);
         assert_eq!(first.commits.len(), 2, "in order: the later position last");
         assert_eq!(first.commits[1].1, 20);

@@ -238,7 +238,7 @@ impl Ingest {
             "bounded run: input read, every deadline passed"
         );
         let batch = Batch {
-            out,
+            outs: vec![out],
             customers: CustomerOutput::default(),
             commits: Vec::new(),
             checkpoints: Vec::new(),

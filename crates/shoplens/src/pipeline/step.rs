@@ -75,7 +75,7 @@ impl Ingest {
             marks.iter_mut().for_each(|m| m.1 = m.1.min(end_ms));
         }
         let batch = Batch {
-            out,
+            outs: vec![out],
             customers,
             commits,
             checkpoints,

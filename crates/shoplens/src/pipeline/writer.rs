@@ -124,14 +124,15 @@ impl Writer {
     /// Stage 1: the rows, retried until ClickHouse has them.
     async fn write_rows(&self, batch: &Batch) {
         tokio::join!(
-            self.sink.write(&batch.out, &self.stages),
+            self.sink.write(&batch.outs, &self.stages),
             self.sink.write_customers(&batch.customers),
         );
     }
 
     /// Stage 2a: triggers (abandoned carts, overdue orders, lapsed customers).
     async fn send_triggers(&mut self, batch: &Batch) {
-        let carts = batch.out.triggers.iter().map(exporter::triggers::encode);
+        let carts = batch.outs.iter().flat_map(|o| &o.triggers);
+        let carts = carts.map(exporter::triggers::encode);
         let lapsed = batch.customers.lapsed.iter();
         let triggers: Vec<(String, Vec<u8>)> = carts
             .chain(lapsed.map(exporter::triggers::encode_lapsed))
@@ -145,9 +146,9 @@ impl Writer {
     /// Stage 2b: customer facts, flushed with the triggers: a fact sent
     /// again after its marker would be late to the customer book.
     async fn send_facts(&mut self, batch: &Batch) {
-        let facts = &batch.out.customer_facts;
+        let facts = batch.outs.iter().flat_map(|o| &o.customer_facts);
         let encode = |f: &aggregator::CustomerFact| contract::internal::encode_fact(&f.to_wire());
-        for (key, payload) in facts.iter().map(encode) {
+        for (key, payload) in facts.map(encode) {
             self.send(Outgoing::new(&self.facts_topic, key, payload))
                 .await;
         }
@@ -189,16 +190,17 @@ impl Writer {
     /// Stage 5: what the batch made durable, counted.
     fn record(&self, batch: &Batch) {
         let m = &self.metrics;
-        for t in &batch.out.triggers {
-            let kind = exporter::triggers::kind(t);
-            m.triggers.with_label_values(&[kind]).inc();
+        for out in &batch.outs {
+            for t in &out.triggers {
+                let kind = exporter::triggers::kind(t);
+                m.triggers.with_label_values(&[kind]).inc();
+            }
+            m.customer_facts.inc_by(out.customer_facts.len() as u64);
+            m.record(out, &self.stages);
         }
         m.triggers
             .with_label_values(&["lapsed_customer"])
             .inc_by(batch.customers.lapsed.len() as u64);
-        m.customer_facts
-            .inc_by(batch.out.customer_facts.len() as u64);
-        m.record(&batch.out, &self.stages);
         m.record_customers(&batch.customers);
         m.result_delay
             .observe(batch.closed_at.elapsed().as_secs_f64());
@@ -232,7 +234,7 @@ mod tests {
 
     fn batch(prompt: bool) -> Batch {
         Batch {
-            out: Output::default(),
+            outs: vec![Output::default()],
             customers: CustomerOutput::default(),
             commits: Vec::new(),
             checkpoints: Vec::new(),
