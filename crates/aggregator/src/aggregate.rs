@@ -57,7 +57,7 @@ impl Applied<'_> {
         let items = products.iter().map(|l| u64::from(l.quantity)).sum();
         let s = self.session.clone().unwrap_or_default();
         Some(Box::new(OrderDetail {
-            anonymous_id: self.event.anonymous_id.clone(),
+            anonymous_id: self.event.anonymous_id.to_string(),
             session_id: s.session_id,
             items,
             experiment_id: s.experiment_id,

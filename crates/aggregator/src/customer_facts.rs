@@ -153,9 +153,12 @@ impl Aggregate for CustomerFacts<'_> {
             _ => return,
         };
         out.customer_facts.push(CustomerFact {
-            customer_id: a.customer.clone().unwrap_or_else(|| e.anonymous_id.clone()),
+            customer_id: a
+                .customer
+                .clone()
+                .unwrap_or_else(|| e.anonymous_id.to_string()),
             kind,
-            order_id: order_id.clone(),
+            order_id: order_id.to_string(),
             ts_ms: e.timestamp_ms,
             amount_minor: amount,
             currency,
@@ -217,10 +220,11 @@ impl Aggregator {
         };
         let customer = e
             .user_id
-            .clone()
+            .as_deref()
+            .map(str::to_string)
             .or_else(|| order_id.and_then(|o| self.carts.order_customer(o)))
             .or_else(|| self.sessions.user_of(&e.anonymous_id))
-            .unwrap_or_else(|| e.anonymous_id.clone());
+            .unwrap_or_else(|| e.anonymous_id.to_string());
         Some(customer)
     }
 }

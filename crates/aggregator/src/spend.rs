@@ -28,9 +28,9 @@ impl Aggregate for Spend {
         for (day_ms, share) in split_by_day(amount.minor, *period_start_ms, *period_end_ms) {
             out.spend.push(SpendRow {
                 day_ms,
-                channel: channel.clone(),
-                campaign: campaign.clone().unwrap_or_default(),
-                event_id: a.event.event_id.clone(),
+                channel: channel.to_string(),
+                campaign: campaign.as_deref().unwrap_or_default().to_string(),
+                event_id: a.event.event_id.to_string(),
                 amount_minor: share,
                 currency: amount.currency.as_str().to_string(),
             });

@@ -15,7 +15,7 @@ const SRC: Source = Source {
 
 fn ev(id: &str, visitor: &str, user: Option<&str>, ts: i64, kind: EventKind) -> Event {
     Event {
-        user_id: user.map(str::to_string),
+        user_id: user.map(contract::Text::from),
         ..common::event(id, visitor, ts, kind)
     }
 }
@@ -43,7 +43,7 @@ fn journey(visitor: &str, user: Option<&str>, t: i64, pays: bool) -> Vec<Event> 
         user,
         t + 2 * MIN,
         EventKind::AddToCart {
-            cart_id: id("cart2"),
+            cart_id: id("cart2").into(),
             line: line.clone(),
         },
     );
@@ -56,7 +56,7 @@ fn journey(visitor: &str, user: Option<&str>, t: i64, pays: bool) -> Vec<Event> 
             user,
             t + 40_000,
             EventKind::AddToCart {
-                cart_id: cart.clone(),
+                cart_id: cart.clone().into(),
                 line: line.clone(),
             },
         ),
@@ -66,8 +66,8 @@ fn journey(visitor: &str, user: Option<&str>, t: i64, pays: bool) -> Vec<Event> 
             user,
             t + 3 * MIN,
             EventKind::OrderPlaced {
-                order_id: order.clone(),
-                cart_id: Some(cart),
+                order_id: order.clone().into(),
+                cart_id: Some(cart.into()),
                 total: money(2_500, "USD"),
                 referral_code: None,
                 products: vec![line],
@@ -81,7 +81,9 @@ fn journey(visitor: &str, user: Option<&str>, t: i64, pays: bool) -> Vec<Event> 
             visitor,
             user,
             t + 3 * MIN - 20_000,
-            EventKind::OrderPaid { order_id: order },
+            EventKind::OrderPaid {
+                order_id: order.into(),
+            },
         ));
     }
     events

@@ -80,7 +80,7 @@ fn order(
         ts,
         EventKind::OrderPlaced {
             order_id: id.into(),
-            cart_id: cart.map(String::from),
+            cart_id: cart.map(contract::Text::from),
             total: usd(total),
             referral_code: None,
             products: lines,

@@ -49,8 +49,8 @@ fn visit(visitor: &str, ts: i64, medium: Option<(&str, &str)>) -> Event {
     Event {
         page: Some(common::page("/")),
         campaign: Campaign {
-            source: medium.map(|m| m.0.to_string()),
-            medium: medium.map(|m| m.1.to_string()),
+            source: medium.map(|m| m.0.into()),
+            medium: medium.map(|m| m.1.into()),
             ..Campaign::default()
         },
         ..ev(
@@ -67,7 +67,7 @@ fn placed(order: &str, visitor: &str, user: &str, ts: i64, lines: &[(u32, i64)])
         .iter()
         .enumerate()
         .map(|(i, &(quantity, price))| LineItem {
-            product_id: format!("p{i}"),
+            product_id: format!("p{i}").into(),
             price: money(price, "USD"),
             quantity,
         })
@@ -84,7 +84,7 @@ fn placed(order: &str, visitor: &str, user: &str, ts: i64, lines: &[(u32, i64)])
         products,
     };
     Event {
-        user_id: (!user.is_empty()).then(|| user.to_string()),
+        user_id: (!user.is_empty()).then(|| user.into()),
         ..ev(&format!("{order}:placed"), visitor, ts, kind)
     }
 }

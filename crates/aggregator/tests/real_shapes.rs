@@ -16,7 +16,7 @@ const SRC: Source = Source {
 /// A signed-in visitor's event, from a back end that knows no device.
 fn ev(id: &str, visitor: &str, ts: i64, kind: EventKind) -> Event {
     Event {
-        user_id: Some(format!("user-{visitor}")),
+        user_id: Some(format!("user-{visitor}").into()),
         device: Device::Unknown,
         ..common::event(id, visitor, ts, kind)
     }
@@ -169,7 +169,7 @@ fn property_no_paid_order_is_ever_overdue() {
             match pay_at {
                 Some(at) => {
                     let mut p = paid(&order, &visitor, at);
-                    p.event_id = format!("{:016x}", rng.next());
+                    p.event_id = format!("{:016x}", rng.next()).into();
                     events.push(p);
                 }
                 None => unpaid.push(order),
@@ -462,7 +462,7 @@ fn empty_strings_fill_nothing_and_a_later_value_does() {
             id: experiment.0.into(),
             variant: experiment.1.into(),
         }),
-        user_id: Some(String::new()),
+        user_id: Some(String::new().into()),
         ..common::event(id, "visitor", ts, EventKind::PageView)
     };
     let events = [

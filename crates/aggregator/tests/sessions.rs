@@ -236,7 +236,7 @@ fn sample_events(rng: &mut Rng) -> Vec<Event> {
         currency: contract::Currency::parse("USD").unwrap(),
     };
     let line = |p: u64| contract::LineItem {
-        product_id: format!("p{p}"),
+        product_id: format!("p{p}").into(),
         price: usd(100 + p as i64),
         quantity: 1,
     };
@@ -250,11 +250,11 @@ fn sample_events(rng: &mut Rng) -> Vec<Event> {
             events.push(pv(&format!("{v}-{n}"), &visitor, t, path));
             let kind = match rng.next() % 6 {
                 0 => EventKind::AddToCart {
-                    cart_id: format!("cart{v}"),
+                    cart_id: format!("cart{v}").into(),
                     line: line(rng.next() % 3),
                 },
                 1 => EventKind::OrderPlaced {
-                    order_id: format!("order{v}-{n}"),
+                    order_id: format!("order{v}-{n}").into(),
                     cart_id: None,
                     total: usd(500),
                     referral_code: None,

@@ -18,7 +18,7 @@ fn pv(id: &str, visitor: &str, ts: i64, path: &str) -> Event {
         timestamp_ms: ts,
         anonymous_id: visitor.into(),
         user_id: None,
-        session_id: Some(format!("s-{visitor}")),
+        session_id: Some(format!("s-{visitor}").into()),
         page: Some(Page {
             path: path.into(),
             host: "shop.example".into(),

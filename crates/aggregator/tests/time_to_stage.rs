@@ -37,13 +37,13 @@ fn add(visitor: &str, ts: i64) -> Event {
         price: money(1_000, "USD"),
         quantity: 1,
     };
-    let cart_id = format!("cart-{visitor}");
+    let cart_id = format!("cart-{visitor}").into();
     ev(visitor, ts, EventKind::AddToCart { cart_id, line })
 }
 
 fn checkout(visitor: &str, ts: i64) -> Event {
     let kind = EventKind::CheckoutStarted {
-        cart_id: format!("cart-{visitor}"),
+        cart_id: format!("cart-{visitor}").into(),
         value: None,
     };
     ev(visitor, ts, kind)

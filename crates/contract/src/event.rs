@@ -2,19 +2,24 @@
 
 use crate::money::Money;
 
+/// A string of the event: held inline up to 24 bytes (ids, hosts, paths,
+/// most of what storefronts send), so a decoded event allocates only for
+/// its longer strings.
+pub type Text = compact_str::CompactString;
+
 /// One valid storefront event, with event time already clock-skew corrected.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     /// Unique per event; repeats inside the dedup horizon are duplicates.
-    pub event_id: String,
+    pub event_id: Text,
     /// Event time, UTC epoch milliseconds.
     pub timestamp_ms: i64,
     /// The visitor's cookie or device id (the Kafka key).
-    pub anonymous_id: String,
+    pub anonymous_id: Text,
     /// The customer's account id, once known.
-    pub user_id: Option<String>,
+    pub user_id: Option<Text>,
     /// The storefront's own session id, when it sends one.
-    pub session_id: Option<String>,
+    pub session_id: Option<Text>,
     /// Page context; required for `page_view`.
     pub page: Option<Page>,
     /// Campaign: `context.campaign`, else the URL's `utm_*` parameters.
@@ -31,22 +36,22 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     /// Path of the URL, without query or fragment (at most 512 bytes).
-    pub path: String,
+    pub path: Text,
     /// Host of the page URL, lower case.
-    pub host: String,
+    pub host: Text,
     /// Host of the referrer, lower case, when there is a referrer.
-    pub referrer_host: Option<String>,
+    pub referrer_host: Option<Text>,
 }
 
 /// Campaign parameters, from `context.campaign` or the URL's `utm_*`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Campaign {
     /// `utm_source`.
-    pub source: Option<String>,
+    pub source: Option<Text>,
     /// `utm_medium`.
-    pub medium: Option<String>,
+    pub medium: Option<Text>,
     /// `utm_campaign` / `name`.
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// Whether the URL carried an ad click id (gclid, yclid, fbclid, ...).
     pub click_id: bool,
 }
@@ -86,18 +91,18 @@ impl Device {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Experiment {
     /// Experiment id.
-    pub id: String,
+    pub id: Text,
     /// Variant name.
-    pub variant: String,
+    pub variant: Text,
 }
 
 /// A product as seen on a product view.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Product {
     /// Product id.
-    pub product_id: String,
+    pub product_id: Text,
     /// Category, when given.
-    pub category: Option<String>,
+    pub category: Option<Text>,
     /// Unit price, when given.
     pub price: Option<Money>,
 }
@@ -106,7 +111,7 @@ pub struct Product {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LineItem {
     /// Product id.
-    pub product_id: String,
+    pub product_id: Text,
     /// Unit price.
     pub price: Money,
     /// Quantity, at least 1.
@@ -137,21 +142,21 @@ pub enum EventKind {
     /// Lines were added to a cart.
     AddToCart {
         /// Cart id.
-        cart_id: String,
+        cart_id: Text,
         /// The line.
         line: LineItem,
     },
     /// Lines were removed from a cart.
     RemoveFromCart {
         /// Cart id.
-        cart_id: String,
+        cart_id: Text,
         /// The line.
         line: LineItem,
     },
     /// Checkout began.
     CheckoutStarted {
         /// Cart id.
-        cart_id: String,
+        cart_id: Text,
         /// Cart value, when sent.
         value: Option<Money>,
     },
@@ -160,7 +165,7 @@ pub enum EventKind {
     /// A referral was sent.
     ReferralSent {
         /// Referral code.
-        referral_code: String,
+        referral_code: Text,
     },
     /// A survey answer.
     SurveyResponse {
@@ -174,39 +179,39 @@ pub enum EventKind {
     /// An order was placed.
     OrderPlaced {
         /// Order id.
-        order_id: String,
+        order_id: Text,
         /// Cart it came from.
-        cart_id: Option<String>,
+        cart_id: Option<Text>,
         /// Order total.
         total: Money,
         /// Referral code used.
-        referral_code: Option<String>,
+        referral_code: Option<Text>,
         /// Lines.
         products: Vec<LineItem>,
     },
     /// An order was paid.
     OrderPaid {
         /// Order id.
-        order_id: String,
+        order_id: Text,
     },
     /// An order was cancelled.
     OrderCancelled {
         /// Order id.
-        order_id: String,
+        order_id: Text,
     },
     /// An order was refunded, in part or whole.
     OrderRefunded {
         /// Order id.
-        order_id: String,
+        order_id: Text,
         /// Refunded amount.
         amount: Money,
     },
     /// Ad spend of a channel over a period.
     AdSpend {
         /// Channel the money was spent on.
-        channel: String,
+        channel: Text,
         /// Campaign, when given.
-        campaign: Option<String>,
+        campaign: Option<Text>,
         /// Amount spent.
         amount: Money,
         /// Start of the period (epoch ms).

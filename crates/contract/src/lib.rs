@@ -22,7 +22,8 @@ mod url;
 pub use backoff::Backoff;
 pub use decode::{DecodeOptions, Decoder, Stream};
 pub use event::{
-    Campaign, Device, Event, EventKind, Experiment, LineItem, Page, Product, Survey, EVENT_TYPES,
+    Campaign, Device, Event, EventKind, Experiment, LineItem, Page, Product, Survey, Text,
+    EVENT_TYPES,
 };
 pub use money::{Currency, Money};
 pub use reason::{Invalid, Reason};

@@ -49,8 +49,12 @@ pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
-/// Decodes `%XX` escapes and `+` of a query value, lossily.
-pub(crate) fn decode_component(v: &str) -> String {
+/// Decodes `%XX` escapes and `+` of a query value, lossily; borrowed when
+/// there is nothing to decode (most `utm_*` values).
+pub(crate) fn decode_component(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['%', '+']) {
+        return std::borrow::Cow::Borrowed(v);
+    }
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -73,7 +77,10 @@ pub(crate) fn decode_component(v: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match String::from_utf8(out) {
+        Ok(text) => std::borrow::Cow::Owned(text),
+        Err(e) => std::borrow::Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
 }
 
 #[cfg(test)]

@@ -255,7 +255,7 @@ impl Carts {
                 Cart {
                     row: CartRow {
                         cart_id: cart_id.to_string(),
-                        anonymous_id: e.anonymous_id.clone(),
+                        anonymous_id: e.anonymous_id.to_string(),
                         user_id: String::new(),
                         status: CartStatus::Abandoned,
                         opened_ms: e.timestamp_ms,
@@ -277,7 +277,8 @@ impl Carts {
         let c = self.open.get_mut(cart_id).expect("inserted");
         c.row.last_activity_ms = e.timestamp_ms;
         if let Some(u) = &e.user_id {
-            c.row.user_id.clone_from(u);
+            c.row.user_id.clear();
+            c.row.user_id.push_str(u);
         }
         c
     }
@@ -295,20 +296,20 @@ impl Carts {
             EventKind::AddToCart { cart_id, line } => {
                 let currency = line.price.currency.as_str();
                 let c = self.cart(e, cart_id, currency, pos, held, (out, bounds));
-                let entry = c.lines.entry(line.product_id.clone()).or_insert((0, 0));
+                let entry = c.lines.entry(line.product_id.to_string()).or_insert((0, 0));
                 entry.0 = entry.0.saturating_add(i64::from(line.quantity));
                 entry.1 = line.price.minor;
             }
             EventKind::RemoveFromCart { cart_id, line } => {
-                if let Some(c) = self.open.get_mut(cart_id) {
+                if let Some(c) = self.open.get_mut(cart_id.as_str()) {
                     c.row.last_activity_ms = e.timestamp_ms;
-                    if let Some(entry) = c.lines.get_mut(&line.product_id) {
+                    if let Some(entry) = c.lines.get_mut(line.product_id.as_str()) {
                         entry.0 = (entry.0 - i64::from(line.quantity)).max(0);
                     }
                 }
             }
             EventKind::CheckoutStarted { cart_id, .. } => {
-                if let Some(c) = self.open.get_mut(cart_id) {
+                if let Some(c) = self.open.get_mut(cart_id.as_str()) {
                     c.row.last_activity_ms = e.timestamp_ms;
                 }
             }

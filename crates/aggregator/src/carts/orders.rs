@@ -103,12 +103,12 @@ impl Carts {
             Order {
                 total_minor,
                 currency: currency.to_string(),
-                anonymous_id: e.anonymous_id.clone(),
-                user_id: e.user_id.clone().unwrap_or_default(),
+                anonymous_id: e.anonymous_id.to_string(),
+                user_id: e.user_id.as_deref().unwrap_or_default().to_string(),
                 items: products
                     .iter()
                     .map(|l| Item {
-                        product_id: l.product_id.clone(),
+                        product_id: l.product_id.to_string(),
                         quantity: i64::from(l.quantity),
                         price_minor: l.price.minor,
                     })

@@ -2,11 +2,13 @@
 //! (from the page URL's utm parameters and click ids, overridden by
 //! `context.campaign`), the device and the experiment.
 
-use crate::event::{Campaign, Device, Experiment, Page};
+use crate::event::{Campaign, Device, Experiment, Page, Text};
 use crate::reason::{Invalid, Reason};
 use crate::url;
 
-use super::raw::{opt_str, present, req_str, CampaignRaw, Context, ExperimentRaw, Nested, PageRaw};
+use super::raw::{
+    lower, opt_str, present, req_str, CampaignRaw, Context, ExperimentRaw, Nested, PageRaw,
+};
 use super::Decoder;
 
 /// What `context` holds, checked.
@@ -49,20 +51,17 @@ impl Decoder {
         let (Some(parts), Some(p)) = (parts, p) else {
             return Ok(None);
         };
-        let mut path = parts.path.to_string();
-        if path.len() > 512 {
-            let mut cut = 512;
-            while !path.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            path.truncate(cut);
+        let mut cut = parts.path.len().min(512);
+        while !parts.path.is_char_boundary(cut) {
+            cut -= 1;
         }
+        let path = Text::new(&parts.path[..cut]);
         let referrer_host = opt_str(p.referrer, "context.page.referrer", 8192)?
-            .map(|r| url::split(&r).host.to_ascii_lowercase())
+            .map(|r| lower(url::split(&r).host))
             .filter(|h| !h.is_empty());
         Ok(Some(Page {
             path,
-            host: parts.host.to_ascii_lowercase(),
+            host: lower(parts.host),
             referrer_host,
         }))
     }
@@ -76,7 +75,7 @@ impl Decoder {
         // utm_* from the page URL first; context.campaign overrides.
         if let Some(query) = page_query {
             for (k, v) in url::query_pairs(query) {
-                let v = || Some(url::decode_component(v)).filter(|v| !v.is_empty());
+                let v = || Some(Text::from(url::decode_component(v))).filter(|v| !v.is_empty());
                 match k {
                     "utm_source" => c.source = v(),
                     "utm_medium" => c.medium = v(),
@@ -89,13 +88,13 @@ impl Decoder {
         }
         let cr: CampaignRaw<'_> = raw.get("context.campaign")?;
         if let Some(s) = opt_str(cr.source, "context.campaign.source", 256)? {
-            c.source = Some(s.into_owned());
+            c.source = Some(s.into());
         }
         if let Some(s) = opt_str(cr.medium, "context.campaign.medium", 256)? {
-            c.medium = Some(s.into_owned());
+            c.medium = Some(s.into());
         }
         if let Some(s) = opt_str(cr.name, "context.campaign.name", 256)? {
-            c.name = Some(s.into_owned());
+            c.name = Some(s.into());
         }
         for s in [&mut c.source, &mut c.medium].into_iter().flatten() {
             if !s.is_ascii() || s.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -129,8 +128,8 @@ fn experiment(raw: Nested<ExperimentRaw<'_>>) -> Result<Option<Experiment>, Inva
         Some(e) if present(e.id).is_none() && present(e.variant).is_none() => None,
         None => None,
         Some(e) => Some(Experiment {
-            id: req_str(e.id, "context.experiment.id", 128)?.into_owned(),
-            variant: req_str(e.variant, "context.experiment.variant", 128)?.into_owned(),
+            id: req_str(e.id, "context.experiment.id", 128)?.into(),
+            variant: req_str(e.variant, "context.experiment.variant", 128)?.into(),
         }),
     })
 }

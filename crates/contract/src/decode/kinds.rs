@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use crate::event::{EventKind, LineItem, Product, Survey};
+use crate::event::{EventKind, LineItem, Product, Survey, Text};
 use crate::money::{parse_minor, AmountError, Currency, Money};
 use crate::reason::{Invalid, Reason};
 
@@ -47,7 +47,7 @@ impl Decoder {
         cur: Currency,
         has_page: bool,
     ) -> Result<EventKind, Invalid> {
-        let cart_id = || -> Result<String, Invalid> {
+        let cart_id = || -> Result<Text, Invalid> {
             owned(opt_str(props.cart_id, "properties.cart_id", 128)?)
                 .ok_or_else(|| Invalid::missing("properties.cart_id"))
         };
@@ -65,7 +65,7 @@ impl Decoder {
                 EventKind::ProductView {
                     product: Product {
                         product_id: req_str(p.product_id, "properties.product.product_id", 128)?
-                            .into_owned(),
+                            .into(),
                         category: owned(opt_str(p.category, "properties.product.category", 256)?),
                         price: self.money(p.price, "properties.product.price", cur)?,
                     },
@@ -87,7 +87,7 @@ impl Decoder {
             "signup" => EventKind::Signup,
             "referral_sent" => EventKind::ReferralSent {
                 referral_code: req_str(props.referral_code, "properties.referral_code", 128)?
-                    .into_owned(),
+                    .into(),
             },
             _ => self.survey(props)?,
         })
@@ -100,8 +100,8 @@ impl Decoder {
         props: &Props<'_>,
         cur: Currency,
     ) -> Result<EventKind, Invalid> {
-        let order_id = || -> Result<String, Invalid> {
-            Ok(req_str(props.order_id, "properties.order_id", 128)?.into_owned())
+        let order_id = || -> Result<Text, Invalid> {
+            Ok(req_str(props.order_id, "properties.order_id", 128)?.into())
         };
         Ok(match type_name {
             "order_placed" => {
@@ -166,7 +166,7 @@ impl Decoder {
             ));
         }
         Ok(EventKind::AdSpend {
-            channel: req_str(props.channel, "properties.channel", 64)?.into_owned(),
+            channel: req_str(props.channel, "properties.channel", 64)?.into(),
             campaign: owned(opt_str(props.campaign, "properties.campaign", 256)?),
             amount: self.req_money(props.amount, "properties.amount", cur)?,
             period_start_ms: start,
@@ -305,7 +305,7 @@ impl Decoder {
                 })?,
         };
         Ok(LineItem {
-            product_id: req_str(p.product_id, field, 128)?.into_owned(),
+            product_id: req_str(p.product_id, field, 128)?.into(),
             price: self.req_money(p.price, field, cur)?,
             quantity,
         })

@@ -9,7 +9,7 @@ mod context;
 mod kinds;
 mod raw;
 
-use crate::event::Event;
+use crate::event::{Event, Text};
 use crate::money::Currency;
 use crate::reason::{Invalid, Reason};
 use crate::time::{MAX_MS, MIN_MS, MIN_TIME_MS};
@@ -90,9 +90,9 @@ impl Decoder {
         kafka_ts_ms: Option<i64>,
     ) -> Result<Event, Invalid> {
         let env = envelope(payload)?;
-        let event_id = req_str(env.event_id, "event_id", 128)?.into_owned();
+        let event_id = Text::from(req_str(env.event_id, "event_id", 128)?);
         let type_name = req_str(env.kind, "type", 64)?;
-        let anonymous_id = req_str(env.anonymous_id, "anonymous_id", 128)?.into_owned();
+        let anonymous_id = Text::from(req_str(env.anonymous_id, "anonymous_id", 128)?);
         let range = self.opts.earliest_ms..self.opts.latest_ms;
         let client_ts = timestamp(env.timestamp, "timestamp", range.clone())?
             .ok_or_else(|| Invalid::missing("timestamp"))?;

@@ -270,8 +270,15 @@ pub(super) fn req_str<'a>(
     opt_str(raw, field, max)?.ok_or_else(|| Invalid::missing(field))
 }
 
-pub(super) fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
-    s.map(Cow::into_owned)
+pub(super) fn owned(s: Option<Cow<'_, str>>) -> Option<crate::event::Text> {
+    s.map(crate::event::Text::from)
+}
+
+/// `s` in ASCII lower case.
+pub(super) fn lower(s: &str) -> crate::event::Text {
+    let mut t = crate::event::Text::new(s);
+    t.make_ascii_lowercase();
+    t
 }
 
 /// A timestamp: RFC 3339 string with offset, or integer epoch milliseconds,
