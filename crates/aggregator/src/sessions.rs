@@ -253,7 +253,7 @@ impl Sessionizer {
                 closed,
                 evicted: None,
                 started: None,
-                channel: self.rules.classify(&e.campaign, e.page.as_ref()),
+                channel: self.rules.classify(e.campaign(), e.page.as_ref()),
                 reached: None,
             };
         }
@@ -332,7 +332,7 @@ impl Sessionizer {
     fn open_for(&mut self, e: &Event, pos: Position) -> Started {
         // One copy of the visitor id keys the map and heap, and is the row's.
         let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
-        let channel = self.rules.classify(&e.campaign, e.page.as_ref());
+        let channel = self.rules.classify(e.campaign(), e.page.as_ref());
         let mut s = Open::start(e, pos, key.clone(), channel, &mut self.strings);
         let visitor = visitor_digest(&e.anonymous_id);
         s.new_visitor = self.visitors.first_time(visitor);

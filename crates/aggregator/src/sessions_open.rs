@@ -166,7 +166,7 @@ impl Open {
         channel: Channel,
         strings: &mut Interner,
     ) -> Open {
-        let campaign = &e.campaign;
+        let campaign = e.campaign();
         let referrer = e.page.as_ref().and_then(|p| p.referrer_host.as_deref());
         let source = campaign.source.as_deref().or(referrer).unwrap_or_default();
         Open {

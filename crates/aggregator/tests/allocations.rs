@@ -50,8 +50,8 @@ fn page_view(n: usize) -> Event {
         EventKind::PageView,
     );
     e.page = Some(common::page(&format!("/product/{}", n % PAGES)));
-    e.campaign.source = Some("newsletter".into());
-    e.campaign.medium = Some("email".into());
+    e.campaign_mut().source = Some("newsletter".into());
+    e.campaign_mut().medium = Some("email".into());
     e
 }
 

@@ -30,11 +30,12 @@ fn landing(visitor: &str, ts: i64) -> Event {
             source: Some("newsletter".into()),
             medium: Some("email".into()),
             ..Campaign::default()
-        },
-        experiment: Some(Experiment {
+        }
+        .boxed(),
+        experiment: Some(Box::new(Experiment {
             id: "checkout".into(),
             variant: "B".into(),
-        }),
+        })),
         ..ev(
             &format!("{visitor}-{ts}-pv"),
             visitor,
@@ -52,7 +53,8 @@ fn visit(visitor: &str, ts: i64, medium: Option<(&str, &str)>) -> Event {
             source: medium.map(|m| m.0.into()),
             medium: medium.map(|m| m.1.into()),
             ..Campaign::default()
-        },
+        }
+        .boxed(),
         ..ev(
             &format!("{visitor}-{ts}-visit"),
             visitor,
@@ -450,8 +452,8 @@ fn an_order_names_its_first_touch_and_last_non_direct_within_30_days() {
 fn without_a_touch_an_order_is_attributed_to_its_own_channel() {
     // An order-only feed whose order event names the e-mail campaign.
     let mut order = placed("o1", "a", "u1", T0, &[(1, 700)]);
-    order.campaign.source = Some("newsletter".into());
-    order.campaign.medium = Some("email".into());
+    order.campaign_mut().source = Some("newsletter".into());
+    order.campaign_mut().medium = Some("email".into());
     let Book { orders: rows, .. } = orders(&[order], T0 + DAY);
     let o1 = &rows["o1"];
     assert_eq!(o1.session_id, "", "no session");

@@ -214,8 +214,8 @@ fn page_view(id: &str, visitor: &str, ts: i64, utm: Option<(&str, &str)>) -> Eve
         referrer_host: None,
     });
     if let Some((source, medium)) = utm {
-        e.campaign.source = Some(source.into());
-        e.campaign.medium = Some(medium.into());
+        e.campaign_mut().source = Some(source.into());
+        e.campaign_mut().medium = Some(medium.into());
     }
     e
 }
@@ -458,10 +458,10 @@ fn empty_strings_fill_nothing_and_a_later_value_does() {
             path: path.into(),
             ..common::page("/")
         }),
-        experiment: Some(contract::Experiment {
+        experiment: Some(Box::new(contract::Experiment {
             id: experiment.0.into(),
             variant: experiment.1.into(),
-        }),
+        })),
         user_id: Some(String::new().into()),
         ..common::event(id, "visitor", ts, EventKind::PageView)
     };

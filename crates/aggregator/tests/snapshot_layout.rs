@@ -6,7 +6,7 @@
 //! reader of the format before it, and adds a file of that format here.
 
 use aggregator::{Aggregator, AggregatorConfig, Output, Position, Source};
-use contract::{Campaign, Device, Event, EventKind, Page};
+use contract::{Device, Event, EventKind, Page};
 use std::path::PathBuf;
 
 const T0: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
@@ -24,7 +24,7 @@ fn pv(id: &str, visitor: &str, ts: i64, path: &str) -> Event {
             host: "shop.example".into(),
             referrer_host: None,
         }),
-        campaign: Campaign::default(),
+        campaign: None,
         device: Device::Desktop,
         experiment: None,
         kind: EventKind::PageView,

@@ -22,14 +22,70 @@ pub struct Event {
     pub session_id: Option<Text>,
     /// Page context; required for `page_view`.
     pub page: Option<Page>,
-    /// Campaign: `context.campaign`, else the URL's `utm_*` parameters.
-    pub campaign: Campaign,
+    /// Campaign: `context.campaign`, else the URL's `utm_*` parameters;
+    /// `None` when it has none. Boxed, as are experiments: most events
+    /// carry neither, and an event is moved through the buffer whole (see
+    /// [`Event::campaign`]). Checkpoints write it as a [`Campaign`] (empty
+    /// when `None`), as before it was boxed.
+    #[serde(with = "boxed_campaign")]
+    pub campaign: Option<Box<Campaign>>,
     /// Device class; `Bot` events are kept out of business metrics.
     pub device: Device,
     /// A/B test assignment.
-    pub experiment: Option<Experiment>,
+    pub experiment: Option<Box<Experiment>>,
     /// The type and its properties.
     pub kind: EventKind,
+}
+
+/// The campaign of an event that has none.
+static NO_CAMPAIGN: Campaign = Campaign {
+    source: None,
+    medium: None,
+    name: None,
+    click_id: false,
+};
+
+impl Event {
+    /// The event's campaign, empty when it has none.
+    pub fn campaign(&self) -> &Campaign {
+        self.campaign.as_deref().unwrap_or(&NO_CAMPAIGN)
+    }
+
+    /// The event's campaign to change (made empty when it had none).
+    pub fn campaign_mut(&mut self) -> &mut Campaign {
+        self.campaign.get_or_insert_with(Box::default)
+    }
+}
+
+impl Campaign {
+    /// Whether it has no field and no click id.
+    pub fn is_empty(&self) -> bool {
+        *self == NO_CAMPAIGN
+    }
+
+    /// `Some` unless empty: what [`Event::campaign`] holds.
+    pub fn boxed(self) -> Option<Box<Campaign>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
+}
+
+/// Writes an event's campaign as a [`Campaign`], empty for none, and reads
+/// it back: the layout of checkpoints from before the campaign was boxed.
+mod boxed_campaign {
+    use super::Campaign;
+
+    pub(super) fn serialize<S: serde::Serializer>(
+        c: &Option<Box<Campaign>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(c.as_deref().unwrap_or(&super::NO_CAMPAIGN), s)
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Box<Campaign>>, D::Error> {
+        <Campaign as serde::Deserialize>::deserialize(d).map(Campaign::boxed)
+    }
 }
 
 /// The page an event happened on.

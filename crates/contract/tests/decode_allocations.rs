@@ -1,7 +1,8 @@
 //! Heap allocations of decoding, counted by a global allocator: an event's
 //! strings of at most 24 bytes (visitor and session ids, hosts, paths,
-//! campaign fields) are held inline, so a page view with a 36-byte event
-//! id allocates for that id alone, and one of short strings not at all.
+//! campaign fields) are held inline, and its campaign is boxed only when it
+//! has one. So a page view allocates for a 36-byte event id and for its
+//! campaign, and one of short strings without a campaign not at all.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,12 +33,14 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// A storefront page view as `../shared/bench` and tracking libraries send
-/// it: ids, a signed-in user, a session, a campaign in the URL, a referrer.
-fn page_view(event_id: &str) -> String {
+/// it: ids, a signed-in user, a session, the URL's `query`, a referrer.
+fn page_view(event_id: &str, query: &str) -> String {
     format!(
-        r#"{{"event_id":"{event_id}","type":"page_view","timestamp":"2024-03-01T00:00:08.623Z","anonymous_id":"anon-0000151789","user_id":"user-2198640","session_id":"sess-0000151789-0","context":{{"device":"desktop","page":{{"url":"https://shop.example.com/c/books?utm_source=newsletter&utm_medium=email","referrer":"https://duckduckgo.com/","title":"Shop - books"}}}}}}"#
+        r#"{{"event_id":"{event_id}","type":"page_view","timestamp":"2024-03-01T00:00:08.623Z","anonymous_id":"anon-0000151789","user_id":"user-2198640","session_id":"sess-0000151789-0","context":{{"device":"desktop","page":{{"url":"https://shop.example.com/c/books{query}","referrer":"https://duckduckgo.com/","title":"Shop - books"}}}}}}"#
     )
 }
+
+const UTM: &str = "?utm_source=newsletter&utm_medium=email";
 
 /// Allocations of decoding `json` (the event is dropped after counting).
 fn allocations(json: &str) -> u64 {
@@ -52,14 +55,19 @@ fn allocations(json: &str) -> u64 {
         (page.host.as_str(), page.path.as_str()),
         ("shop.example.com", "/c/books")
     );
-    assert_eq!(event.campaign.source.as_deref(), Some("newsletter"));
+    let utm = json.contains("utm_source");
+    let source = event.campaign().source.as_deref();
+    assert_eq!(source, utm.then_some("newsletter"));
     assert_eq!(page.referrer_host.as_deref(), Some("duckduckgo.com"));
     after - before
 }
 
 #[test]
-fn short_strings_are_held_inline_and_a_long_id_alone_allocates() {
+fn short_strings_are_inline_and_only_a_long_id_or_a_campaign_allocates() {
     let uuid = "04e6cdfb-3568-4746-bb21-cdb99f21a56a";
-    assert_eq!(allocations(&page_view(uuid)), 1, "the 36-byte event id");
-    assert_eq!(allocations(&page_view("e-151789-0")), 0);
+    let (short, long) = ("e-151789-0", uuid);
+    assert_eq!(allocations(&page_view(short, "")), 0);
+    assert_eq!(allocations(&page_view(long, "")), 1, "the 36-byte event id");
+    assert_eq!(allocations(&page_view(short, UTM)), 1, "the campaign");
+    assert_eq!(allocations(&page_view(long, UTM)), 2);
 }

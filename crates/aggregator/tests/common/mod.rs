@@ -20,7 +20,7 @@ impl Rng {
 }
 
 use aggregator::{Aggregator, AggregatorConfig, Output, Position, Source};
-use contract::{Campaign, Currency, Device, Event, EventKind, Money, Page};
+use contract::{Currency, Device, Event, EventKind, Money, Page};
 
 /// 2019-10-01T00:00:00Z, a window start.
 #[allow(dead_code)]
@@ -49,7 +49,7 @@ pub fn event(id: &str, visitor: &str, ts: i64, kind: EventKind) -> Event {
         user_id: None,
         session_id: None,
         page: None,
-        campaign: Campaign::default(),
+        campaign: None,
         device: Device::Desktop,
         experiment: None,
         kind,

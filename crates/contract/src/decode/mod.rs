@@ -111,9 +111,9 @@ impl Decoder {
             user_id,
             session_id,
             page: ctx.page,
-            campaign: ctx.campaign,
+            campaign: ctx.campaign.boxed(),
             device: ctx.device,
-            experiment: ctx.experiment,
+            experiment: ctx.experiment.map(Box::new),
             kind,
         })
     }
