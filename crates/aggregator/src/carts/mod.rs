@@ -296,7 +296,13 @@ impl Carts {
             EventKind::AddToCart { cart_id, line } => {
                 let currency = line.price.currency.as_str();
                 let c = self.cart(e, cart_id, currency, pos, held, (out, bounds));
-                let entry = c.lines.entry(line.product_id.to_string()).or_insert((0, 0));
+                // A line already in the cart is found by its id, without
+                // making the key again: only a new line allocates.
+                let lines = &mut c.lines;
+                if !lines.contains_key(line.product_id.as_str()) {
+                    lines.insert(line.product_id.to_string(), (0, 0));
+                }
+                let entry = lines.get_mut(line.product_id.as_str()).expect("inserted");
                 entry.0 = entry.0.saturating_add(i64::from(line.quantity));
                 entry.1 = line.price.minor;
             }
