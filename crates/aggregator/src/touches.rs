@@ -13,8 +13,11 @@
 
 use std::collections::VecDeque;
 
+use thin_vec::ThinVec;
+
 use crate::channel::Channel;
 use crate::hash::Map;
+use std::collections::hash_map::Entry;
 
 /// The settings touches are kept under.
 #[derive(Debug, Clone, Copy)]
@@ -35,15 +38,105 @@ impl TouchBounds {
     }
 }
 
-/// What is kept of one visitor.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
+/// What is kept of one visitor. The latest touch is held in place and the
+/// older ones in a thin vector, which allocates only when it holds one: most
+/// visitors start one session in the window, so most keep no heap memory
+/// of their own (a `Vec` of touches was an allocation per visitor).
+///
+/// Checkpoints write it as before: `touches` (oldest first), `first_ms`,
+/// `sessions`.
+#[derive(serde::Deserialize)]
+#[serde(try_from = "VisitorRepr")]
 struct Visitor {
-    /// (session start, channel), oldest first.
-    touches: Vec<(i64, Channel)>,
+    /// The latest touch: (session start, channel).
+    latest: (i64, Channel),
+    /// The touches before it, oldest first.
+    older: ThinVec<(i64, Channel)>,
     /// Start of the first session remembered.
     first_ms: i64,
     /// Sessions started since then.
     sessions: u32,
+}
+
+impl Visitor {
+    /// The visitor's touches, oldest first.
+    fn touches(&self) -> impl ExactSizeIterator<Item = &(i64, Channel)> + '_ {
+        TouchIter {
+            older: self.older.iter(),
+            latest: Some(&self.latest),
+        }
+    }
+
+    /// Records a touch after the others, keeping at most `max` of them.
+    fn push(&mut self, touch: (i64, Channel), max: usize) {
+        let before = std::mem::replace(&mut self.latest, touch);
+        self.older.push(before);
+        if self.older.len() + 1 > max.max(1) {
+            self.older.remove(0);
+        }
+    }
+}
+
+/// The touches of a [`Visitor`], oldest first, with their exact count (which
+/// checkpoints write before them).
+struct TouchIter<'a> {
+    older: std::slice::Iter<'a, (i64, Channel)>,
+    latest: Option<&'a (i64, Channel)>,
+}
+
+impl<'a> Iterator for TouchIter<'a> {
+    type Item = &'a (i64, Channel);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.older.next().or_else(|| self.latest.take())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.older.len() + usize::from(self.latest.is_some());
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for TouchIter<'_> {}
+
+/// A [`Visitor`] as checkpoints hold it.
+#[derive(serde::Deserialize)]
+struct VisitorRepr {
+    touches: Vec<(i64, Channel)>,
+    first_ms: i64,
+    sessions: u32,
+}
+
+impl TryFrom<VisitorRepr> for Visitor {
+    type Error = &'static str;
+
+    /// Every visitor kept has a touch: one is recorded as it is made.
+    fn try_from(mut r: VisitorRepr) -> Result<Self, Self::Error> {
+        let latest = r.touches.pop().ok_or("a visitor without touches")?;
+        Ok(Visitor {
+            latest,
+            older: r.touches.into_iter().collect(),
+            first_ms: r.first_ms,
+            sessions: r.sessions,
+        })
+    }
+}
+
+impl serde::Serialize for Visitor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Touches<'a>(&'a Visitor);
+        impl serde::Serialize for Touches<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.touches())
+            }
+        }
+        let mut st = serializer.serialize_struct("Visitor", 3)?;
+        st.serialize_field("touches", &Touches(self))?;
+        st.serialize_field("first_ms", &self.first_ms)?;
+        st.serialize_field("sessions", &self.sessions)?;
+        st.end()
+    }
 }
 
 /// What an order learns of its visitor's sessions.
@@ -101,14 +194,20 @@ impl Touches {
         b: TouchBounds,
     ) -> u64 {
         let mut evicted = 0;
-        let v = self.by_visitor.entry(d).or_insert_with(|| Visitor {
-            first_ms: start_ms,
-            ..Visitor::default()
-        });
-        v.sessions = v.sessions.saturating_add(1);
-        v.touches.push((start_ms, channel));
-        if v.touches.len() > b.per_visitor.max(1) {
-            v.touches.remove(0);
+        match self.by_visitor.entry(d) {
+            Entry::Occupied(mut v) => {
+                let v = v.get_mut();
+                v.sessions = v.sessions.saturating_add(1);
+                v.push((start_ms, channel), b.per_visitor);
+            }
+            Entry::Vacant(v) => {
+                v.insert(Visitor {
+                    latest: (start_ms, channel),
+                    older: ThinVec::new(),
+                    first_ms: start_ms,
+                    sessions: 1,
+                });
+            }
         }
         self.queue.push_back((start_ms, d));
         while self.by_visitor.len() > b.visitors.max(1) {
@@ -125,8 +224,8 @@ impl Touches {
 
     /// Whether `at` is the latest touch of visitor digest `d`.
     fn is_latest(&self, d: u64, at: i64) -> bool {
-        let latest = self.by_visitor.get(&d).and_then(|v| v.touches.last());
-        latest.is_some_and(|&(t, _)| t == at)
+        let latest = self.by_visitor.get(&d).map(|v| v.latest.0);
+        latest == Some(at)
     }
 
     /// What an order of `visitor` at `at_ms` learns: the channels of the
@@ -138,7 +237,7 @@ impl Touches {
             return Seen::default();
         };
         let from = at_ms.saturating_sub(b.window_ms);
-        let channels = v.touches.iter().filter(|(t, _)| (from..=at_ms).contains(t));
+        let channels = v.touches().filter(|(t, _)| (from..=at_ms).contains(t));
         Seen {
             channels: channels.map(|&(_, c)| c).collect(),
             first_session_ms: Some(v.first_ms),
@@ -242,6 +341,57 @@ mod tests {
             (seen.first_session_ms, seen.sessions),
             (Some(40 * DAY), 1),
             "w starts over"
+        );
+    }
+
+    #[test]
+    fn a_visitor_is_written_as_the_list_of_touches_it_was() {
+        // The layout before touches were kept in place: a list, oldest first.
+        #[derive(serde::Serialize)]
+        struct Before {
+            touches: Vec<(i64, Channel)>,
+            first_ms: i64,
+            sessions: u32,
+        }
+        let b = TouchBounds {
+            per_visitor: 2,
+            ..B
+        };
+        let mut t = Touches::default();
+        t.touch("v", DAY, Channel::Email, b);
+        t.touch("w", DAY, Channel::Direct, b);
+        for (i, c) in [Channel::Referral, Channel::PaidSearch]
+            .into_iter()
+            .enumerate()
+        {
+            t.touch("v", (i as i64 + 2) * DAY, c, b);
+        }
+        let bytes = |v: &Visitor| postcard::to_allocvec(v).expect("encodes");
+        let v = &t.by_visitor[&digest("v")];
+        let before = Before {
+            touches: vec![(2 * DAY, Channel::Referral), (3 * DAY, Channel::PaidSearch)],
+            first_ms: DAY,
+            sessions: 3,
+        };
+        assert_eq!(bytes(v), postcard::to_allocvec(&before).expect("encodes"));
+        let w = &t.by_visitor[&digest("w")];
+        let one = Before {
+            touches: vec![(DAY, Channel::Direct)],
+            first_ms: DAY,
+            sessions: 1,
+        };
+        assert_eq!(bytes(w), postcard::to_allocvec(&one).expect("encodes"));
+        let back: Visitor = postcard::from_bytes(&bytes(v)).expect("decodes");
+        assert_eq!(bytes(&back), bytes(v), "read back as written");
+        let none = postcard::to_allocvec(&Before {
+            touches: vec![],
+            first_ms: 0,
+            sessions: 0,
+        })
+        .expect("encodes");
+        assert!(
+            postcard::from_bytes::<Visitor>(&none).is_err(),
+            "a visitor has a touch"
         );
     }
 }
