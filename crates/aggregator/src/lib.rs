@@ -501,7 +501,7 @@ impl Aggregator {
         }
         if let (contract::EventKind::PageView, Some(page)) = (&event.kind, &event.page) {
             // The event's session is open now, and holds the page state.
-            if let Some(visit) = self.sessions.visit_mut(&event.anonymous_id) {
+            if let Some(visit) = self.sessions.visit_mut(applied.visitor) {
                 self.pages
                     .page_view(visit, event.timestamp_ms, &page.path, pos.source.partition);
             }

@@ -1,7 +1,7 @@
 //! Sessionization: one open session per visitor, split by inactivity,
 //! length cap or a new storefront session id.
 
-use crate::hash::{visitor_digest, Map, Set};
+use crate::hash::{visitor_digest, Set};
 use std::cmp::Reverse;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,12 +16,15 @@ use crate::pages::{VisitPages, Visits};
 use crate::rows::SessionRow;
 use crate::{Position, Source};
 
+#[path = "sessions_in_use.rs"]
+mod in_use;
 #[path = "sessions_open.rs"]
 mod open;
 #[path = "sessions_parked.rs"]
 mod parked;
 
 use crate::intern::Interner;
+use in_use::{InUse, Key};
 use open::Open;
 
 use parked::Parked;
@@ -43,8 +46,15 @@ pub(crate) struct Started {
     pub visitor: u64,
 }
 
+/// The visitor of an event applied, with the hash the sessions in use are
+/// found by: later lookups for the same event hash nothing again.
+#[derive(Clone, Copy)]
+pub(crate) struct VisitorKey<'a>(Key<'a>);
+
 /// What applying one event did.
-pub(crate) struct Applied {
+pub(crate) struct Applied<'a> {
+    /// The event's visitor.
+    pub visitor: VisitorKey<'a>,
     /// A session this event ended (it started a new one).
     pub closed: Option<Closed>,
     /// Another visitor's session, closed early to keep the open sessions
@@ -98,9 +108,10 @@ pub(crate) struct Sessionizer {
     currency: String,
     visitors: Visitors,
     rules: ChannelRules,
-    /// Boxed: a table holds up to twice its length in slots, and an
-    /// inline `Open` is 256 bytes; a box is 8.
-    open: Map<Arc<str>, Box<Open>>,
+    /// The session in use of each visitor. Boxed: a table holds up to
+    /// twice its length in slots, and an inline `Open` is 256 bytes; a box
+    /// is 8.
+    open: InUse,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
     deadlines: Deadlines<Arc<str>>,
     /// Visitors' sessions under other storefront ids than the one in use.
@@ -126,7 +137,7 @@ impl Sessionizer {
                 order: VecDeque::new(),
             },
             rules: cfg.channels.clone(),
-            open: Map::default(),
+            open: InUse::default(),
             deadlines: Deadlines::new(),
             parked: Parked::default(),
             strings: Interner::default(),
@@ -140,7 +151,7 @@ impl Sessionizer {
     /// The user id known in the visitor's open session.
     pub(crate) fn user_of(&self, visitor: &str) -> Option<String> {
         self.open
-            .get(visitor)
+            .get(self.open.key(visitor))
             .and_then(|s| s.user_id())
             .filter(|u| !u.is_empty())
             .map(str::to_string)
@@ -158,17 +169,8 @@ impl Sessionizer {
     ) -> Vec<(i64, Option<Box<VisitPages>>)> {
         let named =
             |v: &str, s: &Open| is(v) || s.user_id().is_some_and(|u| !u.is_empty() && is(u));
-        let gone: Vec<Arc<str>> = self
-            .open
-            .iter()
-            .filter(|(v, s)| named(v, s))
-            .map(|(v, _)| v.clone())
-            .collect();
-        let mut dropped: Vec<Box<Open>> = gone
-            .iter()
-            .filter_map(|visitor| self.open.remove(visitor))
-            .collect();
-        visitors.extend(gone.iter().map(|v| v.to_string()));
+        let mut dropped = self.open.take_where(|s| named(&s.visitor, s));
+        visitors.extend(dropped.iter().map(|s| s.visitor.to_string()));
         dropped.extend(self.parked.forget(&named, visitors));
         dropped
             .into_iter()
@@ -193,18 +195,21 @@ impl Sessionizer {
 
     /// The id, experiment and variant of the visitor's open session.
     pub(crate) fn key_of(&self, visitor: &str) -> Option<crate::aggregate::SessionKey> {
-        self.open.get(visitor).map(|s| s.key())
+        self.open.get(self.open.key(visitor)).map(|s| s.key())
     }
 
     /// The offsets the open sessions hold (each its lowest per source).
     pub(crate) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
-        let in_use = self.open.values().flat_map(|s| s.held.iter().copied());
+        let restored = self.open.restored.iter().map(|(_, s)| &**s);
+        let in_use = self.open.iter().chain(restored);
+        let in_use = in_use.flat_map(|s| s.held.iter().copied());
         in_use.chain(self.parked.holds())
     }
 
-    /// The page state of the visitor's open session (made on first use).
-    pub(crate) fn visit_mut(&mut self, visitor: &str) -> Option<&mut VisitPages> {
-        let s = self.open.get_mut(visitor)?;
+    /// The page state of the session in use of the visitor that
+    /// [`Applied::visitor`] names (made on first use).
+    pub(crate) fn visit_mut(&mut self, visitor: VisitorKey<'_>) -> Option<&mut VisitPages> {
+        let s = self.open.get_mut(visitor.0)?;
         Some(s.visit.get_or_insert_with(Box::default))
     }
 
@@ -212,8 +217,8 @@ impl Sessionizer {
     /// them. A visit whose session is not open (which the aggregator never
     /// writes) has nothing to count an exit for, and is dropped.
     pub(crate) fn rejoin(&mut self, visits: Visits) {
-        for (visitor, visit) in visits {
-            if let Some(s) = self.open.get_mut(&*visitor) {
+        for (key, visit) in visits {
+            if let Some(s) = self.open.restored_mut(&key) {
                 s.visit = Some(visit);
             }
         }
@@ -235,21 +240,22 @@ impl Sessionizer {
 
     /// Applies one event in event-time order. A new session beyond
     /// `max_open` open ones first closes the session due to close soonest.
-    pub(crate) fn apply(
+    pub(crate) fn apply<'e>(
         &mut self,
-        e: &Event,
+        e: &'e Event,
         pos: Position,
         held: &mut HeldOffsets,
         max_open: usize,
-    ) -> Applied {
+    ) -> Applied<'e> {
         // Orders, payments and refunds (the back end's) join the session in
         // use, keeping its channel, or the visitor's open session they name;
         // they never open one.
         let server_side = e.kind.is_order_lifecycle();
-        let (closed, in_use) = self.place(e, server_side, held);
-        let visitor = e.anonymous_id.as_str();
+        let visitor = self.open.key(e.anonymous_id.as_str());
+        let (closed, in_use) = self.place(e, visitor, server_side, held);
         if server_side && !in_use {
             return Applied {
+                visitor: VisitorKey(visitor),
                 closed,
                 evicted: None,
                 started: None,
@@ -262,7 +268,7 @@ impl Sessionizer {
         } else {
             let full = self.len() >= max_open.max(1);
             let evicted = if full { self.close_soonest(held) } else { None };
-            (evicted, Some(self.open_for(e, pos)))
+            (evicted, Some(self.open_for(e, visitor, pos)))
         };
         let s = self.open.get_mut(visitor).expect("open");
         let reached = s.record(
@@ -274,6 +280,7 @@ impl Sessionizer {
         );
         s.hold(pos, held);
         Applied {
+            visitor: VisitorKey(visitor),
             closed,
             evicted,
             started,
@@ -290,29 +297,30 @@ impl Sessionizer {
     fn place(
         &mut self,
         e: &Event,
+        k: Key<'_>,
         server_side: bool,
         held: &mut HeldOffsets,
     ) -> (Option<Closed>, bool) {
         let ts = e.timestamp_ms;
         let mut closed = None;
-        let visitor = e.anonymous_id.as_str();
+        let visitor = k.id;
         let (gap, max) = (self.gap_ms, self.max_ms);
         let live = |s: &Open| ts < s.close_at(gap, max);
         let id = e.session_id.as_deref();
         let mut in_use = false;
-        if let Some(s) = self.open.get(visitor) {
+        if let Some(s) = self.open.get(k) {
             let other = matches!((id, s.storefront_id()), (Some(a), Some(b)) if a != b);
             // A back-end event switches only to a session it names that the
             // visitor has open (a payment system's own id names none).
             let switch =
                 other && (!server_side || id.is_some_and(|id| self.parked.has(visitor, id, live)));
             if !live(s) {
-                let s = self.open.remove(visitor).expect("present");
+                let s = self.open.remove(k).expect("present");
                 closed = Some(self.finish(*s, held));
             } else if switch {
                 // Another storefront session of the visitor: this one waits.
-                let (key, s) = self.open.remove_entry(visitor).expect("present");
-                self.parked.park(key, s);
+                let s = self.open.remove(k).expect("present");
+                self.parked.park(s.visitor.clone(), s);
             } else {
                 in_use = true;
             }
@@ -321,7 +329,7 @@ impl Sessionizer {
         let resume = self.parked.len() > 0 && !in_use;
         if let Some(id) = id.filter(|_| resume) {
             if let Some(s) = self.parked.take(visitor, id, live) {
-                self.open.insert(s.visitor.clone(), s);
+                self.open.insert(k, s);
                 in_use = true;
             }
         }
@@ -329,7 +337,7 @@ impl Sessionizer {
     }
 
     /// Opens a session for `e`'s visitor, who has none in use.
-    fn open_for(&mut self, e: &Event, pos: Position) -> Started {
+    fn open_for(&mut self, e: &Event, k: Key<'_>, pos: Position) -> Started {
         // One copy of the visitor id keys the map and heap, and is the row's.
         let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
         let channel = self.rules.classify(e.campaign(), e.page.as_ref());
@@ -337,8 +345,8 @@ impl Sessionizer {
         let visitor = visitor_digest(&e.anonymous_id);
         s.new_visitor = self.visitors.first_time(visitor);
         let at = s.queue(s.close_at(self.gap_ms, self.max_ms));
-        self.deadlines.push(Reverse((at, key.clone())));
-        self.open.insert(key, Box::new(s));
+        self.deadlines.push(Reverse((at, key)));
+        self.open.insert(k, Box::new(s));
         Started {
             at_ms: e.timestamp_ms,
             visitor,
@@ -365,8 +373,8 @@ impl Sessionizer {
         let visitor = pop_due(&mut self.deadlines, until, |visitor, at| {
             // The session in use, or a parked one; none: closed earlier (by
             // a new session), or an entry of an earlier session.
-            let s = match open.get_mut(&**visitor) {
-                Some(s) if s.queued_at() == at => Some(&mut **s),
+            let s = match open.get_mut(open.key(visitor)) {
+                Some(s) if s.queued_at() == at => Some(s),
                 _ => parked.queued_mut(visitor, at),
             };
             let Some(s) = s else {

@@ -137,25 +137,17 @@ impl Sessionizer {
     /// Moves the sessions a checkpoint wrote under parked keys back to the
     /// parked table (after their page state was given back).
     pub(super) fn unpark_restored(&mut self) {
-        let keys: Vec<Arc<str>> = self
-            .open
-            .keys()
-            .filter(|k| k.contains(MARK))
-            .cloned()
-            .collect();
-        for key in keys {
-            if let Some(s) = self.open.remove(&key) {
-                let visitor = key.split(MARK).next().unwrap_or_default();
-                self.parked.park(Arc::from(visitor), s);
-            }
+        for (_, s) in std::mem::take(&mut self.open.restored) {
+            self.parked.park(s.visitor.clone(), s);
         }
     }
 
     /// Closes `visitor`'s session whose deadline entry is `at`: the one in
     /// use, or a parked one.
     pub(super) fn take_due(&mut self, visitor: &str, at: i64) -> Option<Box<Open>> {
-        match self.open.get(visitor) {
-            Some(s) if s.queued_at() == at => self.open.remove(visitor),
+        let k = self.open.key(visitor);
+        match self.open.get(k) {
+            Some(s) if s.queued_at() == at => self.open.remove(k),
             _ => self.parked.take_queued(visitor, at),
         }
     }
@@ -170,8 +162,8 @@ impl serde::Serialize for OpenRef<'_> {
         use serde::ser::SerializeMap;
         let s = self.0;
         let mut map = serializer.serialize_map(Some(s.open.len() + s.parked.len()))?;
-        for (visitor, open) in &s.open {
-            map.serialize_entry(&**visitor, &**open)?;
+        for open in s.open.iter() {
+            map.serialize_entry(&*open.visitor, open)?;
         }
         for (key, open) in s.parked.keyed() {
             map.serialize_entry(&key, open)?;
@@ -191,7 +183,7 @@ impl serde::Serialize for VisitsRef<'_> {
         let in_use = s
             .open
             .iter()
-            .filter_map(|(k, o)| o.visit.as_ref().map(|v| (k.to_string(), v)));
+            .filter_map(|o| o.visit.as_ref().map(|v| (o.visitor.to_string(), v)));
         let parked = s
             .parked
             .keyed()

@@ -81,7 +81,7 @@ fn open_sessions_keep_the_checkpoint_layout() {
         ("c", None, vec![(at(0, 0).source, 12)]),
     ];
     for (visitor, storefront_id, want_held) in want {
-        let open = s.open.get(visitor).expect("open");
+        let open = s.open.get(s.open.key(visitor)).expect("open");
         let bytes = postcard::to_allocvec(open).expect("encodes");
         let earlier: EarlierOpen = postcard::from_bytes(&bytes).expect("earlier layout");
         assert_eq!(earlier.storefront_id.as_deref(), storefront_id, "{visitor}");
