@@ -9,14 +9,19 @@
 //! few places in from it; one that would go further in waits in a heap of
 //! its own (slots reused once released, so a warm buffer allocates
 //! nothing). A watermark releases the
-//! earliest fronts of the rings and the heap.
+//! earliest fronts of the rings and the heap. A ring is held in chunks
+//! that never move and are reused ([`ring`]).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use contract::Event;
 
 use crate::{Position, Source};
+
+#[path = "buffer_ring.rs"]
+mod ring;
+use ring::{Ring, Spares};
 
 /// How far in from a ring's back an event may be placed; further goes to
 /// the heap (a ring's insert moves the events after it).
@@ -83,7 +88,9 @@ impl Behind {
 #[derive(Default)]
 pub(crate) struct Buffer {
     /// Each source's events in time order (a store reads a few sources).
-    rings: Vec<(Source, VecDeque<Item>)>,
+    rings: Vec<(Source, Ring)>,
+    /// Chunks the rings emptied, for the next they need.
+    spares: Spares,
     behind: Behind,
     /// Arrivals so far.
     seq: u64,
@@ -101,17 +108,15 @@ impl Buffer {
         let ring = match self.rings.iter().position(|(s, _)| *s == pos.source) {
             Some(i) => &mut self.rings[i].1,
             None => {
-                self.rings.push((pos.source, VecDeque::new()));
+                self.rings.push((pos.source, Ring::default()));
                 &mut self.rings.last_mut().expect("pushed").1
             }
         };
+        let spares = &mut self.spares;
         if ring.back().is_none_or(|b| b.pair.0.timestamp_ms <= ts) {
-            ring.push_back(item);
-            return;
-        }
-        let at = ring.partition_point(|e| e.pair.0.timestamp_ms <= ts);
-        if ring.len() - at <= NEAR_BACK {
-            ring.insert(at, item);
+            ring.push_back(item, spares);
+        } else if let Some(place) = ring.place_near_back(ts, NEAR_BACK) {
+            ring.insert(place, item, spares);
         } else {
             self.behind.push(item);
         }
@@ -155,7 +160,7 @@ impl Buffer {
             }
             instant = Some(ts);
             let item = match at {
-                Some(i) => self.rings[i].1.pop_front(),
+                Some(i) => self.rings[i].1.pop_front(&mut self.spares),
                 None => self.behind.pop(),
             };
             out.extend(item.map(|i| i.pair));
@@ -180,7 +185,7 @@ impl Buffer {
             gone
         };
         for (_, ring) in &mut self.rings {
-            ring.retain(|item| !drop(&item.pair.0));
+            ring.retain(|item| !drop(&item.pair.0), &mut self.spares);
         }
         let b = &mut self.behind;
         for (slot, item) in b.slots.iter_mut().enumerate() {
