@@ -382,6 +382,10 @@ impl Open {
             Some(_) => {}
             None => {
                 held.hold(pos.source, pos.offset);
+                // One more place at a time: a session reads one or two
+                // sources, and a thin vector's first push reserves four
+                // (80 bytes, where one entry needs 32).
+                self.held.reserve_exact(1);
                 self.held.push((pos.source, pos.offset));
             }
         }

@@ -70,6 +70,8 @@ impl Visitor {
     /// Records a touch after the others, keeping at most `max` of them.
     fn push(&mut self, touch: (i64, Channel), max: usize) {
         let before = std::mem::replace(&mut self.latest, touch);
+        // One place at a time: a thin vector's first push reserves four.
+        self.older.reserve_exact(1);
         self.older.push(before);
         if self.older.len() + 1 > max.max(1) {
             self.older.remove(0);
