@@ -2,10 +2,20 @@
 //! fields, paths, experiments, product ids and currencies. Most sessions
 //! come from a few campaigns and land on a few pages, and a product is
 //! counted in many windows; each distinct string is allocated once.
+//! Strings that come together (a session's campaign, its experiment) are
+//! shared as one group, so an open session holds one pointer for them.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use crate::hash::Set;
+use hashbrown::HashTable;
+
+use crate::hash::{Set, State};
+
+/// Strings shared as one: a session's origin (source, medium, campaign
+/// name) or its experiment (id, variant). A thin pointer: 8 bytes where
+/// the strings' own pointers take 16 each.
+pub(crate) type Group<const N: usize> = Arc<[Arc<str>; N]>;
 
 /// A bounded set of shared strings: at most [`Interner::MAX`] of them and
 /// [`Interner::MAX_BYTES`] of text. When either is reached the set is
@@ -16,9 +26,22 @@ pub(crate) struct Interner {
     set: Set<Arc<str>>,
     /// Bytes of text in the set.
     bytes: usize,
-    /// The empty string, kept apart: a new session asks for it four times
-    /// (no entry or exit page yet, no experiment), hashing nothing.
+    /// The empty string, kept apart: a new session asks for it twice (no
+    /// entry or exit page yet), hashing nothing.
     empty: Option<Arc<str>>,
+    hasher: State,
+    origins: HashTable<Group<3>>,
+    experiments: HashTable<Group<2>>,
+}
+
+/// The shared group of `parts` in `table`, if there is one.
+fn find<const N: usize>(
+    table: &HashTable<Group<N>>,
+    hash: u64,
+    parts: [&str; N],
+) -> Option<Group<N>> {
+    let same = |g: &Group<N>| g.iter().zip(parts).all(|(a, b)| **a == *b);
+    table.find(hash, same).cloned()
 }
 
 impl Interner {
@@ -42,6 +65,38 @@ impl Interner {
         self.bytes += s.len();
         shared
     }
+
+    /// The shared origin `[source, medium, campaign]`.
+    pub(crate) fn origin(&mut self, parts: [&str; 3]) -> Group<3> {
+        let hash = self.hasher.hash_one(parts);
+        if let Some(g) = find(&self.origins, hash, parts) {
+            return g;
+        }
+        let g = Arc::new(parts.map(|p| self.get(p)));
+        let hasher = &self.hasher;
+        if self.origins.len() >= Self::MAX {
+            self.origins.clear();
+        }
+        let rehash = |g: &Group<3>| hasher.hash_one(g.each_ref().map(|s| &**s));
+        self.origins.insert_unique(hash, g.clone(), rehash);
+        g
+    }
+
+    /// The shared experiment `[id, variant]`.
+    pub(crate) fn experiment(&mut self, parts: [&str; 2]) -> Group<2> {
+        let hash = self.hasher.hash_one(parts);
+        if let Some(g) = find(&self.experiments, hash, parts) {
+            return g;
+        }
+        let g = Arc::new(parts.map(|p| self.get(p)));
+        let hasher = &self.hasher;
+        if self.experiments.len() >= Self::MAX {
+            self.experiments.clear();
+        }
+        let rehash = |g: &Group<2>| hasher.hash_one(g.each_ref().map(|s| &**s));
+        self.experiments.insert_unique(hash, g.clone(), rehash);
+        g
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +114,28 @@ mod tests {
         }
         assert!(strings.set.len() <= Interner::MAX);
         assert_eq!(&*a, "/products/1", "holders keep their copies");
+    }
+
+    #[test]
+    fn groups_are_shared_whole_and_bounded() {
+        let mut strings = Interner::default();
+        let a = strings.origin(["google", "cpc", "spring"]);
+        assert!(Arc::ptr_eq(
+            &a,
+            &strings.origin(["google", "cpc", "spring"])
+        ));
+        assert!(!Arc::ptr_eq(&a, &strings.origin(["google", "cpc", ""])));
+        assert!(
+            Arc::ptr_eq(&a[0], &strings.get("google")),
+            "parts shared too"
+        );
+        let none = strings.experiment(["", ""]);
+        assert!(Arc::ptr_eq(&none, &strings.experiment(["", ""])));
+        for i in 0..Interner::MAX + 10 {
+            strings.origin(["s", "m", &format!("c{i}")]);
+        }
+        assert!(strings.origins.len() <= Interner::MAX);
+        assert_eq!(a.each_ref().map(|s| &**s), ["google", "cpc", "spring"]);
     }
 
     #[test]

@@ -18,14 +18,14 @@ use contract::{Device, Event, EventKind};
 use thin_vec::ThinVec;
 
 use crate::channel::Channel;
-use crate::intern::Interner;
+use crate::intern::{Group, Interner};
 use crate::offsets::HeldOffsets;
 use crate::pages::VisitPages;
 use crate::rows::SessionRow;
 use crate::stage_times::StageReached;
 use crate::{Position, Source};
 
-/// An open session (256 bytes, an allocator size class).
+/// An open session (192 bytes, an allocator size class).
 #[derive(serde::Deserialize)]
 #[serde(from = "OpenRepr")]
 pub(super) struct Open {
@@ -40,13 +40,11 @@ pub(super) struct Open {
     /// Paths of the first and last page views, empty before one.
     entry_path: Arc<str>,
     exit_path: Arc<str>,
-    source: Arc<str>,
-    medium: Arc<str>,
-    campaign: Arc<str>,
+    /// Source, medium and campaign name, shared as one.
+    origin: Group<3>,
     /// Experiment id and variant of the first event that had one, empty
-    /// before.
-    experiment_id: Arc<str>,
-    variant: Arc<str>,
+    /// before; shared as one.
+    experiment: Group<2>,
     pub(super) start_ms: i64,
     pub(super) end_ms: i64,
     revenue_minor: i64,
@@ -107,11 +105,8 @@ impl From<OpenRepr> for Open {
             user_id: (!row.user_id.is_empty()).then(|| row.user_id.into()),
             entry_path: row.entry_path,
             exit_path: row.exit_path,
-            source: row.source,
-            medium: row.medium,
-            campaign: row.campaign,
-            experiment_id: row.experiment_id,
-            variant: row.variant,
+            origin: Arc::new([row.source, row.medium, row.campaign]),
+            experiment: Arc::new([row.experiment_id, row.variant]),
             visitor: row.anonymous_id,
             start_ms: row.start_ms,
             end_ms: row.end_ms,
@@ -176,11 +171,12 @@ impl Open {
             user_id: None,
             entry_path: strings.get(""),
             exit_path: strings.get(""),
-            source: strings.get(source),
-            medium: strings.get(campaign.medium.as_deref().unwrap_or_default()),
-            campaign: strings.get(campaign.name.as_deref().unwrap_or_default()),
-            experiment_id: strings.get(""),
-            variant: strings.get(""),
+            origin: strings.origin([
+                source,
+                campaign.medium.as_deref().unwrap_or_default(),
+                campaign.name.as_deref().unwrap_or_default(),
+            ]),
+            experiment: strings.experiment(["", ""]),
             start_ms: e.timestamp_ms,
             end_ms: e.timestamp_ms,
             revenue_minor: 0,
@@ -246,8 +242,8 @@ impl Open {
                 Some(id) => id.to_string(),
                 None => derived_id(&self.visitor, self.start_ms),
             },
-            experiment_id: self.experiment_id.to_string(),
-            variant: self.variant.to_string(),
+            experiment_id: self.experiment[0].to_string(),
+            variant: self.experiment[1].to_string(),
         }
     }
 
@@ -269,12 +265,12 @@ impl Open {
             entry_path: self.entry_path.clone(),
             exit_path: self.exit_path.clone(),
             channel: self.channel,
-            source: self.source.clone(),
-            medium: self.medium.clone(),
-            campaign: self.campaign.clone(),
+            source: self.origin[0].clone(),
+            medium: self.origin[1].clone(),
+            campaign: self.origin[2].clone(),
             device: self.device,
-            experiment_id: self.experiment_id.clone(),
-            variant: self.variant.clone(),
+            experiment_id: self.experiment[0].clone(),
+            variant: self.experiment[1].clone(),
             bounced,
             converted: self.converted,
             new_visitor: self.new_visitor,
@@ -316,9 +312,8 @@ impl Open {
                 self.user_id = Some(u.as_str().into());
             }
         }
-        if let (true, Some(x)) = (self.experiment_id.is_empty(), &e.experiment) {
-            self.experiment_id = strings.get(&x.id);
-            self.variant = strings.get(&x.variant);
+        if let (true, Some(x)) = (self.experiment[0].is_empty(), &e.experiment) {
+            self.experiment = strings.experiment([&x.id, &x.variant]);
         }
         if let (EventKind::PageView, Some(p)) = (&e.kind, &e.page) {
             self.page_views += 1;

@@ -26,9 +26,9 @@ fn page_view(id: u32, visitor: &str, ts: i64, session: Option<&str>) -> Event {
 }
 
 #[test]
-fn an_open_session_fits_the_256_byte_size_class() {
+fn an_open_session_fits_the_192_byte_size_class() {
     assert!(
-        std::mem::size_of::<Open>() <= 256,
+        std::mem::size_of::<Open>() <= 192,
         "{}",
         std::mem::size_of::<Open>()
     );
