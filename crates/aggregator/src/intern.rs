@@ -68,33 +68,34 @@ impl Interner {
 
     /// The shared origin `[source, medium, campaign]`.
     pub(crate) fn origin(&mut self, parts: [&str; 3]) -> Group<3> {
-        let hash = self.hasher.hash_one(parts);
-        if let Some(g) = find(&self.origins, hash, parts) {
-            return g;
-        }
-        let g = Arc::new(parts.map(|p| self.get(p)));
-        let hasher = &self.hasher;
-        if self.origins.len() >= Self::MAX {
-            self.origins.clear();
-        }
-        let rehash = |g: &Group<3>| hasher.hash_one(g.each_ref().map(|s| &**s));
-        self.origins.insert_unique(hash, g.clone(), rehash);
-        g
+        self.group(parts, |i| &mut i.origins)
     }
 
     /// The shared experiment `[id, variant]`.
     pub(crate) fn experiment(&mut self, parts: [&str; 2]) -> Group<2> {
+        self.group(parts, |i| &mut i.experiments)
+    }
+
+    /// The shared group of `parts` in the table `table` picks, made (and
+    /// its parts shared) when it is not there; the table is emptied first
+    /// when full, as the strings' set is.
+    fn group<const N: usize>(
+        &mut self,
+        parts: [&str; N],
+        table: fn(&mut Interner) -> &mut HashTable<Group<N>>,
+    ) -> Group<N> {
         let hash = self.hasher.hash_one(parts);
-        if let Some(g) = find(&self.experiments, hash, parts) {
+        if let Some(g) = find(table(self), hash, parts) {
             return g;
         }
         let g = Arc::new(parts.map(|p| self.get(p)));
-        let hasher = &self.hasher;
-        if self.experiments.len() >= Self::MAX {
-            self.experiments.clear();
+        let hasher = self.hasher.clone();
+        let rehash = move |g: &Group<N>| hasher.hash_one(g.each_ref().map(|s| &**s));
+        let t = table(self);
+        if t.len() >= Self::MAX {
+            t.clear();
         }
-        let rehash = |g: &Group<2>| hasher.hash_one(g.each_ref().map(|s| &**s));
-        self.experiments.insert_unique(hash, g.clone(), rehash);
+        t.insert_unique(hash, g.clone(), rehash);
         g
     }
 }
