@@ -48,28 +48,31 @@ impl TouchBounds {
 #[derive(serde::Deserialize)]
 #[serde(try_from = "VisitorRepr")]
 struct Visitor {
-    /// The latest touch: (session start, channel).
-    latest: (i64, Channel),
+    /// The latest touch's session start, and (below) its channel: apart,
+    /// not as a pair, which alignment would pad to 16 bytes.
+    latest_ms: i64,
     /// The touches before it, oldest first.
     older: ThinVec<(i64, Channel)>,
     /// Start of the first session remembered.
     first_ms: i64,
     /// Sessions started since then.
     sessions: u32,
+    latest_channel: Channel,
 }
 
 impl Visitor {
     /// The visitor's touches, oldest first.
-    fn touches(&self) -> impl ExactSizeIterator<Item = &(i64, Channel)> + '_ {
+    fn touches(&self) -> impl ExactSizeIterator<Item = (i64, Channel)> + '_ {
         TouchIter {
             older: self.older.iter(),
-            latest: Some(&self.latest),
+            latest: Some((self.latest_ms, self.latest_channel)),
         }
     }
 
     /// Records a touch after the others, keeping at most `max` of them.
     fn push(&mut self, touch: (i64, Channel), max: usize) {
-        let before = std::mem::replace(&mut self.latest, touch);
+        let before = (self.latest_ms, self.latest_channel);
+        (self.latest_ms, self.latest_channel) = touch;
         // One place at a time: a thin vector's first push reserves four.
         self.older.reserve_exact(1);
         self.older.push(before);
@@ -83,14 +86,14 @@ impl Visitor {
 /// checkpoints write before them).
 struct TouchIter<'a> {
     older: std::slice::Iter<'a, (i64, Channel)>,
-    latest: Option<&'a (i64, Channel)>,
+    latest: Option<(i64, Channel)>,
 }
 
-impl<'a> Iterator for TouchIter<'a> {
-    type Item = &'a (i64, Channel);
+impl Iterator for TouchIter<'_> {
+    type Item = (i64, Channel);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.older.next().or_else(|| self.latest.take())
+        self.older.next().copied().or_else(|| self.latest.take())
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -114,9 +117,10 @@ impl TryFrom<VisitorRepr> for Visitor {
 
     /// Every visitor kept has a touch: one is recorded as it is made.
     fn try_from(mut r: VisitorRepr) -> Result<Self, Self::Error> {
-        let latest = r.touches.pop().ok_or("a visitor without touches")?;
+        let (latest_ms, latest_channel) = r.touches.pop().ok_or("a visitor without touches")?;
         Ok(Visitor {
-            latest,
+            latest_ms,
+            latest_channel,
             older: r.touches.into_iter().collect(),
             first_ms: r.first_ms,
             sessions: r.sessions,
@@ -204,7 +208,8 @@ impl Touches {
             }
             Entry::Vacant(v) => {
                 v.insert(Visitor {
-                    latest: (start_ms, channel),
+                    latest_ms: start_ms,
+                    latest_channel: channel,
                     older: ThinVec::new(),
                     first_ms: start_ms,
                     sessions: 1,
@@ -226,7 +231,7 @@ impl Touches {
 
     /// Whether `at` is the latest touch of visitor digest `d`.
     fn is_latest(&self, d: u64, at: i64) -> bool {
-        let latest = self.by_visitor.get(&d).map(|v| v.latest.0);
+        let latest = self.by_visitor.get(&d).map(|v| v.latest_ms);
         latest == Some(at)
     }
 
@@ -241,7 +246,7 @@ impl Touches {
         let from = at_ms.saturating_sub(b.window_ms);
         let channels = v.touches().filter(|(t, _)| (from..=at_ms).contains(t));
         Seen {
-            channels: channels.map(|&(_, c)| c).collect(),
+            channels: channels.map(|(_, c)| c).collect(),
             first_session_ms: Some(v.first_ms),
             sessions: v.sessions,
         }
@@ -343,6 +348,15 @@ mod tests {
             (seen.first_session_ms, seen.sessions),
             (Some(40 * DAY), 1),
             "w starts over"
+        );
+    }
+
+    #[test]
+    fn a_visitor_fits_32_bytes() {
+        assert!(
+            std::mem::size_of::<Visitor>() <= 32,
+            "{}",
+            std::mem::size_of::<Visitor>()
         );
     }
 
