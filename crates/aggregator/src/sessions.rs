@@ -109,7 +109,7 @@ pub(crate) struct Sessionizer {
     visitors: Visitors,
     rules: ChannelRules,
     /// The session in use of each visitor. Boxed: a table holds up to
-    /// twice its length in slots, and an inline `Open` is 256 bytes; a box
+    /// twice its length in slots, and an inline `Open` is 188 bytes; a box
     /// is 8.
     open: InUse,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
