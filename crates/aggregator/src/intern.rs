@@ -29,6 +29,9 @@ pub(crate) struct Interner {
     /// The empty string, kept apart: a new session asks for it twice (no
     /// entry or exit page yet), hashing nothing.
     empty: Option<Arc<str>>,
+    /// The empty experiment, kept apart as the empty string is: every new
+    /// session starts with it.
+    no_experiment: Option<Group<2>>,
     hasher: State,
     origins: HashTable<Group<3>>,
     experiments: HashTable<Group<2>>,
@@ -73,6 +76,13 @@ impl Interner {
 
     /// The shared experiment `[id, variant]`.
     pub(crate) fn experiment(&mut self, parts: [&str; 2]) -> Group<2> {
+        if parts == ["", ""] {
+            if let Some(none) = &self.no_experiment {
+                return none.clone();
+            }
+            let none = Arc::new([self.get(""), self.get("")]);
+            return self.no_experiment.insert(none).clone();
+        }
         self.group(parts, |i| &mut i.experiments)
     }
 

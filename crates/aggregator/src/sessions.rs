@@ -24,7 +24,7 @@ mod open;
 mod parked;
 
 use crate::intern::Interner;
-use in_use::{InUse, Key};
+use in_use::InUse;
 use open::Open;
 
 use parked::Parked;
@@ -48,8 +48,7 @@ pub(crate) struct Started {
 
 /// The visitor of an event applied, with the hash the sessions in use are
 /// found by: later lookups for the same event hash nothing again.
-#[derive(Clone, Copy)]
-pub(crate) struct VisitorKey<'a>(Key<'a>);
+pub(crate) use in_use::Key as VisitorKey;
 
 /// What applying one event did.
 pub(crate) struct Applied<'a> {
@@ -209,7 +208,7 @@ impl Sessionizer {
     /// The page state of the session in use of the visitor that
     /// [`Applied::visitor`] names (made on first use).
     pub(crate) fn visit_mut(&mut self, visitor: VisitorKey<'_>) -> Option<&mut VisitPages> {
-        let s = self.open.get_mut(visitor.0)?;
+        let s = self.open.get_mut(visitor)?;
         Some(s.visit.get_or_insert_with(Box::default))
     }
 
@@ -255,7 +254,7 @@ impl Sessionizer {
         let (closed, in_use) = self.place(e, visitor, server_side, held);
         if server_side && !in_use {
             return Applied {
-                visitor: VisitorKey(visitor),
+                visitor,
                 closed,
                 evicted: None,
                 started: None,
@@ -280,7 +279,7 @@ impl Sessionizer {
         );
         s.hold(pos, held);
         Applied {
-            visitor: VisitorKey(visitor),
+            visitor,
             closed,
             evicted,
             started,
@@ -297,7 +296,7 @@ impl Sessionizer {
     fn place(
         &mut self,
         e: &Event,
-        k: Key<'_>,
+        k: VisitorKey<'_>,
         server_side: bool,
         held: &mut HeldOffsets,
     ) -> (Option<Closed>, bool) {
@@ -337,8 +336,9 @@ impl Sessionizer {
     }
 
     /// Opens a session for `e`'s visitor, who has none in use.
-    fn open_for(&mut self, e: &Event, k: Key<'_>, pos: Position) -> Started {
-        // One copy of the visitor id keys the map and heap, and is the row's.
+    fn open_for(&mut self, e: &Event, k: VisitorKey<'_>, pos: Position) -> Started {
+        // One copy of the visitor id is the session's, the deadline heap's
+        // key and the row's.
         let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
         let channel = self.rules.classify(e.campaign(), e.page.as_ref());
         let mut s = Open::start(e, pos, key.clone(), channel, &mut self.strings);

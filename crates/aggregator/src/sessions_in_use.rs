@@ -20,7 +20,7 @@ use super::Open;
 
 /// A visitor id with its hash in the table, computed once per event.
 #[derive(Clone, Copy)]
-pub(super) struct Key<'a> {
+pub(crate) struct Key<'a> {
     pub(super) id: &'a str,
     hash: u64,
 }

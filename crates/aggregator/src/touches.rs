@@ -61,48 +61,28 @@ struct Visitor {
 }
 
 impl Visitor {
-    /// The visitor's touches, oldest first.
-    fn touches(&self) -> impl ExactSizeIterator<Item = (i64, Channel)> + '_ {
-        TouchIter {
-            older: self.older.iter(),
-            latest: Some((self.latest_ms, self.latest_channel)),
-        }
+    /// The visitor's touches, oldest first (an exact size hint, which
+    /// checkpoints write before them).
+    fn touches(&self) -> impl Iterator<Item = (i64, Channel)> + '_ {
+        let latest = std::iter::once((self.latest_ms, self.latest_channel));
+        self.older.iter().copied().chain(latest)
     }
 
     /// Records a touch after the others, keeping at most `max` of them.
     fn push(&mut self, touch: (i64, Channel), max: usize) {
         let before = (self.latest_ms, self.latest_channel);
         (self.latest_ms, self.latest_channel) = touch;
-        // One place at a time: a thin vector's first push reserves four.
-        self.older.reserve_exact(1);
-        self.older.push(before);
-        if self.older.len() + 1 > max.max(1) {
-            self.older.remove(0);
+        let older_max = max.max(1) - 1;
+        if older_max > 0 {
+            // One place at a time: a thin vector's first push reserves four.
+            self.older.reserve_exact(1);
+            self.older.push(before);
+            if self.older.len() > older_max {
+                self.older.remove(0);
+            }
         }
     }
 }
-
-/// The touches of a [`Visitor`], oldest first, with their exact count (which
-/// checkpoints write before them).
-struct TouchIter<'a> {
-    older: std::slice::Iter<'a, (i64, Channel)>,
-    latest: Option<(i64, Channel)>,
-}
-
-impl Iterator for TouchIter<'_> {
-    type Item = (i64, Channel);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.older.next().copied().or_else(|| self.latest.take())
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.older.len() + usize::from(self.latest.is_some());
-        (n, Some(n))
-    }
-}
-
-impl ExactSizeIterator for TouchIter<'_> {}
 
 /// A [`Visitor`] as checkpoints hold it.
 #[derive(serde::Deserialize)]

@@ -298,13 +298,14 @@ impl Carts {
                 let c = self.cart(e, cart_id, currency, pos, held, (out, bounds));
                 // A line already in the cart is found by its id, without
                 // making the key again: only a new line allocates.
-                let lines = &mut c.lines;
-                if !lines.contains_key(line.product_id.as_str()) {
-                    lines.insert(line.product_id.to_string(), (0, 0));
+                let (quantity, price) = (i64::from(line.quantity), line.price.minor);
+                match c.lines.get_mut(line.product_id.as_str()) {
+                    Some(entry) => *entry = (entry.0.saturating_add(quantity), price),
+                    None => {
+                        c.lines
+                            .insert(line.product_id.to_string(), (quantity, price));
+                    }
                 }
-                let entry = lines.get_mut(line.product_id.as_str()).expect("inserted");
-                entry.0 = entry.0.saturating_add(i64::from(line.quantity));
-                entry.1 = line.price.minor;
             }
             EventKind::RemoveFromCart { cart_id, line } => {
                 if let Some(c) = self.open.get_mut(cart_id.as_str()) {
