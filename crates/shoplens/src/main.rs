@@ -28,15 +28,26 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 ///   own default (`options.c`; the header's comment says 10 ms, mimalloc 2's);
 ///   it is set here so that another mimalloc does not change it
 ///   (`MIMALLOC_PURGE_DELAY`, milliseconds).
-///
-/// Transparent huge pages stay allowed: turning them off
-/// (`MIMALLOC_ALLOW_THP=0`) was measured in `product.sh` pairs and did not
-/// win clearly (5 pairs of 9 used less CPU, see docs/performance.md).
+/// - Transparent huge pages are off for the process
+///   (`prctl(PR_SET_THP_DISABLE)`, what `MIMALLOC_ALLOW_THP=0` does at
+///   mimalloc's start; `MIMALLOC_ALLOW_THP=1` keeps them). mimalloc asks
+///   for them on its arenas, and each first touch of a 2 MiB page zeroed
+///   all of it: in `product.sh` the kernel's zeroing was 15 % of the
+///   pipeline's CPU, and the system time fell from 1.4-1.8 s to 0.5-0.6 s
+///   per run without them (docs/performance.md, Round 15). The flag is
+///   read at each page fault, so memory mapped before `main` is covered.
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets a plain option value of the allocator in use; safe
         // at any time (mimalloc reads it at each purge).
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1_000) };
+    }
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: a plain prctl on this process; it changes how later page
+        // faults are served, nothing Rust holds. A kernel without the
+        // option returns an error, which leaves huge pages as they were.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
 }
 
@@ -563,6 +574,20 @@ mod tests {
     /// mimalloc 3 reads the purge delay's default, 1 s (a place shifted by
     /// another mimalloc would read another option's value), and at the
     /// place 11 before it `arena_eager_commit`'s, 2.
+    /// Huge pages are off for the process once the allocator is tuned,
+    /// unless the environment decides.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn tuning_turns_transparent_huge_pages_off() {
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+            return; // the environment decides
+        }
+        tune_allocator();
+        // SAFETY: reads this process's flag.
+        let off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(off, 1, "PR_GET_THP_DISABLE after tune_allocator");
+    }
+
     #[test]
     fn the_purge_delay_is_named_by_its_place() {
         if std::env::vars().any(|(k, _)| k.starts_with("MIMALLOC_")) {
