@@ -142,9 +142,31 @@ impl ClickHouseSink {
     /// Writes the checkpoints of consumer group `group_id`, retrying until
     /// durable. Call it only once the rows they depend on are durable.
     pub async fn write_checkpoints(&self, group_id: &str, checkpoints: &[super::Checkpoint]) {
-        let record = |c| super::CheckpointRecord::new(group_id, c);
-        self.table::<super::CheckpointRecord<'_>, _>(vec![checkpoints], record)
-            .await;
+        if checkpoints.is_empty() {
+            return;
+        }
+        let attempt = || self.insert_checkpoints(group_id, checkpoints);
+        self.retry("checkpoints", checkpoints.len(), attempt).await;
+    }
+
+    /// One insert of `checkpoints`: each row's head, then its state as it
+    /// is (shared, not copied).
+    async fn insert_checkpoints(
+        &self,
+        group_id: &str,
+        checkpoints: &[super::Checkpoint],
+    ) -> Result<(), SinkError> {
+        let columns = super::checkpoints::COLUMNS;
+        let sql = format!("INSERT INTO checkpoints ({columns}) FORMAT RowBinary");
+        let mut insert = self.client.insert_formatted_with(sql);
+        for c in checkpoints {
+            insert
+                .send(super::checkpoints::row_head(group_id, c))
+                .await?;
+            insert.send(c.state.clone()).await?;
+        }
+        insert.end().await?;
+        Ok(())
     }
 
     /// Writes the rows of `chunks`, each as `record` makes it, to the

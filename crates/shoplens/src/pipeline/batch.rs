@@ -111,7 +111,7 @@ mod tests {
                 offsets: BTreeMap::new(),
                 event_times: BTreeMap::new(),
                 watermark_ms: checkpoint_watermark,
-                state: Vec::new(),
+                state: Default::default(),
             }],
             marks: partition_marks.to_vec(),
             closed_at: Instant::now(),

@@ -384,7 +384,7 @@ impl Stores {
                 offsets: position.0.clone(),
                 event_times: times.get(&slot).cloned().unwrap_or_default(),
                 watermark_ms,
-                state,
+                state: state.into(),
             });
             self.saved.insert(slot, position);
         }
