@@ -35,6 +35,7 @@ mod pages;
 pub mod rows;
 mod session_windows;
 mod sessions;
+mod small_id;
 mod snapshot;
 mod spend;
 pub mod stage_times;

@@ -4,7 +4,6 @@
 use crate::hash::{visitor_digest, Set};
 use std::cmp::Reverse;
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use contract::Event;
 
@@ -14,6 +13,7 @@ use crate::deadlines::{pop_due, Deadlines, Due};
 use crate::offsets::HeldOffsets;
 use crate::pages::{VisitPages, Visits};
 use crate::rows::SessionRow;
+use crate::small_id::SmallId;
 use crate::{Position, Source};
 
 #[path = "sessions_in_use.rs"]
@@ -112,7 +112,7 @@ pub(crate) struct Sessionizer {
     /// is 8.
     open: InUse,
     /// (close_at, visitor): at most one live entry per session, re-pushed when extended.
-    deadlines: Deadlines<Arc<str>>,
+    deadlines: Deadlines<SmallId>,
     /// Visitors' sessions under other storefront ids than the one in use.
     #[serde(skip)]
     parked: Parked,
@@ -168,7 +168,9 @@ impl Sessionizer {
     ) -> Vec<(i64, Option<Box<VisitPages>>)> {
         let named =
             |v: &str, s: &Open| is(v) || s.user_id().is_some_and(|u| !u.is_empty() && is(u));
-        let mut dropped = self.open.take_where(|s| named(&s.visitor, s));
+        let mut dropped = self
+            .open
+            .take_where(|s| s.visitor.with_str(|v| named(v, s)));
         visitors.extend(dropped.iter().map(|s| s.visitor.to_string()));
         dropped.extend(self.parked.forget(&named, visitors));
         dropped
@@ -308,7 +310,7 @@ impl Sessionizer {
         let id = e.session_id.as_deref();
         let mut in_use = false;
         if let Some(s) = self.open.get(k) {
-            let other = matches!((id, s.storefront_id()), (Some(a), Some(b)) if a != b);
+            let other = matches!((id, s.storefront_id()), (Some(a), Some(b)) if !b.is(a));
             // A back-end event switches only to a session it names that the
             // visitor has open (a payment system's own id names none).
             let switch =
@@ -319,7 +321,7 @@ impl Sessionizer {
             } else if switch {
                 // Another storefront session of the visitor: this one waits.
                 let s = self.open.remove(k).expect("present");
-                self.parked.park(s.visitor.clone(), s);
+                self.parked.park(s.visitor.to_arc(), s);
             } else {
                 in_use = true;
             }
@@ -337,9 +339,9 @@ impl Sessionizer {
 
     /// Opens a session for `e`'s visitor, who has none in use.
     fn open_for(&mut self, e: &Event, k: VisitorKey<'_>, pos: Position) -> Started {
-        // One copy of the visitor id is the session's, the deadline heap's
-        // key and the row's.
-        let key: Arc<str> = Arc::from(e.anonymous_id.as_str());
+        // The visitor id, for the session and its deadline entry: no
+        // allocation for a UUID or a short id.
+        let key = SmallId::new(&e.anonymous_id);
         let channel = self.rules.classify(e.campaign(), e.page.as_ref());
         let mut s = Open::start(e, pos, key.clone(), channel, &mut self.strings);
         let visitor = visitor_digest(&e.anonymous_id);
@@ -366,27 +368,29 @@ impl Sessionizer {
     /// The visitor of the next open session whose deadline (inactivity gap
     /// or length cap) is at or before `until` (the soonest of all when
     /// `None`), taken off the heap.
-    fn pop_due(&mut self, until: Option<i64>) -> Option<(Arc<str>, i64)> {
+    fn pop_due(&mut self, until: Option<i64>) -> Option<(SmallId, i64)> {
         let (open, parked) = (&mut self.open, &mut self.parked);
         let (gap, max) = (self.gap_ms, self.max_ms);
         let mut due_at = 0;
         let visitor = pop_due(&mut self.deadlines, until, |visitor, at| {
-            // The session in use, or a parked one; none: closed earlier (by
-            // a new session), or an entry of an earlier session.
-            let s = match open.get_mut(open.key(visitor)) {
-                Some(s) if s.queued_at() == at => Some(s),
-                _ => parked.queued_mut(visitor, at),
-            };
-            let Some(s) = s else {
-                return Due::Stale;
-            };
-            let now_at = s.close_at(gap, max);
-            if now_at > at {
-                Due::Later(s.queue(now_at))
-            } else {
-                due_at = at;
-                Due::Now
-            }
+            visitor.with_str(|visitor| {
+                // The session in use, or a parked one; none: closed earlier
+                // (by a new session), or an entry of an earlier session.
+                let s = match open.get_mut(open.key(visitor)) {
+                    Some(s) if s.queued_at() == at => Some(s),
+                    _ => parked.queued_mut(visitor, at),
+                };
+                let Some(s) = s else {
+                    return Due::Stale;
+                };
+                let now_at = s.close_at(gap, max);
+                if now_at > at {
+                    Due::Later(s.queue(now_at))
+                } else {
+                    due_at = at;
+                    Due::Now
+                }
+            })
         })?;
         Some((visitor, due_at))
     }
@@ -395,7 +399,7 @@ impl Sessionizer {
     /// first: of all open sessions, the one closest to closing anyway.
     fn close_soonest(&mut self, held: &mut HeldOffsets) -> Option<Closed> {
         let (visitor, at) = self.pop_due(None)?;
-        let s = self.take_due(&visitor, at)?;
+        let s = visitor.with_str(|v| self.take_due(v, at))?;
         Some(self.finish(*s, held))
     }
 
@@ -408,7 +412,7 @@ impl Sessionizer {
         out: &mut Vec<Closed>,
     ) {
         while let Some((visitor, at)) = self.pop_due(Some(watermark_ms)) {
-            if let Some(s) = self.take_due(&visitor, at) {
+            if let Some(s) = visitor.with_str(|v| self.take_due(v, at)) {
                 out.push(self.finish(*s, held));
             }
         }

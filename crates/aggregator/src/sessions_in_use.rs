@@ -45,27 +45,27 @@ impl InUse {
     }
 
     pub(super) fn get(&self, k: Key<'_>) -> Option<&Open> {
-        let found = self.table.find(k.hash, |s| &*s.visitor == k.id);
+        let found = self.table.find(k.hash, |s| s.visitor.is(k.id));
         found.map(|s| &**s)
     }
 
     pub(super) fn get_mut(&mut self, k: Key<'_>) -> Option<&mut Open> {
-        let found = self.table.find_mut(k.hash, |s| &*s.visitor == k.id);
+        let found = self.table.find_mut(k.hash, |s| s.visitor.is(k.id));
         found.map(|s| &mut **s)
     }
 
     /// Takes out the session of `k`'s visitor.
     pub(super) fn remove(&mut self, k: Key<'_>) -> Option<Box<Open>> {
-        let entry = self.table.find_entry(k.hash, |s| &*s.visitor == k.id);
+        let entry = self.table.find_entry(k.hash, |s| s.visitor.is(k.id));
         entry.ok().map(|e| e.remove().0)
     }
 
     /// Puts `s` in use for its visitor, `k`'s, who has none in use.
     pub(super) fn insert(&mut self, k: Key<'_>, s: Box<Open>) {
-        debug_assert!(&*s.visitor == k.id && self.get(k).is_none());
+        debug_assert!(s.visitor.is(k.id) && self.get(k).is_none());
         let hasher = &self.hasher;
-        self.table
-            .insert_unique(k.hash, s, |s| hasher.hash_one(&*s.visitor));
+        let rehash = |s: &Open| s.visitor.with_str(|v| hasher.hash_one(v));
+        self.table.insert_unique(k.hash, s, |s| rehash(s));
     }
 
     pub(super) fn len(&self) -> usize {
@@ -106,7 +106,7 @@ impl<'de> serde::Deserialize<'de> for InUse {
                 in_use.restored.push((key.into(), s));
                 continue;
             }
-            let visitor = s.visitor.clone();
+            let visitor = s.visitor.to_string();
             let k = in_use.key(&visitor);
             // A visitor has one session in use: a second entry replaces it.
             in_use.remove(k);

@@ -3,10 +3,11 @@
 //! The row a session becomes is built when it closes. While it is open its
 //! strings are shared: the campaign fields, paths and experiment through
 //! the sessionizer's [`Interner`] (most sessions come from a few campaigns
-//! and land on a few pages), the visitor id with the sessionizer's maps, and
-//! a session id derived from the visitor and the start is not stored at
-//! all. So opening a session makes a handful of allocations, and an event
-//! of an open session makes none.
+//! and land on a few pages). The visitor id and the storefront's session
+//! id are [`SmallId`]s, with no allocation of their own for a UUID or a
+//! short id, and a session id derived from the visitor and the start is
+//! not stored at all. So opening a session makes a handful of
+//! allocations, and an event of an open session makes none.
 //!
 //! Checkpoints write an open session as [`OpenRepr`], whose `row` is the
 //! [`SessionRow`] it would close as now; its page state is written with the
@@ -22,6 +23,7 @@ use crate::intern::{Group, Interner};
 use crate::offsets::HeldOffsets;
 use crate::pages::VisitPages;
 use crate::rows::SessionRow;
+use crate::small_id::SmallId;
 use crate::stage_times::StageReached;
 use crate::{Position, Source};
 
@@ -29,13 +31,14 @@ use crate::{Position, Source};
 #[derive(serde::Deserialize)]
 #[serde(from = "OpenRepr")]
 pub(super) struct Open {
-    /// The visitor, shared with the sessionizer's maps.
-    pub(super) visitor: Arc<str>,
+    /// The visitor, also the key of its deadline entry ([`SmallId`]: no
+    /// allocation for a UUID or a short id).
+    pub(super) visitor: SmallId,
     /// The row's session id when it is not `<visitor>:<start_ms>`.
-    row_id: Option<Box<str>>,
+    row_id: Option<SmallId>,
     /// The storefront's session id, when it is not the row's (one that came
     /// only after the session began under a derived id).
-    storefront_id_other: Option<Box<str>>,
+    storefront_id_other: Option<Box<SmallId>>,
     user_id: Option<Box<str>>,
     /// Paths of the first and last page views, empty before one.
     entry_path: Arc<str>,
@@ -46,8 +49,10 @@ pub(super) struct Open {
     /// before; shared as one.
     experiment: Group<2>,
     pub(super) start_ms: i64,
-    pub(super) end_ms: i64,
     revenue_minor: i64,
+    /// The last event's time, as milliseconds after `start_ms` (less than
+    /// `session_max_ms`, which is kept within `u32`).
+    end_in: u32,
     page_views: u32,
     events: u32,
     orders: u32,
@@ -88,7 +93,7 @@ pub(super) struct OpenRepr {
 #[derive(serde::Serialize)]
 struct OpenRef<'a> {
     row: SessionRow,
-    storefront_id: Option<&'a str>,
+    storefront_id: Option<&'a SmallId>,
     engaged: bool,
     held: &'a [(Source, i64)],
     queued_at: i64,
@@ -97,19 +102,20 @@ struct OpenRef<'a> {
 impl From<OpenRepr> for Open {
     fn from(r: OpenRepr) -> Self {
         let row = r.row;
-        let derived = derived_id(&row.anonymous_id, row.start_ms);
+        let visitor = SmallId::new(&row.anonymous_id);
+        let derived = derived_id(&visitor, row.start_ms);
         let same = r.storefront_id.as_deref() == Some(row.session_id.as_str());
         Open {
-            row_id: (row.session_id != derived || same).then(|| row.session_id.into()),
-            storefront_id_other: r.storefront_id.filter(|_| !same).map(Into::into),
+            row_id: (row.session_id != derived || same).then(|| SmallId::new(&row.session_id)),
+            storefront_id_other: r.storefront_id.filter(|_| !same).map(boxed_id),
             user_id: (!row.user_id.is_empty()).then(|| row.user_id.into()),
             entry_path: row.entry_path,
             exit_path: row.exit_path,
             origin: Arc::new([row.source, row.medium, row.campaign]),
             experiment: Arc::new([row.experiment_id, row.variant]),
-            visitor: row.anonymous_id,
+            visitor,
             start_ms: row.start_ms,
-            end_ms: row.end_ms,
+            end_in: offset(row.start_ms, row.end_ms),
             revenue_minor: row.revenue_minor,
             page_views: row.page_views,
             events: row.events,
@@ -147,8 +153,20 @@ impl serde::Serialize for Open {
 }
 
 /// The session id of a session the storefront gave none for.
-fn derived_id(visitor: &str, start_ms: i64) -> String {
+fn derived_id(visitor: &SmallId, start_ms: i64) -> String {
     format!("{visitor}:{start_ms}")
+}
+
+/// A storefront session id that came after its session began (rare): one
+/// pointer in the session.
+fn boxed_id(id: impl AsRef<str>) -> Box<SmallId> {
+    Box::new(SmallId::new(id.as_ref()))
+}
+
+/// `at` as milliseconds after `start_ms`, within `u32` (an event is never
+/// before its session's start, nor past its length cap).
+fn offset(start_ms: i64, at: i64) -> u32 {
+    u32::try_from(at.saturating_sub(start_ms).max(0)).unwrap_or(u32::MAX)
 }
 
 impl Open {
@@ -157,7 +175,7 @@ impl Open {
     pub(super) fn start(
         e: &Event,
         pos: Position,
-        visitor: Arc<str>,
+        visitor: SmallId,
         channel: Channel,
         strings: &mut Interner,
     ) -> Open {
@@ -166,7 +184,7 @@ impl Open {
         let source = campaign.source.as_deref().or(referrer).unwrap_or_default();
         Open {
             visitor,
-            row_id: e.session_id.as_deref().map(Into::into),
+            row_id: e.session_id.as_deref().map(SmallId::new),
             storefront_id_other: None,
             user_id: None,
             entry_path: strings.get(""),
@@ -178,7 +196,7 @@ impl Open {
             ]),
             experiment: strings.experiment(["", ""]),
             start_ms: e.timestamp_ms,
-            end_ms: e.timestamp_ms,
+            end_in: 0,
             revenue_minor: 0,
             page_views: 0,
             events: 0,
@@ -201,12 +219,17 @@ impl Open {
     }
 
     /// The storefront's session id, if any event carried one.
-    pub(super) fn storefront_id(&self) -> Option<&str> {
+    pub(super) fn storefront_id(&self) -> Option<&SmallId> {
         if self.storefront_id_is_row_id {
-            self.row_id.as_deref()
+            self.row_id.as_ref()
         } else {
             self.storefront_id_other.as_deref()
         }
+    }
+
+    /// Whether its storefront session id is `id`.
+    pub(super) fn storefront_id_is(&self, id: &str) -> bool {
+        self.storefront_id().is_some_and(|s| s.is(id))
     }
 
     /// The last user id seen, if any.
@@ -214,8 +237,13 @@ impl Open {
         self.user_id.as_deref()
     }
 
+    /// The time of its last event.
+    pub(super) fn end_ms(&self) -> i64 {
+        self.start_ms + i64::from(self.end_in)
+    }
+
     pub(super) fn close_at(&self, gap: i64, max: i64) -> i64 {
-        (self.end_ms + gap + 1).min(self.start_ms + max)
+        (self.end_ms() + gap + 1).min(self.start_ms + max)
     }
 
     /// When this session's live deadline entry is due.
@@ -226,7 +254,7 @@ impl Open {
     /// Records `at` as its live deadline (`at` lies within `session_max_ms`
     /// of the start, which fits `u32`); returns what was recorded.
     pub(super) fn queue(&mut self, at: i64) -> i64 {
-        self.queued_in = u32::try_from(at.saturating_sub(self.start_ms).max(0)).unwrap_or(u32::MAX);
+        self.queued_in = offset(self.start_ms, at);
         self.queued_at()
     }
 
@@ -256,10 +284,10 @@ impl Open {
         };
         SessionRow {
             session_id,
-            anonymous_id: self.visitor.clone(),
+            anonymous_id: self.visitor.to_arc(),
             user_id: self.user_id.as_deref().unwrap_or_default().to_string(),
             start_ms: self.start_ms,
-            end_ms: self.end_ms,
+            end_ms: self.end_ms(),
             page_views: self.page_views,
             events: self.events,
             entry_path: self.entry_path.clone(),
@@ -287,7 +315,7 @@ impl Open {
     /// Under 2 page views, no engagement event and shorter than
     /// `bounce_ms`.
     pub(super) fn bounced(&self, bounce_ms: i64) -> bool {
-        self.page_views < 2 && !self.engaged && self.end_ms - self.start_ms < bounce_ms
+        self.page_views < 2 && !self.engaged && i64::from(self.end_in) < bounce_ms
     }
 
     /// What `e` does to the session: its end and count, ids, experiment,
@@ -302,10 +330,10 @@ impl Open {
         currency: &str,
         strings: &mut Interner,
     ) -> Option<StageReached> {
-        self.end_ms = e.timestamp_ms;
+        self.end_in = offset(self.start_ms, e.timestamp_ms);
         self.events += 1;
         if self.storefront_id().is_none() && !server_side {
-            self.storefront_id_other = e.session_id.as_deref().map(Into::into);
+            self.storefront_id_other = e.session_id.as_deref().map(boxed_id);
         }
         if let Some(u) = &e.user_id {
             if self.user_id.as_deref() != Some(u.as_str()) {

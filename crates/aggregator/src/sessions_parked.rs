@@ -47,7 +47,7 @@ impl Parked {
         id: &str,
         live: impl Fn(&Open) -> bool,
     ) -> Option<Box<Open>> {
-        self.take_where(visitor, |s| s.storefront_id() == Some(id) && live(s))
+        self.take_where(visitor, |s| s.storefront_id_is(id) && live(s))
     }
 
     /// Whether `visitor` has a parked session under storefront id `id` that
@@ -55,7 +55,7 @@ impl Parked {
     pub(super) fn has(&self, visitor: &str, id: &str, live: impl Fn(&Open) -> bool) -> bool {
         self.by_visitor
             .get(visitor)
-            .is_some_and(|l| l.iter().any(|s| s.storefront_id() == Some(id) && live(s)))
+            .is_some_and(|l| l.iter().any(|s| s.storefront_id_is(id) && live(s)))
     }
 
     /// Takes out `visitor`'s parked session whose deadline entry is `at`.
@@ -138,7 +138,7 @@ impl Sessionizer {
     /// parked table (after their page state was given back).
     pub(super) fn unpark_restored(&mut self) {
         for (_, s) in std::mem::take(&mut self.open.restored) {
-            self.parked.park(s.visitor.clone(), s);
+            self.parked.park(s.visitor.to_arc(), s);
         }
     }
 
@@ -163,7 +163,7 @@ impl serde::Serialize for OpenRef<'_> {
         let s = self.0;
         let mut map = serializer.serialize_map(Some(s.open.len() + s.parked.len()))?;
         for open in s.open.iter() {
-            map.serialize_entry(&*open.visitor, open)?;
+            map.serialize_entry(&open.visitor, open)?;
         }
         for (key, open) in s.parked.keyed() {
             map.serialize_entry(&key, open)?;

@@ -1,0 +1,245 @@
+//! Ids as an open session holds them, without an allocation of their own
+//! for the ids storefronts usually send.
+//!
+//! A visitor id is a cookie or device id: a UUID (Segment's and
+//! RudderStack's `anonymousId`, most storefront SDKs), or a short token
+//! (`GA1.2.…`-style ids, numeric ids). A million open sessions each held
+//! theirs in an `Arc<str>` of its own: 56 bytes of heap for a UUID, 32
+//! for a 15-byte token. [`SmallId`] keeps an id of up to 22 bytes inline
+//! and a lowercase hyphenated UUID as its 16 bytes, in 24 bytes; any other
+//! id is boxed. It reads, writes, compares and orders as the string it
+//! stands for, so checkpoints and the order of equal deadlines are as they
+//! were with the string.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// Bytes kept inline.
+const INLINE: usize = 22;
+
+/// The length of a hyphenated UUID, and where its hyphens are.
+const UUID_LEN: usize = 36;
+const HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+/// An id: inline, a packed UUID, or boxed (24 bytes; a test pins it).
+#[derive(Clone)]
+pub(crate) enum SmallId {
+    /// Up to [`INLINE`] bytes of UTF-8.
+    Inline { len: u8, bytes: [u8; INLINE] },
+    /// A lowercase hyphenated UUID, as the 16 bytes its hex digits spell.
+    Uuid([u8; 16]),
+    /// Anything else.
+    Boxed(Box<str>),
+}
+
+impl SmallId {
+    /// `id`, held as compactly as its form allows.
+    pub(crate) fn new(id: &str) -> SmallId {
+        if id.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            return SmallId::Inline {
+                len: id.len() as u8,
+                bytes,
+            };
+        }
+        match uuid_bytes(id) {
+            Some(b) => SmallId::Uuid(b),
+            None => SmallId::Boxed(id.into()),
+        }
+    }
+
+    /// Calls `f` with the id as a string (a UUID is spelled out on the
+    /// stack).
+    pub(crate) fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            SmallId::Inline { len, bytes } => f(inline_str(bytes, *len)),
+            SmallId::Uuid(b) => {
+                let text = uuid_text(b);
+                // Hex digits and hyphens only: ASCII.
+                f(std::str::from_utf8(&text).unwrap_or_default())
+            }
+            SmallId::Boxed(s) => f(s),
+        }
+    }
+
+    /// Whether this is `id`.
+    pub(crate) fn is(&self, id: &str) -> bool {
+        match self {
+            SmallId::Inline { len, bytes } => inline_str(bytes, *len) == id,
+            SmallId::Uuid(b) => uuid_bytes(id).is_some_and(|other| other == *b),
+            SmallId::Boxed(s) => &**s == id,
+        }
+    }
+
+    /// The id as a shared string (for a row).
+    pub(crate) fn to_arc(&self) -> Arc<str> {
+        self.with_str(|s| Arc::from(s))
+    }
+}
+
+impl std::fmt::Display for SmallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.with_str(|s| f.write_str(s))
+    }
+}
+
+impl std::fmt::Debug for SmallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.with_str(|s| write!(f, "{s:?}"))
+    }
+}
+
+impl PartialEq for SmallId {
+    fn eq(&self, other: &SmallId) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for SmallId {}
+
+impl PartialOrd for SmallId {
+    fn partial_cmp(&self, other: &SmallId) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SmallId {
+    /// As the strings order. Two UUIDs order as their bytes do: hex digits
+    /// sort as the values they spell, and the hyphens stand in the same
+    /// places.
+    fn cmp(&self, other: &SmallId) -> Ordering {
+        match (self, other) {
+            (SmallId::Uuid(a), SmallId::Uuid(b)) => a.cmp(b),
+            _ => self.with_str(|a| other.with_str(|b| a.cmp(b))),
+        }
+    }
+}
+
+impl serde::Serialize for SmallId {
+    /// As the string.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.with_str(|id| s.serialize_str(id))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SmallId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SmallId, D::Error> {
+        let id = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(SmallId::new(&id))
+    }
+}
+
+/// The inline bytes as the string they were made from.
+fn inline_str(bytes: &[u8; INLINE], len: u8) -> &str {
+    // Made from a `&str` cut at its own length: valid UTF-8.
+    std::str::from_utf8(&bytes[..usize::from(len)]).unwrap_or_default()
+}
+
+/// The 16 bytes of `id` when it is a lowercase hyphenated UUID (other
+/// spellings of the same UUID are other ids, and stay strings).
+fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    let s = id.as_bytes();
+    if s.len() != UUID_LEN || HYPHENS.iter().any(|&h| s[h] != b'-') {
+        return None;
+    }
+    let mut out = [0; 16];
+    let mut digits = s.iter().enumerate().filter(|(i, _)| !HYPHENS.contains(i));
+    for byte in &mut out {
+        let (_, hi) = digits.next()?;
+        let (_, lo) = digits.next()?;
+        *byte = (nibble(*hi)? << 4) | nibble(*lo)?;
+    }
+    Some(out)
+}
+
+/// A lowercase hex digit's value.
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// The hyphenated lowercase spelling of a UUID's bytes.
+fn uuid_text(b: &[u8; 16]) -> [u8; UUID_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; UUID_LEN];
+    let mut at = 0;
+    for byte in b {
+        while HYPHENS.contains(&at) {
+            at += 1;
+        }
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDS: [&str; 9] = [
+        "",
+        "anon-0000151789",
+        "exactly-twenty-two-byt",
+        "twenty-three-bytes-long",
+        "04e6cdfb-3568-4746-bb21-cdb99f21a56a",
+        "04E6CDFB-3568-4746-BB21-CDB99F21A56A",
+        "04e6cdfb-3568-4746-bb21-cdb99f21a56",
+        "04e6cdfb+3568-4746-bb21-cdb99f21a56a",
+        "ünïcödé-visitor-идентификатор",
+    ];
+
+    #[test]
+    fn an_id_is_held_in_24_bytes_and_reads_back_as_it_was() {
+        assert_eq!(std::mem::size_of::<SmallId>(), 24);
+        assert_eq!(std::mem::size_of::<Option<SmallId>>(), 24);
+        for id in IDS {
+            let small = SmallId::new(id);
+            assert_eq!(small.to_string(), id);
+            assert!(small.is(id), "{id}");
+            assert_eq!(&*small.to_arc(), id);
+            let bytes = postcard::to_stdvec(&small).expect("encodes");
+            assert_eq!(bytes, postcard::to_stdvec(id).expect("encodes"), "{id}");
+            let back: SmallId = postcard::from_bytes(&bytes).expect("decodes");
+            assert!(back.is(id), "{id}");
+        }
+    }
+
+    #[test]
+    fn only_short_ids_and_lowercase_uuids_are_held_inline() {
+        let kind = |id: &str| match SmallId::new(id) {
+            SmallId::Inline { .. } => "inline",
+            SmallId::Uuid(_) => "uuid",
+            SmallId::Boxed(_) => "boxed",
+        };
+        let kinds: Vec<&str> = IDS.iter().map(|id| kind(id)).collect();
+        assert_eq!(
+            kinds,
+            ["inline", "inline", "inline", "boxed", "uuid", "boxed", "boxed", "boxed", "boxed"]
+        );
+    }
+
+    #[test]
+    fn ids_compare_and_order_as_their_strings() {
+        let mut more = IDS.to_vec();
+        more.extend([
+            "04e6cdfb-3568-4746-bb21-cdb99f21a56b",
+            "ffffffff-ffff-ffff-ffff-ffffffffffff",
+            "00000000-0000-0000-0000-000000000000",
+            "04e6cdfb-3568-4746-bb21-cdb99f21a56a-and-more",
+        ]);
+        for a in &more {
+            for b in &more {
+                let (x, y) = (SmallId::new(a), SmallId::new(b));
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a} against {b}");
+                assert_eq!(x == y, a == b, "{a} against {b}");
+                assert_eq!(x.is(b), a == b, "{a} is {b}");
+            }
+        }
+    }
+}
