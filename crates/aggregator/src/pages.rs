@@ -38,17 +38,23 @@ struct PageWindow {
 
 type PageKey = (i64, i32);
 
-/// The (window, path) pairs a visit has viewed: a short list while it is
-/// short (most visits see a few pages; a one-element hash set costs 128
-/// bytes of table), a hash set past [`SeenPages::FEW`], so a long visit
-/// stays O(1) per page view. Serialized as a sequence either way, as the
-/// hash set would be, so the checkpoint format does not depend on the form.
+/// The (window, path) pairs a visit has viewed: held in place while there
+/// is one (a visit that bounces sees one page: no allocation), then a
+/// short list (most visits see a few pages; a one-element hash set costs
+/// 128 bytes of table), then a hash set past [`SeenPages::FEW`], so a long
+/// visit stays O(1) per page view. Serialized as a sequence either way, as
+/// the hash set would be, so the checkpoint format does not depend on the
+/// form.
 ///
-/// A million of these are held at once, so both forms are kept small: the
-/// list grows 1, 2, 4, 8, 16 (a `Vec` would reserve 4 entries, 96 bytes, on
-/// the first page view), and the rare set is boxed, which keeps the enum at
-/// 32 bytes instead of 56.
+/// A million of these are held at once, so every form is kept small: the
+/// list grows 2, 4, 8, 16 (a `Vec` would reserve 4 entries, 96 bytes, on
+/// its first push), and the rare set is boxed, which keeps the enum at 32
+/// bytes instead of 56.
+#[derive(Default)]
 enum SeenPages {
+    #[default]
+    None,
+    One((i64, Arc<str>)),
     Few(Vec<(i64, Arc<str>)>),
     #[allow(clippy::box_collection)]
     Many(Box<Set<(i64, Arc<str>)>>),
@@ -60,6 +66,15 @@ impl SeenPages {
     /// Adds `page`; whether it was new.
     fn insert(&mut self, page: (i64, Arc<str>)) -> bool {
         match self {
+            SeenPages::None => {
+                *self = SeenPages::One(page);
+                true
+            }
+            SeenPages::One(first) if *first == page => false,
+            SeenPages::One(first) => {
+                *self = SeenPages::Few(vec![first.clone(), page]);
+                true
+            }
             SeenPages::Few(v) if v.contains(&page) => false,
             SeenPages::Few(v) if v.len() < Self::FEW => {
                 if v.len() == v.capacity() {
@@ -79,15 +94,11 @@ impl SeenPages {
     }
 }
 
-impl Default for SeenPages {
-    fn default() -> Self {
-        SeenPages::Few(Vec::new())
-    }
-}
-
 impl serde::Serialize for SeenPages {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
+            SeenPages::None => s.collect_seq(std::iter::empty::<&(i64, Arc<str>)>()),
+            SeenPages::One(page) => s.collect_seq(std::iter::once(page)),
             SeenPages::Few(v) => s.collect_seq(v),
             SeenPages::Many(set) => s.collect_seq(set.iter()),
         }
@@ -292,11 +303,13 @@ mod tests {
         let mut capacities = Vec::new();
         for i in 0..SeenPages::FEW as i64 {
             seen.insert((i, Arc::from("/")));
-            if let SeenPages::Few(v) = &seen {
-                capacities.push(v.capacity());
+            match &seen {
+                SeenPages::One(_) => capacities.push(0),
+                SeenPages::Few(v) => capacities.push(v.capacity()),
+                _ => {}
             }
         }
-        assert_eq!(&capacities[..5], &[1, 2, 4, 4, 8]);
+        assert_eq!(&capacities[..5], &[0, 2, 4, 4, 8], "the first in place");
         assert_eq!(capacities.last(), Some(&SeenPages::FEW));
     }
 
@@ -316,10 +329,14 @@ mod tests {
         let one = (7i64, Arc::<str>::from("/cart"));
         let mut few = SeenPages::default();
         few.insert(one.clone());
-        let old: std::collections::HashSet<(i64, Arc<str>)> = [one].into_iter().collect();
+        let old: std::collections::HashSet<(i64, Arc<str>)> = [one.clone()].into_iter().collect();
         let bytes = postcard::to_stdvec(&few).expect("serializes");
         assert_eq!(bytes, postcard::to_stdvec(&old).expect("serializes"));
         let back: SeenPages = postcard::from_bytes(&bytes).expect("reads the old format");
-        assert!(matches!(back, SeenPages::Few(ref v) if v.len() == 1));
+        assert!(matches!(back, SeenPages::One(ref p) if *p == one));
+        // None: the bytes of an empty set.
+        let empty: std::collections::HashSet<(i64, Arc<str>)> = Default::default();
+        let none = postcard::to_stdvec(&SeenPages::default()).expect("serializes");
+        assert_eq!(none, postcard::to_stdvec(&empty).expect("serializes"));
     }
 }
