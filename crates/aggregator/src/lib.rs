@@ -243,10 +243,6 @@ pub struct Aggregator {
     /// Room for the sessions an advance closes, kept between advances.
     #[serde(skip)]
     closing: Vec<sessions::Closed>,
-    /// The size to allocate for the next snapshot (the last one's, and an
-    /// eighth): a hint, not state.
-    #[serde(skip)]
-    snapshot_hint: std::sync::atomic::AtomicUsize,
     /// The buffer's length in the checkpoint layout (read and dropped).
     #[serde(rename = "pending_len")]
     _pending_len: buffer::StoredLen,
@@ -326,7 +322,6 @@ impl Aggregator {
             pending: Buffer::default(),
             released: Vec::new(),
             closing: Vec::new(),
-            snapshot_hint: Default::default(),
             _pending_len: buffer::StoredLen,
             held: HeldOffsets::default(),
             stats: Stats::default(),

@@ -159,7 +159,6 @@ pub(super) fn aggregator(body: &[u8]) -> Result<Aggregator, SnapshotError> {
         pending: v1.pending.into(),
         released: Vec::new(),
         closing: Vec::new(),
-        snapshot_hint: Default::default(),
         _pending_len: v1.pending_len,
         held: v1.held,
         sessions: v1.sessions,

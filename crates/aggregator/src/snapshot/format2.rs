@@ -124,7 +124,6 @@ pub(super) fn aggregator(body: &[u8]) -> Result<crate::Aggregator, SnapshotError
         pending: v2.pending,
         released: Vec::new(),
         closing: Vec::new(),
-        snapshot_hint: Default::default(),
         _pending_len: v2.pending_len,
         held: v2.held,
         sessions: v2.sessions,

@@ -10,8 +10,11 @@ use serde::Serialize;
 
 use crate::{Aggregator, AggregatorConfig, CustomerBook};
 
+mod chunked;
 mod format1;
 mod format2;
+
+use postcard::ser_flavors::Flavor;
 
 /// The snapshot layout this build writes. It also reads format 2, whose
 /// customer books remember no orders and whose aggregators keep no touches,
@@ -36,14 +39,13 @@ pub enum SnapshotError {
     Settings(&'static str),
 }
 
-/// `state` after the format byte, written into room for `hint` bytes at
-/// once: a large state grown into by doubling was copied several times
-/// into fresh memory, which the kernel zeroes first.
-fn encode<T: Serialize>(state: &T, hint: usize) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(hint.max(64));
-    bytes.push(FORMAT);
-    // Serializing plain data into a Vec cannot fail.
-    postcard::to_extend(state, bytes).unwrap_or_else(|_| vec![FORMAT])
+/// `state` after the format byte, in chunks ([`chunked`]).
+fn encode<T: Serialize>(state: &T) -> Vec<Vec<u8>> {
+    let mut flavor = chunked::Chunked::default();
+    // Pushing into memory cannot fail.
+    let _ = flavor.try_push(FORMAT);
+    // Serializing plain data into memory cannot fail.
+    postcard::serialize_with_flavor(state, flavor).unwrap_or_else(|_| vec![vec![FORMAT]])
 }
 
 /// The format byte and the body of a snapshot this build reads.
@@ -103,11 +105,13 @@ impl Aggregator {
     /// The whole state (open sessions, carts, orders, windows, the buffer
     /// ahead of the watermark, the dedup and visitor sets) as bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let bytes = encode(self, self.snapshot_hint.load(Relaxed));
-        self.snapshot_hint
-            .store(bytes.len() + bytes.len() / 8, Relaxed);
-        bytes
+        self.snapshot_chunks().concat()
+    }
+
+    /// [`Aggregator::snapshot`] in the chunks it was written in (each
+    /// written once, none moved; joined, they are the snapshot).
+    pub fn snapshot_chunks(&self) -> Vec<Vec<u8>> {
+        encode(self)
     }
 
     /// The aggregator `bytes` were taken from, provided `cfg` is the
@@ -135,7 +139,12 @@ impl Aggregator {
 impl CustomerBook {
     /// The whole state (histories, pending facts, open days) as bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        encode(self, 0)
+        self.snapshot_chunks().concat()
+    }
+
+    /// [`CustomerBook::snapshot`] in the chunks it was written in.
+    pub fn snapshot_chunks(&self) -> Vec<Vec<u8>> {
+        encode(self)
     }
 
     /// The book `bytes` were taken from, provided it was built like `like`

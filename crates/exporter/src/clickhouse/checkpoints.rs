@@ -25,9 +25,66 @@ pub struct Checkpoint {
     pub event_times: BTreeMap<String, i64>,
     /// The watermark the state had reached.
     pub watermark_ms: i64,
-    /// The state, as the aggregator encodes it: shared, so that an insert
-    /// (and each retry of it) sends these bytes without copying them.
-    pub state: Bytes,
+    /// The state, as the aggregator encodes it.
+    pub state: State,
+}
+
+/// A checkpoint's state: the chunks the aggregator encoded it in, shared,
+/// so that an insert (and each retry of it) sends them without copying.
+/// Equal states hold the same bytes, however they are cut.
+#[derive(Debug, Clone, Default)]
+pub struct State(Vec<Bytes>);
+
+impl State {
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its chunks, in order.
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.0
+    }
+
+    /// The whole state in one piece: a copy only when it is in several
+    /// chunks (a restore reads one piece).
+    pub fn contiguous(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.0[..] {
+            [] => std::borrow::Cow::Borrowed(&[]),
+            [one] => std::borrow::Cow::Borrowed(one),
+            more => std::borrow::Cow::Owned(more.concat()),
+        }
+    }
+}
+
+impl PartialEq for State {
+    fn eq(&self, other: &State) -> bool {
+        let bytes = |s: &State| {
+            s.0.iter()
+                .flat_map(|b| b.iter().copied())
+                .collect::<Vec<u8>>()
+        };
+        self.len() == other.len() && bytes(self) == bytes(other)
+    }
+}
+
+impl Eq for State {}
+
+impl From<Vec<u8>> for State {
+    fn from(bytes: Vec<u8>) -> State {
+        State(vec![Bytes::from(bytes)])
+    }
+}
+
+impl From<Vec<Vec<u8>>> for State {
+    fn from(chunks: Vec<Vec<u8>>) -> State {
+        State(chunks.into_iter().map(Bytes::from).collect())
+    }
 }
 
 impl Checkpoint {
@@ -170,7 +227,7 @@ mod tests {
             offsets: [("t".to_string(), 7)].into(),
             event_times: BTreeMap::new(),
             watermark_ms: -2,
-            state: Bytes::from(vec![9; 300]),
+            state: vec![vec![9; 100], vec![9; 200]].into(),
         };
         let head = row_head("g", &c);
         let mut want = vec![1, b'g', 6];

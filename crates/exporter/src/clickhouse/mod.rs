@@ -8,7 +8,7 @@ mod sink;
 
 use serde::Deserialize;
 
-pub use checkpoints::{Checkpoint, CheckpointStore};
+pub use checkpoints::{Checkpoint, CheckpointStore, State};
 pub use erasure::{
     lightweight_from, refused as erasure_refused, statements as erasure_statements, with_literals,
     Deleted, ErasureRequest, ErasureStore, PERSONAL_TABLES,

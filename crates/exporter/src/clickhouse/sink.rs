@@ -149,8 +149,8 @@ impl ClickHouseSink {
         self.retry("checkpoints", checkpoints.len(), attempt).await;
     }
 
-    /// One insert of `checkpoints`: each row's head, then its state as it
-    /// is (shared, not copied).
+    /// One insert of `checkpoints`: each row's head, then its state's
+    /// chunks as they are (shared, not copied).
     async fn insert_checkpoints(
         &self,
         group_id: &str,
@@ -163,7 +163,9 @@ impl ClickHouseSink {
             insert
                 .send(super::checkpoints::row_head(group_id, c))
                 .await?;
-            insert.send(c.state.clone()).await?;
+            for chunk in c.state.chunks() {
+                insert.send(chunk.clone()).await?;
+            }
         }
         insert.end().await?;
         Ok(())

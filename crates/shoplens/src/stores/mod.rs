@@ -173,10 +173,12 @@ impl Stores {
             return Loaded::Fresh;
         };
         let restored = match slot.kind {
-            Kind::Customers => CustomerBook::restore(&self.new_book(), &c.state).map(|b| {
-                self.books.insert(slot.partition, b);
-            }),
-            _ => Aggregator::restore(&self.cfg, &c.state).map(|a| {
+            Kind::Customers => {
+                CustomerBook::restore(&self.new_book(), &c.state.contiguous()).map(|b| {
+                    self.books.insert(slot.partition, b);
+                })
+            }
+            _ => Aggregator::restore(&self.cfg, &c.state.contiguous()).map(|a| {
                 self.aggregators.insert(slot, a);
             }),
         };
@@ -374,8 +376,11 @@ impl Stores {
                 continue;
             }
             let state = match slot.kind {
-                Kind::Customers => self.books.get(&slot.partition).map(CustomerBook::snapshot),
-                _ => self.aggregators.get(&slot).map(Aggregator::snapshot),
+                Kind::Customers => self
+                    .books
+                    .get(&slot.partition)
+                    .map(CustomerBook::snapshot_chunks),
+                _ => self.aggregators.get(&slot).map(Aggregator::snapshot_chunks),
             };
             let Some(state) = state else { continue };
             out.push(Checkpoint {
