@@ -28,6 +28,64 @@ pub(crate) struct SessionWindows {
     dirty: BTreeSet<Key>,
 }
 
+impl Acc {
+    /// A window's empty accumulator for `key`, with `stages` funnel stages.
+    fn new(key: &Key, stages: usize) -> Acc {
+        let (w, channel, experiment_id, variant, partition) = key;
+        Acc {
+            row: SessionWindowRow {
+                window_start_ms: *w,
+                channel: *channel,
+                experiment_id: experiment_id.to_string(),
+                variant: variant.to_string(),
+                partition: *partition,
+                sessions: 0,
+                visitors: 0,
+                new_visitors: 0,
+                page_views: 0,
+                bounces: 0,
+                conversions: 0,
+                orders: 0,
+                revenue_minor: 0,
+                duration_ms: 0,
+                signups: 0,
+                referral_sessions: 0,
+                reached: vec![0; stages],
+                reached_any: vec![0; stages],
+                version: 0,
+            },
+            visitors: Set::default(),
+        }
+    }
+
+    /// Counts the closed session `s` in.
+    fn add(&mut self, s: &SessionRow, stages: usize) {
+        let r = &mut self.row;
+        r.sessions += 1;
+        if self.visitors.insert(s.anonymous_id.clone()) {
+            r.visitors += 1;
+        }
+        r.new_visitors += u64::from(s.new_visitor);
+        r.page_views += u64::from(s.page_views);
+        r.bounces += u64::from(s.bounced);
+        r.conversions += u64::from(s.converted);
+        r.orders += u64::from(s.orders);
+        r.revenue_minor = r.revenue_minor.saturating_add(s.revenue_minor);
+        r.duration_ms += s.duration_ms().max(0) as u64;
+        r.signups += u64::from(s.signups);
+        r.referral_sessions += u64::from(s.referral);
+        for i in 0..stages {
+            if i == 0 || i <= usize::from(s.stage_reached) {
+                r.reached[i] += 1;
+            }
+            if i == 0 || s.stages_any & (1 << (i - 1)) != 0 {
+                r.reached_any[i] += 1;
+            }
+        }
+        r.version = r.sessions;
+    }
+}
+
 impl SessionWindows {
     /// `stages` counts funnel stages including `session`.
     pub(crate) fn new(window_ms: i64, stages: usize) -> Self {
@@ -82,53 +140,16 @@ impl SessionWindows {
             s.partition,
         );
         let stages = self.stages;
-        let a = self.acc.entry(key.clone()).or_insert_with(|| Acc {
-            row: SessionWindowRow {
-                window_start_ms: w,
-                channel: s.channel,
-                experiment_id: s.experiment_id.to_string(),
-                variant: s.variant.to_string(),
-                partition: s.partition,
-                sessions: 0,
-                visitors: 0,
-                new_visitors: 0,
-                page_views: 0,
-                bounces: 0,
-                conversions: 0,
-                orders: 0,
-                revenue_minor: 0,
-                duration_ms: 0,
-                signups: 0,
-                referral_sessions: 0,
-                reached: vec![0; stages],
-                reached_any: vec![0; stages],
-                version: 0,
-            },
-            visitors: Set::default(),
-        });
-        let r = &mut a.row;
-        r.sessions += 1;
-        if a.visitors.insert(s.anonymous_id.clone()) {
-            r.visitors += 1;
-        }
-        r.new_visitors += u64::from(s.new_visitor);
-        r.page_views += u64::from(s.page_views);
-        r.bounces += u64::from(s.bounced);
-        r.conversions += u64::from(s.converted);
-        r.orders += u64::from(s.orders);
-        r.revenue_minor = r.revenue_minor.saturating_add(s.revenue_minor);
-        r.duration_ms += s.duration_ms().max(0) as u64;
-        r.signups += u64::from(s.signups);
-        r.referral_sessions += u64::from(s.referral);
-        for i in 0..stages {
-            if i == 0 || i <= usize::from(s.stage_reached) {
-                r.reached[i] += 1;
-            }
-            if i == 0 || s.stages_any & (1 << (i - 1)) != 0 {
-                r.reached_any[i] += 1;
+        // Looked up before it is cloned: most sessions land in a window
+        // already open (a clone is two reference counts up and down).
+        match self.acc.get_mut(&key) {
+            Some(a) => a.add(s, stages),
+            None => {
+                let mut a = Acc::new(&key, stages);
+                a.add(s, stages);
+                self.acc.insert(key.clone(), a);
             }
         }
-        r.version = r.sessions;
         self.dirty.insert(key);
     }
 
