@@ -371,14 +371,19 @@ async fn load_all_but_the_end(s: &Settings) -> (GenStats, shoplens::generate::Me
         traffic.iter().all(|m| m.ts_ms <= last.ts_ms),
         "last is latest"
     );
+    produce_now(s, traffic, "all but the last message").await;
+    (gen.stats(), last)
+}
+
+/// Produces `traffic` at once, with no flush after it.
+async fn produce_now(s: &Settings, traffic: Vec<shoplens::generate::Message>, what: &str) {
     let no_flush = ProduceOptions {
         speed: None,
         flush_after_ms: None,
     };
     shoplens::generate::produce_messages(&s.kafka, traffic, START_MS, &no_flush)
         .await
-        .expect("produce all but the last message");
-    (gen.stats(), last)
+        .unwrap_or_else(|e| panic!("produce {what}: {e}"));
 }
 
 /// Produces the message [`load_all_but_the_end`] held back, and the flush
@@ -475,13 +480,7 @@ async fn first_half_now(s: &Settings, g: &GenStats) -> (usize, Vec<shoplens::gen
     assert_eq!(&gen.stats(), g, "the same input");
     let second_half = traffic.split_off(traffic.len() / 2);
     let first_half_messages = traffic.len();
-    let no_flush = ProduceOptions {
-        speed: None,
-        flush_after_ms: None,
-    };
-    shoplens::generate::produce_messages(&s.kafka, traffic, START_MS, &no_flush)
-        .await
-        .expect("produce the first half");
+    produce_now(s, traffic, "the first half").await;
     (first_half_messages, second_half)
 }
 
