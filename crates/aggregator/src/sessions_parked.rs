@@ -79,6 +79,9 @@ impl Parked {
 
     /// `visitor`'s parked session whose deadline entry is `at`.
     pub(super) fn queued_mut(&mut self, visitor: &str, at: i64) -> Option<&mut Open> {
+        if self.len == 0 {
+            return None; // the common case: no hashing of the visitor
+        }
         let list = self.by_visitor.get_mut(visitor)?;
         list.iter_mut()
             .find(|s| s.queued_at() == at)
