@@ -14,6 +14,16 @@
 
 #![warn(missing_docs)]
 
+/// Asserts that `T` takes at most `n` bytes, naming its size when not: the
+/// state's compact types are pinned to their allocator size classes.
+#[cfg(test)]
+macro_rules! assert_size_at_most {
+    ($t:ty, $n:expr) => {{
+        let size = std::mem::size_of::<$t>();
+        assert!(size <= $n, "{} is {size} bytes", stringify!($t));
+    }};
+}
+
 mod aggregate;
 pub mod attribution;
 mod buffer;

@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_short_visit_holds_only_the_pages_it_saw() {
-        assert!(std::mem::size_of::<SeenPages>() <= 32);
+        assert_size_at_most!(SeenPages, 32);
         let mut seen = SeenPages::default();
         let mut capacities = Vec::new();
         for i in 0..SeenPages::FEW as i64 {

@@ -59,8 +59,9 @@ impl Acc {
     }
 
     /// Counts the closed session `s` in.
-    fn add(&mut self, s: &SessionRow, stages: usize) {
+    fn add(&mut self, s: &SessionRow) {
         let r = &mut self.row;
+        let stages = r.reached.len();
         r.sessions += 1;
         if self.visitors.insert(s.anonymous_id.clone()) {
             r.visitors += 1;
@@ -139,14 +140,13 @@ impl SessionWindows {
             s.variant.clone(),
             s.partition,
         );
-        let stages = self.stages;
         // Looked up before it is cloned: most sessions land in a window
         // already open (a clone is two reference counts up and down).
         match self.acc.get_mut(&key) {
-            Some(a) => a.add(s, stages),
+            Some(a) => a.add(s),
             None => {
-                let mut a = Acc::new(&key, stages);
-                a.add(s, stages);
+                let mut a = Acc::new(&key, self.stages);
+                a.add(s);
                 self.acc.insert(key.clone(), a);
             }
         }

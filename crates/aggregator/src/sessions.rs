@@ -304,7 +304,7 @@ impl Sessionizer {
     ) -> (Option<Closed>, bool) {
         let ts = e.timestamp_ms;
         let mut closed = None;
-        let visitor = k.id;
+        let visitor = k.id.id();
         let (gap, max) = (self.gap_ms, self.max_ms);
         let live = |s: &Open| ts < s.close_at(gap, max);
         let id = e.session_id.as_deref();
@@ -365,41 +365,45 @@ impl Sessionizer {
         }
     }
 
-    /// The visitor of the next open session whose deadline (inactivity gap
-    /// or length cap) is at or before `until` (the soonest of all when
-    /// `None`), taken off the heap.
-    fn pop_due(&mut self, until: Option<i64>) -> Option<(SmallId, i64)> {
+    /// Takes out the next open session (in use or parked) whose deadline,
+    /// its inactivity gap or length cap, is at or before `until` (the
+    /// soonest of all when `None`); its entry comes off the heap. The
+    /// visitor is looked up once for the check and the taking.
+    fn take_next_due(&mut self, until: Option<i64>) -> Option<Box<Open>> {
         let (open, parked) = (&mut self.open, &mut self.parked);
         let (gap, max) = (self.gap_ms, self.max_ms);
-        let mut due_at = 0;
-        let visitor = pop_due(&mut self.deadlines, until, |visitor, at| {
+        let mut taken = None;
+        pop_due(&mut self.deadlines, until, |visitor, at| {
             visitor.with_str(|visitor| {
                 // The session in use, or a parked one; none: closed earlier
                 // (by a new session), or an entry of an earlier session.
-                let s = match open.get_mut(open.key(visitor)) {
-                    Some(s) if s.queued_at() == at => Some(s),
-                    _ => parked.queued_mut(visitor, at),
+                let k = open.key(visitor);
+                let (s, in_use) = match open.get_mut(k) {
+                    Some(s) if s.queued_at() == at => (Some(s), true),
+                    _ => (parked.queued_mut(visitor, at), false),
                 };
                 let Some(s) = s else {
                     return Due::Stale;
                 };
                 let now_at = s.close_at(gap, max);
                 if now_at > at {
-                    Due::Later(s.queue(now_at))
-                } else {
-                    due_at = at;
-                    Due::Now
+                    return Due::Later(s.queue(now_at));
                 }
+                taken = if in_use {
+                    open.remove(k)
+                } else {
+                    parked.take_queued(visitor, at)
+                };
+                Due::Now
             })
         })?;
-        Some((visitor, due_at))
+        taken
     }
 
     /// Closes the open session whose inactivity gap or length cap ends
     /// first: of all open sessions, the one closest to closing anyway.
     fn close_soonest(&mut self, held: &mut HeldOffsets) -> Option<Closed> {
-        let (visitor, at) = self.pop_due(None)?;
-        let s = visitor.with_str(|v| self.take_due(v, at))?;
+        let s = self.take_next_due(None)?;
         Some(self.finish(*s, held))
     }
 
@@ -411,10 +415,8 @@ impl Sessionizer {
         held: &mut HeldOffsets,
         out: &mut Vec<Closed>,
     ) {
-        while let Some((visitor, at)) = self.pop_due(Some(watermark_ms)) {
-            if let Some(s) = visitor.with_str(|v| self.take_due(v, at)) {
-                out.push(self.finish(*s, held));
-            }
+        while let Some(s) = self.take_next_due(Some(watermark_ms)) {
+            out.push(self.finish(*s, held));
         }
         // Sessions closed in one advance come out in a stable order.
         crate::rows::sort_rows(out, |a, b| {

@@ -14,14 +14,16 @@ use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
 use crate::hash::State;
+use crate::small_id::Probe;
 
 use super::parked::MARK;
 use super::Open;
 
-/// A visitor id with its hash in the table, computed once per event.
+/// A visitor id with its hash in the table and its UUID bytes, each
+/// computed once per event.
 #[derive(Clone, Copy)]
 pub(crate) struct Key<'a> {
-    pub(super) id: &'a str,
+    pub(super) id: Probe<'a>,
     hash: u64,
 }
 
@@ -39,30 +41,30 @@ impl InUse {
     /// `id` with its hash.
     pub(super) fn key<'a>(&self, id: &'a str) -> Key<'a> {
         Key {
-            id,
+            id: Probe::new(id),
             hash: self.hasher.hash_one(id),
         }
     }
 
     pub(super) fn get(&self, k: Key<'_>) -> Option<&Open> {
-        let found = self.table.find(k.hash, |s| s.visitor.is(k.id));
+        let found = self.table.find(k.hash, |s| s.visitor.is_probe(&k.id));
         found.map(|s| &**s)
     }
 
     pub(super) fn get_mut(&mut self, k: Key<'_>) -> Option<&mut Open> {
-        let found = self.table.find_mut(k.hash, |s| s.visitor.is(k.id));
+        let found = self.table.find_mut(k.hash, |s| s.visitor.is_probe(&k.id));
         found.map(|s| &mut **s)
     }
 
     /// Takes out the session of `k`'s visitor.
     pub(super) fn remove(&mut self, k: Key<'_>) -> Option<Box<Open>> {
-        let entry = self.table.find_entry(k.hash, |s| s.visitor.is(k.id));
+        let entry = self.table.find_entry(k.hash, |s| s.visitor.is_probe(&k.id));
         entry.ok().map(|e| e.remove().0)
     }
 
     /// Puts `s` in use for its visitor, `k`'s, who has none in use.
     pub(super) fn insert(&mut self, k: Key<'_>, s: Box<Open>) {
-        debug_assert!(s.visitor.is(k.id) && self.get(k).is_none());
+        debug_assert!(s.visitor.is_probe(&k.id) && self.get(k).is_none());
         let hasher = &self.hasher;
         let rehash = |s: &Open| s.visitor.with_str(|v| hasher.hash_one(v));
         self.table.insert_unique(k.hash, s, |s| rehash(s));

@@ -144,16 +144,6 @@ impl Sessionizer {
             self.parked.park(s.visitor.to_arc(), s);
         }
     }
-
-    /// Closes `visitor`'s session whose deadline entry is `at`: the one in
-    /// use, or a parked one.
-    pub(super) fn take_due(&mut self, visitor: &str, at: i64) -> Option<Box<Open>> {
-        let k = self.open.key(visitor);
-        match self.open.get(k) {
-            Some(s) if s.queued_at() == at => self.open.remove(k),
-            _ => self.parked.take_queued(visitor, at),
-        }
-    }
 }
 
 /// The open sessions' map as checkpoints write it: the sessions in use by

@@ -27,11 +27,7 @@ fn page_view(id: u32, visitor: &str, ts: i64, session: Option<&str>) -> Event {
 
 #[test]
 fn an_open_session_fits_the_192_byte_size_class() {
-    assert!(
-        std::mem::size_of::<Open>() <= 192,
-        "{}",
-        std::mem::size_of::<Open>()
-    );
+    assert_size_at_most!(Open, 192);
 }
 
 #[test]

@@ -65,16 +65,44 @@ impl SmallId {
 
     /// Whether this is `id`.
     pub(crate) fn is(&self, id: &str) -> bool {
+        self.is_probe(&Probe::new(id))
+    }
+
+    /// Whether this is the id `p` stands for.
+    pub(crate) fn is_probe(&self, p: &Probe<'_>) -> bool {
         match self {
-            SmallId::Inline { len, bytes } => inline_str(bytes, *len) == id,
-            SmallId::Uuid(b) => uuid_bytes(id).is_some_and(|other| other == *b),
-            SmallId::Boxed(s) => &**s == id,
+            SmallId::Inline { len, bytes } => inline_str(bytes, *len) == p.id,
+            SmallId::Uuid(b) => p.uuid == Some(*b),
+            SmallId::Boxed(s) => &**s == p.id,
         }
     }
 
     /// The id as a shared string (for a row).
     pub(crate) fn to_arc(&self) -> Arc<str> {
         self.with_str(|s| Arc::from(s))
+    }
+}
+
+/// An id to look for among [`SmallId`]s, its UUID bytes read once: an
+/// event's visitor is compared in several lookups, and a UUID is parsed
+/// for the first only.
+#[derive(Clone, Copy)]
+pub(crate) struct Probe<'a> {
+    id: &'a str,
+    uuid: Option<[u8; 16]>,
+}
+
+impl<'a> Probe<'a> {
+    pub(crate) fn new(id: &'a str) -> Probe<'a> {
+        Probe {
+            id,
+            uuid: uuid_bytes(id),
+        }
+    }
+
+    /// The id.
+    pub(crate) fn id(&self) -> &'a str {
+        self.id
     }
 }
 

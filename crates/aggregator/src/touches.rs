@@ -333,11 +333,7 @@ mod tests {
 
     #[test]
     fn a_visitor_fits_32_bytes() {
-        assert!(
-            std::mem::size_of::<Visitor>() <= 32,
-            "{}",
-            std::mem::size_of::<Visitor>()
-        );
+        assert_size_at_most!(Visitor, 32);
     }
 
     #[test]

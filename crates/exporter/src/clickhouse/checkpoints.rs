@@ -64,12 +64,7 @@ impl State {
 
 impl PartialEq for State {
     fn eq(&self, other: &State) -> bool {
-        let bytes = |s: &State| {
-            s.0.iter()
-                .flat_map(|b| b.iter().copied())
-                .collect::<Vec<u8>>()
-        };
-        self.len() == other.len() && bytes(self) == bytes(other)
+        self.contiguous() == other.contiguous()
     }
 }
 
