@@ -18,6 +18,8 @@ use crate::{Position, Source};
 
 #[path = "sessions_in_use.rs"]
 mod in_use;
+#[path = "sessions_marks.rs"]
+mod marks;
 #[path = "sessions_open.rs"]
 mod open;
 #[path = "sessions_parked.rs"]
@@ -176,9 +178,7 @@ impl Sessionizer {
         dropped
             .into_iter()
             .map(|mut s| {
-                s.held
-                    .iter()
-                    .for_each(|(src, off)| held.release(*src, *off));
+                s.release_holds(held);
                 (s.start_ms, s.visit.take())
             })
             .collect()
@@ -203,7 +203,7 @@ impl Sessionizer {
     pub(crate) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
         let restored = self.open.restored.iter().map(|(_, s)| &**s);
         let in_use = self.open.iter().chain(restored);
-        let in_use = in_use.flat_map(|s| s.held.iter().copied());
+        let in_use = in_use.flat_map(|s| s.holds());
         in_use.chain(self.parked.holds())
     }
 
@@ -345,7 +345,7 @@ impl Sessionizer {
         let channel = self.rules.classify(e.campaign(), e.page.as_ref());
         let mut s = Open::start(e, pos, key.clone(), channel, &mut self.strings);
         let visitor = visitor_digest(&e.anonymous_id);
-        s.new_visitor = self.visitors.first_time(visitor);
+        s.set_new_visitor(self.visitors.first_time(visitor));
         let at = s.queue(s.close_at(self.gap_ms, self.max_ms));
         self.deadlines.push(Reverse((at, key)));
         self.open.insert(k, Box::new(s));
@@ -356,9 +356,7 @@ impl Sessionizer {
     }
 
     fn finish(&self, mut s: Open, held: &mut HeldOffsets) -> Closed {
-        for (src, off) in s.held.drain(..) {
-            held.release(src, off);
-        }
+        s.release_holds(held);
         Closed {
             row: s.row(s.bounced(self.bounce_ms)),
             visit: s.visit.take(),

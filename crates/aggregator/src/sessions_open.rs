@@ -16,7 +16,6 @@
 use std::sync::Arc;
 
 use contract::{Device, Event, EventKind};
-use thin_vec::ThinVec;
 
 use crate::channel::Channel;
 use crate::intern::{Group, Interner};
@@ -26,6 +25,8 @@ use crate::rows::SessionRow;
 use crate::small_id::SmallId;
 use crate::stage_times::StageReached;
 use crate::{Position, Source};
+
+use super::marks::{Fact, Holds, Marks};
 
 /// An open session (192 bytes, an allocator size class).
 #[derive(serde::Deserialize)]
@@ -50,13 +51,18 @@ pub(super) struct Open {
     experiment: Group<2>,
     pub(super) start_ms: i64,
     revenue_minor: i64,
+    /// The lowest offset of each source among this session's events (the
+    /// first in place, its stream in `marks`).
+    held: Holds,
     /// The last event's time, as milliseconds after `start_ms` (less than
     /// `session_max_ms`, which is kept within `u32`).
     end_in: u32,
     page_views: u32,
     events: u32,
-    orders: u32,
-    signups: u32,
+    /// Orders and signups, each saturating at 65,535 in one session (a
+    /// session lasts at most `session_max_ms`).
+    orders: u16,
+    signups: u16,
     stages_any: u32,
     /// `close_at` of this session's one live entry in the deadline heap,
     /// as milliseconds after `start_ms` (at most `session_max_ms`, which is
@@ -66,15 +72,10 @@ pub(super) struct Open {
     pub(super) channel: Channel,
     device: Device,
     stage_reached: u8,
-    /// The storefront gave a session id, and `row_id` is it.
-    storefront_id_is_row_id: bool,
-    converted: bool,
-    pub(super) new_visitor: bool,
-    referral: bool,
-    engaged: bool,
-    /// Lowest offset per source among this session's events (a thin vector:
-    /// one pointer here).
-    pub(super) held: ThinVec<(Source, i64)>,
+    /// Yes-or-no facts (see [`Fact`]; the storefront's session id is
+    /// `row_id` when [`Fact::StorefrontIdIsRowId`]), and the stream of the
+    /// first held offset.
+    marks: Marks,
     /// What the session did to the page windows, from its first page view.
     pub(super) visit: Option<Box<VisitPages>>,
 }
@@ -95,8 +96,17 @@ struct OpenRef<'a> {
     row: SessionRow,
     storefront_id: Option<&'a SmallId>,
     engaged: bool,
-    held: &'a [(Source, i64)],
+    held: HoldsRef<'a>,
     queued_at: i64,
+}
+
+/// An open session's holds, written as the sequence they were.
+struct HoldsRef<'a>(&'a Open);
+
+impl serde::Serialize for HoldsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.holds())
+    }
 }
 
 impl From<OpenRepr> for Open {
@@ -105,6 +115,13 @@ impl From<OpenRepr> for Open {
         let visitor = SmallId::new(&row.anonymous_id);
         let derived = derived_id(&visitor, row.start_ms);
         let same = r.storefront_id.as_deref() == Some(row.session_id.as_str());
+        let mut marks = Marks::default();
+        marks.set(Fact::StorefrontIdIsRowId, same);
+        marks.set(Fact::Converted, row.converted);
+        marks.set(Fact::NewVisitor, row.new_visitor);
+        marks.set(Fact::Referral, row.referral);
+        marks.set(Fact::Engaged, r.engaged);
+        let held = Holds::restored(&mut marks, row.partition, r.held);
         Open {
             row_id: (row.session_id != derived || same).then(|| SmallId::new(&row.session_id)),
             storefront_id_other: r.storefront_id.filter(|_| !same).map(boxed_id),
@@ -119,20 +136,16 @@ impl From<OpenRepr> for Open {
             revenue_minor: row.revenue_minor,
             page_views: row.page_views,
             events: row.events,
-            orders: row.orders,
-            signups: row.signups,
+            orders: saturate(row.orders),
+            signups: saturate(row.signups),
             stages_any: row.stages_any,
             queued_in: 0,
             partition: row.partition,
             channel: row.channel,
             device: row.device,
             stage_reached: row.stage_reached,
-            storefront_id_is_row_id: same,
-            converted: row.converted,
-            new_visitor: row.new_visitor,
-            referral: row.referral,
-            engaged: r.engaged,
-            held: r.held.into_iter().collect(),
+            marks,
+            held,
             visit: None,
         }
         .queued(r.queued_at)
@@ -144,8 +157,8 @@ impl serde::Serialize for Open {
         OpenRef {
             row: self.row(false),
             storefront_id: self.storefront_id(),
-            engaged: self.engaged,
-            held: &self.held,
+            engaged: self.has(Fact::Engaged),
+            held: HoldsRef(self),
             queued_at: self.queued_at(),
         }
         .serialize(serializer)
@@ -161,6 +174,11 @@ fn derived_id(visitor: &SmallId, start_ms: i64) -> String {
 /// pointer in the session.
 fn boxed_id(id: impl AsRef<str>) -> Box<SmallId> {
     Box::new(SmallId::new(id.as_ref()))
+}
+
+/// A count as an open session keeps it, at most `u16::MAX`.
+fn saturate(n: u32) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
 }
 
 /// `at` as milliseconds after `start_ms`, within `u32` (an event is never
@@ -182,6 +200,8 @@ impl Open {
         let campaign = e.campaign();
         let referrer = e.page.as_ref().and_then(|p| p.referrer_host.as_deref());
         let source = campaign.source.as_deref().or(referrer).unwrap_or_default();
+        let mut marks = Marks::default();
+        marks.set(Fact::StorefrontIdIsRowId, e.session_id.is_some());
         Open {
             visitor,
             row_id: e.session_id.as_deref().map(SmallId::new),
@@ -208,19 +228,15 @@ impl Open {
             channel,
             device: e.device,
             stage_reached: 0,
-            storefront_id_is_row_id: e.session_id.is_some(),
-            converted: false,
-            new_visitor: false,
-            referral: false,
-            engaged: false,
-            held: ThinVec::new(),
+            marks,
+            held: Holds::default(),
             visit: None,
         }
     }
 
     /// The storefront's session id, if any event carried one.
     pub(super) fn storefront_id(&self) -> Option<&SmallId> {
-        if self.storefront_id_is_row_id {
+        if self.has(Fact::StorefrontIdIsRowId) {
             self.row_id.as_ref()
         } else {
             self.storefront_id_other.as_deref()
@@ -300,14 +316,14 @@ impl Open {
             experiment_id: self.experiment[0].clone(),
             variant: self.experiment[1].clone(),
             bounced,
-            converted: self.converted,
-            new_visitor: self.new_visitor,
+            converted: self.has(Fact::Converted),
+            new_visitor: self.has(Fact::NewVisitor),
             stage_reached: self.stage_reached,
             stages_any: self.stages_any,
-            orders: self.orders,
+            orders: self.orders.into(),
             revenue_minor: self.revenue_minor,
-            signups: self.signups,
-            referral: self.referral,
+            signups: self.signups.into(),
+            referral: self.has(Fact::Referral),
             partition: self.partition,
         }
     }
@@ -315,7 +331,7 @@ impl Open {
     /// Under 2 page views, no engagement event and shorter than
     /// `bounce_ms`.
     pub(super) fn bounced(&self, bounce_ms: i64) -> bool {
-        self.page_views < 2 && !self.engaged && i64::from(self.end_in) < bounce_ms
+        self.page_views < 2 && !self.has(Fact::Engaged) && i64::from(self.end_in) < bounce_ms
     }
 
     /// What `e` does to the session: its end and count, ids, experiment,
@@ -352,7 +368,9 @@ impl Open {
                 self.entry_path.clone_from(&self.exit_path);
             }
         }
-        self.engaged |= e.kind.is_engagement();
+        if e.kind.is_engagement() {
+            self.marks.set(Fact::Engaged, true);
+        }
         let type_name = e.kind.type_name();
         let mut reached = None;
         if let Some(i) = stages.iter().position(|st| st == type_name) {
@@ -381,36 +399,43 @@ impl Open {
                 referral_code,
                 ..
             } => {
-                self.converted = true;
-                self.orders += 1;
+                self.marks.set(Fact::Converted, true);
+                self.orders = self.orders.saturating_add(1);
                 if total.currency.as_str() == currency {
                     self.revenue_minor = self.revenue_minor.saturating_add(total.minor);
                 }
-                self.referral |= referral_code.is_some();
+                if referral_code.is_some() {
+                    self.marks.set(Fact::Referral, true);
+                }
             }
-            EventKind::Signup => self.signups += 1,
-            EventKind::ReferralSent { .. } => self.referral = true,
+            EventKind::Signup => self.signups = self.signups.saturating_add(1),
+            EventKind::ReferralSent { .. } => self.marks.set(Fact::Referral, true),
             _ => {}
         }
     }
 
+    /// Whether `fact` holds for the session.
+    pub(super) fn has(&self, fact: Fact) -> bool {
+        self.marks.has(fact)
+    }
+
+    /// Records whether it is the visitor's first session.
+    pub(super) fn set_new_visitor(&mut self, new: bool) {
+        self.marks.set(Fact::NewVisitor, new);
+    }
+
+    /// The offsets it holds: the lowest of each source among its events.
+    pub(super) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
+        self.held.iter(self.marks, self.partition)
+    }
+
     /// The session holds the lowest offset of each source among its events.
     pub(super) fn hold(&mut self, pos: Position, held: &mut HeldOffsets) {
-        match self.held.iter_mut().find(|(src, _)| *src == pos.source) {
-            Some((_, off)) if pos.offset < *off => {
-                held.release(pos.source, *off);
-                held.hold(pos.source, pos.offset);
-                *off = pos.offset;
-            }
-            Some(_) => {}
-            None => {
-                held.hold(pos.source, pos.offset);
-                // One more place at a time: a session reads one or two
-                // sources, and a thin vector's first push reserves four
-                // (80 bytes, where one entry needs 32).
-                self.held.reserve_exact(1);
-                self.held.push((pos.source, pos.offset));
-            }
-        }
+        (self.held).hold(&mut self.marks, self.partition, pos, held);
+    }
+
+    /// Releases every offset it holds.
+    pub(super) fn release_holds(&mut self, held: &mut HeldOffsets) {
+        (self.held).release_all(&mut self.marks, self.partition, held);
     }
 }

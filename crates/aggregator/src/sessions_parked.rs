@@ -120,10 +120,7 @@ impl Parked {
 
     /// The offsets the parked sessions hold.
     pub(super) fn holds(&self) -> impl Iterator<Item = (Source, i64)> + '_ {
-        self.by_visitor
-            .values()
-            .flatten()
-            .flat_map(|s| s.held.iter().copied())
+        self.by_visitor.values().flatten().flat_map(|s| s.holds())
     }
 
     /// Every parked session with its checkpoint key.
