@@ -63,6 +63,26 @@ enum SeenPages {
 impl SeenPages {
     const FEW: usize = 16;
 
+    /// Whether `page` was seen.
+    fn contains(&self, page: &(i64, Arc<str>)) -> bool {
+        match self {
+            SeenPages::None => false,
+            SeenPages::One(first) => first == page,
+            SeenPages::Few(v) => v.contains(page),
+            SeenPages::Many(set) => set.contains(page),
+        }
+    }
+
+    /// The pages, in the order seen (a hash set's order past `FEW`).
+    fn iter(&self) -> Box<dyn Iterator<Item = &(i64, Arc<str>)> + '_> {
+        match self {
+            SeenPages::None => Box::new(std::iter::empty()),
+            SeenPages::One(page) => Box::new(std::iter::once(page)),
+            SeenPages::Few(v) => Box::new(v.iter()),
+            SeenPages::Many(set) => Box::new(set.iter()),
+        }
+    }
+
     /// Adds `page`; whether it was new.
     fn insert(&mut self, page: (i64, Arc<str>)) -> bool {
         match self {
@@ -120,10 +140,103 @@ impl<'de> serde::Deserialize<'de> for SeenPages {
 /// (each counts one session per window and path) and its exit page so far.
 /// The open session owns it (it lives and dies with the session, so it
 /// needs no table of its own); checkpoints write it here, in [`Pages`].
-#[derive(Default, serde::Serialize, serde::Deserialize)]
+///
+/// The pages seen are the exit's and `others`, which is boxed and made
+/// only when a second page is viewed: half the visits bounce, and a
+/// visit of one page keeps 40 bytes (64 when the exit sat beside a list).
+/// Checkpoints write `seen` (in the order seen) and `exit` as before.
+#[derive(Default)]
 pub(crate) struct VisitPages {
-    seen: SeenPages,
     exit: Option<(PageKey, Arc<str>)>,
+    /// The pages seen besides the exit's (it may be among them too).
+    others: Option<Box<SeenPages>>,
+}
+
+/// The (window, path) of `exit`, as the pages seen hold it.
+fn seen_as(exit: &(PageKey, Arc<str>)) -> (i64, Arc<str>) {
+    (exit.0 .0, exit.1.clone())
+}
+
+impl VisitPages {
+    /// Records a page view of `path` in window `w`; whether the visit had
+    /// not seen that (window, path) before.
+    fn view(&mut self, w: PageKey, path: Arc<str>) -> bool {
+        let page = (w.0, path);
+        let Some(exit) = self.exit.replace((w, page.1.clone())) else {
+            return true;
+        };
+        let was_exit = exit.0 .0 == page.0 && exit.1 == page.1;
+        if was_exit {
+            return false;
+        }
+        let others = self.others.get_or_insert_with(Box::default);
+        let new = !others.contains(&page);
+        others.insert(seen_as(&exit));
+        new
+    }
+
+    /// The pages seen, in the order first seen: the others, then the exit's
+    /// unless it is among them (an exit not among them was never left, so
+    /// it is the latest page first seen).
+    fn seen(&self) -> impl Iterator<Item = (i64, Arc<str>)> + '_ {
+        let others = self.others.as_deref();
+        let listed = others.into_iter().flat_map(|o| o.iter().cloned());
+        let exit = self.exit.as_ref().map(seen_as);
+        let exit = exit.filter(|e| !others.is_some_and(|o| o.contains(e)));
+        listed.chain(exit)
+    }
+}
+
+/// [`VisitPages`] as checkpoints hold it.
+#[derive(serde::Deserialize)]
+struct VisitRepr {
+    seen: Vec<(i64, Arc<str>)>,
+    exit: Option<(PageKey, Arc<str>)>,
+}
+
+impl serde::Serialize for VisitPages {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Seen<'a>(&'a VisitPages);
+        impl serde::Serialize for Seen<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                // Counted first: postcard writes a sequence's length ahead.
+                let n = self.0.seen().count();
+                let mut seq = serde::Serializer::serialize_seq(s, Some(n))?;
+                for page in self.0.seen() {
+                    serde::ser::SerializeSeq::serialize_element(&mut seq, &page)?;
+                }
+                serde::ser::SerializeSeq::end(seq)
+            }
+        }
+        let mut st = serializer.serialize_struct("VisitPages", 2)?;
+        st.serialize_field("seen", &Seen(self))?;
+        st.serialize_field("exit", &self.exit)?;
+        st.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VisitPages {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut r = VisitRepr::deserialize(d)?;
+        // An exit seen last was never left: it stands for itself. One
+        // seen earlier stays in its place among the others.
+        if r.seen
+            .last()
+            .is_some_and(|p| Some(p) == r.exit.as_ref().map(seen_as).as_ref())
+        {
+            r.seen.pop();
+        }
+        let mut others = SeenPages::default();
+        for page in r.seen {
+            others.insert(page);
+        }
+        let others = (!matches!(others, SeenPages::None)).then(|| Box::new(others));
+        Ok(VisitPages {
+            exit: r.exit,
+            others,
+        })
+    }
 }
 
 /// Visits by visitor id, as checkpoints hold them.
@@ -223,10 +336,10 @@ impl Pages {
     ) {
         let w = (window_start(ts, self.window_ms), partition);
         let path = self.path_in(w, path);
-        let entrance = visit.exit.is_none();
-        let first_in_window = visit.seen.insert((w.0, path.clone()));
-        let old_exit = visit.exit.replace((w, path.clone()));
-        if let Some((ow, _)) = old_exit {
+        let old_exit = visit.exit.as_ref().map(|(ow, _)| *ow);
+        let entrance = old_exit.is_none();
+        let first_in_window = visit.view(w, path.clone());
+        if let Some(ow) = old_exit {
             if let Some(win) = self.windows.get_mut(&ow) {
                 win.pending_exits -= 1;
             }
@@ -311,6 +424,62 @@ mod tests {
         }
         assert_eq!(&capacities[..5], &[0, 2, 4, 4, 8], "the first in place");
         assert_eq!(capacities.last(), Some(&SeenPages::FEW));
+    }
+
+    /// The layout checkpoints had when a visit held its pages and its exit
+    /// side by side.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct EarlierVisit {
+        seen: Vec<(i64, Arc<str>)>,
+        exit: Option<(PageKey, Arc<str>)>,
+    }
+
+    #[test]
+    fn a_visit_counts_pages_as_a_set_with_its_exit_did_and_keeps_the_layout() {
+        assert_size_at_most!(VisitPages, 40);
+        // Page views (window, path): revisits, a page left and seen again,
+        // the same path in another window, and past `FEW` distinct pages.
+        let long: Vec<(i64, usize)> = (0..40usize).map(|i| (i as i64 / 10, i % 23)).collect();
+        let visits: [Vec<(i64, usize)>; 5] = [
+            vec![(0, 1)],
+            vec![(0, 1), (0, 1), (0, 2)],
+            vec![(0, 1), (0, 2), (0, 1)],
+            vec![(0, 1), (0, 2), (1, 1), (0, 2), (0, 3)],
+            long,
+        ];
+        for views in visits {
+            let mut visit = VisitPages::default();
+            let mut seen: Vec<(i64, Arc<str>)> = Vec::new();
+            for &(w, p) in &views {
+                let page = (w, Arc::<str>::from(format!("/p{p}").as_str()));
+                let new = !seen.contains(&page);
+                if new {
+                    seen.push(page.clone());
+                }
+                assert_eq!(visit.view((w, 3), page.1.clone()), new, "{views:?}");
+            }
+            let last = views.last().expect("a view");
+            let exit = Some((
+                (last.0, 3),
+                Arc::<str>::from(format!("/p{}", last.1).as_str()),
+            ));
+            assert!(visit.exit == exit);
+            let mut got: Vec<_> = visit.seen().collect();
+            if seen.len() <= SeenPages::FEW {
+                // The bytes the earlier layout wrote, and back again.
+                let earlier = EarlierVisit {
+                    seen: seen.clone(),
+                    exit,
+                };
+                let bytes = postcard::to_stdvec(&visit).expect("encodes");
+                assert_eq!(bytes, postcard::to_stdvec(&earlier).expect("encodes"));
+                let back: VisitPages = postcard::from_bytes(&bytes).expect("decodes");
+                assert_eq!(postcard::to_stdvec(&back).expect("encodes"), bytes);
+            }
+            got.sort();
+            seen.sort();
+            assert_eq!(got, seen, "{views:?}");
+        }
     }
 
     #[test]
