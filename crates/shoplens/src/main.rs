@@ -215,9 +215,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             open_sessions: Some(n),
             ..
         } => {
-            let (open, per) = shoplens::bench::open_sessions(n, settings.aggregator.clone());
+            let m = shoplens::bench::open_sessions(n, settings.aggregator.clone());
             println_quiet(&format!(
-                "{open} open sessions: {per:.0} bytes of resident memory each"
+                "{} open sessions: {:.0} bytes of resident memory each ({:.0} before the allocator returned freed memory)",
+                m.open, m.held, m.as_is
             ));
         }
         Command::Bench {
