@@ -38,10 +38,11 @@ impl TouchBounds {
     }
 }
 
-/// What is kept of one visitor. The latest touch is held in place and the
-/// older ones in a thin vector, which allocates only when it holds one: most
-/// visitors start one session in the window, so most keep no heap memory
-/// of their own (a `Vec` of touches was an allocation per visitor).
+/// What is kept of one visitor: the latest touch in place, and what a
+/// visitor with more than one session has besides, boxed. Most visitors
+/// start one session in the window, so most keep 24 bytes in the table and
+/// no heap memory of their own (32 bytes when the first session's start
+/// and the count sat in every entry; the table holds a million).
 ///
 /// Checkpoints write it as before: `touches` (oldest first), `first_ms`,
 /// `sessions`.
@@ -51,34 +52,72 @@ struct Visitor {
     /// The latest touch's session start, and (below) its channel: apart,
     /// not as a pair, which alignment would pad to 16 bytes.
     latest_ms: i64,
-    /// The touches before it, oldest first.
-    older: ThinVec<(i64, Channel)>,
+    /// Made at the second session; none: the latest touch is the only one
+    /// and the first session's.
+    earlier: Option<Box<Earlier>>,
+    latest_channel: Channel,
+}
+
+/// What a visitor with more than one session keeps besides the latest
+/// touch.
+struct Earlier {
     /// Start of the first session remembered.
     first_ms: i64,
     /// Sessions started since then.
     sessions: u32,
-    latest_channel: Channel,
+    /// The touches before the latest, oldest first (a thin vector, which
+    /// allocates only when it holds one).
+    older: ThinVec<(i64, Channel)>,
 }
 
 impl Visitor {
+    /// A visitor's first touch.
+    fn first(touch: (i64, Channel)) -> Self {
+        Visitor {
+            latest_ms: touch.0,
+            earlier: None,
+            latest_channel: touch.1,
+        }
+    }
+
+    /// Start of the first session remembered.
+    fn first_ms(&self) -> i64 {
+        self.earlier.as_ref().map_or(self.latest_ms, |e| e.first_ms)
+    }
+
+    /// Sessions started since the first remembered.
+    fn sessions(&self) -> u32 {
+        self.earlier.as_ref().map_or(1, |e| e.sessions)
+    }
+
     /// The visitor's touches, oldest first (an exact size hint, which
     /// checkpoints write before them).
     fn touches(&self) -> impl Iterator<Item = (i64, Channel)> + '_ {
+        let older = self.earlier.as_ref().map_or(&[][..], |e| &e.older[..]);
         let latest = std::iter::once((self.latest_ms, self.latest_channel));
-        self.older.iter().copied().chain(latest)
+        older.iter().copied().chain(latest)
     }
 
-    /// Records a touch after the others, keeping at most `max` of them.
+    /// Records one more session's touch after the others, keeping at most
+    /// `max` touches.
     fn push(&mut self, touch: (i64, Channel), max: usize) {
         let before = (self.latest_ms, self.latest_channel);
         (self.latest_ms, self.latest_channel) = touch;
+        let e = self.earlier.get_or_insert_with(|| {
+            Box::new(Earlier {
+                first_ms: before.0,
+                sessions: 1,
+                older: ThinVec::new(),
+            })
+        });
+        e.sessions = e.sessions.saturating_add(1);
         let older_max = max.max(1) - 1;
         if older_max > 0 {
             // One place at a time: a thin vector's first push reserves four.
-            self.older.reserve_exact(1);
-            self.older.push(before);
-            if self.older.len() > older_max {
-                self.older.remove(0);
+            e.older.reserve_exact(1);
+            e.older.push(before);
+            if e.older.len() > older_max {
+                e.older.remove(0);
             }
         }
     }
@@ -97,14 +136,16 @@ impl TryFrom<VisitorRepr> for Visitor {
 
     /// Every visitor kept has a touch: one is recorded as it is made.
     fn try_from(mut r: VisitorRepr) -> Result<Self, Self::Error> {
-        let (latest_ms, latest_channel) = r.touches.pop().ok_or("a visitor without touches")?;
-        Ok(Visitor {
-            latest_ms,
-            latest_channel,
-            older: r.touches.into_iter().collect(),
-            first_ms: r.first_ms,
-            sessions: r.sessions,
-        })
+        let latest = r.touches.pop().ok_or("a visitor without touches")?;
+        let mut v = Visitor::first(latest);
+        if !r.touches.is_empty() || r.first_ms != latest.0 || r.sessions != 1 {
+            v.earlier = Some(Box::new(Earlier {
+                first_ms: r.first_ms,
+                sessions: r.sessions,
+                older: r.touches.into_iter().collect(),
+            }));
+        }
+        Ok(v)
     }
 }
 
@@ -119,8 +160,8 @@ impl serde::Serialize for Visitor {
         }
         let mut st = serializer.serialize_struct("Visitor", 3)?;
         st.serialize_field("touches", &Touches(self))?;
-        st.serialize_field("first_ms", &self.first_ms)?;
-        st.serialize_field("sessions", &self.sessions)?;
+        st.serialize_field("first_ms", &self.first_ms())?;
+        st.serialize_field("sessions", &self.sessions())?;
         st.end()
     }
 }
@@ -182,18 +223,10 @@ impl Touches {
         let mut evicted = 0;
         match self.by_visitor.entry(d) {
             Entry::Occupied(mut v) => {
-                let v = v.get_mut();
-                v.sessions = v.sessions.saturating_add(1);
-                v.push((start_ms, channel), b.per_visitor);
+                v.get_mut().push((start_ms, channel), b.per_visitor);
             }
             Entry::Vacant(v) => {
-                v.insert(Visitor {
-                    latest_ms: start_ms,
-                    latest_channel: channel,
-                    older: ThinVec::new(),
-                    first_ms: start_ms,
-                    sessions: 1,
-                });
+                v.insert(Visitor::first((start_ms, channel)));
             }
         }
         self.queue.push_back((start_ms, d));
@@ -227,8 +260,8 @@ impl Touches {
         let channels = v.touches().filter(|(t, _)| (from..=at_ms).contains(t));
         Seen {
             channels: channels.map(|(_, c)| c).collect(),
-            first_session_ms: Some(v.first_ms),
-            sessions: v.sessions,
+            first_session_ms: Some(v.first_ms()),
+            sessions: v.sessions(),
         }
     }
 
@@ -332,8 +365,8 @@ mod tests {
     }
 
     #[test]
-    fn a_visitor_fits_32_bytes() {
-        assert_size_at_most!(Visitor, 32);
+    fn a_visitor_fits_24_bytes() {
+        assert_size_at_most!(Visitor, 24);
     }
 
     #[test]
@@ -375,6 +408,25 @@ mod tests {
         assert_eq!(bytes(w), postcard::to_allocvec(&one).expect("encodes"));
         let back: Visitor = postcard::from_bytes(&bytes(v)).expect("decodes");
         assert_eq!(bytes(&back), bytes(v), "read back as written");
+        let back: Visitor = postcard::from_bytes(&bytes(w)).expect("decodes");
+        assert!(back.earlier.is_none(), "one session: nothing boxed");
+        assert_eq!(bytes(&back), bytes(w));
+        // Keeping one touch, a visitor's later sessions still count.
+        let one_touch = TouchBounds {
+            per_visitor: 1,
+            ..B
+        };
+        t.touch("u", DAY, Channel::Email, one_touch);
+        t.touch("u", 2 * DAY, Channel::Direct, one_touch);
+        let u = &t.by_visitor[&digest("u")];
+        let twice = Before {
+            touches: vec![(2 * DAY, Channel::Direct)],
+            first_ms: DAY,
+            sessions: 2,
+        };
+        assert_eq!(bytes(u), postcard::to_allocvec(&twice).expect("encodes"));
+        let back: Visitor = postcard::from_bytes(&bytes(u)).expect("decodes");
+        assert_eq!(bytes(&back), bytes(u), "read back as written");
         let none = postcard::to_allocvec(&Before {
             touches: vec![],
             first_ms: 0,
