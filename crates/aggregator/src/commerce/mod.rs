@@ -9,7 +9,6 @@ mod products;
 
 use std::collections::BTreeMap;
 
-use crate::hash::Map;
 use crate::rows::{FeedbackRow, OrderWindowRow};
 
 pub(crate) use feedback::Feedback;
@@ -17,7 +16,7 @@ pub(crate) use orders::OrderWindows;
 pub(crate) use products::Products;
 
 use orders::OrderKey;
-use products::{ProductAcc, ProductKey};
+use products::ProductWindow;
 
 /// The first window start the watermark has not passed: windows before it
 /// are final.
@@ -52,7 +51,7 @@ struct Layout {
     window_ms: i64,
     max_products: usize,
     default_currency: String,
-    products: BTreeMap<i64, Map<ProductKey, ProductAcc>>,
+    products: BTreeMap<i64, ProductWindow>,
     orders: BTreeMap<i64, BTreeMap<OrderKey, OrderWindowRow>>,
     feedback: BTreeMap<(i64, i32), FeedbackRow>,
 }
@@ -63,7 +62,7 @@ struct LayoutRef<'a> {
     window_ms: i64,
     max_products: usize,
     default_currency: &'a str,
-    products: &'a BTreeMap<i64, Map<ProductKey, ProductAcc>>,
+    products: &'a BTreeMap<i64, ProductWindow>,
     orders: &'a BTreeMap<i64, BTreeMap<OrderKey, OrderWindowRow>>,
     feedback: &'a BTreeMap<(i64, i32), FeedbackRow>,
 }

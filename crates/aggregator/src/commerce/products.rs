@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use contract::time::window_start;
 use contract::{Currency, EventKind};
+use hashbrown::hash_map::RawEntryMut;
 
 use crate::aggregate::{Aggregate, Applied};
-use crate::hash::Map;
+use crate::hash::State;
 use crate::intern::Interner;
 use crate::offsets::HeldOffsets;
 use crate::pages::OTHER;
@@ -29,13 +30,29 @@ pub(super) struct ProductAcc {
 /// in many windows is allocated once (the checkpoint writes the strings).
 pub(super) type ProductKey = (Arc<str>, Arc<str>, i32);
 
+/// One window's products. hashbrown's map rather than std's, to look a
+/// product up by its strings ([`Probe`]) and intern them only when it is
+/// new to the window; checkpoints hold a map either way.
+pub(super) type ProductWindow = hashbrown::HashMap<ProductKey, ProductAcc, State>;
+
+/// A [`ProductKey`] by the event's strings. It hashes as the key does (a
+/// tuple hashes its fields in order, and an `Arc<str>` as its `str`).
+#[derive(Hash)]
+struct Probe<'a>(&'a str, &'a str, i32);
+
+impl hashbrown::Equivalent<ProductKey> for Probe<'_> {
+    fn equivalent(&self, k: &ProductKey) -> bool {
+        self.2 == k.2 && *self.0 == *k.0 && *self.1 == *k.1
+    }
+}
+
 /// The product windows.
 pub(crate) struct Products {
     pub(super) window_ms: i64,
     pub(super) max_products: usize,
     pub(super) default_currency: String,
     /// A hash table per window; rows are sorted when they leave.
-    pub(super) windows: BTreeMap<i64, Map<ProductKey, ProductAcc>>,
+    pub(super) windows: BTreeMap<i64, ProductWindow>,
     /// Product ids and currencies, shared between windows.
     strings: Interner,
 }
@@ -66,15 +83,22 @@ impl Products {
         };
         let win = self.windows.entry(w).or_default();
         let full = win.len() >= self.max_products;
-        let mut key = (
-            self.strings.get(product_id),
-            self.strings.get(currency),
-            partition,
-        );
-        if full && !win.contains_key(&key) {
-            key.0 = self.strings.get(OTHER);
+        let id = if full && !win.contains_key(&Probe(product_id, currency, partition)) {
+            OTHER
+        } else {
+            product_id
+        };
+        // A product the window has: one lookup, no reference counts.
+        match win
+            .raw_entry_mut()
+            .from_key(&Probe(id, currency, partition))
+        {
+            RawEntryMut::Occupied(o) => o.into_mut(),
+            RawEntryMut::Vacant(v) => {
+                let key = (self.strings.get(id), self.strings.get(currency), partition);
+                v.insert(key, ProductAcc::default()).1
+            }
         }
-        win.entry(key).or_default()
     }
 }
 
@@ -132,6 +156,23 @@ impl Aggregate for Products {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_hashes_and_compares_as_its_key() {
+        use std::hash::BuildHasher;
+        let state = State::default();
+        let key: ProductKey = (Arc::from("sku-1"), Arc::from("EUR"), 3);
+        let probe = Probe("sku-1", "EUR", 3);
+        assert_eq!(state.hash_one(&probe), state.hash_one(&key));
+        assert!(hashbrown::Equivalent::equivalent(&probe, &key));
+        for other in [
+            Probe("sku-2", "EUR", 3),
+            Probe("sku-1", "USD", 3),
+            Probe("sku-1", "EUR", 4),
+        ] {
+            assert!(!hashbrown::Equivalent::equivalent(&other, &key));
+        }
+    }
 
     #[test]
     fn products_past_the_cap_count_as_other_in_their_currency() {
