@@ -63,6 +63,18 @@ impl SmallId {
         }
     }
 
+    /// Calls `f` with the id's UTF-8 bytes, unchecked: comparing and
+    /// ordering need no validation (a string orders as its bytes), and
+    /// checking an inline id's bytes at each comparison was about 700
+    /// instructions per event in the sessions' lookups and deadlines.
+    fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            SmallId::Inline { len, bytes } => f(&bytes[..usize::from(*len)]),
+            SmallId::Uuid(b) => f(&uuid_text(b)),
+            SmallId::Boxed(s) => f(s.as_bytes()),
+        }
+    }
+
     /// Whether this is `id`.
     pub(crate) fn is(&self, id: &str) -> bool {
         self.is_probe(&Probe::new(id))
@@ -71,7 +83,7 @@ impl SmallId {
     /// Whether this is the id `p` stands for.
     pub(crate) fn is_probe(&self, p: &Probe<'_>) -> bool {
         match self {
-            SmallId::Inline { len, bytes } => inline_str(bytes, *len) == p.id,
+            SmallId::Inline { len, bytes } => &bytes[..usize::from(*len)] == p.id.as_bytes(),
             SmallId::Uuid(b) => p.uuid == Some(*b),
             SmallId::Boxed(s) => &**s == p.id,
         }
@@ -139,7 +151,7 @@ impl Ord for SmallId {
     fn cmp(&self, other: &SmallId) -> Ordering {
         match (self, other) {
             (SmallId::Uuid(a), SmallId::Uuid(b)) => a.cmp(b),
-            _ => self.with_str(|a| other.with_str(|b| a.cmp(b))),
+            _ => self.with_bytes(|a| other.with_bytes(|b| a.cmp(b))),
         }
     }
 }
