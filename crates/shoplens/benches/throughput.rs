@@ -14,7 +14,7 @@ use shoplens::generate::Message;
 
 /// The allocator the `shoplens` binary runs with.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: shoplens::heap::Mimalloc = shoplens::heap::Mimalloc;
 
 const MESSAGES: usize = 50_000;
 

@@ -4,7 +4,7 @@
 /// small strings per event, and glibc's free-list consolidation took about
 /// a quarter of the in-process profile (docs/performance.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: shoplens::heap::Mimalloc = shoplens::heap::Mimalloc;
 
 /// mimalloc's `mi_option_purge_delay` (its place in `mi_option_e`, the same
 /// in mimalloc 2 and 3).

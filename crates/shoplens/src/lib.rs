@@ -8,6 +8,7 @@ pub mod bench;
 mod checkpoint_pace;
 pub mod erasure;
 pub mod generate;
+pub mod heap;
 pub mod http_get;
 mod phases;
 pub mod pipeline;
