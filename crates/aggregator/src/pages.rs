@@ -74,13 +74,14 @@ impl SeenPages {
     }
 
     /// The pages, in the order seen (a hash set's order past `FEW`).
-    fn iter(&self) -> Box<dyn Iterator<Item = &(i64, Arc<str>)> + '_> {
-        match self {
-            SeenPages::None => Box::new(std::iter::empty()),
-            SeenPages::One(page) => Box::new(std::iter::once(page)),
-            SeenPages::Few(v) => Box::new(v.iter()),
-            SeenPages::Many(set) => Box::new(set.iter()),
-        }
+    fn iter(&self) -> impl Iterator<Item = &(i64, Arc<str>)> + '_ {
+        let (one, few, many) = match self {
+            SeenPages::None => (None, &[][..], None),
+            SeenPages::One(page) => (Some(page), &[][..], None),
+            SeenPages::Few(v) => (None, &v[..], None),
+            SeenPages::Many(set) => (None, &[][..], Some(set.iter())),
+        };
+        one.into_iter().chain(few).chain(many.into_iter().flatten())
     }
 
     /// Adds `page`; whether it was new.
@@ -116,12 +117,7 @@ impl SeenPages {
 
 impl serde::Serialize for SeenPages {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            SeenPages::None => s.collect_seq(std::iter::empty::<&(i64, Arc<str>)>()),
-            SeenPages::One(page) => s.collect_seq(std::iter::once(page)),
-            SeenPages::Few(v) => s.collect_seq(v),
-            SeenPages::Many(set) => s.collect_seq(set.iter()),
-        }
+        s.collect_seq(self.iter())
     }
 }
 
@@ -171,7 +167,9 @@ impl VisitPages {
         }
         let others = self.others.get_or_insert_with(Box::default);
         let new = !others.contains(&page);
-        others.insert(seen_as(&exit));
+        // The page left joins the others (its path moved, not cloned).
+        let (left_w, left_path) = exit;
+        others.insert((left_w.0, left_path));
         new
     }
 

@@ -75,9 +75,12 @@ impl SmallId {
         }
     }
 
-    /// Whether this is `id`.
+    /// Whether this is `id` (read as a UUID only when this is one).
     pub(crate) fn is(&self, id: &str) -> bool {
-        self.is_probe(&Probe::new(id))
+        match self {
+            SmallId::Uuid(b) => uuid_bytes(id) == Some(*b),
+            _ => self.is_probe(&Probe { id, uuid: None }),
+        }
     }
 
     /// Whether this is the id `p` stands for.

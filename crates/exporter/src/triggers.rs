@@ -14,15 +14,17 @@ struct ItemOut<'a> {
     quantity: i64,
 }
 
-fn items(items: &[Item]) -> Vec<ItemOut<'_>> {
-    items
-        .iter()
-        .map(|i| ItemOut {
+/// A trigger's items, written as a list of [`ItemOut`] without one.
+struct Items<'a>(&'a [Item]);
+
+impl Serialize for Items<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|i| ItemOut {
             price_minor: i.price_minor,
             product_id: &i.product_id,
             quantity: i.quantity,
-        })
-        .collect()
+        }))
+    }
 }
 
 /// A lapsed-customer trigger (fields in name order, see [`ItemOut`]).
@@ -73,7 +75,7 @@ struct CartOut<'a> {
     at: String,
     cart_id: &'a str,
     currency: &'a str,
-    items: Vec<ItemOut<'a>>,
+    items: Items<'a>,
     kind: &'static str,
     last_activity: String,
     trigger_id: String,
@@ -87,7 +89,7 @@ struct OrderOut<'a> {
     anonymous_id: &'a str,
     at: String,
     currency: &'a str,
-    items: Vec<ItemOut<'a>>,
+    items: Items<'a>,
     kind: &'static str,
     order_id: &'a str,
     placed: String,
@@ -112,7 +114,7 @@ pub fn encode(t: &Trigger) -> (String, Vec<u8>) {
             at: format_rfc3339(c.at_ms),
             cart_id: &c.cart_id,
             currency: &c.currency,
-            items: items(&c.items),
+            items: Items(&c.items),
             kind: kind(t),
             last_activity: format_rfc3339(c.last_activity_ms),
             trigger_id: format!("abandoned_cart:{}", c.cart_id),
@@ -133,7 +135,7 @@ pub fn encode(t: &Trigger) -> (String, Vec<u8>) {
             anonymous_id,
             at: format_rfc3339(*at_ms),
             currency,
-            items: items(lines),
+            items: Items(lines),
             kind: kind(t),
             order_id,
             placed: format_rfc3339(*placed_ms),
