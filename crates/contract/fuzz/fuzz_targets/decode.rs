@@ -1,5 +1,6 @@
-//! Fuzzes the contract decoder: no input may panic it, and whatever it
-//! accepts must satisfy the contract's invariants.
+//! Fuzzes the contract decoder: no input may panic it, whatever it
+//! accepts must satisfy the contract's invariants, and the one-pass reader
+//! must give what serde_json alone gives (the same event or rejection).
 #![no_main]
 
 use contract::{Decoder, EventKind, Stream};
@@ -9,7 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let decoder = Decoder::default();
     let kafka_ts = data.first().map(|b| i64::from(*b) * 1_000_000_000_000 / 255);
     for stream in [Stream::Clickstream, Stream::Orders, Stream::Spend] {
-        let Ok(e) = decoder.decode(data, stream, kafka_ts) else { continue };
+        let decoded = decoder.decode(data, stream, kafka_ts);
+        assert_eq!(decoded, decoder.decode_by_serde_json(data, stream, kafka_ts));
+        let Ok(e) = decoded else { continue };
         let id_len = e.event_id.chars().count();
         assert!((1..=128).contains(&id_len));
         assert!((1..=128).contains(&e.anonymous_id.chars().count()));

@@ -21,8 +21,9 @@ pub(super) struct Checked {
 
 impl Decoder {
     /// Reads and checks `context`.
-    pub(super) fn context(&self, raw: Nested<Context<'_>>) -> Result<Checked, Invalid> {
-        let ctx: Context<'_> = raw.get("context")?;
+    pub(super) fn context(&self, raw: &Nested<Context<'_>>) -> Result<Checked, Invalid> {
+        let none = Context::default();
+        let ctx = raw.in_place("context")?.unwrap_or(&none);
         // The page's URL is read once, for the page and the URL's campaign
         // parameters.
         let page_raw = ctx.page.present("context.page")?;

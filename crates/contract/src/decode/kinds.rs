@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
-
 use crate::event::{EventKind, LineItem, Product, Survey, Text};
 use crate::money::{parse_minor, AmountError, Currency, Money};
 use crate::reason::{Invalid, Reason};
@@ -136,7 +134,7 @@ impl Decoder {
         let Some(r) = present(raw) else {
             return Err(Invalid::missing("properties.products"));
         };
-        let items: Vec<Option<&RawValue>> = serde_json::from_str(r.get())
+        let items: Vec<Raw<'_>> = serde_json::from_str(r.get())
             .map_err(|_| Invalid::wrong_type("properties.products", "array"))?;
         if items.len() > 1000 {
             return Err(Invalid::new(

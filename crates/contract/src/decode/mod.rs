@@ -8,13 +8,14 @@ use std::collections::HashSet;
 mod context;
 mod kinds;
 mod raw;
+mod scan;
 
 use crate::event::{Event, Text};
 use crate::money::Currency;
 use crate::reason::{Invalid, Reason};
 use crate::time::{MAX_MS, MIN_MS, MIN_TIME_MS};
 use crate::MAX_MESSAGE_BYTES;
-use raw::{opt_str, out_of_range, owned, req_str, timestamp, Envelope};
+use raw::{opt_str, out_of_range, owned, req_str, timestamp, Envelope, Props};
 
 /// Which contract topic a message came from; each accepts its own types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,7 +90,33 @@ impl Decoder {
         stream: Stream,
         kafka_ts_ms: Option<i64>,
     ) -> Result<Event, Invalid> {
-        let env = envelope(payload)?;
+        let mut env = Envelope::default();
+        envelope(payload, true, &mut env)?;
+        self.checked(&env, stream, kafka_ts_ms)
+    }
+
+    /// [`Decoder::decode`] with every message read by serde_json alone,
+    /// without the one-pass reader: the reference that reader is tested
+    /// against (the same events, the same rejections).
+    #[doc(hidden)]
+    pub fn decode_by_serde_json(
+        &self,
+        payload: &[u8],
+        stream: Stream,
+        kafka_ts_ms: Option<i64>,
+    ) -> Result<Event, Invalid> {
+        let mut env = Envelope::default();
+        envelope(payload, false, &mut env)?;
+        self.checked(&env, stream, kafka_ts_ms)
+    }
+
+    /// The event of a read envelope, each field checked.
+    fn checked(
+        &self,
+        env: &Envelope<'_>,
+        stream: Stream,
+        kafka_ts_ms: Option<i64>,
+    ) -> Result<Event, Invalid> {
         let event_id = Text::from(req_str(env.event_id, "event_id", 128)?);
         let type_name = req_str(env.kind, "type", 64)?;
         let anonymous_id = Text::from(req_str(env.anonymous_id, "anonymous_id", 128)?);
@@ -101,9 +128,10 @@ impl Decoder {
         let user_id = owned(opt_str(env.user_id, "user_id", 128)?);
         let session_id = owned(opt_str(env.session_id, "session_id", 128)?);
         let timestamp_ms = self.corrected(client_ts, sent_at, kafka_ts_ms)?;
-        let ctx = self.context(env.context)?;
-        let props = env.properties.get("properties")?;
-        let kind = self.kind(&type_name, stream, &props, ctx.page.is_some())?;
+        let ctx = self.context(&env.context)?;
+        let no_props = Props::default();
+        let props = env.properties.in_place("properties")?.unwrap_or(&no_props);
+        let kind = self.kind(&type_name, stream, props, ctx.page.is_some())?;
         Ok(Event {
             event_id,
             timestamp_ms,
@@ -144,8 +172,10 @@ impl Decoder {
 }
 
 /// The envelope of `payload`: at most [`MAX_MESSAGE_BYTES`] of UTF-8 JSON
-/// holding an object.
-fn envelope(payload: &[u8]) -> Result<Envelope<'_>, Invalid> {
+/// holding an object. Read in one pass when `scan` is set and the message
+/// is one [`scan`] reads; by serde_json otherwise, which also words every
+/// rejection.
+fn envelope<'a>(payload: &'a [u8], scan: bool, env: &mut Envelope<'a>) -> Result<(), Invalid> {
     if payload.len() > MAX_MESSAGE_BYTES {
         return Err(Invalid::new(
             Reason::Oversized,
@@ -155,9 +185,15 @@ fn envelope(payload: &[u8]) -> Result<Envelope<'_>, Invalid> {
     }
     let text = std::str::from_utf8(payload)
         .map_err(|e| Invalid::new(Reason::NotJson, None, format!("not UTF-8: {e}")))?;
+    if scan && scan::envelope(text, env).is_some() {
+        return Ok(());
+    }
     let first = text.trim_start().as_bytes().first().copied();
     match serde_json::from_str(text) {
-        Ok(env) if first == Some(b'{') => Ok(env),
+        Ok(read) if first == Some(b'{') => {
+            *env = read;
+            Ok(())
+        }
         Ok(_) => Err(Invalid::new(Reason::NotObject, None, "not a JSON object")),
         Err(e) if e.is_data() && first != Some(b'{') => {
             Err(Invalid::new(Reason::NotObject, None, "not a JSON object"))

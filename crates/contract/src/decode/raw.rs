@@ -10,9 +10,47 @@ use serde_json::value::RawValue;
 use crate::reason::{Invalid, Reason};
 use crate::time::parse_rfc3339;
 
-pub(super) type Raw<'a> = Option<&'a RawValue>;
+/// A field as read: its JSON text, or `None` when absent or `null`.
+pub(super) type Raw<'a> = Option<Json<'a>>;
 
-#[derive(Deserialize)]
+/// A field's JSON text as it stands in the message (what serde_json's
+/// `RawValue` gives), with whether the reader already knows it holds no
+/// escape, so that reading its string need not look for one again.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Json<'a> {
+    text: &'a str,
+    plain: bool,
+}
+
+impl<'a> Json<'a> {
+    /// The text of a value that holds no backslash (checked by the reader).
+    pub(super) fn plain(text: &'a str) -> Self {
+        Json { text, plain: true }
+    }
+
+    /// The value's JSON text.
+    pub(super) fn get(self) -> &'a str {
+        self.text
+    }
+}
+
+/// Values are equal when their text is: how they were read does not matter.
+impl PartialEq for Json<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(d).map(|r| Json {
+            text: r.get(),
+            plain: false,
+        })
+    }
+}
+
+#[derive(Deserialize, Default, Debug, PartialEq)]
 pub(super) struct Envelope<'a> {
     #[serde(borrow, default)]
     pub(super) event_id: Raw<'a>,
@@ -34,7 +72,7 @@ pub(super) struct Envelope<'a> {
     pub(super) properties: Nested<Props<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 pub(super) struct Context<'a> {
     #[serde(borrow, default)]
     pub(super) page: Nested<PageRaw<'a>>,
@@ -46,7 +84,7 @@ pub(super) struct Context<'a> {
     pub(super) experiment: Nested<ExperimentRaw<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq)]
 pub(super) struct PageRaw<'a> {
     #[serde(borrow, default)]
     pub(super) url: Raw<'a>,
@@ -54,7 +92,7 @@ pub(super) struct PageRaw<'a> {
     pub(super) referrer: Raw<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq)]
 pub(super) struct CampaignRaw<'a> {
     #[serde(borrow, default)]
     pub(super) source: Raw<'a>,
@@ -64,7 +102,7 @@ pub(super) struct CampaignRaw<'a> {
     pub(super) name: Raw<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq)]
 pub(super) struct ExperimentRaw<'a> {
     #[serde(borrow, default)]
     pub(super) id: Raw<'a>,
@@ -72,7 +110,7 @@ pub(super) struct ExperimentRaw<'a> {
     pub(super) variant: Raw<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 pub(super) struct Props<'a> {
     #[serde(borrow, default)]
     pub(super) currency: Raw<'a>,
@@ -109,7 +147,7 @@ pub(super) struct Props<'a> {
     pub(super) period_end: Raw<'a>,
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
+#[derive(Deserialize, Default, Clone, Copy, Debug, PartialEq)]
 pub(super) struct ProductRaw<'a> {
     #[serde(borrow, default)]
     pub(super) product_id: Raw<'a>,
@@ -125,7 +163,7 @@ pub(super) struct ProductRaw<'a> {
 /// raw), so no byte of the message is parsed twice. Absent or `null` is
 /// [`Nested::Absent`]; any other JSON type is kept as [`Nested::NotObject`]
 /// for the decoder to reject with the field's name.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, Debug, PartialEq)]
 pub(super) enum Nested<T> {
     #[default]
     Absent,
@@ -139,6 +177,16 @@ impl<T: Default> Nested<T> {
         match self {
             Nested::Absent => Ok(T::default()),
             Nested::Object(t) => Ok(t),
+            Nested::NotObject => Err(Invalid::wrong_type(field, "object")),
+        }
+    }
+
+    /// The object in place if present (`None` when absent), or a
+    /// wrong-type rejection: for the large ones, which are not copied.
+    pub(super) fn in_place(&self, field: &'static str) -> Result<Option<&T>, Invalid> {
+        match self {
+            Nested::Absent => Ok(None),
+            Nested::Object(t) => Ok(Some(t)),
             Nested::NotObject => Err(Invalid::wrong_type(field, "object")),
         }
     }
@@ -224,10 +272,10 @@ pub(super) fn object<'a, T: Deserialize<'a> + Default>(
 /// The text of a raw JSON string: borrowed when it has no escapes (the raw
 /// value is already validated JSON, so the bytes between the quotes are the
 /// string), unescaped otherwise. `None` when the value is not a string.
-pub(super) fn json_str(r: &RawValue) -> Option<Cow<'_, str>> {
+pub(super) fn json_str(r: Json<'_>) -> Option<Cow<'_, str>> {
     let text = r.get();
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.contains('\\') {
+    if !r.plain && inner.contains('\\') {
         serde_json::from_str(text).ok()
     } else {
         Some(Cow::Borrowed(inner))
@@ -325,10 +373,7 @@ pub(super) fn out_of_range(field: &'static str, range: &std::ops::Range<i64>) ->
 }
 
 /// A number given as JSON number or string, as text.
-pub(super) fn number_text<'a>(
-    r: &'a RawValue,
-    field: &'static str,
-) -> Result<Cow<'a, str>, Invalid> {
+pub(super) fn number_text<'a>(r: Json<'a>, field: &'static str) -> Result<Cow<'a, str>, Invalid> {
     let text = r.get();
     if text.starts_with('"') {
         json_str(r).ok_or_else(|| Invalid::wrong_type(field, "number"))
