@@ -14,7 +14,10 @@
 //! Its end is the first step after it at which every input partition's
 //! position is at the end of its log as the broker last reported it. For
 //! one linger from then, batches go out without lingering: a handful of
-//! inserts, once per backlog.
+//! inserts, once per backlog. The step at the end also takes a checkpoint,
+//! whatever the interval says: the backlog's offsets commit with the state
+//! it built, so a restart soon after does not read it all again, and the
+//! state is saved while the input is quiet.
 
 use std::time::Duration;
 
@@ -29,6 +32,8 @@ pub(super) struct CatchUp {
     behind: bool,
     /// When the last backlog was read to its end.
     caught_up_at: Option<Duration>,
+    /// The last step observed was the one that read a backlog to its end.
+    ended: bool,
 }
 
 impl CatchUp {
@@ -40,6 +45,7 @@ impl CatchUp {
             prompt_for,
             behind: false,
             caught_up_at: None,
+            ended: false,
         }
     }
 
@@ -47,16 +53,24 @@ impl CatchUp {
     /// started): `None` while an input partition's end or position is not
     /// known. Returns whether this step's batch should go out at once.
     pub(super) fn observe(&mut self, lag: Option<i64>, now: Duration) -> bool {
+        self.ended = false;
         match lag {
             Some(lag) if lag >= self.backlog => self.behind = true,
             Some(0) if self.behind => {
                 self.behind = false;
                 self.caught_up_at = Some(now);
+                self.ended = true;
             }
             _ => {}
         }
         self.caught_up_at
             .is_some_and(|at| now.saturating_sub(at) < self.prompt_for)
+    }
+
+    /// Whether the last step observed read a backlog to its end: a
+    /// checkpoint is due then.
+    pub(super) fn ended(&self) -> bool {
+        self.ended
     }
 }
 
@@ -93,10 +107,16 @@ mod tests {
     fn each_backlog_ends_once() {
         let mut c = CatchUp::new(1_000, s(1.0));
         c.observe(Some(1_000), s(0.0));
+        assert!(!c.ended(), "behind");
         assert!(c.observe(Some(0), s(1.0)));
+        assert!(c.ended(), "the step that reads it to its end");
+        assert!(c.observe(Some(0), s(1.5)), "still prompt");
+        assert!(!c.ended(), "but ended one step before");
         assert!(!c.observe(Some(0), s(2.0)), "the same end, later");
         c.observe(Some(50_000), s(10.0));
         assert!(!c.observe(Some(10), s(10.2)));
+        assert!(!c.ended());
         assert!(c.observe(Some(0), s(10.4)), "the next backlog's end");
+        assert!(c.ended());
     }
 }

@@ -52,7 +52,9 @@ impl Ingest {
         // is saved, and the customer books stop at the end of its input.
         let drained = self.bounded.as_ref().filter(|b| b.drained());
         let drained = drained.map(|b| b.end_ms);
-        let (checkpoints, commits) = if self.pace.due(force) && drained.is_none() {
+        // The end of a backlog is checkpointed at once (see super::catch_up).
+        let due = self.pace.due(force) || self.catch_up.ended();
+        let (checkpoints, commits) = if due && drained.is_none() {
             self.checkpoint()
         } else {
             (Vec::new(), Vec::new())
