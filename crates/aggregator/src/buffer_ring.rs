@@ -162,7 +162,7 @@ mod tests {
         };
         Item {
             seq,
-            pair: (e, pos),
+            pair: (Box::new(e), pos),
         }
     }
 

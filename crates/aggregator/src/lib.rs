@@ -249,7 +249,7 @@ pub struct Aggregator {
     /// Room for the events of one instant the watermark releases, kept
     /// between advances.
     #[serde(skip)]
-    released: Vec<(Event, Position)>,
+    released: Vec<buffer::Held>,
     /// Room for the sessions an advance closes, kept between advances.
     #[serde(skip)]
     closing: Vec<sessions::Closed>,
@@ -308,7 +308,7 @@ fn same_instant_key(e: &Event) -> (&str, bool, Option<&str>, u8, &str) {
 
 /// Puts the events of one instant in the order they can happen, whatever
 /// order they came in.
-fn order_instant(ready: &mut [(Event, Position)]) {
+fn order_instant(ready: &mut [buffer::Held]) {
     ready.sort_by(|a, b| same_instant_key(&a.0).cmp(&same_instant_key(&b.0)));
 }
 
@@ -348,7 +348,14 @@ impl Aggregator {
 
     /// Offers one event. Duplicates and late events are rejected; the rest
     /// is buffered until [`Aggregator::advance`] passes its timestamp.
-    pub fn push(&mut self, event: Event, pos: Position) -> Result<Accepted, Rejected> {
+    /// The buffer holds events boxed: a caller that decodes into a box
+    /// (the pipeline does) hands it over as is; an [`Event`] is boxed here.
+    pub fn push(
+        &mut self,
+        event: impl Into<Box<Event>>,
+        pos: Position,
+    ) -> Result<Accepted, Rejected> {
+        let event = event.into();
         let id = IdKey::of(&event.event_id);
         if self.dedup.seen(id) {
             self.stats.duplicates += 1;
@@ -440,21 +447,22 @@ impl Aggregator {
         while let Some((at_ms, waiting)) = self.early.pop_expired(until_ms, over, &mut self.held) {
             for (mut event, pos) in waiting {
                 event.timestamp_ms = event.timestamp_ms.max(at_ms);
-                self.apply(event, pos, out, false);
+                // Rare (a settlement whose order never came): boxed again.
+                self.apply(Box::new(event), pos, out, false);
             }
         }
     }
 
     /// Applies one event in event-time order. A payment or cancellation of
     /// an order not known yet waits for it when `may_wait` (see `early`).
-    fn apply(&mut self, event: Event, pos: Position, out: &mut Output, may_wait: bool) {
+    fn apply(&mut self, event: Box<Event>, pos: Position, out: &mut Output, may_wait: bool) {
         use contract::EventKind as K;
         if let K::OrderPaid { order_id } | K::OrderCancelled { order_id } = &event.kind {
             if may_wait && !self.carts.knows_order(order_id) {
                 let deadline = event.timestamp_ms.saturating_add(self.cfg.settle_grace_ms);
                 let order_id = order_id.clone();
                 self.early
-                    .defer(&order_id, event, pos, deadline, &mut self.held);
+                    .defer(&order_id, *event, pos, deadline, &mut self.held);
                 return;
             }
         }

@@ -112,9 +112,10 @@ fn page_view(n: usize) -> Event {
 }
 
 /// Pushes events `from..to` and advances to the last one's time; returns
-/// the heap allocations that took (the events are built before counting).
+/// the heap allocations that took (the events are built and boxed before
+/// counting, as the pipeline decodes them into boxes).
 fn allocations(agg: &mut Aggregator, from: usize, to: usize) -> u64 {
-    let events: Vec<Event> = (from..to).map(page_view).collect();
+    let events: Vec<Box<Event>> = (from..to).map(|n| Box::new(page_view(n))).collect();
     let before = allocated();
     for (n, e) in (from..to).zip(events) {
         let pos = Position {

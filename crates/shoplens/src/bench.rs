@@ -71,7 +71,11 @@ pub fn decode_all(decoder: &Decoder, input: &[Message]) -> u64 {
 /// Decodes `m` and offers it to `agg` as message `offset` of partition 0
 /// of its stream; returns its event time when it decodes.
 pub fn offer(decoder: &Decoder, agg: &mut Aggregator, m: &Message, offset: usize) -> Option<i64> {
-    let e = decoder.decode(&m.payload, m.stream, None).ok()?;
+    // Decoded into a box, as the pipeline does.
+    let e = decoder
+        .decode(&m.payload, m.stream, None)
+        .map(Box::new)
+        .ok()?;
     let ts = e.timestamp_ms;
     let pos = Position {
         source: Source {

@@ -339,7 +339,7 @@ impl Ingest {
         &mut self,
         m: &Message<'_>,
         source: Source,
-        event: contract::Event,
+        event: Box<contract::Event>,
         now: u64,
     ) -> Result<(), PipelineError> {
         // First: a forgotten person's event moves no clock either, as if
