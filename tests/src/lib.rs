@@ -67,6 +67,37 @@ pub fn settings(id: &str) -> Settings {
     s
 }
 
+/// When the tests' generated traffic starts: 2023-11-14T22:13:20Z.
+pub const TRAFFIC_START_MS: i64 = 1_700_000_000_000;
+
+/// Produces `minutes` of generated traffic from [`TRAFFIC_START_MS`]
+/// (`seed`, `per_minute` sessions a minute) to the topics of `kafka` as
+/// fast as the broker takes it, with nothing after it to close the last
+/// sessions: a backlog. Returns what the generator made.
+pub async fn produce_backlog(
+    kafka: &ingest::KafkaSettings,
+    seed: u64,
+    minutes: i64,
+    per_minute: f64,
+) -> shoplens::generate::GenStats {
+    use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
+    let generator = Generator::new(GenConfig {
+        seed,
+        start_ms: TRAFFIC_START_MS,
+        duration_ms: minutes * 60_000,
+        sessions_per_minute: per_minute,
+        ..GenConfig::default()
+    });
+    let no_flush = ProduceOptions {
+        speed: None,
+        flush_after_ms: None,
+    };
+    let report = produce(kafka, generator, TRAFFIC_START_MS, &no_flush)
+        .await
+        .expect("produce");
+    report.generated
+}
+
 /// The rows of `sql` in `database`, as ClickHouse's tab-separated text.
 pub async fn rows(database: &str, sql: &str) -> String {
     use shoplens::http_get::{get, prometheus_query_path};

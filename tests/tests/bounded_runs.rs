@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use e2e::{bounded_run, eventually, rows, settings, unique};
-use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
+use e2e::{bounded_run, eventually, produce_backlog, rows, settings, unique};
 use shoplens::http_get::{get, metric_sum};
 use shoplens::{Pipeline, Settings};
 
@@ -50,22 +49,8 @@ async fn a_bounded_run_equals_a_stopped_streaming_run_closed_later() {
             .await
             .expect("topics (is the stack up? deploy/local/stack.sh up)");
     }
-    let start_ms = 1_700_000_000_000;
-    let generator = Generator::new(GenConfig {
-        seed: 11,
-        start_ms,
-        duration_ms: 15 * 60_000,
-        sessions_per_minute: 20.0,
-        ..GenConfig::default()
-    });
-    let no_flush = ProduceOptions {
-        speed: None,
-        flush_after_ms: None,
-    };
-    let report = produce(&base.kafka, generator, start_ms, &no_flush)
-        .await
-        .expect("produce");
-    let messages = report.generated.messages as f64;
+    let generated = produce_backlog(&base.kafka, 11, 15, 20.0).await;
+    let messages = generated.messages as f64;
 
     until_end(&one_shot).await;
 
@@ -90,7 +75,7 @@ async fn a_bounded_run_equals_a_stopped_streaming_run_closed_later() {
     .await;
     assert_eq!(
         sessions.trim().parse::<u64>().unwrap(),
-        report.generated.sessions,
+        generated.sessions,
         "every session the generator made, closed once"
     );
     for sql in TABLES {

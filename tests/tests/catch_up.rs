@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use e2e::{eventually, rows, settings, unique};
-use shoplens::generate::{produce, GenConfig, Generator, ProduceOptions};
+use e2e::{eventually, produce_backlog, rows, settings, unique};
 use shoplens::Pipeline;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,22 +20,8 @@ async fn the_end_of_a_backlog_is_checkpointed_without_waiting_for_the_interval()
     ingest::admin::create_topics(&settings.kafka, 2, 1)
         .await
         .expect("topics (is the stack up? deploy/local/stack.sh up)");
-    let start_ms = 1_700_000_000_000;
-    let generator = Generator::new(GenConfig {
-        seed: 11,
-        start_ms,
-        duration_ms: 10 * 60_000,
-        sessions_per_minute: 40.0,
-        ..GenConfig::default()
-    });
-    let options = ProduceOptions {
-        speed: None,
-        flush_after_ms: None,
-    };
-    let report = produce(&settings.kafka, generator, start_ms, &options)
-        .await
-        .expect("produce");
-    assert!(report.generated.messages > 2_000, "{:?}", report.generated);
+    let generated = produce_backlog(&settings.kafka, 11, 10, 40.0).await;
+    assert!(generated.messages > 2_000, "{generated:?}");
 
     let pipeline = Pipeline::start(settings.clone())
         .await
@@ -47,7 +32,7 @@ async fn the_end_of_a_backlog_is_checkpointed_without_waiting_for_the_interval()
         settings.kafka.topics.clickstream.clone(),
         settings.kafka.topics.orders.clone(),
     ];
-    let input = report.generated.messages;
+    let input = generated.messages;
     // The latest checkpoint of each store holds the next offset of each
     // topic it reads: summed over the input topics, the messages read.
     let saved = eventually(

@@ -90,9 +90,7 @@ impl Decoder {
         stream: Stream,
         kafka_ts_ms: Option<i64>,
     ) -> Result<Event, Invalid> {
-        let mut env = Envelope::default();
-        envelope(payload, true, &mut env)?;
-        self.checked(&env, stream, kafka_ts_ms)
+        self.decode_reading(payload, true, stream, kafka_ts_ms)
     }
 
     /// [`Decoder::decode`] with every message read by serde_json alone,
@@ -105,8 +103,19 @@ impl Decoder {
         stream: Stream,
         kafka_ts_ms: Option<i64>,
     ) -> Result<Event, Invalid> {
+        self.decode_reading(payload, false, stream, kafka_ts_ms)
+    }
+
+    /// Decodes `payload`, its envelope read in one pass when `scan` is set.
+    fn decode_reading(
+        &self,
+        payload: &[u8],
+        scan: bool,
+        stream: Stream,
+        kafka_ts_ms: Option<i64>,
+    ) -> Result<Event, Invalid> {
         let mut env = Envelope::default();
-        envelope(payload, false, &mut env)?;
+        envelope(payload, scan, &mut env)?;
         self.checked(&env, stream, kafka_ts_ms)
     }
 
