@@ -9,6 +9,7 @@ mod context;
 mod kinds;
 mod raw;
 mod scan;
+mod scan_keys;
 
 use crate::event::{Event, Text};
 use crate::money::Currency;

@@ -14,6 +14,7 @@
 use super::raw::{
     CampaignRaw, Context, Envelope, ExperimentRaw, Json, Nested, PageRaw, ProductRaw, Props, Raw,
 };
+use super::scan_keys::{self, Key};
 
 /// Nesting deeper than this inside a value is left to serde_json (whose own
 /// limit, 128 levels, is then never the reason this reader accepts).
@@ -22,116 +23,133 @@ const MAX_DEPTH: u32 = 16;
 /// Reads `text` into `env` (which starts as its default); `None` when
 /// serde_json must read it (`env` is then partly filled).
 pub(super) fn envelope<'a>(text: &'a str, env: &mut Envelope<'a>) -> Option<()> {
+    const KEYS: [Key; 9] = [
+        Key::new("event_id"),
+        Key::new("type"),
+        Key::new("timestamp"),
+        Key::new("sent_at"),
+        Key::new("anonymous_id"),
+        Key::new("user_id"),
+        Key::new("session_id"),
+        Key::new("context"),
+        Key::new("properties"),
+    ];
     let mut s = Scan { text, pos: 0 };
     s.ws();
-    let mut seen = 0u32;
-    s.object(|s, key| {
-        let seen = &mut seen;
-        match key {
-            "event_id" => s.raw_into(seen, 0, &mut env.event_id),
-            "type" => s.raw_into(seen, 1, &mut env.kind),
-            "timestamp" => s.raw_into(seen, 2, &mut env.timestamp),
-            "sent_at" => s.raw_into(seen, 3, &mut env.sent_at),
-            "anonymous_id" => s.raw_into(seen, 4, &mut env.anonymous_id),
-            "user_id" => s.raw_into(seen, 5, &mut env.user_id),
-            "session_id" => s.raw_into(seen, 6, &mut env.session_id),
-            "context" => s.nested(seen, 7, &mut env.context, context),
-            "properties" => s.nested(seen, 8, &mut env.properties, props),
-            _ => s.skip(0),
-        }
+    s.object(&KEYS, |s, field| match field {
+        Some(0) => s.raw(&mut env.event_id),
+        Some(1) => s.raw(&mut env.kind),
+        Some(2) => s.raw(&mut env.timestamp),
+        Some(3) => s.raw(&mut env.sent_at),
+        Some(4) => s.raw(&mut env.anonymous_id),
+        Some(5) => s.raw(&mut env.user_id),
+        Some(6) => s.raw(&mut env.session_id),
+        Some(7) => s.nested(&mut env.context, context),
+        Some(8) => s.nested(&mut env.properties, props),
+        _ => s.skip(0),
     })?;
     s.ws();
     (s.pos == text.len()).then_some(())
 }
 
 fn context<'a>(s: &mut Scan<'a>, c: &mut Context<'a>) -> Option<()> {
-    let mut seen = 0u32;
-    s.object(|s, key| {
-        let seen = &mut seen;
-        match key {
-            "page" => s.nested(seen, 0, &mut c.page, page),
-            "campaign" => s.nested(seen, 1, &mut c.campaign, campaign),
-            "device" => s.raw_into(seen, 2, &mut c.device),
-            "experiment" => s.nested(seen, 3, &mut c.experiment, experiment),
-            _ => s.skip(0),
-        }
+    const KEYS: [Key; 4] = [
+        Key::new("device"),
+        Key::new("page"),
+        Key::new("campaign"),
+        Key::new("experiment"),
+    ];
+    s.object(&KEYS, |s, field| match field {
+        Some(0) => s.raw(&mut c.device),
+        Some(1) => s.nested(&mut c.page, page),
+        Some(2) => s.nested(&mut c.campaign, campaign),
+        Some(3) => s.nested(&mut c.experiment, experiment),
+        _ => s.skip(0),
     })
 }
 
 fn page<'a>(s: &mut Scan<'a>, p: &mut PageRaw<'a>) -> Option<()> {
-    let mut seen = 0u32;
-    s.object(|s, key| match key {
-        "url" => s.raw_into(&mut seen, 0, &mut p.url),
-        "referrer" => s.raw_into(&mut seen, 1, &mut p.referrer),
+    const KEYS: [Key; 2] = [Key::new("url"), Key::new("referrer")];
+    s.object(&KEYS, |s, field| match field {
+        Some(0) => s.raw(&mut p.url),
+        Some(1) => s.raw(&mut p.referrer),
         _ => s.skip(0),
     })
 }
 
 fn campaign<'a>(s: &mut Scan<'a>, c: &mut CampaignRaw<'a>) -> Option<()> {
-    let mut seen = 0u32;
-    s.object(|s, key| match key {
-        "source" => s.raw_into(&mut seen, 0, &mut c.source),
-        "medium" => s.raw_into(&mut seen, 1, &mut c.medium),
-        "name" => s.raw_into(&mut seen, 2, &mut c.name),
+    const KEYS: [Key; 3] = [Key::new("source"), Key::new("medium"), Key::new("name")];
+    s.object(&KEYS, |s, field| match field {
+        Some(0) => s.raw(&mut c.source),
+        Some(1) => s.raw(&mut c.medium),
+        Some(2) => s.raw(&mut c.name),
         _ => s.skip(0),
     })
 }
 
 fn experiment<'a>(s: &mut Scan<'a>, e: &mut ExperimentRaw<'a>) -> Option<()> {
-    let mut seen = 0u32;
-    s.object(|s, key| match key {
-        "id" => s.raw_into(&mut seen, 0, &mut e.id),
-        "variant" => s.raw_into(&mut seen, 1, &mut e.variant),
+    const KEYS: [Key; 2] = [Key::new("id"), Key::new("variant")];
+    s.object(&KEYS, |s, field| match field {
+        Some(0) => s.raw(&mut e.id),
+        Some(1) => s.raw(&mut e.variant),
         _ => s.skip(0),
     })
 }
 
 fn props<'a>(s: &mut Scan<'a>, p: &mut Props<'a>) -> Option<()> {
-    let mut seen = 0u32;
-    s.object(|s, key| {
-        let seen = &mut seen;
-        match key {
-            "currency" => s.raw_into(seen, 0, &mut p.currency),
-            "product" => s.nested(seen, 1, &mut p.product, product),
-            "products" => s.raw_into(seen, 2, &mut p.products),
-            "cart_id" => s.raw_into(seen, 3, &mut p.cart_id),
-            "order_id" => s.raw_into(seen, 4, &mut p.order_id),
-            "value" => s.raw_into(seen, 5, &mut p.value),
-            "total" => s.raw_into(seen, 6, &mut p.total),
-            "amount" => s.raw_into(seen, 7, &mut p.amount),
-            "referral_code" => s.raw_into(seen, 8, &mut p.referral_code),
-            "survey" => s.raw_into(seen, 9, &mut p.survey),
-            "score" => s.raw_into(seen, 10, &mut p.score),
-            "scale_max" => s.raw_into(seen, 11, &mut p.scale_max),
-            "channel" => s.raw_into(seen, 12, &mut p.channel),
-            "campaign" => s.raw_into(seen, 13, &mut p.campaign),
-            "period_start" => s.raw_into(seen, 14, &mut p.period_start),
-            "period_end" => s.raw_into(seen, 15, &mut p.period_end),
-            _ => s.skip(0),
-        }
-    })
-}
-
-fn product<'a>(s: &mut Scan<'a>, p: &mut ProductRaw<'a>) -> Option<()> {
-    let mut seen = 0u32;
-    s.object(|s, key| match key {
-        "product_id" => s.raw_into(&mut seen, 0, &mut p.product_id),
-        "category" => s.raw_into(&mut seen, 1, &mut p.category),
-        "price" => s.raw_into(&mut seen, 2, &mut p.price),
-        "quantity" => s.raw_into(&mut seen, 3, &mut p.quantity),
+    const KEYS: [Key; 16] = [
+        Key::new("currency"),
+        Key::new("product"),
+        Key::new("products"),
+        Key::new("cart_id"),
+        Key::new("order_id"),
+        Key::new("value"),
+        Key::new("total"),
+        Key::new("amount"),
+        Key::new("referral_code"),
+        Key::new("survey"),
+        Key::new("score"),
+        Key::new("scale_max"),
+        Key::new("channel"),
+        Key::new("campaign"),
+        Key::new("period_start"),
+        Key::new("period_end"),
+    ];
+    s.object(&KEYS, |s, field| match field {
+        Some(0) => s.raw(&mut p.currency),
+        Some(1) => s.nested(&mut p.product, product),
+        Some(2) => s.raw(&mut p.products),
+        Some(3) => s.raw(&mut p.cart_id),
+        Some(4) => s.raw(&mut p.order_id),
+        Some(5) => s.raw(&mut p.value),
+        Some(6) => s.raw(&mut p.total),
+        Some(7) => s.raw(&mut p.amount),
+        Some(8) => s.raw(&mut p.referral_code),
+        Some(9) => s.raw(&mut p.survey),
+        Some(10) => s.raw(&mut p.score),
+        Some(11) => s.raw(&mut p.scale_max),
+        Some(12) => s.raw(&mut p.channel),
+        Some(13) => s.raw(&mut p.campaign),
+        Some(14) => s.raw(&mut p.period_start),
+        Some(15) => s.raw(&mut p.period_end),
         _ => s.skip(0),
     })
 }
 
-/// Marks a known field as read; `None` if it already was (serde's derive
-/// rejects a repeated field).
-fn once(seen: &mut u32, field: u32) -> Option<()> {
-    let bit = 1 << field;
-    if *seen & bit != 0 {
-        return None;
-    }
-    *seen |= bit;
-    Some(())
+fn product<'a>(s: &mut Scan<'a>, p: &mut ProductRaw<'a>) -> Option<()> {
+    const KEYS: [Key; 4] = [
+        Key::new("product_id"),
+        Key::new("category"),
+        Key::new("price"),
+        Key::new("quantity"),
+    ];
+    s.object(&KEYS, |s, field| match field {
+        Some(0) => s.raw(&mut p.product_id),
+        Some(1) => s.raw(&mut p.category),
+        Some(2) => s.raw(&mut p.price),
+        Some(3) => s.raw(&mut p.quantity),
+        _ => s.skip(0),
+    })
 }
 
 /// A cursor over the message's text.
@@ -161,16 +179,31 @@ impl<'a> Scan<'a> {
         rest.starts_with(word).then(|| self.pos += word.len())
     }
 
-    /// An object, at its `{`: each key (without escapes) is given to
-    /// `field`, which reads its value.
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    /// An object, at its `{`, whose known keys are `keys`: `field` reads
+    /// each field's value, given its key's index in `keys` (`None` for a
+    /// key not known: it checks and skips the value). A known key given
+    /// twice leaves the message to serde_json (serde's derive rejects it).
+    fn object(
+        &mut self,
+        keys: &[Key],
+        mut field: impl FnMut(&mut Self, Option<usize>) -> Option<()>,
+    ) -> Option<()> {
         self.eat(b'{')?;
         self.ws();
         if self.eat(b'}').is_some() {
             return Some(());
         }
+        let (mut seen, mut guess) = (0u32, 0);
         loop {
-            let key = self.string()?;
+            let key = self.key(keys, guess)?;
+            if let Some(i) = key {
+                let bit = 1 << i;
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
+                guess = i + 1;
+            }
             self.ws();
             self.eat(b':')?;
             self.ws();
@@ -186,6 +219,20 @@ impl<'a> Scan<'a> {
             }
             self.ws();
         }
+    }
+
+    /// A key (without escapes), at its opening quote: its index in `keys`,
+    /// `None` when it is not one of them.
+    fn key(&mut self, keys: &[Key], guess: usize) -> Option<Option<usize>> {
+        let rest = self.text.as_bytes().get(self.pos + 1..)?;
+        if self.peek()? == b'"' {
+            if let Ok((i, len)) = scan_keys::known(keys, guess, rest) {
+                self.pos += 1 + len;
+                return Some(Some(i));
+            }
+        }
+        let key = self.string()?;
+        Some(scan_keys::named(keys, key))
     }
 
     /// An array, at its `[`, its elements checked and skipped.
@@ -214,7 +261,7 @@ impl<'a> Scan<'a> {
     fn skip(&mut self, depth: u32) -> Option<()> {
         match self.peek()? {
             b'"' => self.string().map(drop),
-            b'{' if depth < MAX_DEPTH => self.object(|s, _| s.skip(depth + 1)),
+            b'{' if depth < MAX_DEPTH => self.object(&[], |s, _| s.skip(depth + 1)),
             b'[' if depth < MAX_DEPTH => self.array(depth + 1),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
@@ -224,10 +271,9 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Known field `field` of the object, kept as raw JSON text in `slot`:
-    /// `None` for `null`, as serde_json's `Option` reads it.
-    fn raw_into(&mut self, seen: &mut u32, field: u32, slot: &mut Raw<'a>) -> Option<()> {
-        once(seen, field)?;
+    /// A field kept as raw JSON text in `slot`: `None` for `null`, as
+    /// serde_json's `Option` reads it.
+    fn raw(&mut self, slot: &mut Raw<'a>) -> Option<()> {
         if self.peek()? == b'n' {
             return self.literal(b"null");
         }
@@ -238,16 +284,13 @@ impl<'a> Scan<'a> {
         Some(())
     }
 
-    /// Known field `field` of the object, which should hold an object, read
-    /// into `slot` by `read`, as [`Nested`]'s `Deserialize` reads it.
+    /// A field that should hold an object, read into `slot` by `read`, as
+    /// [`Nested`]'s `Deserialize` reads it.
     fn nested<T: Default>(
         &mut self,
-        seen: &mut u32,
-        field: u32,
         slot: &mut Nested<T>,
         read: impl FnOnce(&mut Self, &mut T) -> Option<()>,
     ) -> Option<()> {
-        once(seen, field)?;
         *slot = match self.peek()? {
             b'{' => {
                 *slot = Nested::Object(T::default());
