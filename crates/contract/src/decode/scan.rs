@@ -10,6 +10,7 @@
 //! what is rejected, and how, stays serde_json's. What it accepts it reads
 //! as serde_json reads it: `null` for an absent field, a raw value's text
 //! without the whitespace around it, unknown fields skipped but checked.
+//! Each object's known keys are matched as words ([`scan_keys`]).
 
 use super::raw::{
     CampaignRaw, Context, Envelope, ExperimentRaw, Json, Nested, PageRaw, ProductRaw, Props, Raw,
