@@ -173,12 +173,11 @@ pub(super) enum Nested<T> {
 
 impl<T: Default> Nested<T> {
     /// The object, its default when absent, or a wrong-type rejection of `field`.
-    pub(super) fn get(self, field: &'static str) -> Result<T, Invalid> {
-        match self {
-            Nested::Absent => Ok(T::default()),
-            Nested::Object(t) => Ok(t),
-            Nested::NotObject => Err(Invalid::wrong_type(field, "object")),
-        }
+    pub(super) fn get(self, field: &'static str) -> Result<T, Invalid>
+    where
+        T: Copy,
+    {
+        Ok(self.present(field)?.unwrap_or_default())
     }
 
     /// The object in place if present (`None` when absent), or a
@@ -192,11 +191,11 @@ impl<T: Default> Nested<T> {
     }
 
     /// The object if present (`None` when absent), or a wrong-type rejection.
-    pub(super) fn present(self, field: &'static str) -> Result<Option<T>, Invalid> {
-        match self {
-            Nested::Absent => Ok(None),
-            other => other.get(field).map(Some),
-        }
+    pub(super) fn present(self, field: &'static str) -> Result<Option<T>, Invalid>
+    where
+        T: Copy,
+    {
+        self.in_place(field).map(Option::<&T>::copied)
     }
 }
 

@@ -227,9 +227,9 @@ impl<'a> Scan<'a> {
     fn key(&mut self, keys: &[Key], guess: usize) -> Option<Option<usize>> {
         let rest = self.text.as_bytes().get(self.pos + 1..)?;
         if self.peek()? == b'"' {
-            if let Ok((i, len)) = scan_keys::known(keys, guess, rest) {
+            if let Some(len) = scan_keys::expected(keys, guess, rest) {
                 self.pos += 1 + len;
-                return Some(Some(i));
+                return Some(Some(guess));
             }
         }
         let key = self.string()?;
