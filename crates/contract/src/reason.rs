@@ -84,6 +84,11 @@ pub struct Invalid {
     pub field: Option<&'static str>,
     /// What was wrong, for people reading the dead-letter topic.
     pub detail: String,
+    /// The message's event time when it has a valid one although the
+    /// message is rejected for another reason (a currency not accepted,
+    /// say): its partition's clock still moves with it, as with an event
+    /// accepted. `None` when the time itself is at fault or unread.
+    pub event_ms: Option<i64>,
 }
 
 impl Invalid {
@@ -93,6 +98,7 @@ impl Invalid {
             reason,
             field,
             detail: detail.into(),
+            event_ms: None,
         }
     }
 

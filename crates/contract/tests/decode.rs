@@ -461,3 +461,64 @@ fn old_histories_are_accepted_and_the_range_is_a_setting() {
         Reason::BadTimestamp
     );
 }
+
+#[test]
+fn a_rejection_carries_the_event_time_unless_the_time_is_at_fault() {
+    let at = |json: &str, stream: Stream, kafka: Option<i64>| {
+        let invalid = Decoder::default()
+            .decode(json.as_bytes(), stream, kafka)
+            .expect_err(json);
+        (invalid.reason, invalid.event_ms)
+    };
+    let t = 1_569_888_005_000;
+    let cs = Stream::Clickstream;
+    // Rejected for something other than the time: the time comes along,
+    // whichever field failed first.
+    let refund = r#"{"event_id":"e","type":"order_refunded","timestamp":1569888005000,"anonymous_id":"a","properties":{"order_id":"o","amount":"1","currency":"XTS"}}"#;
+    assert_eq!(
+        at(refund, Stream::Orders, None),
+        (Reason::BadCurrency, Some(t))
+    );
+    let teleport =
+        r#"{"event_id":"e","type":"teleport","timestamp":1569888005000,"anonymous_id":"a"}"#;
+    assert_eq!(at(teleport, cs, None), (Reason::UnknownType, Some(t)));
+    let no_visitor = r#"{"event_id":"e","type":"signup","timestamp":"2019-10-01T00:00:05Z"}"#;
+    assert_eq!(at(no_visitor, cs, None), (Reason::MissingField, Some(t)));
+    let signup = r#"{"event_id":"e","type":"signup","timestamp":1569888005000,"anonymous_id":"a"}"#;
+    assert_eq!(
+        at(signup, Stream::Orders, None),
+        (Reason::WrongTopic, Some(t))
+    );
+    // The time carried is the one an accepted event would get: corrected
+    // for a client clock two hours behind.
+    let skewed = r#"{"event_id":"e","type":"teleport","timestamp":"2019-10-01T00:00:05Z",
+      "sent_at":"2019-10-01T00:00:10Z","anonymous_id":"a"}"#;
+    let kafka = 1_569_888_010_000 + 7_200_000;
+    assert_eq!(
+        at(skewed, cs, Some(kafka)),
+        (Reason::UnknownType, Some(t + 7_200_000))
+    );
+    // The time at fault, absent or unread: none.
+    for (json, why) in [
+        (
+            r#"{"event_id":"e","type":"signup","timestamp":"yesterday","anonymous_id":"a"}"#,
+            Reason::BadTimestamp,
+        ),
+        (
+            r#"{"event_id":"e","type":"teleport","anonymous_id":"a"}"#,
+            Reason::MissingField,
+        ),
+        (
+            r#"{"event_id":"e","type":"signup","timestamp":"2150-01-01T00:00:05Z","anonymous_id":"a"}"#,
+            Reason::BadTimestamp,
+        ),
+        (
+            r#"{"event_id":"e","type":"teleport","timestamp":1569888005000,"sent_at":"soon","anonymous_id":"a"}"#,
+            Reason::BadTimestamp,
+        ),
+        ("{not json", Reason::NotJson),
+        ("[1569888005000]", Reason::NotObject),
+    ] {
+        assert_eq!(at(json, cs, None), (why, None), "{json}");
+    }
+}

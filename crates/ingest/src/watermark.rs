@@ -42,6 +42,9 @@ struct Part {
     /// has told since whether it has anything to read (see
     /// [`WatermarkTracker::align`]).
     resumed_ms: Option<u64>,
+    /// Since when every message it delivered had no event time (see
+    /// [`WatermarkTracker::observe_untimed`]), if the latest had none.
+    untimed_since_ms: Option<u64>,
 }
 
 impl Part {
@@ -52,6 +55,7 @@ impl Part {
             paused: false,
             empty: false,
             resumed_ms: None,
+            untimed_since_ms: None,
         }
     }
 }
@@ -179,7 +183,22 @@ impl WatermarkTracker {
         p.resumed_ms = None;
         if let Some(t) = event_ms {
             p.max_event_ms = Some(p.max_event_ms.map_or(t, |m| m.max(t)));
+            p.untimed_since_ms = None;
         }
+    }
+
+    /// A message from `source` at `now_ms` that carries no event time to
+    /// go by: rejected before its time was read, or for its time. It
+    /// answers a resume, but says nothing of how far the partition's clock
+    /// got, so its silence still counts from its last event with a time;
+    /// and once it has delivered nothing else for an idle timeout, a
+    /// backlog of such messages holds the watermark no longer. (Counted
+    /// as events, a partition fed only malformed messages held the
+    /// watermark for as long as they came.)
+    pub fn observe_untimed(&mut self, source: Source, now_ms: u64) {
+        let p = self.parts.entry(source).or_insert(Part::new(now_ms));
+        p.resumed_ms = None;
+        p.untimed_since_ms.get_or_insert(now_ms);
     }
 
     fn partition_wm(&self, p: &Part) -> Option<i64> {
@@ -195,7 +214,12 @@ impl WatermarkTracker {
             .resumed_ms
             .is_some_and(|t| now_ms.saturating_sub(t) < idle);
         let empty = p.empty && p.max_event_ms.is_none();
-        p.paused || unconfirmed || (!empty && now_ms.saturating_sub(p.last_seen_ms) < idle)
+        let untimed = p
+            .untimed_since_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= idle);
+        p.paused
+            || unconfirmed
+            || (!empty && !untimed && now_ms.saturating_sub(p.last_seen_ms) < idle)
     }
 
     /// The pipeline watermark at `now_ms`: never moves backwards, and stays
@@ -315,260 +339,5 @@ impl WatermarkTracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const A: Source = Source::new(0, 0);
-    const B: Source = Source::new(0, 1);
-
-    fn tracker() -> WatermarkTracker {
-        WatermarkTracker::new(WatermarkSettings {
-            allowed_lateness_ms: 60_000,
-            idle_timeout_ms: 30_000,
-            max_drift_ms: 120_000,
-            max_buffered_events: 0,
-        })
-    }
-
-    #[test]
-    fn the_slowest_active_partition_sets_the_watermark() {
-        let mut t = tracker();
-        t.assign([A, B], 0);
-        t.observe(A, Some(1_000_000), 0);
-        assert_eq!(t.watermark(0), i64::MIN, "B has delivered nothing yet");
-        t.observe(B, Some(900_000), 0);
-        assert_eq!(t.watermark(0), 840_000);
-        t.observe(B, Some(2_000_000), 1);
-        assert_eq!(t.watermark(1), 940_000);
-    }
-
-    #[test]
-    fn a_partition_with_nothing_to_read_that_never_delivered_holds_nothing() {
-        let mut t = tracker();
-        t.assign([A, B], 0);
-        t.observe(A, Some(1_000_000), 10);
-        assert_eq!(t.watermark(10), i64::MIN, "B's end of log not known yet");
-        // The broker reports B empty at our position: no idle timeout wait.
-        t.nothing_to_read(B);
-        assert_eq!(t.watermark(20), 940_000);
-        // A partition that delivered keeps holding until its idle timeout.
-        t.nothing_to_read(A);
-        t.observe(B, Some(500_000), 30);
-        assert_eq!(t.watermark(40), 940_000, "B is behind but so is the floor");
-        t.observe(A, Some(3_000_000), 50);
-        t.nothing_to_read(A);
-        assert_eq!(t.watermark(60), 940_000, "B delivered: it holds again");
-    }
-
-    #[test]
-    fn a_call_after_every_partition_went_idle_still_sets_the_watermark() {
-        let mut t = tracker();
-        // B delivers nothing (an empty topic): it holds the watermark until
-        // idle. A's events all came at once, and both went idle before the
-        // next call.
-        t.assign([A, B], 0);
-        t.observe(A, Some(1_000_000), 10);
-        assert_eq!(t.watermark(10), i64::MIN, "B not heard from yet");
-        assert_eq!(t.watermark(30_011), 940_000, "A's events count");
-        t.observe(A, Some(2_000_000), 40_000);
-        assert_eq!(t.watermark(40_000), 1_940_000);
-        assert_eq!(t.watermark(100_000), 1_940_000, "all idle: it stays");
-    }
-
-    #[test]
-    fn once_every_partition_is_idle_the_watermark_goes_as_far_as_the_furthest() {
-        let mut t = tracker();
-        t.assign([A, B], 0);
-        t.observe(A, Some(1_000_000), 0);
-        t.observe(B, Some(5_000_000), 0);
-        assert_eq!(t.watermark(10), 940_000, "both active: the slower");
-        t.observe(A, Some(1_500_000), 20_000);
-        assert_eq!(t.watermark(30_000), 1_440_000, "B idle: A alone");
-        assert_eq!(t.watermark(50_000), 4_940_000, "both idle: B's");
-        t.observe(A, Some(1_600_000), 50_001);
-        assert_eq!(t.watermark(50_001), 4_940_000, "never backwards");
-    }
-
-    #[test]
-    fn idle_partitions_stop_holding_it_back_and_it_never_regresses() {
-        let mut t = tracker();
-        t.assign([A, B], 0);
-        t.observe(A, Some(1_000_000), 0);
-        t.observe(B, Some(500_000), 0);
-        assert_eq!(t.watermark(29_999), 440_000);
-        t.observe(A, Some(1_100_000), 30_000);
-        assert_eq!(t.watermark(30_000), 1_040_000, "B idle for 30 s");
-        t.observe(B, Some(600_000), 30_001);
-        assert_eq!(t.watermark(30_001), 1_040_000, "never backwards");
-    }
-
-    #[test]
-    fn partitions_running_ahead_are_paused_then_resumed() {
-        let mut t = tracker();
-        t.assign([A, B], 0);
-        t.observe(A, Some(1_000_000), 0);
-        t.observe(B, Some(1_000_000 + 121_000), 0);
-        t.watermark(0);
-        assert_eq!(
-            t.align(0, 1),
-            Alignment {
-                pause: vec![B],
-                resume: vec![]
-            }
-        );
-        // B is paused: it stays active however long it is silent.
-        t.observe(A, Some(1_000_000 + 62_000), 60_000);
-        assert_eq!(t.watermark(60_000), 1_002_000);
-        assert_eq!(
-            t.align(60_000, 1),
-            Alignment {
-                pause: vec![],
-                resume: vec![B]
-            }
-        );
-        assert_eq!(t.paused(), 0);
-        // Resumed after a minute paused, B is not idle: it holds the watermark.
-        t.observe(A, Some(1_000_000 + 500_000), 60_001);
-        assert_eq!(t.watermark(60_001), 1_061_000);
-    }
-
-    #[test]
-    fn a_partition_ahead_is_paused_only_while_the_buffer_is_over_its_bound() {
-        let mut t = tracker();
-        t.cfg.max_buffered_events = 1_000;
-        t.assign([A, B], 0);
-        t.observe(A, Some(1_000_000), 0);
-        t.observe(B, Some(1_000_000 + 600_000), 0);
-        t.watermark(0);
-        // Ten minutes ahead, but little is buffered: B runs on.
-        assert_eq!(t.align(0, 1_000), Alignment::default());
-        // Over the bound: paused.
-        assert_eq!(t.align(1, 1_001).pause, vec![B]);
-        // Still more than half the drift ahead; the buffer drains to half
-        // the bound, and B goes on.
-        assert_eq!(t.align(2, 501), Alignment::default());
-        assert_eq!(t.align(3, 500).resume, vec![B]);
-        // Not paused again before the buffer is over the bound again.
-        assert_eq!(t.align(4, 1_000), Alignment::default());
-        assert_eq!(t.align(5, 1_001).pause, vec![B]);
-        // Back within half the drift, B resumes whatever is buffered.
-        t.observe(A, Some(1_000_000 + 540_000), 6);
-        t.watermark(6);
-        assert_eq!(t.align(6, 5_000).resume, vec![B]);
-    }
-
-    /// Three partitions: A behind, B and C running ahead and paused. A
-    /// falls silent at `now`; B, paused, then sets the watermark and is
-    /// resumed.
-    fn b_resumed_at(now: u64) -> WatermarkTracker {
-        const C: Source = Source::new(0, 2);
-        let mut t = tracker();
-        t.assign([A, B, C], 0);
-        t.observe(A, Some(1_000_000), 0);
-        t.observe(B, Some(1_000_000 + 150_000), 0);
-        t.observe(C, Some(2_000_000), 0);
-        assert_eq!(t.watermark(0), 940_000);
-        assert_eq!(t.align(0, 1).pause, vec![B, C]);
-        assert_eq!(t.watermark(now), 1_090_000);
-        assert_eq!(t.align(now, 1).resume, vec![B]);
-        t
-    }
-
-    #[test]
-    fn a_resumed_partition_holds_until_its_end_is_known_then_counts_its_real_silence() {
-        let now = 30_000;
-        // While the broker's answer is awaited, B holds the watermark, and
-        // the wait does not count as a backlog that resets its silence.
-        let mut t = b_resumed_at(now);
-        t.end_unknown(B, now + 100);
-        assert_eq!(t.watermark(now + 20_000), 1_090_000);
-        // The broker reports nothing to read: nothing was appended to B
-        // since its last delivery, 30 s ago, so it is idle at once and C
-        // (still paused, so active) sets the watermark.
-        t.nothing_to_read(B);
-        assert_eq!(t.watermark(now + 20_001), 1_940_000);
-
-        // A resumed partition that delivered recently stays active for the
-        // rest of its idle timeout, counted from that delivery.
-        let mut t = b_resumed_at(now);
-        t.observe(B, Some(1_150_000), now - 10_000);
-        t.nothing_to_read(B);
-        assert_eq!(t.watermark(now + 19_999), 1_090_000);
-        assert_eq!(t.watermark(now + 20_000), 1_940_000);
-
-        // An answer that never comes holds it for one idle timeout at most.
-        let mut t = b_resumed_at(now);
-        assert_eq!(t.watermark(now + 29_999), 1_090_000);
-        assert_eq!(t.watermark(now + 30_000), 1_940_000);
-
-        // With data waiting, a resumed partition stays active.
-        let mut t = b_resumed_at(now);
-        t.has_backlog(B, now + 1);
-        assert_eq!(t.watermark(now + 29_000), 1_090_000);
-        // A partition that was not resumed counts an unknown end as a
-        // backlog, as before: A, silent, is active again and holds the
-        // watermark where it is (without it, C would set it).
-        let mut t = b_resumed_at(now);
-        t.nothing_to_read(B);
-        t.end_unknown(A, now + 25_000);
-        assert_eq!(t.watermark(now + 25_001), 1_090_000);
-    }
-
-    #[test]
-    fn a_partition_assigned_back_after_a_revoke_is_to_be_resumed() {
-        let mut t = tracker();
-        assert_eq!(t.assign([A, B], 0), vec![A, B], "new: resume in the client");
-        t.observe(A, Some(1_000_000), 0);
-        t.observe(B, Some(1_000_000 + 121_000), 0);
-        t.watermark(0);
-        assert_eq!(t.align(0, 1).pause, vec![B]);
-        // A rebalance seen while it lasts: B goes, then comes back. The
-        // client still holds it paused; the tracker forgot it: resume.
-        assert_eq!(t.assign([A], 1), Vec::<Source>::new());
-        assert_eq!(t.assign([A, B], 2), vec![B]);
-        assert_eq!(t.paused(), 0);
-        // A rebalance not seen (B never left the tracker): the pause stays
-        // on both sides, and alignment resumes it as usual.
-        t.observe(B, Some(1_000_000 + 121_000), 3);
-        t.watermark(3);
-        assert_eq!(t.align(3, 1).pause, vec![B]);
-        assert_eq!(t.assign([A, B], 4), Vec::<Source>::new());
-        assert_eq!(t.paused(), 1);
-    }
-
-    #[test]
-    fn an_end_of_log_not_reported_yet_is_a_backlog() {
-        assert!(may_have_backlog(None, None), "assigned, never fetched");
-        assert!(may_have_backlog(None, Some(40)), "reported by no fetch yet");
-        assert!(may_have_backlog(Some(10), None), "messages, none read");
-        assert!(may_have_backlog(Some(10), Some(9)));
-        assert!(!may_have_backlog(Some(10), Some(10)), "caught up");
-        assert!(!may_have_backlog(Some(0), None), "an empty partition");
-    }
-
-    #[test]
-    fn a_partition_with_a_backlog_is_never_idle() {
-        let mut t = tracker();
-        t.assign([A, B], 0);
-        t.observe(A, Some(1_000_000), 0);
-        t.observe(B, Some(500_000), 0);
-        t.has_backlog(B, 40_000);
-        t.observe(A, Some(1_100_000), 40_000);
-        assert_eq!(t.watermark(40_000), 440_000, "B is starved, not idle");
-    }
-
-    #[test]
-    fn a_group_follows_its_own_active_partitions() {
-        let mut t = tracker();
-        t.assign([A, B], 0);
-        assert_eq!(t.group(|s| s == A, 0), Group::Unknown);
-        t.observe(A, Some(100_000), 0);
-        t.observe(B, Some(900_000), 0);
-        let lateness = 60_000;
-        assert_eq!(t.group(|s| s == B, 0), Group::Active(900_000 - lateness));
-        assert_eq!(t.group(|_| true, 0), Group::Active(100_000 - lateness));
-        // A goes silent past the idle timeout: its group follows the pipeline.
-        t.observe(B, Some(900_000), 300_000);
-        assert_eq!(t.group(|s| s == A, 300_000), Group::Idle);
-    }
-}
+#[path = "watermark_tests.rs"]
+mod tests;

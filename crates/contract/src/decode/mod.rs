@@ -118,6 +118,12 @@ impl Decoder {
         let mut env = Envelope::default();
         envelope(payload, scan, &mut env)?;
         self.checked(&env, stream, kafka_ts_ms)
+            .map_err(|mut invalid| {
+                // A message rejected for something other than its time still
+                // says how far its producer's clock got.
+                invalid.event_ms = self.event_time(&env, kafka_ts_ms).ok();
+                invalid
+            })
     }
 
     /// The event of a read envelope, each field checked.
@@ -130,14 +136,9 @@ impl Decoder {
         let event_id = Text::from(req_str(env.event_id, "event_id", 128)?);
         let type_name = req_str(env.kind, "type", 64)?;
         let anonymous_id = Text::from(req_str(env.anonymous_id, "anonymous_id", 128)?);
-        let range = self.opts.earliest_ms..self.opts.latest_ms;
-        let client_ts = timestamp(env.timestamp, "timestamp", range.clone())?
-            .ok_or_else(|| Invalid::missing("timestamp"))?;
-        // sent_at is only compared with the broker's clock: any readable time.
-        let sent_at = timestamp(env.sent_at, "sent_at", MIN_TIME_MS..MAX_MS)?;
+        let timestamp_ms = self.event_time(env, kafka_ts_ms)?;
         let user_id = owned(opt_str(env.user_id, "user_id", 128)?);
         let session_id = owned(opt_str(env.session_id, "session_id", 128)?);
-        let timestamp_ms = self.corrected(client_ts, sent_at, kafka_ts_ms)?;
         let ctx = self.context(&env.context)?;
         let no_props = Props::default();
         let props = env.properties.in_place("properties")?.unwrap_or(&no_props);
@@ -154,6 +155,17 @@ impl Decoder {
             experiment: ctx.experiment.map(Box::new),
             kind,
         })
+    }
+
+    /// The event time of an envelope: its `timestamp` inside the accepted
+    /// range, corrected for the client's clock (see [`Self::corrected`]).
+    fn event_time(&self, env: &Envelope<'_>, kafka_ts_ms: Option<i64>) -> Result<i64, Invalid> {
+        let range = self.opts.earliest_ms..self.opts.latest_ms;
+        let client_ts = timestamp(env.timestamp, "timestamp", range)?
+            .ok_or_else(|| Invalid::missing("timestamp"))?;
+        // sent_at is only compared with the broker's clock: any readable time.
+        let sent_at = timestamp(env.sent_at, "sent_at", MIN_TIME_MS..MAX_MS)?;
+        self.corrected(client_ts, sent_at, kafka_ts_ms)
     }
 
     /// The event time: the client's, unless its clock is off by more than

@@ -322,7 +322,10 @@ impl Ingest {
         let now = self.arrival_ms();
         match decoded {
             Err(invalid) => {
-                self.clocks.events.observe(source, None, now);
+                match invalid.event_ms {
+                    Some(event_ms) => self.saw_time(source, event_ms, now),
+                    None => self.clocks.events.observe_untimed(source, now),
+                }
                 self.watch_rejections(source, Some((invalid.reason, invalid.field)));
                 debug!(reason = %invalid.reason, ?source, offset = m.offset, "invalid event");
                 self.reject(m, invalid.reason, invalid.field, &invalid.detail)
@@ -349,11 +352,7 @@ impl Ingest {
             return Ok(());
         }
         let event_ms = event.timestamp_ms;
-        if let Some(b) = &mut self.bounded {
-            b.max_event_ms = b.max_event_ms.max(event_ms);
-        }
-        self.clocks.events.observe(source, Some(event_ms), now);
-        self.stores.saw_event_time(source, event_ms);
+        self.saw_time(source, event_ms, now);
         let Some(aggregator) = self.stores.aggregator(Slot::of(source)) else {
             return Ok(());
         };
@@ -380,6 +379,17 @@ impl Ingest {
                     .await
             }
         }
+    }
+
+    /// `source` delivered a message of event time `event_ms` (accepted or
+    /// not, late or not): its partition's clock, its store's and a bounded
+    /// run's latest time move with it.
+    fn saw_time(&mut self, source: Source, event_ms: i64, now: u64) {
+        if let Some(b) = &mut self.bounded {
+            b.max_event_ms = b.max_event_ms.max(event_ms);
+        }
+        self.clocks.events.observe(source, Some(event_ms), now);
+        self.stores.saw_event_time(source, event_ms);
     }
 
     /// A message of the customer-facts topic: a watermark marker moves the
