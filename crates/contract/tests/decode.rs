@@ -522,3 +522,38 @@ fn a_rejection_carries_the_event_time_unless_the_time_is_at_fault() {
         assert_eq!(at(json, cs, None), (why, None), "{json}");
     }
 }
+
+#[test]
+fn an_event_time_past_its_message_s_timestamp_is_the_message_s() {
+    let time = |json: &str, kafka: Option<i64>| {
+        Decoder::default()
+            .decode(json.as_bytes(), Stream::Clickstream, kafka)
+            .expect(json)
+            .timestamp_ms
+    };
+    // The client's clock is a day fast and it sends no sent_at.
+    let fast =
+        r#"{"event_id":"e","type":"signup","timestamp":"2019-10-02T00:00:05Z","anonymous_id":"a"}"#;
+    let kafka = 1_569_888_005_000; // 2019-10-01T00:00:05Z
+    assert_eq!(time(fast, Some(kafka)), kafka);
+    // A sent_at as fast as the timestamp: the skew correction already
+    // brings it back.
+    let both = r#"{"event_id":"e","type":"signup","timestamp":"2019-10-02T00:00:05Z",
+      "sent_at":"2019-10-02T00:00:06Z","anonymous_id":"a"}"#;
+    assert_eq!(time(both, Some(kafka + 1_000)), kafka);
+    // A timestamp a day after its own sent_at, which agrees with the
+    // broker: corrected, it is still a day ahead; the broker's time it is.
+    let after_sent = r#"{"event_id":"e","type":"signup","timestamp":"2019-10-02T00:00:05Z",
+      "sent_at":"2019-10-01T00:00:05Z","anonymous_id":"a"}"#;
+    assert_eq!(time(after_sent, Some(kafka)), kafka);
+    // Within the threshold (60 s), and in the past, the client's time
+    // stands; without a broker timestamp there is nothing to compare with.
+    assert_eq!(
+        time(fast, Some(kafka + 86_400_000 - 59_000)),
+        kafka + 86_400_000
+    );
+    let late =
+        r#"{"event_id":"e","type":"signup","timestamp":"2019-09-20T00:00:05Z","anonymous_id":"a"}"#;
+    assert_eq!(time(late, Some(kafka)), kafka - 11 * 86_400_000);
+    assert_eq!(time(fast, None), kafka + 86_400_000);
+}

@@ -305,7 +305,12 @@ async fn run_pipeline(settings: Settings, until_end: bool) -> Outcome {
 async fn generate(settings: &Settings, a: &GenerateArgs) -> Outcome {
     let avg_events_per_session = 9.0;
     let sim_ms = (a.duration as f64 * 1000.0 * a.speed) as i64;
-    let start_ms = now_ms() - sim_ms;
+    // The traffic ends where its closing page views (the flush, one
+    // horizon later) are now, not in the future: an event is not taken to
+    // happen after the message carrying it is produced (the contract's
+    // clock rule), so a flush ahead of the wall clock would be pulled back.
+    let flush = (!a.no_flush).then(|| shoplens::generate::flush_horizon_ms(settings));
+    let start_ms = now_ms() - sim_ms - flush.unwrap_or(0);
     let cfg = GenConfig {
         seed: a.seed,
         start_ms,
@@ -319,7 +324,7 @@ async fn generate(settings: &Settings, a: &GenerateArgs) -> Outcome {
     };
     let opts = ProduceOptions {
         speed: (!a.fast).then_some(a.speed),
-        flush_after_ms: (!a.no_flush).then(|| shoplens::generate::flush_horizon_ms(settings)),
+        flush_after_ms: flush,
     };
     let report = produce(&settings.kafka, Generator::new(cfg), start_ms, &opts).await?;
     let g = report.generated;

@@ -171,6 +171,13 @@ impl Decoder {
     /// The event time: the client's, unless its clock is off by more than
     /// the skew threshold (its `sent_at` against the broker's timestamp),
     /// then shifted by that difference, and still inside the accepted range.
+    ///
+    /// Whatever the client says, an event does not happen after the message
+    /// that carries it was produced: a time further than the threshold
+    /// past the broker's timestamp is the broker's timestamp. (A client
+    /// clock a day fast and no `sent_at` to correct it with would otherwise
+    /// move its partition's watermark a day ahead, and make the next day of
+    /// every partition's events late once each had met such a client.)
     fn corrected(
         &self,
         client_ts: i64,
@@ -178,18 +185,23 @@ impl Decoder {
         kafka_ts_ms: Option<i64>,
     ) -> Result<i64, Invalid> {
         let range = self.opts.earliest_ms..self.opts.latest_ms;
-        match (sent_at, kafka_ts_ms) {
+        let threshold = self.opts.skew_threshold_ms;
+        let t = match (sent_at, kafka_ts_ms) {
             (Some(sent), Some(kafka))
-                if kafka.saturating_sub(sent).saturating_abs() > self.opts.skew_threshold_ms =>
+                if kafka.saturating_sub(sent).saturating_abs() > threshold =>
             {
                 let corrected = kafka.saturating_sub(sent - client_ts);
                 if !range.contains(&corrected) {
                     return Err(out_of_range("sent_at", &range));
                 }
-                Ok(corrected)
+                corrected
             }
-            _ => Ok(client_ts),
-        }
+            _ => client_ts,
+        };
+        Ok(match kafka_ts_ms {
+            Some(kafka) if t > kafka.saturating_add(threshold) && range.contains(&kafka) => kafka,
+            _ => t,
+        })
     }
 }
 
