@@ -556,4 +556,8 @@ fn an_event_time_past_its_message_s_timestamp_is_the_message_s() {
         r#"{"event_id":"e","type":"signup","timestamp":"2019-09-20T00:00:05Z","anonymous_id":"a"}"#;
     assert_eq!(time(late, Some(kafka)), kafka - 11 * 86_400_000);
     assert_eq!(time(fast, None), kafka + 86_400_000);
+    // Nor with one outside the accepted range (a producer that sets 0),
+    // which corrects no skew either.
+    assert_eq!(time(fast, Some(0)), kafka + 86_400_000);
+    assert_eq!(time(both, Some(0)), kafka + 86_400_000);
 }

@@ -186,6 +186,9 @@ impl Decoder {
     ) -> Result<i64, Invalid> {
         let range = self.opts.earliest_ms..self.opts.latest_ms;
         let threshold = self.opts.skew_threshold_ms;
+        // A broker timestamp outside the accepted range (a producer that
+        // sets 0, say) is no clock to correct with.
+        let kafka_ts_ms = kafka_ts_ms.filter(|k| range.contains(k));
         let t = match (sent_at, kafka_ts_ms) {
             (Some(sent), Some(kafka))
                 if kafka.saturating_sub(sent).saturating_abs() > threshold =>
@@ -199,7 +202,7 @@ impl Decoder {
             _ => client_ts,
         };
         Ok(match kafka_ts_ms {
-            Some(kafka) if t > kafka.saturating_add(threshold) && range.contains(&kafka) => kafka,
+            Some(kafka) if t > kafka.saturating_add(threshold) => kafka,
             _ => t,
         })
     }
