@@ -361,7 +361,12 @@ impl Aggregator {
             self.stats.duplicates += 1;
             return Err(Rejected::Duplicate);
         }
-        if event.timestamp_ms < self.watermark_ms {
+        // Ad spend is never late: its rows (a share of its amount per day
+        // of its period, keyed by its id) are final as it arrives and do
+        // not depend on what closed before it, and a platform reports or
+        // corrects spend days after the period.
+        let spend = matches!(event.kind, contract::EventKind::AdSpend { .. });
+        if event.timestamp_ms < self.watermark_ms && !spend {
             self.stats.late += 1;
             return Err(Rejected::Late {
                 watermark_ms: self.watermark_ms,

@@ -1,6 +1,7 @@
 //! Shapes of real store feeds that a generator does not make: events of
 //! one instant, payment clocks ahead of the storefront's, payments of
-//! orders placed before the history began, order-only feeds.
+//! orders placed before the history began, order-only feeds, ad spend
+//! reported days after its period.
 
 mod common;
 use aggregator::{Aggregator, AggregatorConfig, Output, Position, Source, Trigger};
@@ -478,4 +479,55 @@ fn empty_strings_fill_nothing_and_a_later_value_does() {
     assert_eq!((&*s.experiment_id, &*s.variant), ("x1", "b"));
     assert_eq!((&*s.entry_path, &*s.exit_path), ("/shoes", "/shoes/red"));
     assert_eq!((s.page_views, s.user_id.as_str()), (4, ""));
+}
+
+/// Ad platforms report spend, and correct it, days after the period it
+/// covers. A spend event older than the watermark still gives its rows;
+/// a page view as old is late.
+#[test]
+fn ad_spend_reported_days_later_is_not_late() {
+    let spend = |id: &str, ts: i64, day: i64| {
+        let kind = EventKind::AdSpend {
+            channel: "paid_search".into(),
+            campaign: None,
+            amount: money(12_345, "USD"),
+            period_start_ms: T0 + day * 24 * HOUR,
+            period_end_ms: T0 + (day + 1) * 24 * HOUR,
+        };
+        common::event(id, "marketing", ts, kind)
+    };
+    let mut agg = Aggregator::new(AggregatorConfig::default());
+    let at = |offset| Position {
+        source: SRC,
+        offset,
+    };
+    let now = T0 + 10 * 24 * HOUR;
+    agg.push(spend("s1", now, 8), at(0)).expect("accepted");
+    let mut out = agg.advance(now + MIN);
+    // Three days' spend, stamped at the start of its period, a week late.
+    let late = spend("s2", T0 + 3 * 24 * HOUR, 3);
+    assert_eq!(agg.push(late, at(1)), Ok(aggregator::Accepted::Buffered));
+    let view = common::event("v", "visitor", T0 + 3 * 24 * HOUR, EventKind::PageView);
+    assert!(matches!(
+        agg.push(view, at(2)),
+        Err(aggregator::Rejected::Late { .. })
+    ));
+    out.extend(agg.advance(now + 2 * MIN));
+    let mut rows: Vec<(String, i64, i64)> = out
+        .spend
+        .iter()
+        .map(|r| {
+            (
+                r.event_id.clone(),
+                (r.day_ms - T0) / (24 * HOUR),
+                r.amount_minor,
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [("s1".to_string(), 8, 12_345), ("s2".to_string(), 3, 12_345)]
+    );
+    assert_eq!(agg.low_water(SRC), None, "nothing held");
 }
