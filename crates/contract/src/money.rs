@@ -67,8 +67,31 @@ pub enum AmountError {
     Overflow,
 }
 
+/// Leading zeros or nines past the currency's digits that make an amount
+/// a binary float's rendering of a decimal one rather than a finer amount.
+const NOISE_DIGITS: usize = 3;
+
+/// What the digits past the currency's own add, in minor units: nothing
+/// when they are zeros; when they are a float's noise (`59.980000000000004`
+/// or `19.989999999999998`, what a storefront summing prices in JavaScript
+/// sends), the rounding to the nearest minor unit (0 or 1); `None` for a
+/// finer amount (`1.005` dollars).
+fn float_noise(dropped: &str) -> Option<i64> {
+    let b = dropped.as_bytes();
+    let lead = |d: u8| b.iter().take_while(|&&c| c == d).count();
+    if lead(b'0') == b.len() || lead(b'0') >= NOISE_DIGITS {
+        Some(0)
+    } else if lead(b'9') >= NOISE_DIGITS {
+        Some(1)
+    } else {
+        None
+    }
+}
+
 /// Parses a plain decimal (`"12.30"`, `7`, `0.5`) into minor units with
-/// `exponent` fractional digits, exactly, without floating point.
+/// `exponent` fractional digits, exactly, without floating point. Digits
+/// past the currency's are a float's noise and rounded away when they
+/// start with [`NOISE_DIGITS`] zeros or nines, and an error otherwise.
 /// An exponent form (`1e3`) is rejected as syntax.
 pub fn parse_minor(text: &str, exponent: u32) -> Result<i64, AmountError> {
     let (neg, body) = match text.strip_prefix('-') {
@@ -85,9 +108,7 @@ pub fn parse_minor(text: &str, exponent: u32) -> Result<i64, AmountError> {
     }
     let frac = frac.unwrap_or("");
     let (kept, dropped) = frac.split_at(frac.len().min(exponent as usize));
-    if dropped.bytes().any(|c| c != b'0') {
-        return Err(AmountError::TooPrecise);
-    }
+    let carry = float_noise(dropped).ok_or(AmountError::TooPrecise)?;
     let mut v: i64 = 0;
     for c in int.bytes().chain(kept.bytes()) {
         v = v
@@ -98,6 +119,7 @@ pub fn parse_minor(text: &str, exponent: u32) -> Result<i64, AmountError> {
     for _ in kept.len()..exponent as usize {
         v = v.checked_mul(10).ok_or(AmountError::Overflow)?;
     }
+    v = v.checked_add(carry).ok_or(AmountError::Overflow)?;
     if neg && v != 0 {
         return Err(AmountError::Negative);
     }
@@ -118,6 +140,32 @@ mod tests {
         assert_eq!(parse_minor("1500", 0), Ok(1500));
         assert_eq!(parse_minor("1.005", 3), Ok(1005));
         assert_eq!(parse_minor("-0", 2), Ok(0));
+    }
+
+    #[test]
+    fn a_float_s_noise_past_the_currency_s_digits_is_rounded_away() {
+        assert_eq!(parse_minor("59.980000000000004", 2), Ok(5998));
+        assert_eq!(parse_minor("0.30000000000000004", 2), Ok(30));
+        assert_eq!(parse_minor("19.989999999999998", 2), Ok(1999));
+        assert_eq!(parse_minor("0.9999999999999999", 2), Ok(100));
+        assert_eq!(parse_minor("99.99999", 2), Ok(10_000));
+        assert_eq!(parse_minor("99.999", 2), Err(AmountError::TooPrecise));
+        assert_eq!(parse_minor("1499.9999999998", 0), Ok(1500));
+        assert_eq!(parse_minor("12.345000000001", 3), Ok(12_345));
+        // A finer amount is not noise: the third decimal of a dollar, a
+        // fuel price's tenth of a cent, a converted amount.
+        assert_eq!(
+            parse_minor("1.0049999999999999", 2),
+            Err(AmountError::TooPrecise)
+        );
+        assert_eq!(parse_minor("3.499", 2), Err(AmountError::TooPrecise));
+        assert_eq!(parse_minor("12.3456", 2), Err(AmountError::TooPrecise));
+        assert_eq!(parse_minor("1.00990", 2), Err(AmountError::TooPrecise));
+        assert_eq!(parse_minor("1.0099", 2), Err(AmountError::TooPrecise));
+        assert_eq!(
+            parse_minor("92233720368547758.079999", 2),
+            Err(AmountError::Overflow)
+        );
     }
 
     #[test]

@@ -561,3 +561,23 @@ fn an_event_time_past_its_message_s_timestamp_is_the_message_s() {
     assert_eq!(time(fast, Some(0)), kafka + 86_400_000);
     assert_eq!(time(both, Some(0)), kafka + 86_400_000);
 }
+
+#[test]
+fn amounts_a_javascript_storefront_summed_in_floating_point_decode_to_their_cents() {
+    let json = r#"{"event_id":"o","type":"order_placed","timestamp":1569888005000,"anonymous_id":"a",
+      "properties":{"order_id":"o1","total":59.980000000000004,"currency":"USD",
+      "products":[{"product_id":"p","price":"19.989999999999998","quantity":2},{"product_id":"q","price":20.000000000000004}]}}"#;
+    match decode(json, Stream::Orders).unwrap().kind {
+        EventKind::OrderPlaced {
+            total, products, ..
+        } => {
+            assert_eq!(total.minor, 5998);
+            assert_eq!(products[0].price.minor, 1999);
+            assert_eq!(products[1].price.minor, 2000);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A third decimal of a dollar is an amount, not noise: rejected.
+    let finer = json.replace("59.980000000000004", "59.985");
+    assert_eq!(reason(&finer, Stream::Orders), Reason::BadAmount);
+}
