@@ -581,3 +581,32 @@ fn amounts_a_javascript_storefront_summed_in_floating_point_decode_to_their_cent
     let finer = json.replace("59.980000000000004", "59.985");
     assert_eq!(reason(&finer, Stream::Orders), Reason::BadAmount);
 }
+
+#[test]
+fn integers_written_as_floats_read_as_integers() {
+    // pandas writes a column of floats: times and quantities end in `.0`.
+    let json = r#"{"event_id":"c","type":"add_to_cart","timestamp":1569888005000.0,"anonymous_id":"a",
+      "properties":{"cart_id":"c1","product":{"product_id":"p","price":"5.00","quantity":2.0}}}"#;
+    let e = decode(json, Stream::Clickstream).unwrap();
+    assert_eq!(e.timestamp_ms, 1_569_888_005_000);
+    match e.kind {
+        EventKind::AddToCart { line, .. } => assert_eq!(line.quantity, 2),
+        other => panic!("{other:?}"),
+    }
+    let quoted = json.replace("2.0}", r#""3.00"}"#);
+    match decode(&quoted, Stream::Clickstream).unwrap().kind {
+        EventKind::AddToCart { line, .. } => assert_eq!(line.quantity, 3),
+        other => panic!("{other:?}"),
+    }
+    // A fraction of a millisecond is truncated, as in RFC 3339 times.
+    let sub_ms = json.replace("1569888005000.0", "1569888005000.75");
+    assert_eq!(
+        decode(&sub_ms, Stream::Clickstream).unwrap().timestamp_ms,
+        1_569_888_005_000
+    );
+    // Half an item is not an item; an exponent form is not read.
+    let half = json.replace("2.0}", "2.5}");
+    assert_eq!(reason(&half, Stream::Clickstream), Reason::OutOfRange);
+    let exp = json.replace("1569888005000.0", "1.569888005e12");
+    assert_eq!(reason(&exp, Stream::Clickstream), Reason::BadTimestamp);
+}

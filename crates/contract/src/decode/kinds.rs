@@ -7,7 +7,9 @@ use crate::event::{EventKind, LineItem, Product, Survey, Text};
 use crate::money::{parse_minor, AmountError, Currency, Money};
 use crate::reason::{Invalid, Reason};
 
-use super::raw::{json_str, number_text, object, opt_str, owned, present, req_str, timestamp};
+use super::raw::{
+    json_str, number_text, object, opt_str, owned, present, req_str, timestamp, whole,
+};
 use super::raw::{ProductRaw, Props, Raw};
 use super::{Decoder, Stream};
 
@@ -288,11 +290,10 @@ impl Decoder {
     ) -> Result<LineItem, Invalid> {
         let quantity = match present(p.quantity) {
             None => 1,
-            // A number, or an integer in a string (as some platforms send it).
-            Some(q) => json_str(q)
-                .unwrap_or(Cow::Borrowed(q.get()))
-                .parse::<u32>()
-                .ok()
+            // A number, or an integer in a string (as some platforms send
+            // it), or one written as a float (`2.0`, as pandas writes one).
+            Some(q) => whole(&json_str(q).unwrap_or(Cow::Borrowed(q.get())), true)
+                .and_then(|w| w.parse::<u32>().ok())
                 .filter(|q| (1..=100_000).contains(q))
                 .ok_or_else(|| {
                     Invalid::new(

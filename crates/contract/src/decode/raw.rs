@@ -350,12 +350,28 @@ pub(super) fn timestamp(
         let s = json_str(r).ok_or_else(bad)?;
         parse_rfc3339(&s).ok_or_else(bad)?
     } else {
-        text.parse::<i64>().map_err(|_| bad())?
+        // Epoch milliseconds; a fraction (a float's `.0`, as pandas writes
+        // one) is truncated, as an RFC 3339 fraction past milliseconds is.
+        whole(text, false)
+            .and_then(|w| w.parse::<i64>().ok())
+            .ok_or_else(bad)?
     };
     if !range.contains(&ms) {
         return Err(out_of_range(field, &range));
     }
     Ok(Some(ms))
+}
+
+/// The whole part of a decimal number's text (`12` of `12.0`), when what
+/// follows it is a fraction of digits: only zeros when `exact` is set.
+/// An exponent form is not read.
+pub(super) fn whole(text: &str, exact: bool) -> Option<&str> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, "0"));
+    let ok = !frac.is_empty()
+        && frac
+            .bytes()
+            .all(|c| if exact { c == b'0' } else { c.is_ascii_digit() });
+    ok.then_some(int)
 }
 
 /// The rejection of a time outside the accepted range, naming the settings.
