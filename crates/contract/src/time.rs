@@ -52,9 +52,37 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
     })
 }
 
-/// Parses an RFC 3339 date-time with a mandatory offset (`Z` or `±HH:MM`)
-/// into UTC epoch milliseconds. Fractions beyond milliseconds are truncated.
-/// Returns `None` for anything else, including out-of-range dates.
+/// The offset that ends a date-time, in minutes east of UTC: RFC 3339's
+/// `Z` and `±HH:MM`, ISO 8601's `±HHMM` and `±HH` (PHP's `DATE_ISO8601`
+/// writes `+0200`), and ` UTC` (as exports such as REES46's end).
+fn offset_minutes(b: &[u8]) -> Option<i64> {
+    if matches!(b, b"Z" | b"z" | b" UTC") {
+        return Some(0);
+    }
+    let (sign, rest) = b.split_first()?;
+    let (oh, om) = match rest {
+        [h1, h2] => (digits(&[*h1, *h2], 0, 2)?, 0),
+        [_, _, b':', _, _] | [_, _, _, _] => {
+            let m = if rest.len() == 5 { 3 } else { 2 };
+            (digits(rest, 0, 2)?, digits(rest, m, 2)?)
+        }
+        _ => return None,
+    };
+    if oh > 23 || om > 59 {
+        return None;
+    }
+    let v = i64::from(oh * 60 + om);
+    match sign {
+        b'+' => Some(v),
+        b'-' => Some(-v),
+        _ => None,
+    }
+}
+
+/// Parses an RFC 3339 date-time with a mandatory offset (`Z` or `±HH:MM`,
+/// and the forms [`offset_minutes`] reads) into UTC epoch milliseconds.
+/// Fractions beyond milliseconds are truncated. Returns `None` for
+/// anything else, including out-of-range dates.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
@@ -95,23 +123,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
             millis *= 10;
         }
     }
-    let offset_min: i64 = match b.get(i)? {
-        b'Z' | b'z' if i + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
-            let oh = i64::from(digits(b, i + 1, 2)?);
-            let om = i64::from(digits(b, i + 4, 2)?);
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let v = oh * 60 + om;
-            if *sign == b'-' {
-                -v
-            } else {
-                v
-            }
-        }
-        _ => return None,
-    };
+    let offset_min = offset_minutes(&b[i..])?;
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(min) * 60 + i64::from(sec)
         - offset_min * 60;
@@ -150,6 +162,12 @@ mod tests {
         assert_eq!(parse_rfc3339("2019-10-01T03:00:05+03:00"), Some(z));
         assert_eq!(parse_rfc3339("2019-09-30T23:00:05.000-01:00"), Some(z));
         assert_eq!(parse_rfc3339("2019-10-01 00:00:05.123456Z"), Some(z + 123));
+        // ISO 8601's basic offsets (PHP's DATE_ISO8601, Java's `Z`
+        // pattern) and an export's ` UTC`.
+        assert_eq!(parse_rfc3339("2019-10-01T03:00:05+0300"), Some(z));
+        assert_eq!(parse_rfc3339("2019-10-01T03:00:05+03"), Some(z));
+        assert_eq!(parse_rfc3339("2019-09-30T22:30:05-0130"), Some(z));
+        assert_eq!(parse_rfc3339("2019-10-01 00:00:05 UTC"), Some(z));
     }
 
     #[test]
@@ -162,7 +180,16 @@ mod tests {
             "2019-13-01T00:00:00Z",
             "2019-10-01T24:00:00Z",
             "2019-10-01T00:00:00.Z",
-            "2019-10-01T00:00:00+0300",
+            "2019-10-01T00:00:00+3",
+            "2019-10-01T00:00:00+03:0",
+            "2019-10-01T00:00:00+030",
+            "2019-10-01T00:00:00+24:00",
+            "2019-10-01T00:00:00+03:60",
+            "2019-10-01T00:00:00+03:00:00",
+            "2019-10-01T00:00:00+03-00",
+            "2019-10-01T00:00:00 03:00",
+            "2019-10-01T00:00:00UTC",
+            "2019-10-01T00:00:00 utc",
             "1899-12-31T23:59:59Z",
             "2019-10-01T00:00:00Zjunk",
             "２019-10-01T00:00:00Z",
