@@ -610,3 +610,45 @@ fn integers_written_as_floats_read_as_integers() {
     let exp = json.replace("1569888005000.0", "1.569888005e12");
     assert_eq!(reason(&exp, Stream::Clickstream), Reason::BadTimestamp);
 }
+
+#[test]
+fn an_ad_spend_period_of_dates_covers_its_last_day() {
+    let spend = |start: &str, end: &str| {
+        let json = format!(
+            r#"{{"event_id":"s","type":"ad_spend","timestamp":1569888005000,"anonymous_id":"ads",
+              "properties":{{"channel":"paid_search","amount":"70.00","period_start":{start},"period_end":{end}}}}}"#
+        );
+        Decoder::default().decode(json.as_bytes(), Stream::Spend, None)
+    };
+    let days = |start: &str, end: &str| match spend(start, end).expect("decodes").kind {
+        EventKind::AdSpend {
+            period_start_ms,
+            period_end_ms,
+            ..
+        } => (
+            period_start_ms,
+            (period_end_ms - period_start_ms) / 86_400_000,
+        ),
+        other => panic!("{other:?}"),
+    };
+    let oct1 = 1_569_888_000_000;
+    // A day's report, as ad platforms give it: the same start and end date.
+    assert_eq!(days(r#""2019-10-01""#, r#""2019-10-01""#), (oct1, 1));
+    assert_eq!(days(r#""2019-10-01""#, r#""2019-10-07""#), (oct1, 7));
+    // Times keep their meaning: an end at midnight excludes that day.
+    assert_eq!(
+        days(r#""2019-10-01T00:00:00Z""#, r#""2019-10-02T00:00:00Z""#),
+        (oct1, 1)
+    );
+    assert_eq!(days(r#""2019-10-01""#, "1570060800000"), (oct1, 2));
+    // An end before its start, or a date that is not one, is rejected.
+    let why = |s: &str, e: &str| spend(s, e).expect_err("rejected").reason;
+    assert_eq!(
+        why(r#""2019-10-02""#, r#""2019-10-01""#),
+        Reason::OutOfRange
+    );
+    assert_eq!(
+        why(r#""2019-02-30""#, r#""2019-03-01""#),
+        Reason::BadTimestamp
+    );
+}

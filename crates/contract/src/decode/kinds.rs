@@ -154,10 +154,8 @@ impl Decoder {
     /// An ad spend's properties: a channel's amount over a period.
     fn ad_spend(&self, props: &Props<'_>, cur: Currency) -> Result<EventKind, Invalid> {
         let range = self.opts.earliest_ms..self.opts.latest_ms;
-        let start = timestamp(props.period_start, "properties.period_start", range.clone())?
-            .ok_or_else(|| Invalid::missing("properties.period_start"))?;
-        let end = timestamp(props.period_end, "properties.period_end", range)?
-            .ok_or_else(|| Invalid::missing("properties.period_end"))?;
+        let start = period_bound(props.period_start, "properties.period_start", &range, 0)?;
+        let end = period_bound(props.period_end, "properties.period_end", &range, DAY_MS)?;
         if end <= start {
             return Err(Invalid::new(
                 Reason::OutOfRange,
@@ -326,4 +324,30 @@ fn expected_stream(type_name: &str) -> Result<Stream, Invalid> {
             ))
         }
     })
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A bound of an ad spend's period: a timestamp, or a UTC date
+/// (`2019-10-01`, what ad platforms report) standing for its midnight
+/// plus `day_end` (a whole day for an end: platforms' date ranges include
+/// their last day, so a day's report has the same start and end date).
+fn period_bound(
+    raw: Raw<'_>,
+    field: &'static str,
+    range: &std::ops::Range<i64>,
+    day_end: i64,
+) -> Result<i64, Invalid> {
+    let date = present(raw)
+        .and_then(json_str)
+        .filter(|s| s.len() == 10)
+        .and_then(|s| crate::time::parse_rfc3339(&format!("{s}T00:00:00Z")));
+    let ms = match date {
+        Some(midnight) => midnight + day_end,
+        None => timestamp(raw, field, range.clone())?.ok_or_else(|| Invalid::missing(field))?,
+    };
+    if !range.contains(&ms) {
+        return Err(super::raw::out_of_range(field, range));
+    }
+    Ok(ms)
 }
