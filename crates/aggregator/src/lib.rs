@@ -36,6 +36,7 @@ pub mod customers;
 mod deadlines;
 mod dedup;
 mod early;
+mod evictions;
 pub mod forget;
 mod hash;
 mod intern;
@@ -58,6 +59,7 @@ pub use config::AggregatorConfig;
 pub use customers::{
     CustomerBook, CustomerDayRow, CustomerFact, CustomerOutput, CustomerRow, FactKind,
 };
+pub use evictions::Evictions;
 pub use order_book::OrderRow;
 pub use pages::OTHER;
 pub use rows::{
@@ -157,32 +159,8 @@ pub struct Output {
     pub spend: Vec<SpendRow>,
     /// State given up early to stay within the memory bounds.
     pub evictions: Evictions,
-}
-
-/// What the memory bounds made the aggregator give up early, per advance.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Evictions {
-    /// Sessions closed before their gap or length cap, because the open
-    /// sessions reached `max_open_sessions` (their rows are in `sessions`).
-    pub sessions: u64,
-    /// Carts abandoned before their timeout, because the open carts reached
-    /// `max_open_carts` (their rows and triggers are in the output).
-    pub carts: u64,
-    /// Abandoned carts forgotten before the recovery window ended, because
-    /// they reached `max_abandoned_carts`: an order can no longer recover them.
-    pub abandoned_carts: u64,
-    /// Visitors whose touches were forgotten before their attribution
-    /// window ended, because they reached `max_touch_visitors`.
-    pub touch_visitors: u64,
-}
-
-impl Evictions {
-    fn add(&mut self, other: Evictions) {
-        self.sessions += other.sessions;
-        self.carts += other.carts;
-        self.abandoned_carts += other.abandoned_carts;
-        self.touch_visitors += other.touch_visitors;
-    }
+    /// Placements of orders already placed, dropped as duplicates.
+    pub repeated_orders: u64,
 }
 
 impl Output {
@@ -216,6 +194,7 @@ impl Output {
         append(&mut self.customer_facts, other.customer_facts);
         append(&mut self.spend, other.spend);
         self.evictions.add(other.evictions);
+        self.repeated_orders += other.repeated_orders;
     }
 }
 
@@ -462,6 +441,15 @@ impl Aggregator {
     /// an order not known yet waits for it when `may_wait` (see `early`).
     fn apply(&mut self, event: Box<Event>, pos: Position, out: &mut Output, may_wait: bool) {
         use contract::EventKind as K;
+        // An order is placed once: a placement of an order known (a
+        // webhook delivered again under a new event id) is a duplicate.
+        if let K::OrderPlaced { order_id, .. } = &event.kind {
+            if self.carts.knows_order(order_id) {
+                self.stats.duplicates += 1;
+                out.repeated_orders += 1;
+                return;
+            }
+        }
         if let K::OrderPaid { order_id } | K::OrderCancelled { order_id } = &event.kind {
             if may_wait && !self.carts.knows_order(order_id) {
                 let deadline = event.timestamp_ms.saturating_add(self.cfg.settle_grace_ms);

@@ -531,3 +531,29 @@ fn ad_spend_reported_days_later_is_not_late() {
     );
     assert_eq!(agg.low_water(SRC), None, "nothing held");
 }
+
+/// Storefronts deliver order webhooks at least once, and a producer that
+/// gives each delivery a fresh event id sends an order twice. An order is
+/// placed once: the second placement counts nowhere, and its payment once.
+#[test]
+fn an_order_delivered_twice_under_new_event_ids_counts_once() {
+    let mut again = placed("o1", "v", T0 + 2 * MIN, 5000, "USD");
+    again.event_id = "o1:order_placed:delivery-2".into();
+    let events = [
+        placed("o1", "v", T0, 5000, "USD"),
+        paid("o1", "v", T0 + MIN),
+        again,
+    ];
+    let out = run(&events, T0 + 10 * HOUR);
+    let orders: u64 = out.orders.iter().map(|o| o.orders).sum();
+    let gross: i64 = out.orders.iter().map(|o| o.gross_minor).sum();
+    assert_eq!((orders, gross), (1, 5000));
+    let placements = out
+        .customer_facts
+        .iter()
+        .filter(|f| f.kind == aggregator::FactKind::Order)
+        .count();
+    assert_eq!(placements, 1, "one order for the customer");
+    assert_eq!(out.repeated_orders, 1, "counted as a duplicate");
+    assert!(overdue(&out).is_empty(), "paid");
+}

@@ -14,6 +14,7 @@ impl Metrics {
         ]) {
             self.state_evictions.with_label_values(&[state]).inc_by(n);
         }
+        self.events_duplicate.inc_by(out.repeated_orders);
         for s in &out.sessions {
             self.sessions.inc();
             self.sessions_by_channel
