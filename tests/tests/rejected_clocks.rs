@@ -58,6 +58,21 @@ async fn latest_page_window(database: &str) -> i64 {
     }
 }
 
+/// The latest page window once it is past minute 15, within a minute.
+async fn page_windows_past_minute_15(database: &str) -> i64 {
+    eventually(
+        "page windows past minute 15",
+        Duration::from_secs(60),
+        || async move {
+            match latest_page_window(database).await {
+                m if m >= 15 => Ok(m),
+                m => Err(format!("latest page window: minute {m}")),
+            }
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_whose_last_messages_are_rejected_closes_windows_on_their_time() {
     let id = unique("rejtail");
@@ -77,25 +92,12 @@ async fn a_partition_whose_last_messages_are_rejected_closes_windows_on_their_ti
     replay(&s.kafka, &lines).await;
 
     let pipeline = Pipeline::start(s.clone()).await.expect("pipeline starts");
-    let database = s.clickhouse.database.clone();
+    let database = &s.clickhouse.database;
     // The watermark is the last event's time less the allowed lateness
     // (1 minute): just short of minute 19, which closes the windows that
     // end before it, up to minute 17's. Held at the last accepted order,
     // it would stay short of minute 0.
-    let latest = eventually(
-        "page windows past minute 15",
-        Duration::from_secs(60),
-        || {
-            let database = database.clone();
-            async move {
-                match latest_page_window(&database).await {
-                    m if m >= 15 => Ok(m),
-                    m => Err(format!("latest page window: minute {m}")),
-                }
-            }
-        },
-    )
-    .await;
+    let latest = page_windows_past_minute_15(database).await;
     assert_eq!(latest, 17, "the windows the watermark closes");
     let text = pipeline.metrics().render();
     assert!(
@@ -131,25 +133,12 @@ async fn a_partition_fed_malformed_messages_holds_results_one_idle_timeout() {
 
     let started = std::time::Instant::now();
     let pipeline = Pipeline::start(s.clone()).await.expect("pipeline starts");
-    let database = s.clickhouse.database.clone();
+    let database = &s.clickhouse.database;
     // The idle timeout is 5 s: after it the orders partition, silent in
     // event time since its order, no longer holds the watermark at minute
     // 0, and the clickstream's closes its windows. (Counted as events, the
     // malformed messages kept the partition active for good.)
-    let latest = eventually(
-        "page windows past minute 15",
-        Duration::from_secs(60),
-        || {
-            let database = database.clone();
-            async move {
-                match latest_page_window(&database).await {
-                    m if m >= 15 => Ok(m),
-                    m => Err(format!("latest page window: minute {m}")),
-                }
-            }
-        },
-    )
-    .await;
+    let latest = page_windows_past_minute_15(database).await;
     assert_eq!(latest, 17, "the windows the watermark closes");
     let idle = Duration::from_millis(s.watermark.idle_timeout_ms);
     assert!(started.elapsed() >= idle, "held until the idle timeout");
