@@ -124,10 +124,12 @@ async fn a_partition_fed_malformed_messages_holds_results_one_idle_timeout() {
     let orders = s.kafka.topics.orders.clone();
     let garbage = tokio::spawn(async move {
         let mut outbox = Outbox::connect(&kafka).expect("producer");
+        // Ten a second, as a misbehaving producer would send them.
+        let mut pace = tokio::time::interval(Duration::from_millis(100));
         for i in 0u64.. {
+            pace.tick().await;
             let message = Outgoing::new(&orders, format!("k{i}"), format!("not json {i}"));
             outbox.send(message.to_partition(0)).await.expect("send");
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
 

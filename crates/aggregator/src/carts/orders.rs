@@ -83,6 +83,8 @@ impl Carts {
         }
     }
 
+    /// Remembers a newly placed order; a placement of an order already
+    /// remembered never comes here (the aggregator drops it as a duplicate).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn remember(
         &mut self,
@@ -94,9 +96,6 @@ impl Carts {
         pos: Position,
         held: &mut HeldOffsets,
     ) {
-        if self.orders.contains_key(order_id) {
-            return;
-        }
         held.hold(pos.source, pos.offset);
         self.orders.insert(
             order_id.to_string(),
